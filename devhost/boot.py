@@ -1,0 +1,53 @@
+"""Boot the local host: settings, logging, the in-process bus, then the functions of function_app."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, Optional
+
+from shared.logs import JsonFormatter
+
+from .host import LocalHost
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_settings(overrides: Optional[Mapping[str, str]] = None) -> None:
+    """local.settings.json (else the example) into the environment, as `func start` does; the real
+    environment and `overrides` win."""
+    path = REPO / "local.settings.json"
+    if not path.exists():
+        path = REPO / "local.settings.example.json"
+    values = json.loads(path.read_text()).get("Values", {})
+    for key, value in values.items():
+        os.environ.setdefault(key, str(value))
+    os.environ["BUS"] = "local"
+    os.environ.update(overrides or {})
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The SDKs log every HTTP request at INFO; that drowns the app's own lines.
+    for noisy in ("azure", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, workers_per_queue: int = 4) -> LocalHost:
+    """Start serving function_app on `port` (0 picks a free one) with a fresh in-process bus."""
+    from shared import runtime
+    from shared.adapters.local_bus import LocalBus
+
+    load_settings(overrides)
+    runtime.reset()
+    bus = LocalBus(workers_per_queue=workers_per_queue)
+    runtime.use_local_bus(bus)
+    import function_app
+
+    return LocalHost(function_app.app, bus, port=port).start()

@@ -1,0 +1,236 @@
+"""Serve and feed the functions of `function_app.app` the way the Functions host does."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Optional
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import azure.functions as func
+from azure.functions.servicebus import ServiceBusMessage
+from azure.functions.timer import TimerRequest
+
+from shared.adapters.local_bus import Envelope, LocalBus
+
+from .ncrontab import Schedule
+
+log = logging.getLogger("devhost")
+_SETTING = re.compile(r"^%([^%]+)%$")
+
+
+def resolve(value: str) -> str:
+    """`%NAME%` binding expressions read the app setting NAME, as the Functions host does."""
+    m = _SETTING.match(value or "")
+    if not m:
+        return value
+    if m.group(1) not in os.environ:
+        raise KeyError(f"binding expression {value} names an app setting that is not set")
+    return os.environ[m.group(1)]
+
+
+def _route_regex(template: str) -> re.Pattern:
+    # "opportunities/{id}" → named groups; constraints ("{id:guid}") and optional ("{id?}") accepted.
+    out, pos = "", 0
+    for m in re.finditer(r"\{([A-Za-z_]\w*)(?::[^}?]+)?(\?)?\}", template):
+        out += re.escape(template[pos:m.start()])
+        out += f"(?P<{m.group(1)}>[^/]+)" + ("?" if m.group(2) else "")
+        pos = m.end()
+    out += re.escape(template[pos:])
+    return re.compile(f"^{out}/?$", re.IGNORECASE)
+
+
+_indexed: dict[int, list] = {}
+
+
+def functions_of(app: func.FunctionApp) -> list:
+    """The app's functions, indexed once: like the worker, `get_functions` may run only once per app."""
+    if id(app) not in _indexed:
+        _indexed[id(app)] = app.get_functions()
+    return _indexed[id(app)]
+
+
+@dataclass
+class HttpFunction:
+    name: str
+    methods: frozenset[str]
+    pattern: re.Pattern
+    arg: str
+    call: Callable[..., Any]
+
+
+class LocalHost:
+    """Discovers the functions of a FunctionApp and runs them: HTTP, Service Bus queue and timer."""
+
+    def __init__(self, app: func.FunctionApp, bus: LocalBus, port: int = 7071, host: str = "127.0.0.1"):
+        self.app, self.bus, self.port, self.host = app, bus, port, host
+        self.http: list[HttpFunction] = []
+        self.timers: list[tuple[str, Schedule, str, Callable[..., Any]]] = []
+        self.queues: dict[str, str] = {}
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._discover()
+
+    def _discover(self) -> None:
+        for fn in functions_of(self.app):
+            trigger = fn.get_bindings_dict()["bindings"][0]
+            name, call, kind = fn.get_function_name(), fn.get_user_function(), trigger["type"]
+            if kind == "httpTrigger":
+                methods = frozenset(str(getattr(m, "value", m)).upper() for m in trigger.get("methods") or
+                                    ["GET", "POST", "PUT", "PATCH", "DELETE"])
+                route = trigger.get("route") or name
+                self.http.append(HttpFunction(name, methods, _route_regex(route), trigger["name"], call))
+            elif kind == "serviceBusTrigger":
+                queue = resolve(trigger["queueName"])
+                self.queues[name] = queue
+                self.bus.subscribe(queue, self._queue_handler(name, trigger["name"], call))
+            elif kind == "timerTrigger":
+                self.timers.append((name, Schedule(resolve(trigger["schedule"])), trigger["name"], call))
+            else:
+                log.warning("function %s has a %s trigger, which the local host does not run", name, kind)
+
+    # -- queues --------------------------------------------------------------------------------------
+    @staticmethod
+    def _queue_handler(name: str, arg: str, call: Callable[..., Any]) -> Callable[[Envelope], None]:
+        def handle(env: Envelope) -> None:
+            msg = ServiceBusMessage(body=env.body, message_id=env.message_id, delivery_count=env.delivery_count,
+                                    correlation_id=env.correlation_id, enqueued_time_utc=env.enqueued_at,
+                                    content_type="application/json", application_properties={}, user_properties={})
+            call(**{arg: msg})
+        return handle
+
+    # -- timers --------------------------------------------------------------------------------------
+    def _run_timer(self, name: str, schedule: Schedule, arg: str, call: Callable[..., Any]) -> None:
+        while not self._stop.is_set():
+            now = datetime.now(timezone.utc)
+            due = schedule.next_after(now)
+            if self._stop.wait((due - now).total_seconds()):
+                return
+            try:
+                call(**{arg: TimerRequest(past_due=False)})
+            except Exception:
+                log.exception("timer function %s failed", name)
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP request through the matching function, as (status, headers, body)."""
+        parts = urlsplit(target)
+        path = unquote(parts.path)
+        if not path.startswith("/api/"):
+            return _problem(404, "Not found", f"No route {path}; the API lives under /api/.")
+        sub = path[len("/api/"):]
+        allowed: set[str] = set()
+        for fn in self.http:
+            m = fn.pattern.match(sub)
+            if not m:
+                continue
+            if method not in fn.methods:
+                allowed |= fn.methods
+                continue
+            req = func.HttpRequest(method, f"http://{self.host}:{self.port}{target}", headers=headers,
+                                   params=dict(parse_qsl(parts.query, keep_blank_values=True)),
+                                   route_params={k: v for k, v in m.groupdict().items() if v is not None},
+                                   body=body)
+            resp: func.HttpResponse = fn.call(**{fn.arg: req})
+            out = dict(resp.headers)
+            if resp.mimetype:
+                out["Content-Type"] = f"{resp.mimetype}; charset={resp.charset or 'utf-8'}"
+            return resp.status_code, out, resp.get_body() or b""
+        if allowed:
+            status, h, b = _problem(405, "Method not allowed", f"{method} is not allowed on {path}.")
+            h["Allow"] = ", ".join(sorted(allowed))
+            return status, h, b
+        return _problem(404, "Not found", f"No route {path}.")
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "closedloop-devhost"
+
+            def _serve(self) -> None:
+                length = self.headers.get("Content-Length")
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    body = self._read_chunked()
+                else:
+                    body = self.rfile.read(int(length)) if length and length.isdigit() else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    status, out, payload = host.dispatch(self.command, self.path, headers, body)
+                except Exception:
+                    log.exception("%s %s crashed the function", self.command, self.path)
+                    status, out, payload = _problem(500, "Internal server error", "The function raised.")
+                self.send_response(status)
+                for k, v in out.items():
+                    if k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _read_chunked(self) -> bytes:
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("%s %s", self.address_string(), fmt % args)
+
+        return Handler
+
+    def start(self) -> "LocalHost":
+        self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.bus.start()
+        self._spawn(self._server.serve_forever, "http")
+        for t in self.timers:
+            self._spawn(lambda t=t: self._run_timer(*t), f"timer-{t[0]}")
+        log.info("serving %d HTTP, %d queue and %d timer function(s) on http://%s:%d/api",
+                 len(self.http), len(self.queues), len(self.timers), self.host, self.port)
+        return self
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        self.bus.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/api"
+
+
+def _problem(status: int, title: str, detail: str) -> tuple[int, dict[str, str], bytes]:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": []}
+    return status, {"Content-Type": "application/problem+json"}, json.dumps(body).encode()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

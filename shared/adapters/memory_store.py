@@ -1,0 +1,71 @@
+"""In-memory Store for unit tests of services; same semantics as the Azure Tables store, no I/O."""
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import datetime
+from typing import Any, Iterable, Optional, Sequence
+
+from ..domain.opportunity import Opportunity
+from ..ports import ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
+from .entities import from_entity, matches, parse_ts, to_entity
+from .ingest_plan import fold, outcomes
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[dict[str, Any], str]] = {}
+        self._etags = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def _put(self, opp: Opportunity) -> Opportunity:
+        etag = f'W/"{next(self._etags)}"'
+        self._rows[opp.id] = (to_entity(opp), etag)
+        opp.etag = etag
+        return opp
+
+    def ingest(self, incoming: Sequence[Opportunity], merge: MergeFn) -> list[IngestResult]:
+        with self._lock:
+            pending = fold(incoming, merge)
+            known: dict[str, Optional[set[str]]] = {}
+            final: dict[str, Opportunity] = {}
+            for oid, opp in pending.items():
+                row = self._rows.get(oid)
+                if row is None:
+                    known[oid] = None
+                    final[oid] = self._put(opp)
+                    continue
+                existing = from_entity(*row)
+                known[oid] = set(existing.sourceEventIds)
+                merged = merge(existing, opp)
+                final[oid] = existing if merged is None else self._put(merged)
+            return outcomes(incoming, final, known)
+
+    def get(self, opportunity_id: str) -> Optional[Opportunity]:
+        row = self._rows.get(opportunity_id)
+        return from_entity(*row) if row else None
+
+    def save(self, opportunity: Opportunity) -> Opportunity:
+        with self._lock:
+            row = self._rows.get(opportunity.id)
+            if row is None or row[1] != opportunity.etag:
+                raise ConcurrencyConflict(opportunity.id)
+            return self._put(opportunity)
+
+    def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
+        rows = [(e, tag) for e, tag in self._rows.values() if matches(e, where)]
+        rows.sort(key=lambda r: (-r[0]["priority"], r[0]["RowKey"]))
+        if after is not None:
+            rows = [r for r in rows if (-r[0]["priority"], r[0]["RowKey"]) > (-after.priority, after.id)]
+        return [from_entity(e, tag) for e, tag in rows[:top]]
+
+    def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
+        return [{f: e.get(f) for f in fields} for e, _ in list(self._rows.values()) if matches(e, where)]
+
+    def stale(self, statuses: Iterable[str], updated_before: datetime) -> list[Opportunity]:
+        wanted = set(statuses)
+        return [from_entity(e, tag) for e, tag in list(self._rows.values())
+                if e["status"] in wanted and parse_ts(e["updatedAt"]) < updated_before]
+
+    def ping(self) -> None:
+        return None

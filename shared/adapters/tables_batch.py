@@ -1,0 +1,133 @@
+"""Entity-group transactions for Azure Tables, encoded by hand and sent through the SDK's pipeline.
+
+Why not `TableClient.submit_transaction`: azure-core builds and parses the multipart body with the
+`email` package, which costs ~0.9 ms of CPU per operation (measured: 1,150 entities/s at best on one
+core, below the ingest budget). Writing the OData `$batch` text directly costs ~0.08 ms per operation.
+Authentication, retries and transport still come from the TableClient's own pipeline, so Shared Key,
+SAS and Entra ID credentials behave exactly as with the SDK's methods.
+Format: https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Sequence
+
+MAX_OPERATIONS = 100
+_STATUS = re.compile(rb"HTTP/1\.1 (\d{3})")
+_ETAG = re.compile(rb"\r?\nETag: ([^\r\n]+)", re.IGNORECASE)
+_ERROR_JSON = re.compile(rb"\r?\n\r?\n(\{.*\})", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One write in a transaction. `etag` makes an update conditional (If-Match)."""
+
+    kind: Literal["create", "replace", "delete"]
+    entity: dict[str, Any]
+    etag: Optional[str] = None
+
+
+class TransactionFailed(Exception):
+    """The service refused the transaction: nothing in it was written."""
+
+    def __init__(self, status: int, code: str, index: int, message: str):
+        super().__init__(f"transaction failed at operation {index}: {status} {code}: {message}")
+        self.status, self.code, self.index, self.message = status, code, index, message
+
+    @property
+    def conflict(self) -> bool:
+        """True when another writer got there first (entity exists, or the ETag moved)."""
+        return self.status in (409, 412)
+
+
+def _odata(entity: dict[str, Any]) -> str:
+    # Doubles must be typed, or a whole-number float would come back as Int32.
+    out: dict[str, Any] = {}
+    for key, value in entity.items():
+        if value is None:
+            continue
+        out[key] = value
+        if isinstance(value, float):
+            out[key + "@odata.type"] = "Edm.Double"
+        elif isinstance(value, int) and not isinstance(value, bool) and not -2**31 <= value < 2**31:
+            out[key] = str(value)
+            out[key + "@odata.type"] = "Edm.Int64"
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+
+
+def _key_path(entity: dict[str, Any]) -> str:
+    pk = str(entity["PartitionKey"]).replace("'", "''")
+    rk = str(entity["RowKey"]).replace("'", "''")
+    return f"(PartitionKey='{pk}',RowKey='{rk}')"
+
+
+def encode(base_url: str, table: str, operations: Sequence[Operation]) -> tuple[str, bytes]:
+    """The multipart/mixed body of one changeset; returns (batch boundary, body)."""
+    batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
+    parts = []
+    for i, op in enumerate(operations):
+        headers = ["Accept: application/json;odata=minimalmetadata", "DataServiceVersion: 3.0",
+                   f"Content-ID: {i + 1}"]
+        if op.kind == "create":
+            line, body = f"POST {base_url}/{table} HTTP/1.1", _odata(op.entity)
+            headers += ["Content-Type: application/json", "Prefer: return-no-content"]
+        elif op.kind == "replace":
+            line, body = f"PUT {base_url}/{table}{_key_path(op.entity)} HTTP/1.1", _odata(op.entity)
+            headers += ["Content-Type: application/json", f"If-Match: {op.etag or '*'}"]
+        else:
+            line, body = f"DELETE {base_url}/{table}{_key_path(op.entity)} HTTP/1.1", ""
+            headers.append(f"If-Match: {op.etag or '*'}")
+        parts.append(f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary"
+                     f"\r\n\r\n{line}\r\n" + "\r\n".join(headers) + f"\r\n\r\n{body}\r\n")
+    text = (f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
+            + "".join(parts) + f"--{changeset}--\r\n--{batch}--\r\n")
+    return batch, text.encode("utf-8")
+
+
+def decode(payload: bytes, count: int) -> list[Optional[str]]:
+    """ETags of the operations in order; raises TransactionFailed if the service refused the changeset."""
+    statuses = [int(m.group(1)) for m in _STATUS.finditer(payload)]
+    if statuses and all(200 <= s < 300 for s in statuses) and len(statuses) == count:
+        chunks = payload.split(b"HTTP/1.1 ")[1:]
+        etags = []
+        for chunk in chunks:
+            m = _ETAG.search(chunk)
+            etags.append(m.group(1).decode() if m else None)
+        return etags
+    status = next((s for s in statuses if s >= 300), 500)
+    code, message, index = "Unknown", payload[:300].decode("utf-8", "replace"), 0
+    m = _ERROR_JSON.search(payload)
+    if m:
+        try:
+            err = json.loads(m.group(1))["odata.error"]
+            code = err.get("code", code)
+            message = err.get("message", {}).get("value", message)
+            head = message.split(":", 1)[0]
+            index = int(head) if head.isdigit() else 0
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
+    raise TransactionFailed(status, code, index, message)
+
+
+def submit(table_client: Any, operations: Sequence[Operation]) -> list[Optional[str]]:
+    """Run up to 100 same-partition writes atomically; returns the new ETags in order."""
+    from azure.core.rest import HttpRequest
+
+    if not operations:
+        return []
+    if len(operations) > MAX_OPERATIONS:
+        raise ValueError(f"a transaction holds at most {MAX_OPERATIONS} operations")
+    base = f"{table_client.scheme}://{table_client._primary_hostname}"
+    boundary, body = encode(base, table_client.table_name, operations)
+    request = HttpRequest("POST", f"{base}/$batch", content=body, headers={
+        "x-ms-version": table_client.api_version, "DataServiceVersion": "3.0",
+        "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json",
+        "Content-Type": f"multipart/mixed; boundary={boundary}"})
+    response = table_client._client.send_request(request, stream=True)
+    payload = response.read()
+    if response.status_code != 202:
+        raise TransactionFailed(response.status_code, "BatchRejected", 0, payload[:500].decode("utf-8", "replace"))
+    return decode(payload, len(operations))

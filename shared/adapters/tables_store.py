@@ -1,0 +1,208 @@
+"""Store on Azure Table Storage (Azurite locally) through azure-data-tables.
+
+Layout: table `<prefix>Opportunities`, PartitionKey = group key (processArea + pattern), RowKey = id,
+so a batch of findings on one pattern lands in few partitions and is written 100 entities per transaction.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Iterable, Optional, Sequence
+
+from ..domain.opportunity import Opportunity, group_key, partition_of
+from ..ports import ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
+from . import tables_batch
+from .entities import from_entity, matches, to_entity, ts
+from .ingest_plan import fold, outcomes
+
+log = logging.getLogger(__name__)
+
+# Table Storage allows at most 15 comparisons in one filter: one for the partition, 14 row keys.
+_KEYS_PER_QUERY = 14
+_RETRIES = 5
+_RANK_FIELDS = ["PartitionKey", "RowKey", "priority"]
+
+AZURITE_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
+                       "K1SZFPTOtr/KBHBeksoGMGw==")
+
+
+def resolve_connection_string(value: str, table_port: int = 10002) -> str:
+    """Expand `UseDevelopmentStorage=true` (which azure-data-tables does not understand) for Azurite."""
+    if value.strip().lower().startswith("usedevelopmentstorage=true"):
+        return ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                f"AccountKey={AZURITE_ACCOUNT_KEY};"
+                f"TableEndpoint=http://127.0.0.1:{table_port}/devstoreaccount1;")
+    return value
+
+
+def _filter(where: Filter) -> tuple[str, dict[str, Any]]:
+    clauses, params = [], {}
+    if where.processArea is not None and where.deviationPattern is not None:
+        clauses.append("PartitionKey eq @pk")
+        params["pk"] = group_key(where.processArea, where.deviationPattern)
+    # Exact-case filters server-side would miss "AP" vs "ap"; the group key above is case-free,
+    # and single-field filters are checked again in Python.
+    if where.status is not None:
+        clauses.append("status eq @status")
+        params["status"] = where.status
+    return " and ".join(clauses), params
+
+
+class TablesStore:
+    def __init__(self, table_client: Any):
+        self._table = table_client
+        self._ready = False
+
+    @classmethod
+    def from_settings(cls, connection: Optional[str], endpoint: Optional[str], table: str) -> "TablesStore":
+        """From a connection string, or from an endpoint plus managed identity (no keys in Azure)."""
+        from azure.data.tables import TableClient
+        if connection:
+            client = TableClient.from_connection_string(resolve_connection_string(connection), table_name=table)
+        elif endpoint:
+            from azure.identity import DefaultAzureCredential
+            client = TableClient(endpoint=endpoint, table_name=table, credential=DefaultAzureCredential())
+        else:
+            raise ValueError("set AzureWebJobsStorage (or TABLES_CONNECTION) or AzureWebJobsStorage__tableServiceUri")
+        return cls(client)
+
+    def _ensure(self) -> None:
+        if not self._ready:
+            from azure.core.exceptions import ResourceExistsError
+            try:
+                self._table.create_table()
+            except ResourceExistsError:
+                pass
+            self._ready = True
+
+    # -- writes --------------------------------------------------------------------------------------
+    def ingest(self, incoming: Sequence[Opportunity], merge: MergeFn) -> list[IngestResult]:
+        self._ensure()
+        pending = fold(incoming, merge)
+        known: dict[str, Optional[set[str]]] = {}
+        final: dict[str, Opportunity] = {}
+        by_partition: dict[str, list[Opportunity]] = {}
+        for opp in pending.values():
+            by_partition.setdefault(opp.group, []).append(opp)
+        for opps in by_partition.values():
+            for start in range(0, len(opps), tables_batch.MAX_OPERATIONS):
+                self._write_chunk(opps[start:start + tables_batch.MAX_OPERATIONS], merge, known, final)
+        return outcomes(incoming, final, known)
+
+    def _write_chunk(self, chunk: list[Opportunity], merge: MergeFn,
+                     known: dict[str, Optional[set[str]]], final: dict[str, Opportunity]) -> None:
+        # Fast path: new findings are the common case, so try to create them all in one transaction.
+        try:
+            etags = tables_batch.submit(self._table, [tables_batch.Operation("create", to_entity(o))
+                                                      for o in chunk])
+        except tables_batch.TransactionFailed as exc:
+            if not exc.conflict:
+                raise
+        else:
+            for opp, etag in zip(chunk, etags):
+                known[opp.id], opp.etag, final[opp.id] = None, etag, opp
+            return
+        for _ in range(_RETRIES):
+            existing = self._get_many([o.id for o in chunk])
+            ops, placed = [], []
+            for opp in chunk:
+                current = existing.get(opp.id)
+                if current is None:
+                    ops.append(tables_batch.Operation("create", to_entity(opp)))
+                    placed.append((opp, None, True))
+                    continue
+                merged = merge(current, opp)
+                if merged is None:  # every event already known: a redelivery changes nothing
+                    placed.append((current, set(current.sourceEventIds), False))
+                    continue
+                ops.append(tables_batch.Operation("replace", to_entity(merged), current.etag))
+                placed.append((merged, set(current.sourceEventIds), True))
+            try:
+                etags = iter(tables_batch.submit(self._table, ops))
+            except tables_batch.TransactionFailed as exc:
+                if exc.conflict:
+                    continue  # a concurrent writer won; read again and re-merge
+                raise
+            for opp, events, wrote in placed:
+                if wrote:
+                    opp.etag = next(etags)
+                known[opp.id], final[opp.id] = events, opp
+            return
+        raise ConcurrencyConflict(f"ingest lost {_RETRIES} races for partition {chunk[0].group}")
+
+    def save(self, opportunity: Opportunity) -> Opportunity:
+        self._ensure()
+        try:
+            [etag] = tables_batch.submit(
+                self._table, [tables_batch.Operation("replace", to_entity(opportunity), opportunity.etag)])
+        except tables_batch.TransactionFailed as exc:
+            if exc.status in (404, 409, 412):
+                raise ConcurrencyConflict(opportunity.id) from exc
+            raise
+        opportunity.etag = etag
+        return opportunity
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def get(self, opportunity_id: str) -> Optional[Opportunity]:
+        from azure.core.exceptions import ResourceNotFoundError
+        self._ensure()
+        try:
+            entity = self._table.get_entity(partition_of(opportunity_id), opportunity_id)
+        except ResourceNotFoundError:
+            return None
+        return from_entity(entity, entity.metadata.get("etag"))
+
+    def _get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
+        found: dict[str, Opportunity] = {}
+        by_partition: dict[str, list[str]] = {}
+        for oid in ids:
+            by_partition.setdefault(partition_of(oid), []).append(oid)
+        for pk, keys in by_partition.items():
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                part = keys[start:start + _KEYS_PER_QUERY]
+                params = {"pk": pk, **{f"k{i}": k for i, k in enumerate(part)}}
+                rows = " or ".join(f"RowKey eq @k{i}" for i in range(len(part)))
+                for e in self._table.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=params):
+                    found[e["RowKey"]] = from_entity(e, e.metadata.get("etag"))
+        return found
+
+    def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
+        # Table Storage sorts only by key, so rank a narrow projection and fetch the page's rows after.
+        extra = {"p": float(after.priority)} if after is not None else {}
+        keys = sorted((-float(e["priority"]), e["RowKey"])
+                      for e in self._project(where, _RANK_FIELDS, "priority le @p" if extra else "", extra))
+        if after is not None:
+            bound = (-float(after.priority), after.id)
+            keys = [k for k in keys if k > bound]
+        page = [oid for _, oid in keys[:top]]
+        found = self._get_many(page)
+        return [found[oid] for oid in page if oid in found]
+
+    def _project(self, where: Filter, fields: Sequence[str], clause: str = "",
+                 extra: Optional[dict[str, Any]] = None) -> Iterable[dict[str, Any]]:
+        """Matching rows with only `fields` (plus the filter's own), narrowed server-side where it can be."""
+        self._ensure()
+        query, params = _filter(where)
+        if clause:
+            query = f"{query} and {clause}" if query else clause
+            params.update(extra or {})
+        select = list(dict.fromkeys([*fields, "processArea", "deviationPattern", "status"]))
+        rows = self._table.query_entities(query, parameters=params, select=select) if query else \
+            self._table.list_entities(select=select)
+        return (e for e in rows if matches(e, where))
+
+    def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
+        return ({f: e.get(f) for f in fields} for e in self._project(where, fields))
+
+    def stale(self, statuses: Iterable[str], updated_before: datetime) -> list[Opportunity]:
+        self._ensure()
+        statuses = list(statuses)
+        params = {f"s{i}": s for i, s in enumerate(statuses)}
+        params["before"] = ts(updated_before)
+        either = " or ".join(f"status eq @s{i}" for i in range(len(statuses)))
+        rows = self._table.query_entities(f"( {either} ) and updatedAt lt @before", parameters=params)
+        return [from_entity(e, e.metadata.get("etag")) for e in rows]
+
+    def ping(self) -> None:
+        self._ensure()
+        next(iter(self._table.list_entities(results_per_page=1, select=["RowKey"]).by_page()), None)

@@ -1,0 +1,114 @@
+"""HTTP plumbing shared by the route blueprints: problem+json, body checks, API key, correlation id.
+
+Imports nothing heavy: it is loaded when `function_app` is imported, at cold start.
+"""
+import hmac
+import json
+import logging
+import re
+import uuid
+from typing import Any, Callable, Iterable, Optional
+
+import azure.functions as func
+
+from ..domain.errors import FieldError, ProblemError
+
+log = logging.getLogger("closedloop.http")
+PROBLEM = "application/problem+json"
+_CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    title = "Unauthorized"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported media type"
+
+
+def correlation_id(req: func.HttpRequest) -> str:
+    """The caller's x-correlation-id when it is a sane token, else a new one."""
+    given = req.headers.get("x-correlation-id", "")
+    return given if _CORRELATION.match(given) else str(uuid.uuid4())
+
+
+def json_response(body: Any, status: int = 200, cid: Optional[str] = None,
+                  headers: Optional[dict[str, str]] = None) -> func.HttpResponse:
+    h = {"x-correlation-id": cid} if cid else {}
+    h.update(headers or {})
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
+                             headers=h)
+
+
+def problem(exc: ProblemError, instance: str, cid: str) -> func.HttpResponse:
+    body = {"type": f"https://closedloop.dev/problems/{exc.status}", "title": exc.title, "status": exc.status,
+            "detail": exc.detail, "instance": instance, "correlationId": cid,
+            "errors": [e.to_dict() for e in exc.errors], **exc.extra}
+    return func.HttpResponse(json.dumps(body, default=str), status_code=exc.status, mimetype=PROBLEM,
+                             headers={"x-correlation-id": cid})
+
+
+def media_type(req: func.HttpRequest) -> str:
+    return req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def require_media_type(req: func.HttpRequest, allowed: Iterable[str]) -> str:
+    """The request's media type if allowed (any `+json` counts as JSON), else 415."""
+    allowed = tuple(allowed)
+    kind = media_type(req)
+    if kind in allowed or (kind.endswith("+json") and "application/json" in allowed):
+        return kind
+    raise UnsupportedMediaType(f"Send the body as {' or '.join(allowed)}; got {kind or 'no Content-Type'}.",
+                               [FieldError("header:Content-Type", f"expected {' or '.join(allowed)}")])
+
+
+def read_body(req: func.HttpRequest, limit: int) -> bytes:
+    """The body, or 413 when it is over `limit` bytes (checked on Content-Length before reading)."""
+    declared = req.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit}.",
+                              [FieldError("header:Content-Length", f"at most {limit} bytes")])
+    body = req.get_body() or b""
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The body is {len(body)} bytes; the limit is {limit}.",
+                              [FieldError("", f"at most {limit} bytes")])
+    return body
+
+
+def check_api_key(req: func.HttpRequest, secret: Optional[str]) -> None:
+    """When a key is configured, `x-api-key` or `AppKey` (what Celonis sends) must match it."""
+    if not secret:
+        return
+    given = req.headers.get("x-api-key") or req.headers.get("appkey") or ""
+    if not hmac.compare_digest(given.encode(), secret.encode()):
+        raise Unauthorized("A valid API key is required in the x-api-key (or AppKey) header.",
+                           [FieldError("header:x-api-key", "missing or wrong")])
+
+
+def endpoint(fn: Callable[[func.HttpRequest, str], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Wrap a route: correlation id in, ProblemError → problem+json, a real fault → logged 500."""
+
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        cid = correlation_id(req)
+        path = "/" + req.url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+        try:
+            return fn(req, cid)
+        except ProblemError as exc:
+            log.info("%s %s → %d %s", req.method, path, exc.status, exc.detail, extra={"correlationId": cid})
+            return problem(exc, path, cid)
+        except Exception:
+            log.exception("%s %s failed", req.method, path, extra={"correlationId": cid})
+            err = ProblemError("The server failed; the request may be retried. Quote the correlation id.")
+            err.status, err.title = 500, "Internal server error"
+            return problem(err, path, cid)
+
+    # Not functools.wraps: the Functions worker reads the signature, and `__wrapped__` would expose `cid`.
+    wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    return wrapper

@@ -1,0 +1,78 @@
+"""The action catalog: versioned definitions of what the agents may do, and for which findings."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Iterable, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RiskTier(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class Matches(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    processArea: str
+    deviationPatterns: list[str] = Field(min_length=1)
+
+
+class FlowRef(BaseModel):
+    """Where the child flow lives: the *name* of the app setting holding its SAS URL, never the URL."""
+
+    model_config = ConfigDict(extra="forbid")
+    setting: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    connector: str = "http"
+
+
+class Action(BaseModel):
+    """One version of a catalog action (ARCHITECTURE section 3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]{1,80}$")
+    version: int = Field(ge=1)
+    name: str
+    description: str = ""
+    # Compensating actions match no finding: they are only ever run by the watchdog.
+    matches: Optional[Matches] = None
+    dataContract: dict[str, Any]
+    flow: FlowRef
+    riskTier: RiskTier
+    approvalRole: Optional[str] = None
+    dailyCap: int = Field(default=100, ge=0)
+    rateLimit: Optional[dict[str, Any]] = None
+    compensation: Optional[str] = None
+    verify: dict[str, Any] = Field(default_factory=dict)
+    environments: list[str] = Field(default_factory=lambda: ["local", "dev", "test", "prod"])
+    enabled: bool = True
+    holdoutPercent: Optional[float] = Field(default=None, ge=0, le=100)
+    complexity: float = Field(default=0.0, ge=0, lt=1)
+
+    def required_fields(self) -> tuple[str, ...]:
+        return tuple(self.dataContract.get("required", ()))
+
+
+class Catalog:
+    """Latest enabled version of each action, indexed by (processArea, pattern) for O(1) matching."""
+
+    def __init__(self, actions: Iterable[Action], environment: str = "local"):
+        latest: dict[str, Action] = {}
+        for action in actions:
+            current = latest.get(action.id)
+            if current is None or action.version > current.version:
+                latest[action.id] = action
+        self.actions = latest
+        self._by_key: dict[tuple[str, str], list[Action]] = {}
+        for action in latest.values():
+            if not action.enabled or environment not in action.environments or action.matches is None:
+                continue
+            area = action.matches.processArea.casefold()
+            for pattern in action.matches.deviationPatterns:
+                self._by_key.setdefault((area, pattern.casefold()), []).append(action)
+
+    def candidates(self, process_area: str, pattern: str) -> list[Action]:
+        """Enabled actions allowed here for a processArea + deviation pattern."""
+        return self._by_key.get((process_area.casefold(), pattern.casefold()), [])

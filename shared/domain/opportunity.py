@@ -1,0 +1,141 @@
+"""The Opportunity: one deviation on one case, scored, deduplicated and tracked through its lifecycle."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Optional
+
+from .catalog import Catalog
+from .findings import MAX_ATTRIBUTES_CHARS, Finding
+from .policy import ScoringPolicy
+from .scoring import Scores, score
+from .status import Status, check_transition
+
+# Enough to recognise redeliveries of recent events without growing the record without bound.
+MAX_EVENT_IDS = 50
+MAX_HISTORY = 100
+
+
+def group_key(process_area: str, pattern: str) -> str:
+    """Stable 8-hex key of processArea + deviationPattern: the storage partition of its opportunities."""
+    text = f"{process_area.strip().casefold()}\x1f{pattern.strip().casefold()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def opportunity_id(process_area: str, pattern: str, case_key: str) -> str:
+    """Source-neutral id: the same case + pattern from Celonis or Process Mining is one opportunity.
+
+    The first 8 characters are the group key, so a store can find the partition from the id alone.
+    """
+    text = f"{process_area.strip().casefold()}\x1f{pattern.strip().casefold()}\x1f{case_key.strip()}"
+    return group_key(process_area, pattern) + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def partition_of(opportunity_id_: str) -> str:
+    return opportunity_id_[:8]
+
+
+@dataclass(slots=True)
+class Opportunity:
+    id: str
+    source: str
+    sourceEventIds: list[str]
+    processArea: str
+    deviationPattern: str
+    caseKey: str
+    detectedAt: datetime
+    lastDetectedAt: datetime
+    attributes: dict[str, Any]
+    kpiImpact: Optional[float]
+    rootCause: Optional[str]
+    recommendedAction: Optional[str]
+    severity: Optional[str]
+    complianceFlags: list[str]
+    scores: Scores
+    rationale: str
+    status: Status
+    occurrences: int
+    revision: int
+    createdAt: datetime
+    updatedAt: datetime
+    owner: Optional[str] = None
+    notes: Optional[str] = None
+    cohort: Optional[str] = None
+    correlationId: Optional[str] = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    # Store concurrency token; never part of the domain's decisions.
+    etag: Optional[str] = None
+
+    @property
+    def group(self) -> str:
+        return partition_of(self.id)
+
+    def transition(self, target: Status, actor: str, reason: str, at: datetime) -> "Opportunity":
+        """A copy in `target` status with the move recorded; raises IllegalTransition if not allowed."""
+        check_transition(self.status, target)
+        entry = {"from": self.status.value, "to": target.value, "at": at.isoformat(), "actor": actor,
+                 "reason": reason}
+        return replace(self, status=target, revision=self.revision + 1, updatedAt=at,
+                       history=(self.history + [entry])[-MAX_HISTORY:])
+
+
+def rescore(opp: Opportunity, catalog: Catalog, policy: ScoringPolicy) -> Opportunity:
+    scores, rationale = score(opp.processArea, opp.deviationPattern, opp.attributes, opp.kpiImpact,
+                              opp.severity, opp.complianceFlags, catalog, policy)
+    return replace(opp, scores=scores, rationale=rationale)
+
+
+def from_finding(f: Finding, catalog: Catalog, policy: ScoringPolicy, now: datetime,
+                 correlation_id: Optional[str] = None) -> Opportunity:
+    """A new Opportunity from a validated finding, scored and with its rationale."""
+    impact = f.impact_money()
+    severity = f.severity.value if f.severity is not None else None
+    scores, rationale = score(f.processArea, f.deviationPattern, f.attributes, impact, severity,
+                              f.complianceFlags, catalog, policy)
+    return Opportunity(
+        id=opportunity_id(f.processArea, f.deviationPattern, f.caseKey),
+        source=f.source, sourceEventIds=[f.eventId], processArea=f.processArea,
+        deviationPattern=f.deviationPattern, caseKey=f.caseKey, detectedAt=f.detectedAt,
+        lastDetectedAt=f.detectedAt, attributes=f.attributes, kpiImpact=impact, rootCause=f.rootCause,
+        recommendedAction=f.recommendedAction, severity=severity, complianceFlags=f.complianceFlags,
+        scores=scores, rationale=rationale, status=Status.new, occurrences=1, revision=1,
+        createdAt=now, updatedAt=now, correlationId=correlation_id,
+        history=[{"from": None, "to": Status.new.value, "at": now.isoformat(), "actor": "ingest",
+                  "reason": f"finding {f.eventId} from {f.source}"}],
+    )
+
+
+def merge(existing: Opportunity, incoming: Opportunity, catalog: Catalog, policy: ScoringPolicy,
+          now: datetime) -> Optional[Opportunity]:
+    """Fold a newly seen finding into an existing opportunity; None when it is a redelivery.
+
+    A redelivered event changes nothing. A new event on the same case + pattern counts an occurrence,
+    refreshes attributes and impact (latest report wins) and is scored again.
+    """
+    fresh = [e for e in incoming.sourceEventIds if e not in existing.sourceEventIds]
+    if not fresh:
+        return None
+    attributes = {**existing.attributes, **incoming.attributes}
+    if len(json.dumps(attributes, default=str)) > 2 * MAX_ATTRIBUTES_CHARS:
+        attributes = incoming.attributes  # the latest report wins over an unbounded union
+    sources = existing.source if incoming.source in existing.source.split(",") else \
+        f"{existing.source},{incoming.source}"
+    merged = replace(
+        existing,
+        source=sources,
+        sourceEventIds=(existing.sourceEventIds + fresh)[-MAX_EVENT_IDS:],
+        occurrences=existing.occurrences + len(fresh),
+        lastDetectedAt=max(existing.lastDetectedAt, incoming.lastDetectedAt),
+        detectedAt=min(existing.detectedAt, incoming.detectedAt),
+        attributes=attributes,
+        kpiImpact=incoming.kpiImpact if incoming.kpiImpact is not None else existing.kpiImpact,
+        rootCause=incoming.rootCause or existing.rootCause,
+        recommendedAction=incoming.recommendedAction or existing.recommendedAction,
+        severity=incoming.severity or existing.severity,
+        complianceFlags=sorted(set(existing.complianceFlags) | set(incoming.complianceFlags)),
+        revision=existing.revision + 1,
+        updatedAt=now,
+    )
+    return rescore(merged, catalog, policy)

@@ -1,0 +1,34 @@
+"""The policy: weights and thresholds an operations lead can read and version."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ScoringPolicy(BaseModel):
+    """Weights of Priority = (Impact × Feasibility) ÷ (1 + Risk); documented in docs/scoring.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Used when the miner sent no money estimate: a rough money value per severity.
+    severityImpact: dict[str, float] = Field(
+        default_factory=lambda: {"low": 100.0, "medium": 500.0, "high": 2000.0, "critical": 10000.0}
+    )
+    defaultImpact: float = Field(default=250.0, ge=0)
+    # A finding with no catalog action can still be fixed by a person, just less feasibly.
+    feasibilityWithoutAction: float = Field(default=0.2, ge=0, le=1)
+    riskTierWeight: dict[str, float] = Field(
+        default_factory=lambda: {"low": 0.0, "medium": 1.0, "high": 3.0, "none": 1.0}
+    )
+    complianceFlagWeight: float = Field(default=0.5, ge=0)
+    # Blast radius grows with money at stake, capped at blastRadiusWeight when it reaches blastRadiusAmount.
+    blastRadiusWeight: float = Field(default=1.0, ge=0)
+    blastRadiusAmount: float = Field(default=100000.0, gt=0)
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(default=1, ge=1)
+    scoring: ScoringPolicy = Field(default_factory=ScoringPolicy)
+    holdoutPercent: float = Field(default=10.0, ge=0, le=100)
+    reconcileAfterSeconds: int = Field(default=300, ge=30)

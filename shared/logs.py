@@ -1,0 +1,37 @@
+"""Structured logs: every line of a run carries its correlation id.
+
+In Azure, `extra` fields become customDimensions in Application Insights; locally the
+JsonFormatter prints one JSON object per line.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, MutableMapping
+
+
+class Run(logging.LoggerAdapter):
+    """A logger bound to one run's correlation id (and any other fixed fields)."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**self.extra, **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+def bind(logger: logging.Logger, correlation_id: str, **fields: Any) -> Run:
+    return Run(logger, {"correlationId": correlation_id, **fields})
+
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                + f".{int(record.msecs):03d}Z", "level": record.levelname, "logger": record.name,
+                "msg": record.getMessage()}
+        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)

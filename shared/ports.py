@@ -1,0 +1,77 @@
+"""The ports: what services need from the outside world, as small Protocols."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable, Literal, Optional, Protocol, Sequence
+
+from .domain.opportunity import Opportunity
+
+Outcome = Literal["created", "updated", "duplicate"]
+MergeFn = Callable[[Opportunity, Opportunity], Optional[Opportunity]]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    opportunity: Opportunity
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    status: Optional[str] = None
+    processArea: Optional[str] = None
+    deviationPattern: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Keyset position in the ranked backlog: strictly after (priority, id) in descending priority."""
+
+    priority: float
+    id: str
+
+
+class ConcurrencyConflict(Exception):
+    """Someone else changed the record since it was read; read again and retry."""
+
+
+class Store(Protocol):
+    def ingest(self, incoming: Sequence[Opportunity], merge: MergeFn) -> list[IngestResult]:
+        """Create new opportunities and fold known ones with `merge`, atomically per opportunity."""
+
+    def get(self, opportunity_id: str) -> Optional[Opportunity]: ...
+
+    def save(self, opportunity: Opportunity) -> Opportunity:
+        """Replace if the ETag still matches (else ConcurrencyConflict); returns it with its new ETag."""
+
+    def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
+        """Highest priority first (ties by id), at most `top`, strictly after `after`."""
+
+    def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
+        """A projection of matching opportunities, for aggregates such as the backlog view."""
+
+    def stale(self, statuses: Iterable[str], updated_before: datetime) -> list[Opportunity]:
+        """Opportunities sitting in one of `statuses` since before `updated_before`."""
+
+    def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A claim-check nudge: ids only; the store holds the truth."""
+
+    queue: str
+    body: dict[str, Any]
+    message_id: str
+    scheduled_at: Optional[datetime] = None
+
+
+class Bus(Protocol):
+    def send(self, messages: Sequence[Message]) -> None:
+        """Enqueue; a duplicate message_id within the detection window is dropped by the bus."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

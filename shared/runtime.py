@@ -1,0 +1,90 @@
+"""The composition root: builds the adapters the settings ask for, once per process, on first use."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from .domain.catalog import Action, Catalog
+from .domain.policy import Policy
+from .ports import Bus, Clock, Store
+from .settings import REPO, Settings
+
+REPO_CATALOG = REPO / "catalog"
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    bus: Bus
+    catalog: Catalog
+    policy: Policy
+    clock: Clock
+
+
+def load_catalog(directory: Path, environment: str) -> Catalog:
+    """Every action version kept as JSON under `<dir>/actions`."""
+    actions = [Action.model_validate_json(p.read_bytes()) for p in sorted((directory / "actions").glob("*.json"))]
+    return Catalog(actions, environment)
+
+
+def load_policy(directory: Path) -> Policy:
+    path = directory / "policy.json"
+    return Policy.model_validate_json(path.read_bytes()) if path.exists() else Policy()
+
+
+def build_store(settings: Settings) -> Store:
+    if settings.store == "memory":
+        from .adapters.memory_store import MemoryStore
+        return MemoryStore()
+    from .adapters.tables_store import TablesStore
+    return TablesStore.from_settings(settings.tables_connection, settings.tables_endpoint,
+                                     f"{settings.table_prefix}Opportunities")
+
+
+def build_bus(settings: Settings) -> Bus:
+    if settings.bus == "local":
+        if _local_bus is None:
+            raise RuntimeError("BUS=local needs the local host (make serve), which provides the in-process bus")
+        return _local_bus
+    from .adapters.servicebus_bus import ServiceBusBus
+    return ServiceBusBus(settings.servicebus_connection or None, settings.servicebus_namespace or None)
+
+
+_lock = threading.Lock()
+_services: Optional[Services] = None
+_local_bus: Optional[Bus] = None
+
+
+def use_local_bus(bus: Optional[Bus]) -> None:
+    """Called by the local host before it serves: queue sends go to its in-process bus."""
+    global _local_bus
+    _local_bus = bus
+
+
+def services() -> Services:
+    """The process-wide services, built on first call (not at import: cold start stays cheap)."""
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                settings = Settings.from_env()
+                _services = Services(settings, build_store(settings), build_bus(settings),
+                                     load_catalog(settings.catalog_dir, settings.environment),
+                                     load_policy(settings.catalog_dir), SystemClock())
+    return _services
+
+
+def reset(replacement: Optional[Services] = None) -> None:
+    """Drop (or replace) the cached services: for the local host's restarts and for tests."""
+    global _services
+    with _lock:
+        _services = replacement

@@ -1,0 +1,28 @@
+"""The timer sweep's reconciler: messages are only nudges, so re-send those a stage may have lost."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from ..domain.messages import nudge
+from ..domain.status import Status
+from ..logs import bind
+from ..runtime import Services
+from . import messaging
+
+log = logging.getLogger(__name__)
+
+# Statuses whose next stage is live, and the stage that moves them on.
+RESUME = {Status.new: "triage"}
+
+
+def reconcile(services: Services, correlation_id: str) -> int:
+    """Re-nudge opportunities stuck in a transient status; the deterministic message id makes a
+    re-send of a message still on the queue a no-op."""
+    run = bind(log, correlation_id)
+    cutoff = services.clock.now() - timedelta(seconds=services.policy.reconcileAfterSeconds)
+    stuck = services.store.stale([s.value for s in RESUME], cutoff)
+    sent = messaging.send(services, (nudge(RESUME[o.status], o.id, o.revision, o.correlationId or correlation_id)
+                                     for o in stuck))
+    run.info("sweep re-sent %d message(s) for stuck opportunities", sent)
+    return sent

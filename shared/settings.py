@@ -1,0 +1,87 @@
+"""App settings from the environment (Functions app settings; local.settings.json locally).
+
+Read on first use, never at import; a malformed number falls back to its default with a warning
+rather than failing the whole host.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parent.parent
+
+# Every setting the app reads, with its local default (mirrored in local.settings.example.json).
+DEFAULTS: dict[str, str] = {
+    "CLOSEDLOOP_ENV": "local",
+    "STORE": "tables",
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "TABLES_CONNECTION": "",
+    "AzureWebJobsStorage__tableServiceUri": "",
+    "TABLE_PREFIX": "closedloop",
+    "BUS": "servicebus",
+    "ServiceBusConnection": "",
+    "ServiceBusConnection__fullyQualifiedNamespace": "",
+    "TRIAGE_QUEUE": "triage",
+    "PLAN_QUEUE": "plan",
+    "EXECUTE_QUEUE": "execute",
+    "VERIFY_QUEUE": "verify",
+    "SWEEP_SCHEDULE": "0 */5 * * * *",
+    "INGEST_API_KEY": "",
+    "MAX_BODY_BYTES": "4194304",
+    "CATALOG_DIR": "",
+    "MAX_RETRY_ATTEMPTS": "5",
+}
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name) or DEFAULTS[name]
+    try:
+        return int(raw)
+    except ValueError:
+        log.warning("setting %s=%r is not an integer; using %s", name, raw, DEFAULTS[name])
+        return int(DEFAULTS[name])
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    store: str
+    tables_connection: str
+    tables_endpoint: str
+    table_prefix: str
+    bus: str
+    servicebus_connection: str
+    servicebus_namespace: str
+    queues: Mapping[str, str]
+    ingest_api_key: Optional[str]
+    max_body_bytes: int
+    catalog_dir: Path
+    max_retry_attempts: int
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str:
+            return (env.get(name) or DEFAULTS[name]).strip()
+
+        return cls(
+            environment=get("CLOSEDLOOP_ENV"),
+            store=get("STORE").lower(),
+            tables_connection=get("TABLES_CONNECTION") or (
+                "" if get("AzureWebJobsStorage__tableServiceUri") else get("AzureWebJobsStorage")),
+            tables_endpoint=get("AzureWebJobsStorage__tableServiceUri"),
+            table_prefix=get("TABLE_PREFIX"),
+            bus=get("BUS").lower(),
+            servicebus_connection=get("ServiceBusConnection"),
+            servicebus_namespace=get("ServiceBusConnection__fullyQualifiedNamespace"),
+            queues={stage: get(f"{stage.upper()}_QUEUE") for stage in ("triage", "plan", "execute", "verify")},
+            ingest_api_key=get("INGEST_API_KEY") or None,
+            max_body_bytes=_int(env, "MAX_BODY_BYTES"),
+            catalog_dir=Path(get("CATALOG_DIR")) if get("CATALOG_DIR") else REPO / "catalog",
+            max_retry_attempts=_int(env, "MAX_RETRY_ATTEMPTS"),
+        )

@@ -1,0 +1,51 @@
+"""Findings and services for tests, built from the repo's real catalog and policy."""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+from typing import Any
+
+from shared.runtime import REPO_CATALOG, Services, load_catalog, load_policy
+
+_ids = itertools.count(1)
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+
+
+def finding(**overrides: Any) -> dict[str, Any]:
+    """A valid AP finding (missing PO) whose data contract is complete."""
+    n = next(_ids)
+    body = {
+        "eventId": f"evt-{n}", "source": "generic", "processArea": "accounts-payable",
+        "deviationPattern": "invoice-missing-po", "caseKey": f"INV-{n:05d}",
+        "detectedAt": "2026-11-19T08:30:00Z",
+        "kpiImpact": {"daysSaved": 4, "costOfDelayPerDay": 50.0},
+        "attributes": {"invoiceId": f"INV-{n:05d}", "vendorId": "V-100", "missingFields": ["poNumber"]},
+    }
+    body.update(overrides)
+    return body
+
+
+class FixedClock:
+    def __init__(self, now: datetime = NOW):
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+
+class RecordingBus:
+    def __init__(self) -> None:
+        self.messages = []
+
+    def send(self, messages) -> None:
+        self.messages.extend(messages)
+
+
+def memory_services(**settings: str) -> Services:
+    """Services over the in-memory store and a recording bus: for service tests, no cloud."""
+    from shared.adapters.memory_store import MemoryStore
+    from shared.settings import Settings
+
+    cfg = Settings.from_env({"STORE": "memory", "BUS": "local", **settings})
+    return Services(cfg, MemoryStore(), RecordingBus(), load_catalog(REPO_CATALOG, "local"),
+                    load_policy(REPO_CATALOG), FixedClock())

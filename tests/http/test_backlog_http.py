@@ -1,0 +1,76 @@
+"""Reading and curating the backlog over HTTP."""
+from tests.factories import finding
+
+
+def seed(api, n, **kw):
+    r = api.post("/findings", json=[finding(**kw) for _ in range(n)])
+    assert r.status_code == 202
+    return [o["id"] for o in r.json()["opportunities"]]
+
+
+def test_list_is_ranked_and_paged_with_continuation_tokens(api):
+    seed(api, 12, processArea="lead-management", deviationPattern="lead-stale",
+         attributes={"leadId": "L", "region": "EMEA"})
+    items, token = [], None
+    while True:
+        params = {"top": 5, "processArea": "lead-management", "deviationPattern": "lead-stale"}
+        if token:
+            params["continuationToken"] = token
+        page = api.get("/opportunities", params=params).json()
+        items += page["items"]
+        token = page["continuationToken"]
+        if not token:
+            break
+    assert len(items) == 12 and len({i["id"] for i in items}) == 12
+    assert [i["scores"]["priority"] for i in items] == sorted((i["scores"]["priority"] for i in items), reverse=True)
+
+
+def test_bad_query_parameters_are_named(api):
+    for params, name in (({"top": "0"}, "top"), ({"top": "many"}, "top"), ({"status": "nope"}, "status"),
+                         ({"continuationToken": "%%%"}, "continuationToken")):
+        r = api.get("/opportunities", params=params)
+        assert r.status_code == 422 and r.json()["errors"][0]["parameter"] == name
+
+
+def test_unknown_opportunity_is_404(api):
+    assert api.get("/opportunities/ffffffffffffffffffffffffffffffff").status_code == 404
+    assert api.patch("/opportunities/nope", json={"owner": "x"}).status_code == 404
+
+
+def test_patch_owner_notes_and_dismiss(api):
+    [oid] = seed(api, 1)
+    r = api.patch(f"/opportunities/{oid}", json={"owner": "ana@contoso.com", "notes": "vendor called"})
+    assert r.status_code == 200 and r.json()["owner"] == "ana@contoso.com" and r.json()["notes"] == "vendor called"
+    etag = r.headers["ETag"]
+    r = api.patch(f"/opportunities/{oid}", json={"dismiss": True, "dismissReason": "duplicate vendor"},
+                  headers={"If-Match": etag})
+    assert r.status_code == 200 and r.json()["status"] == "dismissed"
+    assert api.patch(f"/opportunities/{oid}", json={"notes": "late"}, headers={"If-Match": etag}).status_code == 412
+
+
+def test_patch_refuses_unknown_and_mistyped_fields_naming_each(api):
+    [oid] = seed(api, 1)
+    r = api.patch(f"/opportunities/{oid}", json={"status": "closed", "owner": 5, "dismiss": "yes"})
+    assert r.status_code == 422
+    assert {e["pointer"] for e in r.json()["errors"]} == {"/status", "/owner", "/dismiss"}
+    assert api.get(f"/opportunities/{oid}").json()["owner"] is None
+
+
+def test_backlog_groups_cases_by_area_and_pattern(api):
+    seed(api, 3, processArea="order-to-cash", deviationPattern="delivery-sla-breached",
+         attributes={"orderId": "O", "customerId": "C", "shippingCost": 40})
+    groups = api.get("/backlog").json()["items"]
+    g = next(g for g in groups if g["deviationPattern"] == "delivery-sla-breached")
+    assert g["cases"] == 3 and g["actionId"] == "o2c.credit-expedited-shipping"
+    assert g["meanPriority"] > 0 and sum(g["statusCounts"].values()) == 3
+
+
+def test_unknown_route_and_wrong_method_are_problems(api):
+    assert api.get("/nothing-here").status_code == 404
+    r = api.delete("/findings")
+    assert r.status_code == 405 and "POST" in r.headers["Allow"]
+
+
+def test_health_reports_the_store(api):
+    r = api.get("/health")
+    assert r.status_code == 200 and r.json()["checks"]["store"] == "ok"

@@ -1,0 +1,113 @@
+"""Ingest over a real socket: the local host serving function_app against Azurite."""
+import time
+
+import pytest
+
+from tests.factories import finding
+
+
+def wait_status(api, oid, status, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = api.get(f"/opportunities/{oid}").json()
+        if body["status"] == status:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"{oid} never reached {status}: {body['status']}")
+
+
+def test_finding_becomes_a_scored_opportunity_and_is_triaged_through_the_queue(api):
+    r = api.post("/findings", json=finding(caseKey="HTTP-1"), headers={"x-correlation-id": "corr-123"})
+    assert r.status_code == 202
+    body = r.json()
+    assert body["accepted"] == 1 and body["duplicates"] == 0 and body["correlationId"] == "corr-123"
+    [item] = body["opportunities"]
+    assert item["status"] == "new" and item["priorityScore"] > 0
+    opp = wait_status(api, item["id"], "triaged")
+    assert opp["scores"]["priority"] == item["priorityScore"]
+    assert "Priority =" in opp["rationale"] and opp["correlationId"] == "corr-123"
+    assert [h["to"] for h in opp["history"]] == ["new", "triaged"]
+
+
+def test_same_event_twice_over_http_is_reported_as_duplicate(api):
+    f = finding(caseKey="HTTP-2")
+    first = api.post("/findings", json=f).json()
+    second = api.post("/findings", json=f).json()
+    assert first["accepted"] == 1 and second == {**second, "accepted": 0, "duplicates": 1}
+    assert first["opportunities"][0]["id"] == second["opportunities"][0]["id"]
+
+
+def test_batch_of_a_thousand_is_accepted_in_one_request(api):
+    r = api.post("/findings", json=[finding(processArea="order-to-cash", deviationPattern="delivery-sla-at-risk",
+                                            attributes={"orderId": "O", "customerId": "C"}) for _ in range(1000)])
+    assert r.status_code == 202 and r.json()["accepted"] == 1000
+
+
+def test_batch_with_one_bad_finding_stores_nothing(api):
+    items = [finding(caseKey=f"HALF-{i}") for i in range(5)]
+    items[3]["detectedAt"] = "not a date"
+    r = api.post("/findings", json=items)
+    assert r.status_code == 422
+    problem = r.json()
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert problem["invalidIndexes"] == [3] and problem["errors"][0]["pointer"] == "/3/detectedAt"
+    listed = api.get("/opportunities", params={"top": 200}).json()["items"]
+    assert not any(i["caseKey"].startswith("HALF-") for i in listed)
+
+
+@pytest.mark.parametrize("headers,data,status", [
+    ({"content-type": "text/plain"}, b"{}", 415),
+    ({}, b"{}", 415),
+    ({"content-type": "application/json"}, b"{not json", 400),
+    ({"content-type": "application/json"}, b"", 400),
+    ({"content-type": "application/json"}, b"[]", 422),
+    ({"content-type": "application/json"}, b'{"eventId": 5}', 422),
+    ({"content-type": "application/json; charset=utf-8"}, b"\"just a string\"", 422),
+])
+def test_garbage_gets_a_problem_never_a_500(api, headers, data, status):
+    r = api.post("/findings", data=data, headers=headers)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["status"] == status and r.json()["correlationId"]
+
+
+def test_body_over_the_limit_is_413(api):
+    r = api.post("/findings", data=b"[" + b" " * (4 * 1024 * 1024 + 10) + b"]",
+                 headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["errors"][0]["header"] == "Content-Length"
+
+
+def test_celonis_and_process_mining_routes_store_findings_in_one_vocabulary(api):
+    celonis = {"subscriberId": "sub-1", "triggerId": "trg-1", "offset": 1, "creationDate": 1763600000000,
+               "event": {"id": "ev-77", "identifier": "INV-CEL-1", "fields": [
+                   {"id": "INVOICE_ID", "value": "INV-CEL-1", "type": "STRING", "isIdentifier": True},
+                   {"id": "VENDOR_ID", "value": "V-9", "type": "STRING", "isIdentifier": False}]}}
+    r = api.post("/findings/celonis", json=celonis,
+                 params={"processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"})
+    assert r.status_code == 202, r.text
+    opp = api.get(f"/opportunities/{r.json()['opportunities'][0]['id']}").json()
+    assert opp["source"] == "celonis" and opp["attributes"]["invoiceId"] == "INV-CEL-1"
+    pm = {"businessRuleSummaryStatistics": {"totalCount": 1, "errorCount": 1, "warningCount": 0, "okCount": 0,
+                                            "undefinedCount": 0},
+          "businessRuleStatistics": [{"name": "ORD-1", "valueIndex": 0, "startDate": 1763500000, "endDate": 1763600000,
+                                      "count": 7, "value": "5.5", "category": 2}]}
+    r = api.post("/findings/process-mining", json=pm,
+                 params={"processArea": "order-to-cash", "deviationPattern": "delivery-sla-at-risk"})
+    assert r.status_code == 202, r.text
+    opp = api.get(f"/opportunities/{r.json()['opportunities'][0]['id']}").json()
+    assert opp["caseKey"] == "ORD-1" and opp["attributes"]["metricValue"] == 5.5
+
+
+def test_process_mining_route_accepts_the_designer_csv(api):
+    csv = ("Name,Index,Start Date,End Date,Event Count,Metric Value,Severity\n"
+           "ORD-CSV-1,0,2026-11-01T00:00:00Z,2026-11-03T00:00:00Z,4,2.5,2\n")
+    r = api.post("/findings/process-mining", data=csv.encode(), headers={"content-type": "text/csv"},
+                 params={"processArea": "order-to-cash", "deviationPattern": "delivery-sla-at-risk"})
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1
+
+
+def test_process_mining_without_process_area_names_the_parameter(api):
+    r = api.post("/findings/process-mining", json={"businessRuleStatistics": []})
+    assert r.status_code in (400, 422)
+    assert any(e.get("parameter") == "processArea" for e in r.json()["errors"])

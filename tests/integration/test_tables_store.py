@@ -1,0 +1,101 @@
+"""The Azure Tables store against a real Azurite: transactions, dedupe, concurrency, ranking."""
+import threading
+from datetime import timedelta
+from functools import partial
+
+import pytest
+
+from shared.adapters.tables_store import TablesStore
+from shared.domain.findings import Finding
+from shared.domain.opportunity import from_finding, merge
+from shared.domain.status import Status
+from shared.ports import ConcurrencyConflict, Cursor, Filter
+from shared.runtime import REPO_CATALOG, load_catalog, load_policy
+from tests.factories import NOW, finding
+
+CATALOG = load_catalog(REPO_CATALOG, "local")
+POLICY = load_policy(REPO_CATALOG).scoring
+MERGE = partial(merge, catalog=CATALOG, policy=POLICY, now=NOW)
+
+
+def opps(*items):
+    return [from_finding(Finding.model_validate(i), CATALOG, POLICY, NOW) for i in items]
+
+
+@pytest.fixture
+def store(table_client):
+    return TablesStore(table_client)
+
+
+def test_a_250_finding_batch_over_two_partitions_is_stored_whole(store, table_client):
+    batch = opps(*[finding() for _ in range(200)],
+                 *[finding(processArea="order-to-cash", deviationPattern="delivery-sla-at-risk") for _ in range(50)])
+    results = store.ingest(batch, MERGE)
+    assert [r.outcome for r in results] == ["created"] * 250
+    assert sum(1 for _ in table_client.list_entities(select=["RowKey"])) == 250
+    back = store.get(batch[0].id)
+    assert back.scores == batch[0].scores and back.attributes == batch[0].attributes
+    assert back.detectedAt == batch[0].detectedAt and back.etag
+
+
+def test_redelivery_is_a_duplicate_and_a_new_event_updates_in_place(store):
+    first = finding(caseKey="INV-1")
+    store.ingest(opps(first), MERGE)
+    again = store.ingest(opps(first), MERGE)
+    assert again[0].outcome == "duplicate" and again[0].opportunity.revision == 1
+    mixed = store.ingest(opps(first, finding(caseKey="INV-1"), finding(caseKey="INV-2")), MERGE)
+    assert [r.outcome for r in mixed] == ["duplicate", "updated", "created"]
+    assert store.get(mixed[1].opportunity.id).occurrences == 2
+
+
+def test_concurrent_ingest_of_the_same_new_events_counts_each_event_once(store):
+    batch = [finding(caseKey=f"RACE-{i}") for i in range(30)]
+    extra = [finding(caseKey=f"RACE-{i}") for i in range(30)]  # a second event on each case
+    errors = []
+
+    def send(items):
+        try:
+            store.ingest(opps(*items), MERGE)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in (batch, extra, batch, extra)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for o in opps(*batch):
+        stored = store.get(o.id)
+        assert stored.occurrences == 2 and len(stored.sourceEventIds) == 2
+
+
+def test_save_with_a_stale_etag_is_a_conflict(store):
+    [created] = store.ingest(opps(finding()), MERGE)
+    a = store.get(created.opportunity.id)
+    b = store.get(created.opportunity.id)
+    store.save(a.transition(Status.triaged, "t", "r", NOW))
+    with pytest.raises(ConcurrencyConflict):
+        store.save(b.transition(Status.needs_data, "t", "r", NOW))
+    assert store.get(a.id).status is Status.triaged
+
+
+def test_ranked_keyset_pages_are_ordered_and_disjoint(store):
+    store.ingest(opps(*[finding(kpiImpact=float(i % 7) * 10 + 5) for i in range(40)]), MERGE)
+    first = store.ranked(Filter(), 15, None)
+    second = store.ranked(Filter(), 15, Cursor(first[-1].scores.priority, first[-1].id))
+    keys = [(-o.scores.priority, o.id) for o in first + second]
+    assert keys == sorted(keys) and len(set(keys)) == 30
+
+
+def test_ranked_filters_by_status_and_group(store):
+    store.ingest(opps(finding(), finding(processArea="lead-management", deviationPattern="lead-unassigned")), MERGE)
+    leads = store.ranked(Filter(processArea="Lead-Management", deviationPattern="LEAD-UNASSIGNED"), 10, None)
+    assert [o.processArea for o in leads] == ["lead-management"]
+    assert store.ranked(Filter(status="triaged"), 10, None) == []
+
+
+def test_stale_finds_opportunities_left_in_a_status(store):
+    [r] = store.ingest(opps(finding()), MERGE)
+    assert store.stale(["new"], NOW - timedelta(seconds=1)) == []
+    assert [o.id for o in store.stale(["new"], NOW + timedelta(seconds=1))] == [r.opportunity.id]

@@ -1,0 +1,54 @@
+"""What the Functions host will find when it imports function_app."""
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+EXPECTED = {
+    "ingest_findings": ("httpTrigger", "findings"),
+    "ingest_celonis": ("httpTrigger", "findings/celonis"),
+    "ingest_process_mining": ("httpTrigger", "findings/process-mining"),
+    "list_opportunities": ("httpTrigger", "opportunities"),
+    "get_opportunity": ("httpTrigger", "opportunities/{id}"),
+    "patch_opportunity": ("httpTrigger", "opportunities/{id}"),
+    "get_backlog": ("httpTrigger", "backlog"),
+    "health": ("httpTrigger", "health"),
+    "triage": ("serviceBusTrigger", "%TRIAGE_QUEUE%"),
+    "plan": ("serviceBusTrigger", "%PLAN_QUEUE%"),
+    "execute": ("serviceBusTrigger", "%EXECUTE_QUEUE%"),
+    "verify": ("serviceBusTrigger", "%VERIFY_QUEUE%"),
+    "sweep": ("timerTrigger", "%SWEEP_SCHEDULE%"),
+}
+
+PROBE = """
+import json, sys, os
+os.environ.clear()
+import function_app
+found = {}
+for f in function_app.app.get_functions():
+    b = f.get_bindings_dict()["bindings"][0]
+    found[f.get_function_name()] = [b["type"], b.get("route") or b.get("queueName") or b.get("schedule"),
+                                    b.get("connection"), b.get("runOnStartup")]
+heavy = [m for m in ("pydantic", "azure.data.tables", "azure.servicebus", "azure.identity", "openai", "requests")
+         if m in sys.modules]
+print(json.dumps({"found": found, "heavy": heavy}))
+"""
+
+
+def probe():
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def test_every_function_is_registered_with_its_trigger():
+    found = probe()["found"]
+    assert {k: tuple(v[:2]) for k, v in found.items()} == EXPECTED
+    assert {v[2] for k, v in found.items() if v[0] == "serviceBusTrigger"} == {"ServiceBusConnection"}
+    assert found["sweep"][3] is False
+
+
+def test_import_is_side_effect_free_and_loads_no_heavy_sdk():
+    # With no settings at all, importing still works and pulls in nothing heavy.
+    assert probe()["heavy"] == []

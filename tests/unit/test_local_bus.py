@@ -1,0 +1,62 @@
+"""The in-process bus keeps the Service Bus semantics the stages rely on."""
+import threading
+from datetime import datetime, timedelta, timezone
+
+from shared.adapters.local_bus import LocalBus
+from shared.ports import Message
+
+
+def msg(mid, queue="q", **body):
+    return Message(queue, {"correlationId": "c", **body}, mid)
+
+
+def run(bus, handler, queue="q"):
+    bus.subscribe(queue, handler)
+    bus.start()
+    return bus
+
+
+def test_duplicate_message_id_is_dropped_within_the_window():
+    got = []
+    bus = run(LocalBus(), lambda env: got.append(env.message_id))
+    bus.send([msg("a"), msg("a"), msg("b")])
+    bus.send([msg("a")])
+    assert bus.wait_idle(5)
+    bus.stop()
+    assert sorted(got) == ["a", "b"] and bus.dropped_duplicates == 2
+
+
+def test_failing_handler_is_redelivered_then_dead_lettered_at_max_deliveries():
+    counts = []
+    def fail(env):
+        counts.append(env.delivery_count)
+        raise RuntimeError("boom")
+    bus = run(LocalBus(max_deliveries=3, workers_per_queue=1), fail)
+    bus.send([msg("x")])
+    assert bus.wait_idle(5)
+    bus.stop()
+    assert counts == [1, 2, 3]
+    assert [d.envelope.message_id for d in bus.dead_letters] == ["x"]
+    assert "boom" in bus.dead_letters[0].description
+
+
+def test_scheduled_message_waits_until_due():
+    seen = threading.Event()
+    bus = run(LocalBus(), lambda env: seen.set())
+    bus.send([Message("q", {"correlationId": "c"}, "later", datetime.now(timezone.utc) + timedelta(seconds=0.4))])
+    assert not seen.wait(0.2)
+    assert seen.wait(2)
+    bus.stop()
+
+
+def test_handler_failure_once_then_success_delivers_twice_and_settles():
+    calls = []
+    def flaky(env):
+        calls.append(env.delivery_count)
+        if env.delivery_count == 1:
+            raise RuntimeError("transient")
+    bus = run(LocalBus(), flaky)
+    bus.send([msg("m")])
+    assert bus.wait_idle(5)
+    bus.stop()
+    assert calls == [1, 2] and bus.dead_letters == []
