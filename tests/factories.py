@@ -11,6 +11,12 @@ _ids = itertools.count(1)
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
 
+def validated(*items: dict[str, Any]) -> list:
+    """Findings through the same validation as the API."""
+    from shared.ingest.generic import validate_findings
+    return validate_findings(list(items))
+
+
 def finding(**overrides: Any) -> dict[str, Any]:
     """A valid AP finding (missing PO) whose data contract is complete."""
     n = next(_ids)

@@ -13,7 +13,7 @@ from ..ports import Filter
 _JSON_FIELDS = ("sourceEventIds", "attributes", "complianceFlags", "history")
 _TIME_FIELDS = ("detectedAt", "lastDetectedAt", "createdAt", "updatedAt")
 _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImpact", "rootCause",
-                 "recommendedAction", "severity", "rationale", "occurrences", "revision", "owner", "notes",
+                 "recommendedAction", "severity", "occurrences", "revision", "owner", "notes",
                  "cohort", "correlationId")
 
 
@@ -27,7 +27,8 @@ def parse_ts(text: str) -> datetime:
 
 
 def to_entity(opp: Opportunity) -> dict[str, Any]:
-    e: dict[str, Any] = {"PartitionKey": opp.group, "RowKey": opp.id, "status": opp.status.value}
+    e: dict[str, Any] = {"PartitionKey": opp.group, "RowKey": opp.id, "status": opp.status.value,
+                         "rationale": opp.explained()}
     for name in _PLAIN_FIELDS:
         e[name] = getattr(opp, name)
     for name in _TIME_FIELDS:

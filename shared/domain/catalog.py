@@ -1,6 +1,7 @@
 """The action catalog: versioned definitions of what the agents may do, and for which findings."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable, Optional
 
@@ -55,6 +56,18 @@ class Action(BaseModel):
         return tuple(self.dataContract.get("required", ()))
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What scoring needs of an action, flattened once so the hot path reads plain attributes."""
+
+    id: str
+    version: int
+    required: tuple[str, ...]
+    complexity: float
+    tier: str
+    action: Action
+
+
 class Catalog:
     """Latest enabled version of each action, indexed by (processArea, pattern) for O(1) matching."""
 
@@ -66,13 +79,20 @@ class Catalog:
                 latest[action.id] = action
         self.actions = latest
         self._by_key: dict[tuple[str, str], list[Action]] = {}
+        self._fast: dict[tuple[str, str], tuple[Candidate, ...]] = {}
         for action in latest.values():
             if not action.enabled or environment not in action.environments or action.matches is None:
                 continue
             area = action.matches.processArea.casefold()
             for pattern in action.matches.deviationPatterns:
                 self._by_key.setdefault((area, pattern.casefold()), []).append(action)
+        for key, actions in self._by_key.items():
+            self._fast[key] = tuple(Candidate(a.id, a.version, a.required_fields(), a.complexity, a.riskTier.value, a)
+                                    for a in actions)
 
     def candidates(self, process_area: str, pattern: str) -> list[Action]:
         """Enabled actions allowed here for a processArea + deviation pattern."""
         return self._by_key.get((process_area.casefold(), pattern.casefold()), [])
+
+    def candidates_fast(self, process_area: str, pattern: str) -> tuple[Candidate, ...]:
+        return self._fast.get((process_area.casefold(), pattern.casefold()), ())

@@ -76,4 +76,4 @@ def from_pydantic(exc: Any, prefix: tuple = ()) -> list[FieldError]:
 
 
 # Names pydantic puts in a location for union branches of our models, not fields of the body.
-_UNION_TAGS = frozenset({"constrained-float", "float", "KpiImpact", "function-after[_utc(), datetime]"})
+_UNION_TAGS = frozenset({"constrained-float", "float", "KpiImpact", "typed-dict"})

@@ -4,11 +4,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Optional
 
 from .catalog import Catalog
-from .findings import MAX_ATTRIBUTES_CHARS, Finding
+from .findings import MAX_ATTRIBUTES_CHARS, Finding, instant
 from .policy import ScoringPolicy
 from .scoring import Scores, score
 from .status import Status, check_transition
@@ -18,6 +19,7 @@ MAX_EVENT_IDS = 50
 MAX_HISTORY = 100
 
 
+@lru_cache(maxsize=4096)
 def group_key(process_area: str, pattern: str) -> str:
     """Stable 8-hex key of processArea + deviationPattern: the storage partition of its opportunities."""
     text = f"{process_area.strip().casefold()}\x1f{pattern.strip().casefold()}"
@@ -72,6 +74,10 @@ class Opportunity:
     def group(self) -> str:
         return partition_of(self.id)
 
+    def explained(self) -> str:
+        """The stored rationale, or the one rendered from the current score's terms."""
+        return self.rationale or self.scores.rationale()
+
     def transition(self, target: Status, actor: str, reason: str, at: datetime) -> "Opportunity":
         """A copy in `target` status with the move recorded; raises IllegalTransition if not allowed."""
         check_transition(self.status, target)
@@ -82,28 +88,27 @@ class Opportunity:
 
 
 def rescore(opp: Opportunity, catalog: Catalog, policy: ScoringPolicy) -> Opportunity:
-    scores, rationale = score(opp.processArea, opp.deviationPattern, opp.attributes, opp.kpiImpact,
-                              opp.severity, opp.complianceFlags, catalog, policy)
-    return replace(opp, scores=scores, rationale=rationale)
+    scores = score(opp.processArea, opp.deviationPattern, opp.attributes, opp.kpiImpact, opp.severity,
+                   opp.complianceFlags, catalog, policy)
+    return replace(opp, scores=scores, rationale="")
 
 
 def from_finding(f: Finding, catalog: Catalog, policy: ScoringPolicy, now: datetime,
                  correlation_id: Optional[str] = None) -> Opportunity:
-    """A new Opportunity from a validated finding, scored and with its rationale."""
+    """A new Opportunity from a validated finding, scored. Its history starts empty: creation is
+    told by createdAt, source and sourceEventIds, so the hot path builds no log entry."""
+    area, pattern, case = f.processArea.strip(), f.deviationPattern.strip(), f.caseKey.strip()
+    attributes, flags, severity, source = f.attributes, f.complianceFlags, f.severity, f.source
     impact = f.impact_money()
-    severity = f.severity.value if f.severity is not None else None
-    scores, rationale = score(f.processArea, f.deviationPattern, f.attributes, impact, severity,
-                              f.complianceFlags, catalog, policy)
+    detected = instant(f.detectedAt)
     return Opportunity(
-        id=opportunity_id(f.processArea, f.deviationPattern, f.caseKey),
-        source=f.source, sourceEventIds=[f.eventId], processArea=f.processArea,
-        deviationPattern=f.deviationPattern, caseKey=f.caseKey, detectedAt=f.detectedAt,
-        lastDetectedAt=f.detectedAt, attributes=f.attributes, kpiImpact=impact, rootCause=f.rootCause,
-        recommendedAction=f.recommendedAction, severity=severity, complianceFlags=f.complianceFlags,
-        scores=scores, rationale=rationale, status=Status.new, occurrences=1, revision=1,
-        createdAt=now, updatedAt=now, correlationId=correlation_id,
-        history=[{"from": None, "to": Status.new.value, "at": now.isoformat(), "actor": "ingest",
-                  "reason": f"finding {f.eventId} from {f.source}"}],
+        id=opportunity_id(area, pattern, case),
+        source=source, sourceEventIds=[f.eventId], processArea=area, deviationPattern=pattern, caseKey=case,
+        detectedAt=detected, lastDetectedAt=detected, attributes=attributes, kpiImpact=impact,
+        rootCause=f.rootCause, recommendedAction=f.recommendedAction, severity=severity,
+        complianceFlags=flags,
+        scores=score(area, pattern, attributes, impact, severity, flags, catalog, policy), rationale="",
+        status=Status.new, occurrences=1, revision=1, createdAt=now, updatedAt=now, correlationId=correlation_id,
     )
 
 

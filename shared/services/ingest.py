@@ -29,7 +29,7 @@ class IngestReport:
             "accepted": len(self.results) - duplicates,
             "duplicates": duplicates,
             "opportunities": [{"id": r.opportunity.id, "status": r.opportunity.status.value,
-                               "priorityScore": r.opportunity.scores.priority, "outcome": r.outcome}
+                               "priorityScore": round(r.opportunity.scores.priority, 2), "outcome": r.outcome}
                               for r in self.results],
             "correlationId": self.correlation_id,
         }

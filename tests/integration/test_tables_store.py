@@ -6,12 +6,11 @@ from functools import partial
 import pytest
 
 from shared.adapters.tables_store import TablesStore
-from shared.domain.findings import Finding
 from shared.domain.opportunity import from_finding, merge
 from shared.domain.status import Status
 from shared.ports import ConcurrencyConflict, Cursor, Filter
 from shared.runtime import REPO_CATALOG, load_catalog, load_policy
-from tests.factories import NOW, finding
+from tests.factories import NOW, finding, validated
 
 CATALOG = load_catalog(REPO_CATALOG, "local")
 POLICY = load_policy(REPO_CATALOG).scoring
@@ -19,7 +18,7 @@ MERGE = partial(merge, catalog=CATALOG, policy=POLICY, now=NOW)
 
 
 def opps(*items):
-    return [from_finding(Finding.model_validate(i), CATALOG, POLICY, NOW) for i in items]
+    return [from_finding(f, CATALOG, POLICY, NOW) for f in validated(*items)]
 
 
 @pytest.fixture
@@ -35,6 +34,7 @@ def test_a_250_finding_batch_over_two_partitions_is_stored_whole(store, table_cl
     assert sum(1 for _ in table_client.list_entities(select=["RowKey"])) == 250
     back = store.get(batch[0].id)
     assert back.scores == batch[0].scores and back.attributes == batch[0].attributes
+    assert back.explained() == batch[0].explained() and "Priority =" in back.rationale
     assert back.detectedAt == batch[0].detectedAt and back.etag
 
 

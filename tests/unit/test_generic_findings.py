@@ -4,6 +4,7 @@ import json
 import pytest
 
 from shared.domain.errors import InvalidInput, MalformedBody
+from shared.domain.findings import instant
 from shared.ingest.generic import parse_findings
 from tests.factories import finding
 
@@ -18,13 +19,13 @@ def test_single_finding_and_list_both_parse():
 
 
 def test_dates_as_iso_epoch_seconds_or_milliseconds_mean_the_same_instant():
-    iso, secs, millis = (parse_findings(body(finding(detectedAt=v)))[0].detectedAt
+    iso, secs, millis = (instant(parse_findings(body(finding(detectedAt=v)))[0].detectedAt)
                          for v in ("2023-11-14T22:13:20Z", 1700000000, 1700000000000))
     assert iso == secs == millis
 
 
 def test_naive_timestamp_is_taken_as_utc():
-    assert parse_findings(body(finding(detectedAt="2026-01-02T03:04:05")))[0].detectedAt.utcoffset().seconds == 0
+    assert instant(parse_findings(body(finding(detectedAt="2026-01-02T03:04:05")))[0].detectedAt).utcoffset().seconds == 0
 
 
 def test_numbers_may_arrive_as_strings():

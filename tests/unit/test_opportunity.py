@@ -3,18 +3,17 @@ from datetime import timedelta
 
 import pytest
 
-from shared.domain.findings import Finding
 from shared.domain.opportunity import from_finding, group_key, merge, opportunity_id, partition_of
 from shared.domain.status import TRANSITIONS, IllegalTransition, Status
 from shared.runtime import REPO_CATALOG, load_catalog, load_policy
-from tests.factories import NOW, finding
+from tests.factories import NOW, finding, validated
 
 CATALOG = load_catalog(REPO_CATALOG, "local")
 POLICY = load_policy(REPO_CATALOG).scoring
 
 
 def opp(**kw):
-    return from_finding(Finding.model_validate(finding(**kw)), CATALOG, POLICY, NOW)
+    return from_finding(validated(finding(**kw))[0], CATALOG, POLICY, NOW)
 
 
 def test_id_is_source_neutral_and_ignores_case_and_spacing_of_area_and_pattern():

@@ -19,7 +19,7 @@ POLICY = ScoringPolicy()
 
 def test_priority_multiplies_impact_by_feasibility_and_divides_by_one_plus_risk():
     catalog = Catalog([action(riskTier="medium")])
-    scores, _ = score("AP", "late", {"a": 1, "b": 2, "c": 3}, 1000.0, None, [], catalog, POLICY)
+    scores = score("AP", "late", {"a": 1, "b": 2, "c": 3}, 1000.0, None, [], catalog, POLICY)
     feasibility = 3 / 4 * (1 - 0.2)
     risk = 1.0 + 1.0 * 1000 / 100000  # medium tier + blast radius
     assert scores.feasibility == pytest.approx(feasibility, abs=1e-4)
@@ -29,8 +29,9 @@ def test_priority_multiplies_impact_by_feasibility_and_divides_by_one_plus_risk(
 
 
 def test_rationale_shows_every_term_of_the_formula():
-    scores, why = score("AP", "late", {"a": 1, "b": 1, "c": 1, "d": 1}, 500.0, None, ["sox"], Catalog([action()]),
-                        POLICY)
+    scores = score("AP", "late", {"a": 1, "b": 1, "c": 1, "d": 1}, 500.0, None, ["sox"], Catalog([action()]),
+                   POLICY)
+    why = scores.rationale()
     assert "Impact 500.00 (reported)" in why
     assert "ap.fix v1" in why and "4/4 contract fields" in why
     assert "1 compliance flag(s) 0.50" in why
@@ -38,7 +39,8 @@ def test_rationale_shows_every_term_of_the_formula():
 
 
 def test_finding_without_catalog_action_uses_manual_feasibility_and_unknown_tier():
-    scores, why = score("AP", "unknown-pattern", {}, 1000.0, None, [], Catalog([action()]), POLICY)
+    scores = score("AP", "unknown-pattern", {}, 1000.0, None, [], Catalog([action()]), POLICY)
+    why = scores.rationale()
     assert scores.actionId is None
     assert scores.feasibility == POLICY.feasibilityWithoutAction
     assert "no enabled catalog action" in why
@@ -46,8 +48,8 @@ def test_finding_without_catalog_action_uses_manual_feasibility_and_unknown_tier
 
 def test_missing_estimate_falls_back_to_severity_then_default():
     catalog = Catalog([])
-    by_severity, _ = score("AP", "late", {}, None, "high", [], catalog, POLICY)
-    by_default, _ = score("AP", "late", {}, None, None, [], catalog, POLICY)
+    by_severity = score("AP", "late", {}, None, "high", [], catalog, POLICY)
+    by_default = score("AP", "late", {}, None, None, [], catalog, POLICY)
     assert by_severity.impact == POLICY.severityImpact["high"]
     assert by_default.impact == POLICY.defaultImpact
 
@@ -60,7 +62,7 @@ def test_disabled_or_other_environment_actions_are_not_candidates():
 def test_matching_is_case_insensitive_and_picks_the_most_feasible_candidate():
     easy = action(id="ap.easy", dataContract={"required": ["a"]}, complexity=0.0)
     hard = action(id="ap.hard", dataContract={"required": ["a", "zz"]}, complexity=0.5)
-    scores, _ = score("ap", "LATE", {"a": 1}, 100.0, None, [], Catalog([hard, easy]), POLICY)
+    scores = score("ap", "LATE", {"a": 1}, 100.0, None, [], Catalog([hard, easy]), POLICY)
     assert scores.actionId == "ap.easy" and scores.feasibility == 1.0
 
 
@@ -71,6 +73,6 @@ def test_catalog_keeps_only_the_latest_version_of_an_action():
 
 def test_risk_grows_with_blast_radius_until_the_cap():
     catalog = Catalog([action()])
-    small, _ = score("AP", "late", {}, 1000.0, None, [], catalog, POLICY)
-    huge, _ = score("AP", "late", {}, 10_000_000.0, None, [], catalog, POLICY)
+    small = score("AP", "late", {}, 1000.0, None, [], catalog, POLICY)
+    huge = score("AP", "late", {}, 10_000_000.0, None, [], catalog, POLICY)
     assert small.risk < huge.risk == pytest.approx(POLICY.blastRadiusWeight)

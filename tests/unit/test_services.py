@@ -5,15 +5,14 @@ from datetime import timedelta
 import pytest
 
 from shared.domain.errors import Conflict, InvalidInput, NotFound
-from shared.domain.findings import Finding
 from shared.ports import Filter
 from shared.services import backlog, pipeline, sweep
 from shared.services.ingest import ingest
-from tests.factories import finding, memory_services
+from tests.factories import finding, memory_services, validated
 
 
 def findings(*items):
-    return [Finding.model_validate(i) for i in items]
+    return validated(*items)
 
 
 def test_ingest_stores_scores_and_sends_one_triage_message_per_new_opportunity():
@@ -65,7 +64,7 @@ def test_duplicate_triage_delivery_advances_the_opportunity_once():
     plans = [m for m in svc.bus.messages if m.body["type"] == "plan"]
     assert len(plans) == 1
     opp = svc.store.get(svc.bus.messages[0].body["opportunityId"])
-    assert opp.status.value == "triaged" and [h["to"] for h in opp.history] == ["new", "triaged"]
+    assert opp.status.value == "triaged" and [h["to"] for h in opp.history] == ["triaged"]
 
 
 @pytest.mark.parametrize("raw", [b"not json", b'{"type":"triage"}', b'{"type":"bogus","opportunityId":"x"}'])

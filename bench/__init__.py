@@ -1,0 +1,1 @@
+"""`make bench`: the project's performance figures, printed and written to bench/results.json."""

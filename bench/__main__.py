@@ -1,0 +1,137 @@
+"""Measure what the budgets in ARCHITECTURE section 7 promise, and record the figures.
+
+import_ratio       `import function_app` ÷ a bare azure-functions app, median of fresh processes (≤ 1.3)
+normalize_per_s    normalize + validate + score of 100,000 findings in process (≥ 100,000)
+ingest_http_per_s  10,000 findings over HTTP into Azurite through the local host (≥ 2,000)
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results.json"
+
+APP = "import time; t=time.perf_counter(); import function_app; print(time.perf_counter()-t)"
+BARE = ("import time; t=time.perf_counter(); import azure.functions as func; app=func.FunctionApp(); "
+        "print(time.perf_counter()-t)")
+
+
+def _timed(code: str) -> float:
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "0"})
+    return float(out.stdout.strip())
+
+
+def import_ratio(rounds: int = 9) -> dict:
+    _timed(APP), _timed(BARE)  # warm the bytecode caches, as a deployed app has them
+    ratios, app_s, bare_s = [], [], []
+    for _ in range(rounds):
+        a, b = _timed(APP), _timed(BARE)
+        app_s.append(a), bare_s.append(b), ratios.append(a / b)
+    return {"import_ratio": round(statistics.median(ratios), 3),
+            "import_ms": round(statistics.median(app_s) * 1000, 1),
+            "import_bare_ms": round(statistics.median(bare_s) * 1000, 1)}
+
+
+def _findings(n: int, prefix: str) -> list[dict]:
+    areas = [("accounts-payable", "invoice-missing-po", {"invoiceId": "I", "vendorId": "V", "missingFields": ["po"]}),
+             ("lead-management", "lead-unassigned", {"leadId": "L", "region": "EMEA"}),
+             ("order-to-cash", "delivery-sla-at-risk", {"orderId": "O", "customerId": "C"}),
+             ("order-to-cash", "delivery-sla-breached", {"orderId": "O", "customerId": "C", "shippingCost": 40})]
+    out = []
+    for i in range(n):
+        area, pattern, attrs = areas[i % len(areas)]
+        out.append({"eventId": f"{prefix}-{i}", "source": "bench", "processArea": area, "deviationPattern": pattern,
+                    "caseKey": f"{prefix}-CASE-{i}", "detectedAt": 1763600000 + i,
+                    "kpiImpact": {"daysSaved": 1 + i % 5, "costOfDelayPerDay": 80.0},
+                    "severity": "medium", "attributes": {**attrs, "amount": (i % 900) + 0.5}})
+    return out
+
+
+def normalize_per_s(n: int = 100_000) -> dict:
+    from shared.domain.opportunity import from_finding
+    from shared.ingest.generic import parse_findings
+    from shared.runtime import REPO_CATALOG, load_catalog, load_policy
+
+    catalog, scoring = load_catalog(REPO_CATALOG, "local"), load_policy(REPO_CATALOG).scoring
+    bodies = [json.dumps(_findings(1000, f"n{b}")).encode() for b in range(n // 1000)]
+    from datetime import datetime, timezone
+    now = datetime.now(timezone.utc)
+    start = time.perf_counter()
+    count = 0
+    for body in bodies:
+        for f in parse_findings(body):
+            from_finding(f, catalog, scoring, now)
+            count += 1
+    elapsed = time.perf_counter() - start
+    return {"normalize_per_s": round(count / elapsed)}
+
+
+def ingest_http_per_s(n: int = 10_000, batch: int = 1000, clients: int = 2) -> dict:
+    import requests
+
+    from devhost.azurite import Azurite, free_port
+    from devhost.boot import boot
+
+    with Azurite(free_port(), location=None) as azurite:
+        host = boot(0, {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": "bench"})
+        try:
+            bodies = [json.dumps(_findings(batch, f"h{b}")).encode() for b in range(n // batch)]
+            session = requests.Session()
+            session.post(host.base_url + "/findings", data=json.dumps(_findings(1, "warm")),
+                         headers={"content-type": "application/json"}).raise_for_status()
+
+            def post(body: bytes) -> int:
+                with requests.Session() as s:
+                    r = s.post(host.base_url + "/findings", data=body, headers={"content-type": "application/json"})
+                    r.raise_for_status()
+                    return r.json()["accepted"]
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                accepted = sum(pool.map(post, bodies))
+            elapsed = time.perf_counter() - start
+            assert accepted == n, f"accepted {accepted} of {n}"
+            host.bus.wait_idle(120)
+            drained = time.perf_counter() - start
+        finally:
+            host.stop()
+    return {"ingest_http_per_s": round(n / elapsed), "ingest_then_triaged_per_s": round(n / drained)}
+
+
+BUDGETS = {"import_ratio": ("<=", 1.3), "normalize_per_s": (">=", 100_000), "ingest_http_per_s": (">=", 2_000)}
+
+
+def main() -> None:
+    import logging
+    logging.basicConfig(level=logging.WARNING)
+    figures: dict = {}
+    for step in (import_ratio, normalize_per_s, ingest_http_per_s):
+        figures.update(step())
+        print(f"{step.__name__}: " + ", ".join(f"{k}={v}" for k, v in figures.items() if k.startswith(
+            step.__name__.split("_")[0])), flush=True)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.update(figures)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print("\nfigure                      value        budget")
+    for key, value in figures.items():
+        budget = BUDGETS.get(key)
+        verdict = ""
+        if budget:
+            op, limit = budget
+            ok = value <= limit if op == "<=" else value >= limit
+            verdict = f"{op} {limit:<10} {'ok' if ok else 'MISSED'}"
+        print(f"{key:<27} {value:<12} {verdict}")
+    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
