@@ -1,6 +1,7 @@
 """The composition root: builds the adapters the settings ask for, once per process, on first use."""
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -59,6 +60,17 @@ def build_bus(settings: Settings) -> Bus:
     return ServiceBusBus(settings.servicebus_connection or None, settings.servicebus_namespace or None)
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a batch-ingesting server.
+
+    A 1,000-finding request allocates ~15,000 short-lived objects; with CPython's default young
+    generation of 700 that is ~20 collections a request, ~25% of ingest CPU measured here. A larger
+    young generation and freezing the startup heap (never garbage) out of full collections cut that.
+    """
+    gc.set_threshold(10_000, 10, 10)
+    gc.freeze()
+
+
 _lock = threading.Lock()
 _services: Optional[Services] = None
 _local_bus: Optional[Bus] = None
@@ -80,6 +92,7 @@ def services() -> Services:
                 _services = Services(settings, build_store(settings), build_bus(settings),
                                      load_catalog(settings.catalog_dir, settings.environment),
                                      load_policy(settings.catalog_dir), SystemClock())
+                tune_gc()
     return _services
 
 

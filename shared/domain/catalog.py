@@ -80,6 +80,7 @@ class Catalog:
         self.actions = latest
         self._by_key: dict[tuple[str, str], list[Action]] = {}
         self._fast: dict[tuple[str, str], tuple[Candidate, ...]] = {}
+        self.scorers: dict[int, Any] = {}
         for action in latest.values():
             if not action.enabled or environment not in action.environments or action.matches is None:
                 continue

@@ -1,17 +1,17 @@
 """The Opportunity: one deviation on one case, scored, deduplicated and tracked through its lifecycle."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from datetime import datetime
-from typing import Any, Optional
+from hashlib import sha256
+from datetime import datetime, timezone
+from typing import Any, Optional, Sequence
 
 from .catalog import Catalog
-from .findings import MAX_ATTRIBUTES_CHARS, Finding, instant
+from .findings import MAX_ATTRIBUTES_CHARS, Finding, KpiImpact, instant
 from .policy import ScoringPolicy
-from .scoring import Scores, score
+from .scoring import Scores, score, scorer
 from .status import Status, check_transition
 
 # Enough to recognise redeliveries of recent events without growing the record without bound.
@@ -23,16 +23,16 @@ MAX_HISTORY = 100
 def group_key(process_area: str, pattern: str) -> str:
     """Stable 8-hex key of processArea + deviationPattern: the storage partition of its opportunities."""
     text = f"{process_area.strip().casefold()}\x1f{pattern.strip().casefold()}"
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    return sha256(text.encode()).hexdigest()[:8]
 
 
 def opportunity_id(process_area: str, pattern: str, case_key: str) -> str:
     """Source-neutral id: the same case + pattern from Celonis or Process Mining is one opportunity.
 
-    The first 8 characters are the group key, so a store can find the partition from the id alone.
+    8 hex of the group (processArea + pattern, case-insensitive) then 24 of the case key, so a store
+    can find the partition from the id alone.
     """
-    text = f"{process_area.strip().casefold()}\x1f{pattern.strip().casefold()}\x1f{case_key.strip()}"
-    return group_key(process_area, pattern) + hashlib.sha256(text.encode()).hexdigest()[:24]
+    return group_key(process_area, pattern) + sha256(case_key.strip().encode()).hexdigest()[:24]
 
 
 def partition_of(opportunity_id_: str) -> str:
@@ -93,23 +93,37 @@ def rescore(opp: Opportunity, catalog: Catalog, policy: ScoringPolicy) -> Opport
     return replace(opp, scores=scores, rationale="")
 
 
+def from_findings(findings: Sequence[Finding], catalog: Catalog, policy: ScoringPolicy, now: datetime,
+                  correlation_id: Optional[str] = None) -> list[Opportunity]:
+    """New Opportunities from validated findings, scored. This is the ingest hot path (~10 µs a finding
+    here, where a call costs ~0.3 µs), so lookups are hoisted, the record is built positionally, and its
+    history starts empty: creation is told by createdAt and source."""
+    score_one = scorer(catalog, policy)
+    new, utc_zone, kpi_type = Status.new, timezone.utc, KpiImpact
+    out = []
+    for f in findings:
+        area, pattern, case = f.processArea, f.deviationPattern, f.caseKey
+        attributes, flags, severity = f.attributes, f.complianceFlags, f.severity
+        kpi = f.kpiImpact
+        impact = None if kpi is None else kpi.money() if kpi.__class__ is kpi_type else float(kpi)
+        detected = f.detectedAt
+        if detected.__class__ is not datetime or detected.tzinfo is not utc_zone:
+            detected = instant(detected)
+        # Positional, in field order: id, source, sourceEventIds, processArea, deviationPattern, caseKey,
+        # detectedAt, lastDetectedAt, attributes, kpiImpact, rootCause, recommendedAction, severity,
+        # complianceFlags, scores, rationale, status, occurrences, revision, createdAt, updatedAt.
+        opp = Opportunity(opportunity_id(area, pattern, case), f.source, [f.eventId], area, pattern, case, detected,
+                          detected, attributes, impact, f.rootCause, f.recommendedAction, severity, flags,
+                          score_one(area, pattern, attributes, impact, severity, flags), "", new, 1, 1, now, now)
+        opp.correlationId = correlation_id
+        out.append(opp)
+    return out
+
+
 def from_finding(f: Finding, catalog: Catalog, policy: ScoringPolicy, now: datetime,
                  correlation_id: Optional[str] = None) -> Opportunity:
-    """A new Opportunity from a validated finding, scored. Its history starts empty: creation is
-    told by createdAt, source and sourceEventIds, so the hot path builds no log entry."""
-    area, pattern, case = f.processArea.strip(), f.deviationPattern.strip(), f.caseKey.strip()
-    attributes, flags, severity, source = f.attributes, f.complianceFlags, f.severity, f.source
-    impact = f.impact_money()
-    detected = instant(f.detectedAt)
-    return Opportunity(
-        id=opportunity_id(area, pattern, case),
-        source=source, sourceEventIds=[f.eventId], processArea=area, deviationPattern=pattern, caseKey=case,
-        detectedAt=detected, lastDetectedAt=detected, attributes=attributes, kpiImpact=impact,
-        rootCause=f.rootCause, recommendedAction=f.recommendedAction, severity=severity,
-        complianceFlags=flags,
-        scores=score(area, pattern, attributes, impact, severity, flags, catalog, policy), rationale="",
-        status=Status.new, occurrences=1, revision=1, createdAt=now, updatedAt=now, correlationId=correlation_id,
-    )
+    """One new Opportunity from a validated finding."""
+    return from_findings([f], catalog, policy, now, correlation_id)[0]
 
 
 def merge(existing: Opportunity, incoming: Opportunity, catalog: Catalog, policy: ScoringPolicy,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
-from .catalog import Catalog
+from .catalog import Candidate, Catalog
 from .policy import ScoringPolicy
 
 
@@ -16,11 +16,9 @@ class Basis(NamedTuple):
     """The terms behind a score, enough to rebuild its arithmetic in words."""
 
     impact_source: str  # "reported", "severity:<level>" or "default"
-    action_id: Optional[str]
-    action_version: int
+    action: Optional[Candidate]
     present: int
     required: int
-    complexity: float
     tier: str
     tier_risk: float
     flags: int
@@ -52,55 +50,75 @@ class Scores:
             impact = f"Impact {self.impact:,.2f} (no estimate; policy default)"
         else:
             impact = f"Impact {self.impact:,.2f} (no estimate; {b.impact_source[9:]} severity default)"
-        if b.action_id is None:
+        if b.action is None:
             feasibility = f"Feasibility {self.feasibility:.2f} (no enabled catalog action; manual fix)"
         else:
-            feasibility = (f"Feasibility {self.feasibility:.2f} = action {b.action_id} v{b.action_version} × "
-                           f"{b.present}/{b.required} contract fields × (1 − complexity {b.complexity:.2f})")
+            feasibility = (f"Feasibility {self.feasibility:.2f} = action {b.action.id} v{b.action.version} × "
+                           f"{b.present}/{b.required} contract fields × (1 − complexity {b.action.complexity:.2f})")
         return (f"{impact}; {feasibility}; Risk {self.risk:.2f} = {b.tier} tier {b.tier_risk:.2f} + "
                 f"{b.flags} compliance flag(s) {b.flag_risk:.2f} + blast radius {b.blast_risk:.2f}; "
                 f"Priority = {self.impact:,.2f} × {self.feasibility:.2f} ÷ (1 + {self.risk:.2f}) = "
                 f"{self.priority:,.2f}")
 
 
-def score(
-    process_area: str,
-    pattern: str,
-    attributes: Mapping[str, Any],
-    impact_money: Optional[float],
-    severity: Optional[str],
-    compliance_flags: Sequence[str],
-    catalog: Catalog,
-    policy: ScoringPolicy,
-) -> Scores:
+class Scorer:
+    """Scores findings against one catalog and policy, with the per-pattern work done once."""
+
+    __slots__ = ("_catalog", "_policy", "_plans")
+
+    def __init__(self, catalog: Catalog, policy: ScoringPolicy):
+        self._catalog, self._policy = catalog, policy
+        self._plans: dict[tuple[str, str], tuple[Candidate, ...]] = {}
+
+    def __call__(self, process_area: str, pattern: str, attributes: Mapping[str, Any], impact_money: Optional[float],
+                 severity: Optional[str], compliance_flags: Sequence[str]) -> Scores:
+        p = self._policy
+        if impact_money is not None:
+            impact, source = impact_money, "reported"
+        elif severity is not None:
+            impact, source = p.severityImpact.get(severity, p.defaultImpact), "severity:" + severity
+        else:
+            impact, source = p.defaultImpact, "default"
+
+        plan = self._plans.get((process_area, pattern))
+        if plan is None:
+            plan = self._plans[(process_area, pattern)] = self._catalog.candidates_fast(process_area, pattern)
+        best = None
+        feasibility = p.feasibilityWithoutAction
+        present = total = 0
+        for c in plan:
+            have = 0
+            for name in c.required:
+                if attributes.get(name) not in (None, ""):
+                    have += 1
+            need = len(c.required)
+            value = (have / need if need else 1.0) * (1.0 - c.complexity)
+            if best is None or value > feasibility:
+                best, feasibility, present, total = c, value, have, need
+
+        tier = best.tier if best is not None else "none"
+        tier_risk = p.riskTierWeight.get(tier, 1.0)
+        flag_risk = p.complianceFlagWeight * len(compliance_flags)
+        blast = p.blastRadiusWeight * min(1.0, impact / p.blastRadiusAmount)
+        risk = tier_risk + flag_risk + blast
+        # tuple.__new__ skips NamedTuple's Python-level constructor: this runs once per finding.
+        basis = tuple.__new__(Basis, (source, best, present, total, tier, tier_risk, len(compliance_flags),
+                                      flag_risk, blast))
+        # Unrounded: rounding is presentation (to_dict, rationale), and costs more than the arithmetic here.
+        return Scores(impact, feasibility, risk, impact * feasibility / (1.0 + risk),
+                      best.id if best is not None else None, basis)
+
+
+def scorer(catalog: Catalog, policy: ScoringPolicy) -> Scorer:
+    """The Scorer for this catalog and policy, kept on the catalog so its per-pattern plans are reused."""
+    cached = catalog.scorers.get(id(policy))
+    if cached is None or cached[0] is not policy:
+        cached = catalog.scorers[id(policy)] = (policy, Scorer(catalog, policy))
+    return cached[1]
+
+
+def score(process_area: str, pattern: str, attributes: Mapping[str, Any], impact_money: Optional[float],
+          severity: Optional[str], compliance_flags: Sequence[str], catalog: Catalog,
+          policy: ScoringPolicy) -> Scores:
     """Score one finding; pure, and cheap enough to call 100,000 times a second."""
-    if impact_money is not None:
-        impact, source = impact_money, "reported"
-    elif severity is not None:
-        impact, source = policy.severityImpact.get(severity, policy.defaultImpact), f"severity:{severity}"
-    else:
-        impact, source = policy.defaultImpact, "default"
-
-    best = None
-    feasibility = policy.feasibilityWithoutAction
-    present = total = 0
-    for c in catalog.candidates_fast(process_area, pattern):
-        have = 0
-        for name in c.required:
-            if attributes.get(name) not in (None, ""):
-                have += 1
-        need = len(c.required)
-        value = (have / need if need else 1.0) * (1.0 - c.complexity)
-        if best is None or value > feasibility:
-            best, feasibility, present, total = c, value, have, need
-
-    tier = best.tier if best is not None else "none"
-    tier_risk = policy.riskTierWeight.get(tier, 1.0)
-    flag_risk = policy.complianceFlagWeight * len(compliance_flags)
-    blast = policy.blastRadiusWeight * min(1.0, impact / policy.blastRadiusAmount)
-    risk = tier_risk + flag_risk + blast
-    priority = impact * feasibility / (1.0 + risk)
-    basis = Basis(source, best.id if best else None, best.version if best else 0, present, total,
-                  best.complexity if best else 0.0, tier, tier_risk, len(compliance_flags), flag_risk, blast)
-    # Unrounded: rounding is presentation (to_dict, rationale), and costs more than the arithmetic here.
-    return Scores(impact, feasibility, risk, priority, best.id if best else None, basis)
+    return scorer(catalog, policy)(process_area, pattern, attributes, impact_money, severity, compliance_flags)

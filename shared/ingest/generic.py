@@ -69,11 +69,19 @@ def struct_errors(item: Any, typ: type, where: tuple = ()) -> list[FieldError]:
     return errors
 
 
-def _size_errors(findings: Sequence[Finding], batch: bool) -> list[FieldError]:
-    # str() runs in C; an exact JSON length would cost a Python-level encode per finding.
-    return [FieldError(pointer(*((i,) if batch else ()), "attributes"),
-                       f"attributes take more than {MAX_ATTRIBUTES_CHARS} characters")
-            for i, f in enumerate(findings) if f.attributes and len(str(f.attributes)) > MAX_ATTRIBUTES_CHARS]
+def _content_errors(findings: Sequence[Finding], batch: bool) -> list[FieldError]:
+    """What the schema cannot say cheaply: blank text, and attributes too large to store."""
+    errors = []
+    for i, f in enumerate(findings):
+        at = (i,) if batch else ()
+        if f.eventId.isspace() or f.processArea.isspace() or f.deviationPattern.isspace() or f.caseKey.isspace() \
+                or f.source.isspace():
+            errors += [FieldError(pointer(*at, name), "must not be blank") for name in f.blank_fields()]
+        # str() runs in C; an exact JSON length would cost a Python-level encode per finding.
+        if f.attributes and len(str(f.attributes)) > MAX_ATTRIBUTES_CHARS:
+            errors.append(FieldError(pointer(*at, "attributes"),
+                                     f"attributes take more than {MAX_ATTRIBUTES_CHARS} characters"))
+    return errors
 
 
 def _explain(data: Any, batch: bool) -> InvalidInput:
@@ -92,9 +100,9 @@ def validate_findings(items: Sequence[Any]) -> list[Finding]:
         findings = msgspec.convert(items, list[Finding], strict=False)
     except msgspec.ValidationError:
         raise _explain(items, True) from None
-    sizes = _size_errors(findings, True)
-    if sizes:
-        raise invalid_batch(sizes)
+    problems = _content_errors(findings, True)
+    if problems:
+        raise invalid_batch(problems)
     return findings
 
 
@@ -116,7 +124,8 @@ def parse_findings(body: bytes) -> list[Finding]:
         decode_json(body)  # names where the JSON broke
         raise MalformedBody("The request body is not valid JSON.") from None
     check_batch_size(len(findings))
-    sizes = _size_errors(findings, batch)
-    if sizes:
-        raise invalid_batch(sizes) if batch else InvalidInput("The finding is invalid; nothing was stored.", sizes)
+    problems = _content_errors(findings, batch)
+    if problems:
+        raise invalid_batch(problems) if batch else InvalidInput("The finding is invalid; nothing was stored.",
+                                                                 problems)
     return findings

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from ..domain.findings import Finding
 from ..domain.messages import nudge
-from ..domain.opportunity import from_finding, merge
+from ..domain.opportunity import from_findings, merge
 from ..logs import bind
 from ..ports import IngestResult
 from ..runtime import Services
@@ -43,7 +43,7 @@ def ingest(services: Services, findings: Sequence[Finding], correlation_id: str,
     run = bind(log, correlation_id)
     now = services.clock.now()
     catalog, scoring = services.catalog, services.policy.scoring
-    incoming = [from_finding(f, catalog, scoring, now, correlation_id) for f in findings]
+    incoming = from_findings(findings, catalog, scoring, now, correlation_id)
     results = services.store.ingest(incoming, partial(merge, catalog=catalog, policy=scoring, now=now))
     created = {r.opportunity.id: r.opportunity for r in results if r.outcome == "created"}
     sent = messaging.send(services, (nudge("triage", o.id, o.revision, correlation_id) for o in created.values()))

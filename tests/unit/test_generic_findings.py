@@ -78,3 +78,9 @@ def test_oversized_attributes_are_rejected_before_storage():
     with pytest.raises(InvalidInput) as exc:
         parse_findings(body(finding(attributes={"blob": "x" * 20_000})))
     assert exc.value.errors[0].pointer == "/attributes"
+
+
+def test_whitespace_only_keys_are_rejected_by_name():
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body([finding(), finding(caseKey="   ", processArea="\t")]))
+    assert {e.pointer for e in exc.value.errors} == {"/1/caseKey", "/1/processArea"}

@@ -69,3 +69,18 @@ def test_legal_transition_records_history_and_bumps_revision():
 def test_terminal_statuses_lead_nowhere_and_every_status_has_a_rule():
     assert set(TRANSITIONS) == set(Status)
     assert TRANSITIONS[Status.closed] == TRANSITIONS[Status.dismissed] == frozenset()
+
+
+def test_batch_builder_fills_every_field_where_it_belongs():
+    f = validated(finding(eventId="e-9", caseKey="C-9", kpiImpact=42.0, severity="high", rootCause="why",
+                          recommendedAction="do", complianceFlags=["sox"], detectedAt=1700000000))[0]
+    o = from_finding(f, CATALOG, POLICY, NOW, "cid")
+    assert (o.source, o.sourceEventIds, o.processArea, o.deviationPattern, o.caseKey) == \
+        ("generic", ["e-9"], "accounts-payable", "invoice-missing-po", "C-9")
+    assert o.detectedAt == o.lastDetectedAt and o.detectedAt.year == 2023 and o.detectedAt.tzinfo is not None
+    assert (o.kpiImpact, o.rootCause, o.recommendedAction, o.severity, o.complianceFlags) == \
+        (42.0, "why", "do", "high", ["sox"])
+    assert (o.status, o.occurrences, o.revision, o.createdAt, o.updatedAt, o.correlationId) == \
+        (Status.new, 1, 1, NOW, NOW, "cid")
+    assert o.scores.impact == 42.0 and o.rationale == "" and "Priority =" in o.explained()
+    assert o.owner is None and o.notes is None and o.cohort is None and o.history == []
