@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -85,7 +83,3 @@ class Azurite:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def node_available() -> bool:
-    return shutil.which("node") is not None or os.path.exists("/usr/bin/node")

@@ -44,10 +44,12 @@ def run(base: str, bus: Any) -> None:
         ("Process Mining refresh trigger (O2C deliveries at risk)", "findings/process-mining",
          SAMPLES / "process-mining-o2c-sla.json",
          {"processArea": "order-to-cash", "deviationPattern": "delivery-sla-at-risk",
-          "businessRule": "Delivery later than promised"}, "application/json"),
+          "businessRule": "Delivery later than promised", "caseKeyAttribute": "orderId",
+          "metricUnit": "days", "costOfDelayPerDay": "150"}, "application/json"),
         ("Process Mining designer CSV (O2C SLA breached)", "findings/process-mining",
          SAMPLES / "process-mining-o2c-breached.csv",
-         {"processArea": "order-to-cash", "deviationPattern": "delivery-sla-breached"}, "text/csv"),
+         {"processArea": "order-to-cash", "deviationPattern": "delivery-sla-breached",
+          "caseKeyAttribute": "orderId", "metricUnit": "days", "costOfDelayPerDay": "150"}, "text/csv"),
         ("CRM export, normalized (lead routing)", "findings", SAMPLES / "crm-leads.json", {}, "application/json"),
     ]
     rows = []

@@ -6,7 +6,6 @@ import logging
 import os
 import re
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -225,12 +224,3 @@ class LocalHost:
 def _problem(status: int, title: str, detail: str) -> tuple[int, dict[str, str], bytes]:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": []}
     return status, {"Content-Type": "application/problem+json"}, json.dumps(body).encode()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

@@ -56,24 +56,3 @@ class Conflict(ProblemError):
 def pointer(*parts: Any) -> str:
     """JSON Pointer (RFC 6901) from path parts."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def from_pydantic(exc: Any, prefix: tuple = ()) -> list[FieldError]:
-    """Field errors from a pydantic ValidationError, each pointing at its place in the body."""
-    out = []
-    for err in exc.errors(include_url=False):
-        loc = prefix + tuple(err["loc"])
-        # Unions report each branch ("float", "KpiImpact"); the pointer should name the field only.
-        loc = tuple(p for p in loc if p not in _UNION_TAGS)
-        out.append(FieldError(pointer(*loc), err["msg"]))
-    # One field can fail several union branches; keep one line per pointer and message.
-    seen, unique = set(), []
-    for e in out:
-        if (e.pointer, e.detail) not in seen:
-            seen.add((e.pointer, e.detail))
-            unique.append(e)
-    return unique
-
-
-# Names pydantic puts in a location for union branches of our models, not fields of the body.
-_UNION_TAGS = frozenset({"constrained-float", "float", "KpiImpact", "typed-dict"})

@@ -53,8 +53,13 @@ class Scores:
         if b.action is None:
             feasibility = f"Feasibility {self.feasibility:.2f} (no enabled catalog action; manual fix)"
         else:
-            feasibility = (f"Feasibility {self.feasibility:.2f} = action {b.action.id} v{b.action.version} × "
-                           f"{b.present}/{b.required} contract fields × (1 − complexity {b.action.complexity:.2f})")
+            terms = (f"action {b.action.id} v{b.action.version} × {b.present}/{b.required} contract fields × "
+                     f"(1 − complexity {b.action.complexity:.2f})")
+            share = b.present / b.required if b.required else 1.0
+            if share * (1.0 - b.action.complexity) < self.feasibility - 1e-9:
+                feasibility = f"Feasibility {self.feasibility:.2f} (manual fix; {terms} is lower)"
+            else:
+                feasibility = f"Feasibility {self.feasibility:.2f} = {terms}"
         return (f"{impact}; {feasibility}; Risk {self.risk:.2f} = {b.tier} tier {b.tier_risk:.2f} + "
                 f"{b.flags} compliance flag(s) {b.flag_risk:.2f} + blast radius {b.blast_risk:.2f}; "
                 f"Priority = {self.impact:,.2f} × {self.feasibility:.2f} ÷ (1 + {self.risk:.2f}) = "
@@ -84,7 +89,7 @@ class Scorer:
         if plan is None:
             plan = self._plans[(process_area, pattern)] = self._catalog.candidates_fast(process_area, pattern)
         best = None
-        feasibility = p.feasibilityWithoutAction
+        feasibility = -1.0
         present = total = 0
         for c in plan:
             have = 0
@@ -93,8 +98,11 @@ class Scorer:
                     have += 1
             need = len(c.required)
             value = (have / need if need else 1.0) * (1.0 - c.complexity)
-            if best is None or value > feasibility:
+            if value > feasibility:
                 best, feasibility, present, total = c, value, have, need
+        # A person can always fix it by hand: missing data never makes a case less feasible than that.
+        if feasibility < p.feasibilityWithoutAction:
+            feasibility = p.feasibilityWithoutAction
 
         tier = best.tier if best is not None else "none"
         tier_risk = p.riskTierWeight.get(tier, 1.0)

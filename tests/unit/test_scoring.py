@@ -76,3 +76,9 @@ def test_risk_grows_with_blast_radius_until_the_cap():
     small = score("AP", "late", {}, 1000.0, None, [], catalog, POLICY)
     huge = score("AP", "late", {}, 10_000_000.0, None, [], catalog, POLICY)
     assert small.risk < huge.risk == pytest.approx(POLICY.blastRadiusWeight)
+
+
+def test_missing_contract_data_never_scores_below_a_manual_fix():
+    scores = score("AP", "late", {}, 1000.0, None, [], Catalog([action()]), POLICY)
+    assert scores.feasibility == POLICY.feasibilityWithoutAction and scores.actionId == "ap.fix"
+    assert "manual fix; action ap.fix v1 × 0/4 contract fields" in scores.rationale()

@@ -1,0 +1,272 @@
+"""Celonis event-subscription callbacks (`POST /api/findings/celonis`) → normalized findings.
+
+A body is one subscription event or a list of them. A body without `event` is normalized findings, as a Celonis
+Action Flow posts them, parsed as `POST /api/findings`. What each trigger means lives in mappings/celonis.json;
+the callback URI's `processArea` and `deviationPattern` query parameters win over it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Mapping, Optional, Union
+
+import msgspec
+
+from ..domain.errors import FieldError, InvalidInput, MalformedBody, pointer
+from ..domain.findings import MAX_BATCH, Epoch
+from .generic import check_batch_size, decode_json, invalid_batch, parse_findings
+from .common import Normalized, iso, number, query_name, shape_errors, validated, when
+
+SOURCE = "celonis"
+MAPPING = Path(__file__).parent / "mappings" / "celonis.json"
+_ENVELOPE_KEYS = frozenset({"event", "subscriberId", "triggerId"})
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class _Field(msgspec.Struct, gc=False):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    value: Any = None
+    type: Optional[str] = None  # None: the value is kept as sent
+    isIdentifier: Optional[bool] = False
+
+
+class _Event(msgspec.Struct, gc=False):
+    # "celonis:" + two ids of at most 64 + this id must fit the finding's 256-character eventId.
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    identifier: Union[str, int, None] = None
+    fields: list[_Field] = []
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    subscriberId: _Id
+    triggerId: _Id
+    creationDate: Union[datetime, Epoch]
+    event: _Event
+    offset: Optional[int] = None
+
+
+_ONE = msgspec.json.Decoder(_Envelope, strict=False)
+_MANY = msgspec.json.Decoder(list[_Envelope], strict=False)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    area: Optional[str]
+    pattern: Optional[str]
+    aliases: dict[str, str]
+    case_fields: Optional[tuple[str, ...]]
+    kpi: tuple[tuple[str, Optional[str], Any], ...]  # (kpiImpact key, field holding it, else constant)
+    severity_field: Optional[str]
+    severity: Optional[str]
+    root_cause_field: Optional[str]
+    list_fields: frozenset[str]
+    wanted: frozenset[str]  # fields the case key, severity, root cause or impact are read from
+    names: dict[str, str]  # field id → attribute name, filled as ids are seen
+
+
+def normalize(body: bytes, params: Mapping[str, str]) -> Normalized:
+    """Findings from Celonis subscription events (one or a list), or normalized findings from an Action Flow."""
+    batch = body.lstrip()[:1] == b"["
+    try:
+        envelopes = _MANY.decode(body) if batch else [_ONE.decode(body)]
+    except msgspec.ValidationError:
+        data = decode_json(body)
+        items = data if isinstance(data, list) else [data]
+        if not any(isinstance(x, dict) and _ENVELOPE_KEYS & x.keys() for x in items):
+            return Normalized(parse_findings(body))
+        if len(items) > MAX_BATCH:
+            check_batch_size(len(items))
+        errors = [e for k, x in enumerate(items) for e in shape_errors(x, _Envelope, (k,) if batch else ())]
+        raise invalid_batch(errors or [FieldError("", "invalid Celonis event")]) from None
+    except msgspec.DecodeError:
+        decode_json(body)  # names where the JSON broke
+        raise MalformedBody("The request body is not valid JSON.") from None
+    check_batch_size(len(envelopes))
+    errors: list[FieldError] = []
+    given = {key: query_name(params, key, errors) for key in ("processArea", "deviationPattern") if key in params}
+    triggers: dict[str, tuple] = {}
+    items, origins = [], []
+    for k, envelope in enumerate(envelopes):
+        trigger = triggers.get(envelope.triggerId)
+        if trigger is None:
+            trigger = triggers[envelope.triggerId] = _trigger(envelope.triggerId, given, errors)
+        _finding(envelope, (k,) if batch else (), *trigger, items, origins, errors)
+    if errors:
+        if all(e.pointer.startswith("?") for e in errors):
+            raise InvalidInput("The query parameters or the mapping leave findings incomplete; nothing was stored.",
+                               errors)
+        raise invalid_batch(errors)
+    return Normalized(validated(items, origins, invalid_batch))
+
+
+@lru_cache(maxsize=4096)
+def camel(field_id: str) -> str:
+    """`INVOICE_ID` → `invoiceId`; ids neither UPPER_SNAKE nor snake_case stay as they are."""
+    if not (field_id.isupper() or "_" in field_id):
+        return field_id
+    words = [w for w in re.split(r"[_\s-]+", field_id) if w]
+    if not words:
+        return field_id
+    return words[0].lower() + "".join(w[:1].upper() + w[1:].lower() for w in words[1:])
+
+
+@cache
+def _mapping() -> dict[str, Any]:
+    return json.loads(MAPPING.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=512)  # keyed by what senders send, so bounded
+def _settings(trigger_id: str) -> _Settings:
+    mapping = _mapping()
+    base, over = mapping.get("default") or {}, (mapping.get("triggers") or {}).get(trigger_id) or {}
+    s = {**base, **over}
+    for key in ("fieldAliases", "kpiImpact"):
+        s[key] = {**(base.get(key) or {}), **(over.get(key) or {})}
+    kpi = tuple((key, spec, None) if isinstance(spec, str) else (key, None, spec["value"] if isinstance(spec, dict)
+                                                                  else spec) for key, spec in s["kpiImpact"].items())
+    case = tuple(s.get("caseKeyFields") or ())
+    wanted = {*case, s.get("severityField"), s.get("rootCauseField"), *(field for _, field, _ in kpi)} - {None}
+    return _Settings(s.get("processArea"), s.get("deviationPattern"), s["fieldAliases"], case or None, kpi,
+                     s.get("severityField"), s.get("severity"), s.get("rootCauseField"),
+                     frozenset(s.get("listFields") or ()), frozenset(wanted), {})
+
+
+def _trigger(trigger_id: str, given: dict[str, Optional[str]], errors: list[FieldError]) -> tuple:
+    s = _settings(trigger_id)
+    names = []
+    for key, mapped in (("processArea", s.area), ("deviationPattern", s.pattern)):
+        if key not in given and not mapped:
+            errors.append(FieldError(f"?{key}", f"not known for trigger {trigger_id!r}: add {key} to the "
+                                                f"callback URI's query or to shared/ingest/mappings/celonis.json"))
+        names.append(given[key] if key in given else mapped)
+    return s, names[0], names[1]
+
+
+def _finding(envelope: _Envelope, at: tuple, s: _Settings, area: Optional[str], pattern: Optional[str],
+             items: list, origins: list, errors: list[FieldError]) -> None:
+    event, attributes, found, identifiers, failed = envelope.event, {}, {}, [], len(errors)
+    fields_at = (*at, "event", "fields")
+    names, wanted, lists = s.names, s.wanted, s.list_fields
+    for k, f in enumerate(event.fields):
+        fid, value = f.id, f.value
+        if value.__class__ is not str or f.type != "STRING" or fid in lists:  # most fields are text sent as text
+            try:
+                value = _coerce(value, f.type, fid in lists)
+            except ValueError as exc:
+                errors.append(FieldError(pointer(*fields_at, k, "value"), f"{f.type} field: {exc}"))
+                continue
+        name = names.get(fid)
+        if name is None:
+            name = s.aliases.get(fid) or camel(fid)
+            if len(names) < 4096:
+                names[fid] = name
+        attributes[name] = value
+        if fid in wanted or name in wanted:
+            found[fid] = found[name] = (k, value)
+        if f.isIdentifier:
+            identifiers.append((k, value))
+    parts = [found.get(fid) for fid in s.case_fields] if s.case_fields else identifiers
+    if None in parts:
+        missing = [fid for fid, p in zip(s.case_fields or (), parts) if p is None]
+        errors.append(FieldError(pointer(*fields_at), f"no field {missing} for the case key (caseKeyFields of "
+                                                      f"trigger {envelope.triggerId!r})"))
+    elif parts:
+        errors += [FieldError(pointer(*fields_at, k, "value"), "a case key field needs a value")
+                   for k, v in parts if v is None or v == ""]
+        case_key, case_at = "|".join(str(v) for _, v in parts), (*fields_at, parts[0][0], "value")
+    elif event.identifier is not None:
+        case_key, case_at = str(event.identifier), (*at, "event", "identifier")
+    else:
+        errors.append(FieldError(pointer(*at, "event", "identifier"), "no case key: send event.identifier, mark a "
+                                                                      "field isIdentifier, or map caseKeyFields"))
+    severity, severity_at = s.severity, fields_at
+    k, raw = found.get(s.severity_field) or (None, None)
+    if raw not in (None, ""):
+        severity, severity_at = _SEVERITY.get(str(raw).strip().lower()), (*fields_at, k, "value")
+        if severity is None:
+            errors.append(FieldError(pointer(*severity_at), f"expected one of {', '.join(_SEVERITY)}"))
+    if len(errors) > failed or area is None or pattern is None:
+        return
+    origin = {"": at, "eventId": (*at, "event", "id"), "caseKey": case_at, "detectedAt": (*at, "creationDate"),
+              "attributes": fields_at, "kpiImpact": fields_at, "severity": severity_at, "rootCause": fields_at}
+    kpi = {}
+    for key, field, constant in s.kpi:
+        k, value = found.get(field) or (None, constant if field is None else None)
+        if value is not None and value != "":
+            kpi[key] = value
+            if k is not None:
+                origin[f"kpiImpact/{key}"] = (*fields_at, k, "value")
+    k, cause = found.get(s.root_cause_field) or (None, None)
+    if k is not None:
+        origin["rootCause"] = (*fields_at, k, "value")
+    item = {"eventId": f"celonis:{envelope.subscriberId}:{envelope.triggerId}:{event.id}", "source": SOURCE,
+            "processArea": area, "deviationPattern": pattern, "caseKey": case_key,
+            "detectedAt": envelope.creationDate, "attributes": attributes, "severity": severity,
+            "rootCause": None if cause is None else str(cause)}
+    # Without an amount or a duration the object would claim an impact of 0, hiding the severity estimate.
+    if "daysSaved" in kpi or "valueAtStake" in kpi or "penaltyAvoided" in kpi:
+        item["kpiImpact"] = kpi
+    items.append(item)
+    origins.append(origin)
+
+
+_SEVERITY = {"low": "low", "medium": "medium", "high": "high", "critical": "critical", "info": "low",
+             "warning": "medium", "error": "high"}
+_BOOLEAN = {"true": True, "1": True, "yes": True, "y": True, "false": False, "0": False, "no": False, "n": False}
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        raise ValueError
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def _integer(v: Any) -> Optional[int]:
+    f = v if isinstance(v, int) and not isinstance(v, bool) else number(v)
+    if f is not None and not float(f).is_integer():
+        raise ValueError
+    return None if f is None else int(f)
+
+
+def _date(v: Any) -> Optional[str]:
+    if isinstance(v, str):
+        return iso(when(v.strip())) if v.strip() else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError
+    return iso(v)  # epoch seconds or milliseconds, told apart by magnitude
+
+
+def _boolean(v: Any) -> Optional[bool]:
+    if isinstance(v, bool):
+        return v
+    word = str(v).strip().lower()
+    return _BOOLEAN[word] if word else None  # KeyError: not a boolean
+
+
+def _list(v: Any) -> list[str]:
+    return [_text(x) for x in v] if isinstance(v, list) else [p.strip() for p in _text(v).split(",") if p.strip()]
+
+
+# Celonis names its field types STRING, INTEGER, FLOAT, DATE, BOOLEAN; the other spellings cost nothing to accept.
+_COERCE = {**dict.fromkeys(("STRING", "TEXT"), (_text, "text")),
+           **dict.fromkeys(("INTEGER", "INT", "LONG"), (_integer, "an integer")),
+           **dict.fromkeys(("FLOAT", "DOUBLE", "DECIMAL", "NUMBER"), (number, "a number")),
+           **dict.fromkeys(("DATE", "DATETIME", "TIMESTAMP"), (_date, "a date (ISO-8601 or epoch s/ms)")),
+           **dict.fromkeys(("BOOLEAN", "BOOL"), (_boolean, "true or false"))}
+_LIST = (_list, "comma-separated text or a list of text")
+
+
+def _coerce(value: Any, kind: Optional[str], as_list: bool) -> Any:
+    """The value as its Celonis type says; a type not known here keeps the value as sent."""
+    entry = _LIST if as_list else (_COERCE.get(kind) or _COERCE.get(kind.upper())) if kind else None
+    if value is None or entry is None:
+        return value
+    try:
+        return entry[0](value)
+    except (ValueError, TypeError, KeyError, OverflowError, OSError):
+        shown = repr(value)
+        raise ValueError(f"expected {entry[1]}, got {shown if len(shown) <= 60 else shown[:57] + '...'}") from None
