@@ -51,6 +51,10 @@ class Action(BaseModel):
     enabled: bool = True
     holdoutPercent: Optional[float] = Field(default=None, ge=0, le=100)
     complexity: float = Field(default=0.0, ge=0, lt=1)
+    # Contract field → attribute name, where the miner's vocabulary differs from the flow's.
+    parameterMap: Optional[dict[str, str]] = None
+    author: Optional[str] = None
+    reason: Optional[str] = None
 
     def required_fields(self) -> tuple[str, ...]:
         return tuple(self.dataContract.get("required", ()))

@@ -31,4 +31,12 @@ class Policy(BaseModel):
     version: int = Field(default=1, ge=1)
     scoring: ScoringPolicy = Field(default_factory=ScoringPolicy)
     holdoutPercent: float = Field(default=10.0, ge=0, le=100)
+    # Changing the salt starts a new experiment: every case is drawn into a cohort afresh.
+    experimentSalt: str = Field(default="closedloop-1", min_length=1)
+    confidenceThreshold: float = Field(default=0.7, ge=0, le=1)
     reconcileAfterSeconds: int = Field(default=300, ge=30)
+    # Transient failures (timeouts, 5xx, 429) retry with exponential backoff and jitter, then give up.
+    maxAttempts: int = Field(default=6, ge=1, le=50)
+    backoffBaseSeconds: float = Field(default=2.0, gt=0)
+    backoffMaxSeconds: float = Field(default=600.0, gt=0)
+    flowTimeoutSeconds: float = Field(default=30.0, gt=0)

@@ -1,0 +1,54 @@
+"""Executions: one call of one action version with one set of parameters, done at most once."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from hashlib import sha256
+from typing import Any, Optional
+
+# pending: recorded, flow not yet answered · waiting: flow said 202, poll `pollUrl` · then a final status
+PENDING, WAITING, SUCCEEDED, FAILED, REJECTED = "pending", "waiting", "succeeded", "failed", "rejected"
+FINAL = frozenset({SUCCEEDED, FAILED, REJECTED})
+
+
+def idempotency_key(opportunity_id: str, action_id: str, version: int, parameters: dict[str, Any]) -> str:
+    """The same decision always gets the same key, so a redelivered message cannot act twice."""
+    canonical = json.dumps([opportunity_id, action_id, version, parameters], sort_keys=True, separators=(",", ":"),
+                           default=str)
+    return sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Execution:
+    id: str
+    opportunityId: str
+    actionId: str
+    actionVersion: int
+    idempotencyKey: str
+    parameters: dict[str, Any]
+    status: str
+    createdAt: datetime
+    updatedAt: datetime
+    correlationId: str
+    planner: dict[str, Any]
+    kind: str = "action"  # or "compensation"
+    compensates: Optional[str] = None
+    attempts: int = 0
+    evidence: dict[str, Any] = field(default_factory=dict)
+    message: Optional[str] = None
+    pollUrl: Optional[str] = None
+    nextAttemptAt: Optional[datetime] = None
+    etag: Optional[str] = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+
+def new_execution(opportunity_id: str, action_id: str, version: int, parameters: dict[str, Any], now: datetime,
+                  correlation_id: str, planner: dict[str, Any], kind: str = "action",
+                  compensates: Optional[str] = None) -> Execution:
+    key = idempotency_key(opportunity_id, action_id, version, parameters)
+    return Execution(key, opportunity_id, action_id, version, key, parameters, PENDING, now, now, correlation_id,
+                     planner, kind, compensates)

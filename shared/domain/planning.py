@@ -1,0 +1,83 @@
+"""The deterministic planner: pick a catalog action, map its parameters, and say how sure it is.
+
+No LLM is needed for this; an LLM planner (a later issue) may only choose among the same candidates
+and falls back to this one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+from .catalog import Action
+from .contracts import properties, violations
+from .errors import FieldError
+
+EXECUTE, APPROVAL, REVIEW = "execute", "awaiting_approval", "needs_review"
+# Two valid candidates this close in confidence are a coin toss: a person should choose.
+AMBIGUITY_MARGIN, AMBIGUITY_PENALTY = 0.1, 0.15
+_TIER_ORDER = {"low": 0, "medium": 1, "high": 2}
+
+
+@dataclass(slots=True)
+class Plan:
+    actionId: str
+    actionVersion: int
+    parameters: dict[str, Any]
+    confidence: float
+    riskTier: str
+    approvalRole: Optional[str]
+    method: str = "deterministic"
+    promptVersion: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"actionId": self.actionId, "actionVersion": self.actionVersion, "parameters": self.parameters,
+                "confidence": round(self.confidence, 3), "riskTier": self.riskTier,
+                "approvalRole": self.approvalRole, "method": self.method, "promptVersion": self.promptVersion}
+
+
+@dataclass(slots=True)
+class Decision:
+    outcome: str  # EXECUTE, APPROVAL or REVIEW
+    plan: Optional[Plan]
+    reason: str
+    problems: list[FieldError] = field(default_factory=list)
+
+
+def parameters_for(action: Action, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The contract's properties taken from the opportunity's attributes (through the parameter map)."""
+    mapped = action.parameterMap or {}
+    out = {}
+    for name in properties(action):
+        value = attributes.get(mapped.get(name, name))
+        if value not in (None, ""):
+            out[name] = value
+    return out
+
+
+def decide(attributes: Mapping[str, Any], candidates: Sequence[Action], threshold: float) -> Decision:
+    """Plan one opportunity: execute when a low-risk action fits with confidence, else ask a person."""
+    if not candidates:
+        return Decision(REVIEW, None, "no enabled catalog action matches this pattern")
+    options = []
+    for action in candidates:
+        params = parameters_for(action, attributes)
+        problems = violations(action, params)
+        props = properties(action)
+        coverage = len(params) / len(props) if props else 1.0
+        options.append((0.0 if problems else 0.6 + 0.4 * coverage, action, params, problems))
+    valid = sorted((o for o in options if not o[3]),
+                   key=lambda o: (-o[0], _TIER_ORDER.get(o[1].riskTier.value, 3), o[1].id))
+    if not valid:
+        _, action, _, problems = options[0]
+        return Decision(REVIEW, None, f"parameters for {action.id} break its data contract", problems)
+    confidence, action, params, _ = valid[0]
+    reason = f"{action.id} v{action.version}: {len(params)}/{len(properties(action))} contract fields"
+    if len(valid) > 1 and valid[1][0] >= confidence - AMBIGUITY_MARGIN:
+        confidence -= AMBIGUITY_PENALTY
+        reason += f"; {valid[1][1].id} fits almost as well"
+    plan = Plan(action.id, action.version, params, confidence, action.riskTier.value, action.approvalRole)
+    if confidence < threshold:
+        return Decision(REVIEW, plan, f"{reason}; confidence {confidence:.2f} is below {threshold:.2f}")
+    if action.riskTier.value != "low":
+        return Decision(APPROVAL, plan, f"{reason}; {action.riskTier.value} risk needs {action.approvalRole or 'an approver'}")
+    return Decision(EXECUTE, plan, f"{reason}; confidence {confidence:.2f}, low risk")

@@ -1,0 +1,86 @@
+"""The pure rules the agents follow: cohorts, contracts, planning, idempotency keys, verification."""
+import pytest
+
+from shared.domain import cohort, planning
+from shared.domain.contracts import missing, violations
+from shared.domain.execution import idempotency_key, new_execution
+from shared.domain.verify import check
+from shared.runtime import REPO_CATALOG, load_catalog
+from tests.factories import NOW
+
+CATALOG = load_catalog(REPO_CATALOG, "local")
+GL = CATALOG.actions["ap.post-gl-adjustment"]
+REASSIGN = CATALOG.actions["leads.reassign"]
+
+
+def test_holdout_assignment_is_deterministic_and_close_to_the_configured_share():
+    cohorts = [cohort.assign("exp-1", f"CASE-{i}", 10.0) for i in range(10_000)]
+    share = cohorts.count(cohort.CONTROL) / len(cohorts) * 100
+    assert 8.0 <= share <= 12.0
+    assert cohorts == [cohort.assign("exp-1", f"CASE-{i}", 10.0) for i in range(10_000)]
+    assert cohort.assign("exp-1", "CASE-1", 0.0) == cohort.TREATED
+
+
+def test_a_new_salt_draws_cohorts_afresh():
+    first = [cohort.assign("exp-1", f"C{i}", 50.0) for i in range(200)]
+    second = [cohort.assign("exp-2", f"C{i}", 50.0) for i in range(200)]
+    assert first != second
+
+
+def test_contract_violations_point_at_the_parameter():
+    problems = violations(GL, {"invoiceId": "I", "vendorId": "V", "amount": 5000, "glAccount": "1234"})
+    assert [p.pointer for p in problems] == ["/parameters/amount"]
+    assert violations(GL, {"invoiceId": "I", "vendorId": "V", "amount": 50, "glAccount": "1234"}) == []
+
+
+def test_missing_names_the_required_fields_the_attributes_lack():
+    assert missing(GL, {"invoiceId": "I", "amount": 3}) == ["vendorId", "glAccount"]
+
+
+def test_low_risk_complete_plan_executes():
+    d = planning.decide({"leadId": "L1", "region": "EMEA", "currentOwnerId": "x"}, [REASSIGN], 0.7)
+    assert d.outcome == planning.EXECUTE and d.plan.actionId == "leads.reassign"
+    assert d.plan.parameters == {"leadId": "L1", "region": "EMEA", "currentOwnerId": "x"}
+    assert d.plan.confidence == pytest.approx(1.0)
+
+
+def test_medium_risk_plan_waits_for_approval_by_the_actions_role():
+    d = planning.decide({"invoiceId": "I", "vendorId": "V", "amount": 40, "glAccount": "6100"}, [GL], 0.7)
+    assert d.outcome == planning.APPROVAL and d.plan.approvalRole == "AP.Approver"
+
+
+def test_parameters_past_the_contract_go_to_review_never_to_action():
+    d = planning.decide({"invoiceId": "I", "vendorId": "V", "amount": 1_000_000, "glAccount": "6100"}, [GL], 0.7)
+    assert d.outcome == planning.REVIEW and d.plan is None
+    assert d.problems[0].pointer == "/parameters/amount"
+
+
+def test_confidence_below_threshold_goes_to_review():
+    d = planning.decide({"leadId": "L1", "region": "EMEA"}, [REASSIGN], 0.95)
+    assert d.outcome == planning.REVIEW and d.plan.confidence < 0.95
+
+
+def test_no_candidate_is_a_review_not_a_guess():
+    assert planning.decide({"x": 1}, [], 0.7).outcome == planning.REVIEW
+
+
+def test_idempotency_key_is_stable_and_changes_with_any_input():
+    base = idempotency_key("o1", "a", 1, {"x": 1, "y": 2})
+    assert base == idempotency_key("o1", "a", 1, {"y": 2, "x": 1})
+    assert len({base, idempotency_key("o2", "a", 1, {"x": 1, "y": 2}), idempotency_key("o1", "a", 2, {"x": 1, "y": 2}),
+                idempotency_key("o1", "a", 1, {"x": 1, "y": 3})}) == 4
+    e = new_execution("o1", "a", 1, {"x": 1, "y": 2}, NOW, "cid", {"method": "deterministic"})
+    assert e.id == e.idempotencyKey == base and e.status == "pending" and not e.final
+
+
+@pytest.mark.parametrize("policy,record,ok", [
+    ({"field": "invoice.status", "equals": "awaiting_vendor"}, {"status": "awaiting_vendor"}, True),
+    ({"field": "invoice.status", "equals": "awaiting_vendor"}, {"status": "blocked"}, False),
+    ({"field": "lead.ownerId", "notEquals": None}, {"ownerId": "ana"}, True),
+    ({"field": "lead.ownerId", "notEquals": None}, {"ownerId": None}, False),
+    ({"field": "case.status", "in": ["open", "pending"]}, {"status": "open"}, True),
+    ({"field": "order.shippingMethod", "equals": "expedited"}, None, False),
+    ({}, None, True),
+])
+def test_verify_policy_checks_the_record(policy, record, ok):
+    assert check(policy, record)[0] is ok
