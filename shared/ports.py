@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Literal, Optional, Protocol, Sequence
 
+from .domain.audit import AuditEntry
+from .domain.execution import Execution
 from .domain.opportunity import Opportunity
 
 Outcome = Literal["created", "updated", "duplicate"]
@@ -44,6 +46,16 @@ class Store(Protocol):
 
     def save(self, opportunity: Opportunity) -> Opportunity:
         """Replace if the ETag still matches (else ConcurrencyConflict); returns it with its new ETag."""
+
+    def commit(self, opportunity: Opportunity, executions: Sequence[Execution] = (),
+               audit: Sequence[AuditEntry] = ()) -> Opportunity:
+        """All or nothing: replace the opportunity (its ETag must match), create or replace its executions
+        (an execution without an ETag must not exist yet) and append audit entries. ConcurrencyConflict when a
+        precondition fails; executions get their new ETags."""
+
+    def executions(self, opportunity_id: str) -> list[Execution]: ...
+
+    def audit(self, opportunity_id: str) -> list[AuditEntry]: ...
 
     def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
         """Highest priority first (ties by id), at most `top`, strictly after `after`."""

@@ -5,7 +5,9 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from ..domain.opportunity import Opportunity
+from ..domain.audit import AuditEntry
+from ..domain.execution import Execution
+from ..domain.opportunity import Opportunity, partition_of
 from ..domain.scoring import Scores
 from ..domain.status import Status
 from ..ports import Filter
@@ -15,6 +17,19 @@ _TIME_FIELDS = ("detectedAt", "lastDetectedAt", "createdAt", "updatedAt")
 _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImpact", "rootCause",
                  "recommendedAction", "severity", "occurrences", "revision", "owner", "notes",
                  "cohort", "correlationId")
+
+
+# An opportunity's executions and audit entries share its partition, so one table transaction can
+# change its status, record the execution and append the audit entry together, or not at all.
+OPPORTUNITY, EXECUTION, AUDIT = "opp", "exec", "audit"
+
+
+def execution_key(opportunity_id: str, execution_id: str) -> str:
+    return f"{opportunity_id}~x~{execution_id}"
+
+
+def audit_key(entry: AuditEntry) -> str:
+    return f"{entry.opportunityId}~a~{ts(entry.at)}~{entry.seq:04d}"
 
 
 def ts(value: datetime) -> str:
@@ -27,8 +42,8 @@ def parse_ts(text: str) -> datetime:
 
 
 def to_entity(opp: Opportunity) -> dict[str, Any]:
-    e: dict[str, Any] = {"PartitionKey": opp.group, "RowKey": opp.id, "status": opp.status.value,
-                         "rationale": opp.explained()}
+    e: dict[str, Any] = {"PartitionKey": opp.group, "RowKey": opp.id, "rowType": OPPORTUNITY,
+                         "status": opp.status.value, "rationale": opp.explained()}
     for name in _PLAIN_FIELDS:
         e[name] = getattr(opp, name)
     for name in _TIME_FIELDS:
@@ -37,6 +52,7 @@ def to_entity(opp: Opportunity) -> dict[str, Any]:
         e[name] = json.dumps(getattr(opp, name), separators=(",", ":"), ensure_ascii=False, default=str)
     if e["kpiImpact"] is not None:
         e["kpiImpact"] = float(e["kpiImpact"])
+    e["plan"] = _dumps(opp.plan) if opp.plan is not None else None
     s = opp.scores
     e.update(impact=float(s.impact), feasibility=float(s.feasibility), risk=float(s.risk),
              priority=float(s.priority), actionId=s.actionId)
@@ -56,7 +72,46 @@ def from_entity(e: dict[str, Any], etag: Any = None) -> Opportunity:
         revision=int(e["revision"]), createdAt=parse_ts(e["createdAt"]), updatedAt=parse_ts(e["updatedAt"]),
         owner=e.get("owner"), notes=e.get("notes"), cohort=e.get("cohort"),
         correlationId=e.get("correlationId"), history=json.loads(e["history"]), etag=etag,
+        plan=json.loads(e["plan"]) if e.get("plan") else None,
     )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def execution_entity(x: Execution) -> dict[str, Any]:
+    return {"PartitionKey": partition_of(x.opportunityId), "RowKey": execution_key(x.opportunityId, x.id),
+            "rowType": EXECUTION, "opportunityId": x.opportunityId, "executionId": x.id, "actionId": x.actionId,
+            "actionVersion": x.actionVersion, "idempotencyKey": x.idempotencyKey, "parameters": _dumps(x.parameters),
+            "status": x.status, "createdAt": ts(x.createdAt), "updatedAt": ts(x.updatedAt),
+            "correlationId": x.correlationId, "planner": _dumps(x.planner), "kind": x.kind,
+            "compensates": x.compensates, "attempts": x.attempts, "evidence": _dumps(x.evidence), "message": x.message,
+            "pollUrl": x.pollUrl, "nextAttemptAt": ts(x.nextAttemptAt) if x.nextAttemptAt else None}
+
+
+def execution_from(e: dict[str, Any], etag: Any = None) -> Execution:
+    return Execution(
+        id=e["executionId"], opportunityId=e["opportunityId"], actionId=e["actionId"],
+        actionVersion=int(e["actionVersion"]), idempotencyKey=e["idempotencyKey"],
+        parameters=json.loads(e["parameters"]), status=e["status"], createdAt=parse_ts(e["createdAt"]),
+        updatedAt=parse_ts(e["updatedAt"]), correlationId=e["correlationId"], planner=json.loads(e["planner"]),
+        kind=e["kind"], compensates=e.get("compensates"), attempts=int(e["attempts"]),
+        evidence=json.loads(e["evidence"]), message=e.get("message"), pollUrl=e.get("pollUrl"),
+        nextAttemptAt=parse_ts(e["nextAttemptAt"]) if e.get("nextAttemptAt") else None, etag=etag)
+
+
+def audit_entity(a: AuditEntry) -> dict[str, Any]:
+    return {"PartitionKey": partition_of(a.opportunityId), "RowKey": audit_key(a), "rowType": AUDIT,
+            "opportunityId": a.opportunityId, "at": ts(a.at), "actor": a.actor, "event": a.event, "reason": a.reason,
+            "correlationId": a.correlationId, "inputs": _dumps(a.inputs), "outputs": _dumps(a.outputs),
+            "versions": _dumps(a.versions), "seq": a.seq, "executionId": a.executionId}
+
+
+def audit_from(e: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(e["opportunityId"], parse_ts(e["at"]), e["actor"], e["event"], e["reason"], e["correlationId"],
+                      json.loads(e["inputs"]), json.loads(e["outputs"]), json.loads(e["versions"]), int(e["seq"]),
+                      e.get("executionId"))
 
 
 def matches(entity: dict[str, Any], where: Filter) -> bool:

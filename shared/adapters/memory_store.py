@@ -6,9 +6,12 @@ import threading
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
+from ..domain.audit import AuditEntry
+from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 from ..ports import ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
-from .entities import from_entity, matches, parse_ts, to_entity
+from .entities import (audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
+                       to_entity)
 from .ingest_plan import fold, outcomes
 
 
@@ -17,6 +20,8 @@ class MemoryStore:
         self._rows: dict[str, tuple[dict[str, Any], str]] = {}
         self._etags = itertools.count(1)
         self._lock = threading.Lock()
+        self._executions: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
+        self._audit: dict[str, list[dict[str, Any]]] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
         etag = f'W/"{next(self._etags)}"'
@@ -40,6 +45,29 @@ class MemoryStore:
                 merged = merge(existing, opp)
                 final[oid] = existing if merged is None else self._put(merged)
             return outcomes(incoming, final, known)
+
+    def commit(self, opportunity: Opportunity, executions: Sequence[Execution] = (),
+               audit: Sequence[AuditEntry] = ()) -> Opportunity:
+        with self._lock:
+            row = self._rows.get(opportunity.id)
+            if row is None or row[1] != opportunity.etag:
+                raise ConcurrencyConflict(opportunity.id)
+            stored = self._executions.setdefault(opportunity.id, {})
+            for x in executions:
+                current = stored.get(x.id)
+                if (current is None) != (x.etag is None) or (current is not None and current[1] != x.etag):
+                    raise ConcurrencyConflict(f"{opportunity.id}: execution {x.id}")
+            for x in executions:
+                x.etag = f'W/"{next(self._etags)}"'
+                stored[x.id] = (execution_entity(x), x.etag)
+            self._audit.setdefault(opportunity.id, []).extend(audit_entity(a) for a in audit)
+            return self._put(opportunity)
+
+    def executions(self, opportunity_id: str) -> list[Execution]:
+        return [execution_from(e, tag) for e, tag in self._executions.get(opportunity_id, {}).values()]
+
+    def audit(self, opportunity_id: str) -> list[AuditEntry]:
+        return sorted((audit_from(e) for e in self._audit.get(opportunity_id, [])), key=lambda a: (a.at, a.seq))
 
     def get(self, opportunity_id: str) -> Optional[Opportunity]:
         row = self._rows.get(opportunity_id)

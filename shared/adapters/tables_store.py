@@ -9,10 +9,13 @@ import logging
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
+from ..domain.audit import AuditEntry
+from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
 from ..ports import ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
 from . import tables_batch
-from .entities import from_entity, matches, to_entity, ts
+from .entities import (OPPORTUNITY, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches,
+                       to_entity, ts)
 from .ingest_plan import fold, outcomes
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,7 @@ def resolve_connection_string(value: str, table_port: int = 10002) -> str:
 
 
 def _filter(where: Filter) -> tuple[str, dict[str, Any]]:
-    clauses, params = [], {}
+    clauses, params = ["rowType eq @rowType"], {"rowType": OPPORTUNITY}
     if where.processArea is not None and where.deviationPattern is not None:
         clauses.append("PartitionKey eq @pk")
         params["pk"] = group_key(where.processArea, where.deviationPattern)
@@ -142,6 +145,37 @@ class TablesStore:
         opportunity.etag = etag
         return opportunity
 
+    def commit(self, opportunity: Opportunity, executions: Sequence[Execution] = (),
+               audit: Sequence[AuditEntry] = ()) -> Opportunity:
+        self._ensure()
+        ops = [tables_batch.Operation("replace", to_entity(opportunity), opportunity.etag)]
+        ops += [tables_batch.Operation("replace" if x.etag else "create", execution_entity(x), x.etag)
+                for x in executions]
+        ops += [tables_batch.Operation("create", audit_entity(a)) for a in audit]
+        try:
+            etags = tables_batch.submit(self._table, ops)
+        except tables_batch.TransactionFailed as exc:
+            if exc.status in (404, 409, 412):
+                raise ConcurrencyConflict(f"{opportunity.id}: {exc.code} at operation {exc.index}") from exc
+            raise
+        opportunity.etag = etags[0]
+        for x, etag in zip(executions, etags[1:]):
+            x.etag = etag
+        return opportunity
+
+    def _rows(self, opportunity_id: str, marker: str) -> Iterable[dict[str, Any]]:
+        self._ensure()
+        low = f"{opportunity_id}~{marker}~"
+        return self._table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                                          parameters={"pk": partition_of(opportunity_id), "low": low,
+                                                      "high": low[:-1] + chr(ord("~") + 1)})
+
+    def executions(self, opportunity_id: str) -> list[Execution]:
+        return [execution_from(e, e.metadata.get("etag")) for e in self._rows(opportunity_id, "x")]
+
+    def audit(self, opportunity_id: str) -> list[AuditEntry]:
+        return [audit_from(e) for e in self._rows(opportunity_id, "a")]
+
     # -- reads ---------------------------------------------------------------------------------------
     def get(self, opportunity_id: str) -> Optional[Opportunity]:
         from azure.core.exceptions import ResourceNotFoundError
@@ -200,7 +234,9 @@ class TablesStore:
         params = {f"s{i}": s for i, s in enumerate(statuses)}
         params["before"] = ts(updated_before)
         either = " or ".join(f"status eq @s{i}" for i in range(len(statuses)))
-        rows = self._table.query_entities(f"( {either} ) and updatedAt lt @before", parameters=params)
+        params["rowType"] = OPPORTUNITY
+        rows = self._table.query_entities(f"rowType eq @rowType and ( {either} ) and updatedAt lt @before",
+                                          parameters=params)
         return [from_entity(e, e.metadata.get("etag")) for e in rows]
 
     def ping(self) -> None:

@@ -45,13 +45,15 @@ def list_opportunities(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @bp.route(route="opportunities/{id}", methods=["GET"])
 @endpoint
 def get_opportunity(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """One opportunity with its scores, rationale and status history."""
+    """One opportunity with its scores, rationale, plan, status history, executions and audit trail."""
     from ..runtime import services
     from ..services import backlog
     from ..services.views import opportunity_view
 
-    opp = backlog.get(services(), req.route_params.get("id", ""))
-    return json_response(opportunity_view(opp), 200, cid, {"ETag": opp.etag or ""})
+    svc = services()
+    opp = backlog.get(svc, req.route_params.get("id", ""))
+    view = opportunity_view(opp, executions=svc.store.executions(opp.id), audit=svc.store.audit(opp.id))
+    return json_response(view, 200, cid, {"ETag": opp.etag or ""})
 
 
 _PATCHABLE = {"owner": 200, "notes": 4000, "dismissReason": 500}

@@ -67,6 +67,7 @@ class Opportunity:
     cohort: Optional[str] = None
     correlationId: Optional[str] = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    plan: Optional[dict[str, Any]] = None
     # Store concurrency token; never part of the domain's decisions.
     etag: Optional[str] = None
 

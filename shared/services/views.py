@@ -1,8 +1,10 @@
 """The JSON shape of an Opportunity on the API (ARCHITECTURE section 3 fields, camelCase)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+from ..domain.audit import AuditEntry
+from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 
 
@@ -12,7 +14,22 @@ def created(o: Opportunity) -> dict[str, Any]:
             "reason": f"first reported by {o.source.split(',')[0]}"}
 
 
-def opportunity_view(o: Opportunity, detail: bool = True) -> dict[str, Any]:
+def execution_view(x: Execution) -> dict[str, Any]:
+    return {"id": x.id, "actionId": x.actionId, "actionVersion": x.actionVersion, "kind": x.kind,
+            "compensates": x.compensates, "status": x.status, "attempts": x.attempts, "parameters": x.parameters,
+            "evidence": x.evidence, "message": x.message, "planner": x.planner, "idempotencyKey": x.idempotencyKey,
+            "createdAt": x.createdAt.isoformat(), "updatedAt": x.updatedAt.isoformat(),
+            "correlationId": x.correlationId}
+
+
+def audit_view(a: AuditEntry) -> dict[str, Any]:
+    return {"at": a.at.isoformat(), "actor": a.actor, "event": a.event, "reason": a.reason, "inputs": a.inputs,
+            "outputs": a.outputs, "versions": a.versions, "executionId": a.executionId,
+            "correlationId": a.correlationId}
+
+
+def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[Execution] = (),
+                     audit: Sequence[AuditEntry] = ()) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": o.id, "status": o.status.value, "processArea": o.processArea,
         "deviationPattern": o.deviationPattern, "caseKey": o.caseKey, "source": o.source,
@@ -24,5 +41,7 @@ def opportunity_view(o: Opportunity, detail: bool = True) -> dict[str, Any]:
     if detail:
         view.update(sourceEventIds=o.sourceEventIds, attributes=o.attributes, rootCause=o.rootCause,
                     recommendedAction=o.recommendedAction, complianceFlags=o.complianceFlags, notes=o.notes,
-                    correlationId=o.correlationId, history=[created(o)] + o.history, etag=o.etag)
+                    correlationId=o.correlationId, history=[created(o)] + o.history, etag=o.etag, plan=o.plan,
+                    executions=[execution_view(x) for x in sorted(executions, key=lambda x: x.createdAt)],
+                    audit=[audit_view(a) for a in audit])
     return view

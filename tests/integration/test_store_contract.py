@@ -1,0 +1,82 @@
+"""One contract, every store: the in-memory store and Azure Tables (on Azurite) behave the same."""
+from datetime import timedelta
+from functools import partial
+
+import pytest
+
+from shared.adapters.memory_store import MemoryStore
+from shared.adapters.tables_store import TablesStore
+from shared.domain.audit import AuditEntry
+from shared.domain.execution import SUCCEEDED, new_execution
+from shared.domain.opportunity import from_findings, merge
+from shared.domain.status import Status
+from shared.ports import ConcurrencyConflict, Filter
+from shared.runtime import REPO_CATALOG, load_catalog, load_policy
+from tests.factories import NOW, finding, validated
+
+CATALOG = load_catalog(REPO_CATALOG, "local")
+POLICY = load_policy(REPO_CATALOG).scoring
+MERGE = partial(merge, catalog=CATALOG, policy=POLICY, now=NOW)
+
+
+@pytest.fixture(params=["memory", "tables"])
+def store(request):
+    if request.param == "memory":
+        return MemoryStore()
+    return TablesStore(request.getfixturevalue("table_client"))
+
+
+def seeded(store):
+    [result] = store.ingest(from_findings(validated(finding()), CATALOG, POLICY, NOW), MERGE)
+    return store.get(result.opportunity.id)
+
+
+def entry(opp, event, seq=0, at=NOW):
+    return AuditEntry(opp.id, at, "executor", event, "because", "cid", {"in": 1}, {"out": 2}, {"action": 1}, seq)
+
+
+def test_commit_changes_status_records_the_execution_and_appends_audit_together(store):
+    opp = seeded(store)
+    x = new_execution(opp.id, "ap.request-missing-fields", 1, {"invoiceId": "I"}, NOW, "cid", {"method": "d"})
+    store.commit(opp.transition(Status.triaged, "triage", "ok", NOW), [x], [entry(opp, "triaged")])
+    assert store.get(opp.id).status is Status.triaged
+    [stored] = store.executions(opp.id)
+    assert stored.id == x.id and stored.parameters == {"invoiceId": "I"} and stored.etag
+    assert [(a.event, a.inputs, a.outputs) for a in store.audit(opp.id)] == [("triaged", {"in": 1}, {"out": 2})]
+
+
+def test_commit_with_a_stale_opportunity_writes_nothing(store):
+    opp = seeded(store)
+    store.commit(opp.transition(Status.triaged, "triage", "ok", NOW))
+    x = new_execution(opp.id, "a", 1, {}, NOW, "cid", {})
+    with pytest.raises(ConcurrencyConflict):
+        store.commit(opp.transition(Status.needs_data, "triage", "late", NOW), [x], [entry(opp, "late")])
+    assert store.executions(opp.id) == [] and store.audit(opp.id) == []
+    assert store.get(opp.id).status is Status.triaged
+
+
+def test_an_execution_is_created_once_and_then_only_replaced_by_etag(store):
+    opp = seeded(store)
+    x = new_execution(opp.id, "a", 1, {}, NOW, "cid", {})
+    opp = store.commit(opp, [x])
+    twin = new_execution(opp.id, "a", 1, {}, NOW, "cid", {})  # a redelivery deciding the same thing
+    with pytest.raises(ConcurrencyConflict):
+        store.commit(store.get(opp.id), [twin])
+    x.status, x.evidence = SUCCEEDED, {"recordIds": ["INV-1"]}
+    store.commit(store.get(opp.id), [x])
+    assert [(e.status, e.evidence) for e in store.executions(opp.id)] == [(SUCCEEDED, {"recordIds": ["INV-1"]})]
+
+
+def test_audit_is_append_only_and_ordered(store):
+    opp = seeded(store)
+    for i, event in enumerate(["a", "b", "c"]):
+        opp = store.commit(store.get(opp.id), audit=[entry(opp, event, at=NOW + timedelta(seconds=i))])
+    assert [a.event for a in store.audit(opp.id)] == ["a", "b", "c"]
+
+
+def test_executions_and_audit_rows_never_show_up_as_opportunities(store):
+    opp = seeded(store)
+    store.commit(opp, [new_execution(opp.id, "a", 1, {}, NOW, "cid", {})], [entry(opp, "x")])
+    assert [o.id for o in store.ranked(Filter(), 10, None)] == [opp.id]
+    assert len(list(store.scan(Filter(), ["status"]))) == 1
+    assert [o.id for o in store.stale(["new"], NOW + timedelta(days=1))] == [opp.id]
