@@ -39,15 +39,27 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, workers_per_queue: int = 4) -> LocalHost:
-    """Start serving function_app on `port` (0 picks a free one) with a fresh in-process bus."""
+def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, workers_per_queue: int = 4,
+         sandbox: bool = True, sandbox_knobs: Optional[Mapping[str, object]] = None) -> LocalHost:
+    """Start serving function_app on `port` (0 picks a free one) with a fresh in-process bus, and the sandbox
+    child flows for every flow setting that local.settings.json does not point elsewhere."""
     from shared import runtime
     from shared.adapters.local_bus import LocalBus
 
     load_settings(overrides)
+    flows = None
+    if sandbox:
+        from .sandbox import Sandbox
+
+        flows = Sandbox(**dict(sandbox_knobs or {})).start()
+        for name, url in flows.settings().items():
+            if not os.environ.get(name):
+                os.environ[name] = url
     runtime.reset()
     bus = LocalBus(workers_per_queue=workers_per_queue)
     runtime.use_local_bus(bus)
     import function_app
 
-    return LocalHost(function_app.app, bus, port=port).start()
+    host = LocalHost(function_app.app, bus, port=port)
+    host.sandbox = flows
+    return host.start()

@@ -73,6 +73,7 @@ class LocalHost:
         self.timers: list[tuple[str, Schedule, str, Callable[..., Any]]] = []
         self.queues: dict[str, str] = {}
         self._server: Optional[ThreadingHTTPServer] = None
+        self.sandbox: Any = None  # the child-flow sandbox the boot started, if any
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._discover()
@@ -215,6 +216,8 @@ class LocalHost:
             self._server.shutdown()
             self._server.server_close()
         self.bus.stop()
+        if self.sandbox is not None:
+            self.sandbox.stop()
 
     @property
     def base_url(self) -> str:

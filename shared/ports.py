@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, Literal, Optional, Protocol, Sequenc
 
 from .domain.audit import AuditEntry
 from .domain.execution import Execution
+from .domain.flowcall import FlowResponse
 from .domain.opportunity import Opportunity
 
 Outcome = Literal["created", "updated", "duplicate"]
@@ -69,6 +70,11 @@ class Store(Protocol):
     def ping(self) -> None:
         """Raise if the store cannot be reached."""
 
+    def record_incident(self, incident: "Incident") -> None: ...
+
+    def incidents(self, top: int) -> list["Incident"]:
+        """The newest incidents first."""
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -87,3 +93,29 @@ class Bus(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class Flows(Protocol):
+    def call(self, setting: str, payload: dict[str, Any], idempotency_key: str, correlation_id: str,
+             timeout: float) -> "FlowResponse":
+        """POST to the child flow whose URL is in app setting `setting`; status 0 when it did not answer."""
+
+    def poll(self, location: str, correlation_id: str, timeout: float) -> "FlowResponse": ...
+
+
+class Notifier(Protocol):
+    def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
+        """Tell people: `kind` is enrich, approve, review or escalate."""
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """Something the pipeline could not settle by itself, kept for a person (GET /api/incidents)."""
+
+    id: str
+    at: datetime
+    kind: str  # poison, failed, gave_up, breach
+    stage: str
+    detail: str
+    opportunityId: Optional[str] = None
+    correlationId: Optional[str] = None

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import gc
 import threading
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 from .domain.catalog import Action, Catalog
 from .domain.policy import Policy
-from .ports import Bus, Clock, Store
+from .ports import Bus, Clock, Flows, Notifier, Store
 from .settings import REPO, Settings
 
 REPO_CATALOG = REPO / "catalog"
@@ -29,6 +30,9 @@ class Services:
     catalog: Catalog
     policy: Policy
     clock: Clock
+    flows: Optional[Flows] = None
+    notifier: Optional[Notifier] = None
+    rng: random.Random = field(default_factory=random.Random)
 
 
 def load_catalog(directory: Path, environment: str) -> Catalog:
@@ -71,6 +75,16 @@ def tune_gc() -> None:
     gc.freeze()
 
 
+def build_flows() -> Flows:
+    from .adapters.http_flows import HttpFlows
+    return HttpFlows()
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    from .adapters.notifiers import LogNotifier, OutboxNotifier
+    return OutboxNotifier(settings.outbox_dir) if settings.outbox_dir else LogNotifier()
+
+
 _lock = threading.Lock()
 _services: Optional[Services] = None
 _local_bus: Optional[Bus] = None
@@ -91,7 +105,8 @@ def services() -> Services:
                 settings = Settings.from_env()
                 _services = Services(settings, build_store(settings), build_bus(settings),
                                      load_catalog(settings.catalog_dir, settings.environment),
-                                     load_policy(settings.catalog_dir), SystemClock())
+                                     load_policy(settings.catalog_dir), SystemClock(), build_flows(),
+                                     build_notifier(settings))
                 tune_gc()
     return _services
 

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, str] = {
     "INGEST_API_KEY": "",
     "MAX_BODY_BYTES": "4194304",
     "CATALOG_DIR": "",
-    "MAX_RETRY_ATTEMPTS": "5",
+    "OUTBOX_DIR": "",
 }
 
 
@@ -60,7 +60,7 @@ class Settings:
     ingest_api_key: Optional[str]
     max_body_bytes: int
     catalog_dir: Path
-    max_retry_attempts: int
+    outbox_dir: Optional[Path]
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -83,5 +83,5 @@ class Settings:
             ingest_api_key=get("INGEST_API_KEY") or None,
             max_body_bytes=_int(env, "MAX_BODY_BYTES"),
             catalog_dir=Path(get("CATALOG_DIR")) if get("CATALOG_DIR") else REPO / "catalog",
-            max_retry_attempts=_int(env, "MAX_RETRY_ATTEMPTS"),
+            outbox_dir=Path(get("OUTBOX_DIR")) if get("OUTBOX_DIR") else None,
         )

@@ -40,18 +40,36 @@ class FixedClock:
 
 
 class RecordingBus:
+    """Keeps what was sent; drops a repeated message_id as Service Bus duplicate detection does."""
+
     def __init__(self) -> None:
         self.messages = []
+        self.dropped = 0
 
     def send(self, messages) -> None:
-        self.messages.extend(messages)
+        seen = {m.message_id for m in self.messages}
+        for m in messages:
+            if m.message_id in seen:
+                self.dropped += 1
+            else:
+                seen.add(m.message_id)
+                self.messages.append(m)
+
+    def take(self, stage: str):
+        """The messages of one stage sent so far, removed from the record."""
+        mine = [m for m in self.messages if m.body["type"] == stage]
+        self.messages = [m for m in self.messages if m.body["type"] != stage]
+        return mine
 
 
-def memory_services(**settings: str) -> Services:
+def memory_services(flows=None, **settings: str) -> Services:
     """Services over the in-memory store and a recording bus: for service tests, no cloud."""
+    import random
+
     from shared.adapters.memory_store import MemoryStore
+    from shared.adapters.notifiers import RecordingNotifier
     from shared.settings import Settings
 
     cfg = Settings.from_env({"STORE": "memory", "BUS": "local", **settings})
     return Services(cfg, MemoryStore(), RecordingBus(), load_catalog(REPO_CATALOG, "local"),
-                    load_policy(REPO_CATALOG), FixedClock())
+                    load_policy(REPO_CATALOG), FixedClock(), flows, RecordingNotifier(), random.Random(7))

@@ -10,7 +10,7 @@ from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, partition_of
 from ..domain.scoring import Scores
 from ..domain.status import Status
-from ..ports import Filter
+from ..ports import Filter, Incident
 
 _JSON_FIELDS = ("sourceEventIds", "attributes", "complianceFlags", "history")
 _TIME_FIELDS = ("detectedAt", "lastDetectedAt", "createdAt", "updatedAt")
@@ -21,7 +21,8 @@ _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImp
 
 # An opportunity's executions and audit entries share its partition, so one table transaction can
 # change its status, record the execution and append the audit entry together, or not at all.
-OPPORTUNITY, EXECUTION, AUDIT = "opp", "exec", "audit"
+OPPORTUNITY, EXECUTION, AUDIT, INCIDENT = "opp", "exec", "audit", "incident"
+INCIDENTS_PARTITION = "incidents"
 
 
 def execution_key(opportunity_id: str, execution_id: str) -> str:
@@ -112,6 +113,19 @@ def audit_from(e: dict[str, Any]) -> AuditEntry:
     return AuditEntry(e["opportunityId"], parse_ts(e["at"]), e["actor"], e["event"], e["reason"], e["correlationId"],
                       json.loads(e["inputs"]), json.loads(e["outputs"]), json.loads(e["versions"]), int(e["seq"]),
                       e.get("executionId"))
+
+
+def incident_entity(i: Incident) -> dict[str, Any]:
+    # Row keys sort ascending; an inverted timestamp lists the newest incident first.
+    newest_first = 10**13 - int(i.at.timestamp() * 1000)
+    return {"PartitionKey": INCIDENTS_PARTITION, "RowKey": f"{newest_first:013d}~{i.id}", "rowType": INCIDENT,
+            "incidentId": i.id, "at": ts(i.at), "kind": i.kind, "stage": i.stage, "detail": i.detail[:4000],
+            "opportunityId": i.opportunityId, "correlationId": i.correlationId}
+
+
+def incident_from(e: dict[str, Any]) -> Incident:
+    return Incident(e["incidentId"], parse_ts(e["at"]), e["kind"], e["stage"], e["detail"], e.get("opportunityId"),
+                    e.get("correlationId"))
 
 
 def matches(entity: dict[str, Any], where: Filter) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Optional, Sequence
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
-from ..ports import ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
+from ..ports import ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from .entities import (audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
                        to_entity)
 from .ingest_plan import fold, outcomes
@@ -22,6 +22,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._executions: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
         self._audit: dict[str, list[dict[str, Any]]] = {}
+        self._incidents: list[Incident] = []
 
     def _put(self, opp: Opportunity) -> Opportunity:
         etag = f'W/"{next(self._etags)}"'
@@ -94,6 +95,13 @@ class MemoryStore:
         wanted = set(statuses)
         return [from_entity(e, tag) for e, tag in list(self._rows.values())
                 if e["status"] in wanted and parse_ts(e["updatedAt"]) < updated_before]
+
+    def record_incident(self, incident: Incident) -> None:
+        with self._lock:
+            self._incidents.append(incident)
+
+    def incidents(self, top: int) -> list[Incident]:
+        return sorted(self._incidents, key=lambda i: i.at, reverse=True)[:top]
 
     def ping(self) -> None:
         return None

@@ -12,10 +12,10 @@ from typing import Any, Iterable, Optional, Sequence
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
-from ..ports import ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
+from ..ports import ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from . import tables_batch
-from .entities import (OPPORTUNITY, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches,
-                       to_entity, ts)
+from .entities import (INCIDENTS_PARTITION, OPPORTUNITY, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches,
+                       incident_entity, incident_from, to_entity, ts)
 from .ingest_plan import fold, outcomes
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,22 @@ class TablesStore:
     @classmethod
     def from_settings(cls, connection: Optional[str], endpoint: Optional[str], table: str) -> "TablesStore":
         """From a connection string, or from an endpoint plus managed identity (no keys in Azure)."""
+        from azure.core.pipeline.transport import RequestsTransport
         from azure.data.tables import TableClient
+
+        # The stages run many threads against one client; requests' default pool of 10 would churn sockets.
+        import requests
+        session = requests.Session()
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+        session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+        transport = RequestsTransport(session=session, session_owner=True)
         if connection:
-            client = TableClient.from_connection_string(resolve_connection_string(connection), table_name=table)
+            client = TableClient.from_connection_string(resolve_connection_string(connection), table_name=table,
+                                                        transport=transport)
         elif endpoint:
             from azure.identity import DefaultAzureCredential
-            client = TableClient(endpoint=endpoint, table_name=table, credential=DefaultAzureCredential())
+            client = TableClient(endpoint=endpoint, table_name=table, credential=DefaultAzureCredential(),
+                                 transport=transport)
         else:
             raise ValueError("set AzureWebJobsStorage (or TABLES_CONNECTION) or AzureWebJobsStorage__tableServiceUri")
         return cls(client)
@@ -238,6 +248,21 @@ class TablesStore:
         rows = self._table.query_entities(f"rowType eq @rowType and ( {either} ) and updatedAt lt @before",
                                           parameters=params)
         return [from_entity(e, e.metadata.get("etag")) for e in rows]
+
+    def record_incident(self, incident: Incident) -> None:
+        self._ensure()
+        tables_batch.submit(self._table, [tables_batch.Operation("create", incident_entity(incident))])
+
+    def incidents(self, top: int) -> list[Incident]:
+        self._ensure()
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": INCIDENTS_PARTITION},
+                                          results_per_page=top)
+        out = []
+        for e in rows:
+            out.append(incident_from(e))
+            if len(out) >= top:
+                break
+        return out
 
     def ping(self) -> None:
         self._ensure()

@@ -77,7 +77,9 @@ class Catalog:
 
     def __init__(self, actions: Iterable[Action], environment: str = "local"):
         latest: dict[str, Action] = {}
+        self.versions: dict[tuple[str, int], Action] = {}
         for action in actions:
+            self.versions[(action.id, action.version)] = action
             current = latest.get(action.id)
             if current is None or action.version > current.version:
                 latest[action.id] = action

@@ -19,6 +19,8 @@ class StageMessage(BaseModel):
     executionId: Optional[str] = None
     correlationId: str = Field(min_length=1, max_length=128)
     attempt: int = Field(default=1, ge=1)
+    # Where to poll a flow that answered 202; in the message, not a record, as it may carry a signature.
+    pollUrl: Optional[str] = Field(default=None, max_length=4000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +31,13 @@ class Nudge:
 
 
 def nudge(stage: str, opportunity_id: str, revision: int, correlation_id: str, attempt: int = 1,
-          execution_id: Optional[str] = None) -> Nudge:
+          execution_id: Optional[str] = None, poll_url: Optional[str] = None) -> Nudge:
     """The message for `stage` of one opportunity revision: resending it is a no-op on the queue."""
     body: dict[str, Any] = {"type": stage, "opportunityId": opportunity_id, "correlationId": correlation_id,
                             "attempt": attempt}
     if execution_id:
         body["executionId"] = execution_id
+    if poll_url:
+        body["pollUrl"] = poll_url
     suffix = f":{attempt}" if attempt > 1 else ""
     return Nudge(stage, body, f"{stage}:{opportunity_id}:{revision}{suffix}")

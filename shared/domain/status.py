@@ -37,7 +37,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.approved: frozenset({S.executing}),
     S.rejected: frozenset({S.closed}),
     S.executing: frozenset({S.executed, S.failed}),
-    S.executed: frozenset({S.verified, S.compensated}),
+    # executed → failed: verification failed and the action has no compensation to run.
+    S.executed: frozenset({S.verified, S.compensated, S.failed}),
     S.failed: frozenset({S.executing, S.closed}),
     S.verified: frozenset({S.closed}),
     S.compensated: frozenset({S.closed}),

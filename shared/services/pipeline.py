@@ -1,18 +1,28 @@
-"""The queue stages. Triage advances new → triaged and nudges the planner; the planner, executor and
-watchdog consume and validate their messages but do not act yet (the agent pipeline is its own issue)."""
+"""The queue stages: parse the nudge, load the opportunity, let the stage's agent act on it.
+
+Every stage is idempotent. A message for an opportunity that has already moved past the stage re-sends
+the nudge its current status needs, under the same deterministic id, so a send lost in a crash after a
+commit is repaired by the redelivery (and dropped by duplicate detection if it was not lost).
+"""
 from __future__ import annotations
 
 import logging
+import uuid
 
 from pydantic import ValidationError
 
 from ..domain.messages import StageMessage, nudge
 from ..domain.status import Status
 from ..logs import bind
+from ..ports import Incident
 from ..runtime import Services
-from . import messaging
+from . import executor, messaging, planner, triage, watchdog
 
 log = logging.getLogger(__name__)
+
+# The stage that moves an opportunity on from each status that waits on a queue.
+RESUME = {Status.new: "triage", Status.triaged: "plan", Status.planned: "execute", Status.approved: "execute",
+          Status.executing: "execute", Status.executed: "verify"}
 
 
 def handle(services: Services, stage: str, body: bytes, delivery_count: int = 1) -> str:
@@ -21,7 +31,10 @@ def handle(services: Services, stage: str, body: bytes, delivery_count: int = 1)
         msg = StageMessage.model_validate_json(body)
     except ValidationError as exc:
         # A message that can never parse must settle, not bounce until it is dead-lettered.
-        log.error("poison %s message dropped: %s", stage, exc.errors(include_url=False)[:3])
+        detail = f"unreadable {stage} message: {exc.errors(include_url=False)[:3]}"
+        log.error(detail)
+        services.store.record_incident(Incident(str(uuid.uuid4()), services.clock.now(), "poison", stage,
+                                                f"{detail}; body {body[:500]!r}"))
         return "poison"
     run = bind(log, msg.correlationId, opportunityId=msg.opportunityId, stage=stage, deliveryCount=delivery_count)
     if msg.type != stage:
@@ -31,15 +44,16 @@ def handle(services: Services, stage: str, body: bytes, delivery_count: int = 1)
     if opp is None:
         run.warning("opportunity not found; message dropped")
         return "missing"
-    if stage != "triage":
-        run.info("%s stage received the opportunity in status %s; this stage does not act yet", stage,
-                 opp.status.value)
-        return "noop"
-    if opp.status is not Status.new:
-        run.info("already triaged (status %s); duplicate delivery ignored", opp.status.value)
-        return "duplicate"
-    triaged = opp.transition(Status.triaged, "triage", "data complete enough to plan", services.clock.now())
-    services.store.save(triaged)  # ConcurrencyConflict propagates: the redelivery re-reads and sees `triaged`
-    messaging.send(services, [nudge("plan", triaged.id, triaged.revision, msg.correlationId)])
-    run.info("triaged; plan message sent")
-    return "triaged"
+    if stage == "triage":
+        result = triage.run(services, opp, msg.correlationId, run)
+    elif stage == "plan":
+        result = planner.run(services, opp, msg.correlationId, run)
+    elif stage == "execute":
+        result = executor.run(services, opp, msg, run)
+    else:
+        result = watchdog.run(services, opp, msg, run)
+    next_stage = RESUME.get(opp.status)
+    if result.startswith(("already", "nothing")) and next_stage and next_stage != stage:
+        messaging.send(services, [nudge(next_stage, opp.id, opp.revision, msg.correlationId)])
+    run.info("%s: %s", stage, result)
+    return result

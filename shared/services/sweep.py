@@ -5,15 +5,13 @@ import logging
 from datetime import timedelta
 
 from ..domain.messages import nudge
-from ..domain.status import Status
+from .pipeline import RESUME
 from ..logs import bind
 from ..runtime import Services
 from . import messaging
 
 log = logging.getLogger(__name__)
 
-# Statuses whose next stage is live, and the stage that moves them on.
-RESUME = {Status.new: "triage"}
 
 
 def reconcile(services: Services, correlation_id: str) -> int:

@@ -60,7 +60,7 @@ def test_duplicate_triage_delivery_advances_the_opportunity_once():
     ingest(svc, findings(finding()), "c")
     message = json.dumps(svc.bus.messages[0].body).encode()
     assert pipeline.handle(svc, "triage", message) == "triaged"
-    assert pipeline.handle(svc, "triage", message, delivery_count=2) == "duplicate"
+    assert pipeline.handle(svc, "triage", message, delivery_count=2) == "already triaged"
     plans = [m for m in svc.bus.messages if m.body["type"] == "plan"]
     assert len(plans) == 1
     opp = svc.store.get(svc.bus.messages[0].body["opportunityId"])

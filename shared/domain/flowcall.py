@@ -1,0 +1,55 @@
+"""What a child flow's answer means for the execution: done, wait, retry, or give up (ARCHITECTURE §5)."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Optional
+
+DONE, WAIT, RETRY, GIVE_UP = "done", "wait", "retry", "give_up"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowResponse:
+    """One HTTP answer of a flow; status 0 means no answer (timeout or connection failure)."""
+
+    status: int
+    body: Optional[dict[str, Any]] = None
+    retry_after: Optional[float] = None
+    location: Optional[str] = None
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: str  # DONE, WAIT, RETRY or GIVE_UP
+    status: Optional[str] = None  # execution status when DONE or GIVE_UP: succeeded, failed, rejected
+    delay: float = 0.0  # seconds before the next attempt or poll
+    message: str = ""
+    evidence: Optional[dict[str, Any]] = None
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: spreads retries so a recovering flow is not stampeded."""
+    return rng.uniform(0.5, 1.0) * min(cap, base * 2 ** max(0, attempt - 1))
+
+
+def classify(r: FlowResponse, attempt: int, max_attempts: int, base: float, cap: float,
+             rng: random.Random) -> Outcome:
+    """Decide from one response; `attempt` counts calls made so far for this execution, this one included."""
+    body = r.body if isinstance(r.body, dict) else {}
+    message = str(body.get("message") or r.error or "")[:500]
+    if r.status in (200, 201):
+        status = body.get("status")
+        if status not in ("succeeded", "failed", "rejected"):
+            return Outcome(GIVE_UP, "failed", message=f"flow answered {r.status} without a valid status")
+        return Outcome(DONE, status, message=message, evidence=body.get("evidence") or {})
+    if r.status == 202 and r.location:
+        return Outcome(WAIT, delay=r.retry_after if r.retry_after is not None else 1.0, message="flow accepted")
+    transient = r.status == 0 or r.status == 429 or r.status >= 500 or r.status == 408
+    if not transient:
+        return Outcome(GIVE_UP, "rejected" if r.status in (400, 422) else "failed",
+                       message=f"flow answered {r.status}: {message}".strip(": "))
+    if attempt >= max_attempts:
+        return Outcome(GIVE_UP, "failed", message=f"gave up after {attempt} attempts: last {r.status or r.error}")
+    delay = r.retry_after if r.status == 429 and r.retry_after is not None else backoff(attempt, base, cap, rng)
+    return Outcome(RETRY, delay=delay, message=f"transient {r.status or r.error}; retry in {delay:.1f}s")

@@ -1,0 +1,66 @@
+"""Calling one execution's flow and settling what the answer means; shared by executor and watchdog."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Optional
+
+from ..domain.catalog import Action
+from ..domain.execution import WAITING, Execution
+from ..domain.flowcall import DONE, RETRY, WAIT, FlowResponse, Outcome, classify
+from ..domain.messages import nudge
+from ..runtime import Services
+from . import messaging
+
+
+@dataclass
+class Attempt:
+    outcome: Outcome
+    response: FlowResponse
+
+
+def call(services: Services, action: Action, x: Execution, cid: str, poll_url: Optional[str]) -> Attempt:
+    """One call (or poll) of the flow; the idempotency key makes a repeat replay, not act again."""
+    from ..adapters.http_flows import FlowNotConfigured
+
+    policy = services.policy
+    x.attempts += 1
+    try:
+        if poll_url:
+            response = services.flows.poll(poll_url, cid, policy.flowTimeoutSeconds)
+        else:
+            payload = {"idempotencyKey": x.idempotencyKey, "correlationId": cid, "opportunityId": x.opportunityId,
+                       "action": {"id": x.actionId, "version": x.actionVersion}, "parameters": x.parameters}
+            response = services.flows.call(action.flow.setting, payload, x.idempotencyKey, cid,
+                                           policy.flowTimeoutSeconds)
+    except FlowNotConfigured as exc:
+        response = FlowResponse(404, {"status": "failed", "message": str(exc)})
+    outcome = classify(response, x.attempts, policy.maxAttempts, policy.backoffBaseSeconds,
+                       policy.backoffMaxSeconds, services.rng)
+    return Attempt(outcome, response)
+
+
+def apply(x: Execution, attempt: Attempt, now: Any) -> None:
+    """Record the answer on the execution (before anything is acknowledged)."""
+    o = attempt.outcome
+    x.updatedAt = now
+    x.message = o.message or x.message
+    if o.kind == DONE or o.status:
+        x.status = o.status
+        x.evidence = o.evidence or x.evidence
+    elif o.kind == WAIT:
+        x.status = WAITING
+
+
+def reschedule(services: Services, stage: str, opportunity_id: str, revision: int, cid: str, attempt_no: int,
+               attempt: Attempt) -> None:
+    """Complete this message and schedule the next try: after Retry-After, or backoff with jitter."""
+    o = attempt.outcome
+    poll = attempt.response.location if o.kind == WAIT else None
+    at = services.clock.now() + timedelta(seconds=o.delay)
+    messaging.send(services, [nudge(stage, opportunity_id, revision, cid, attempt=attempt_no + 1, poll_url=poll)],
+                   at=at)
+
+
+def pending_retry(attempt: Attempt) -> bool:
+    return attempt.outcome.kind in (RETRY, WAIT)

@@ -1,0 +1,37 @@
+"""Moving an opportunity on: transitions, audit entries and executions committed together."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Optional, Sequence
+
+from ..domain.audit import AuditEntry
+from ..domain.execution import Execution
+from ..domain.opportunity import Opportunity
+from ..domain.status import Status
+from ..runtime import Services
+
+
+def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: str, correlation_id: str,
+          inputs: Optional[dict[str, Any]] = None, outputs: Optional[dict[str, Any]] = None,
+          execution: Optional[Execution] = None, seq: int = 0) -> AuditEntry:
+    versions: dict[str, Any] = {"policy": services.policy.version}
+    if execution is not None:
+        versions["action"] = f"{execution.actionId}@{execution.actionVersion}"
+    elif opp.plan:
+        versions["action"] = f"{opp.plan['actionId']}@{opp.plan['actionVersion']}"
+    return AuditEntry(opp.id, services.clock.now(), actor, event, reason, correlation_id, inputs or {}, outputs or {},
+                      versions, seq, execution.id if execution else None)
+
+
+def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor: str, reason: str,
+            correlation_id: str, executions: Sequence[Execution] = (), inputs: Optional[dict[str, Any]] = None,
+            outputs: Optional[dict[str, Any]] = None, **changes: Any) -> Opportunity:
+    """Walk `path` (each step checked against the status machine), audit it, commit it all at once."""
+    now = services.clock.now()
+    moved = replace(opp, **changes) if changes else opp
+    for target in path:
+        moved = moved.transition(target, actor, reason, now)
+    event = path[-1].value if path else "updated"
+    entry = audit(services, opp, actor, event, reason, correlation_id, inputs, outputs,
+                  executions[0] if executions else None)
+    return services.store.commit(moved, executions, [entry])

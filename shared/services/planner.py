@@ -1,0 +1,33 @@
+"""Planner: a deterministic plan among the catalog's candidates, then execute, ask, or hand to a person."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..domain import planning
+from ..domain.messages import nudge
+from ..domain.opportunity import Opportunity
+from ..domain.status import Status
+from ..runtime import Services
+from . import messaging
+from .lifecycle import advance
+
+
+def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
+    if opp.status is not Status.triaged:
+        return "already planned"
+    candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
+    decision = planning.decide(opp.attributes, candidates, services.policy.confidenceThreshold)
+    plan = decision.plan.to_dict() if decision.plan else None
+    outputs = {"outcome": decision.outcome, "plan": plan, "problems": [p.to_dict() for p in decision.problems]}
+    if decision.outcome == planning.REVIEW:
+        advance(services, opp, [Status.needs_review], "planner", decision.reason, cid, outputs=outputs, plan=plan)
+        services.notifier.notify("review", opp.id, f"{opp.caseKey}: {decision.reason}", outputs)
+        return "needs_review"
+    if decision.outcome == planning.APPROVAL:
+        advance(services, opp, [Status.planned, Status.awaiting_approval], "planner", decision.reason, cid,
+                outputs=outputs, plan=plan)
+        services.notifier.notify("approve", opp.id, f"{opp.caseKey}: approve {plan['actionId']}?", outputs)
+        return "awaiting_approval"
+    moved = advance(services, opp, [Status.planned], "planner", decision.reason, cid, outputs=outputs, plan=plan)
+    messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
+    return "planned"
