@@ -7,16 +7,17 @@ from tests.factories import finding
 
 
 def wait_status(api, oid, status, timeout=10.0):
+    """The opportunity once it has passed through `status` (the agents may have moved it further)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = api.get(f"/opportunities/{oid}").json()
-        if body["status"] == status:
+        if any(h["to"] == status for h in body["history"]):
             return body
         time.sleep(0.05)
     raise AssertionError(f"{oid} never reached {status}: {body['status']}")
 
 
-def test_finding_becomes_a_scored_opportunity_and_is_triaged_through_the_queue(api):
+def test_finding_becomes_a_scored_opportunity_and_the_agents_take_it_from_the_queue(api):
     r = api.post("/findings", json=finding(caseKey="HTTP-1"), headers={"x-correlation-id": "corr-123"})
     assert r.status_code == 202
     body = r.json()
@@ -26,7 +27,7 @@ def test_finding_becomes_a_scored_opportunity_and_is_triaged_through_the_queue(a
     opp = wait_status(api, item["id"], "triaged")
     assert opp["scores"]["priority"] == item["priorityScore"]
     assert "Priority =" in opp["rationale"] and opp["correlationId"] == "corr-123"
-    assert [h["to"] for h in opp["history"]] == ["new", "triaged"]
+    assert [h["to"] for h in opp["history"]][:2] == ["new", "triaged"]
 
 
 def test_same_event_twice_over_http_is_reported_as_duplicate(api):

@@ -6,7 +6,6 @@ import pytest
 from devhost.sandbox import Sandbox
 from shared.adapters.http_flows import HttpFlows
 from shared.domain.status import Status
-from shared.ports import ConcurrencyConflict
 from shared.services import pipeline
 from shared.services.ingest import ingest
 from tests.factories import finding, memory_services, validated
@@ -25,6 +24,9 @@ def sandbox():
 def svc(sandbox):
     sandbox.reset()
     services = memory_services(flows=HttpFlows(sandbox.settings()))
+    # The policy's holdout decides in these tests, not the per-action shares of the repo's catalog.
+    for action in services.catalog.versions.values():
+        action.holdoutPercent = None
     services.policy = services.policy.model_copy(update={"holdoutPercent": 0.0})
     return services
 
