@@ -1,6 +1,7 @@
 """closedloop: the Functions entry point. Wiring only; everything else loads on first use."""
 import azure.functions as func
 
+from shared.api.catalog_routes import bp as catalog
 from shared.api.findings_routes import bp as findings
 from shared.api.opportunity_routes import bp as opportunities
 from shared.api.stage_triggers import bp as stages
@@ -8,4 +9,5 @@ from shared.api.stage_triggers import bp as stages
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(findings)
 app.register_functions(opportunities)
+app.register_functions(catalog)
 app.register_functions(stages)

@@ -72,6 +72,12 @@ class Store(Protocol):
 
     def record_incident(self, incident: "Incident") -> None: ...
 
+    def action_versions(self) -> list[dict[str, Any]]:
+        """Every stored version of every catalog action, as JSON documents."""
+
+    def add_action_version(self, doc: dict[str, Any]) -> None:
+        """Store a new version; ConcurrencyConflict if that id + version exists (versions are never edited)."""
+
     def incidents(self, top: int) -> list["Incident"]:
         """The newest incidents first."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import random
 from dataclasses import dataclass, field
@@ -39,6 +40,15 @@ def load_catalog(directory: Path, environment: str) -> Catalog:
     """Every action version kept as JSON under `<dir>/actions`."""
     actions = [Action.model_validate_json(p.read_bytes()) for p in sorted((directory / "actions").glob("*.json"))]
     return Catalog(actions, environment)
+
+
+def _load_stored_catalog(services: "Services", repo: Catalog) -> None:
+    """The store's catalog (repo versions added to it first); the repo's alone if the store is down."""
+    from .services.catalog import sync
+    try:
+        sync(services, list(repo.versions.values()))
+    except Exception:  # the app still serves with the repo's catalog; the next start syncs
+        logging.getLogger(__name__).exception("could not load the catalog from the store; using the repo's")
 
 
 def load_policy(directory: Path) -> Policy:
@@ -103,10 +113,12 @@ def services() -> Services:
         with _lock:
             if _services is None:
                 settings = Settings.from_env()
-                _services = Services(settings, build_store(settings), build_bus(settings),
-                                     load_catalog(settings.catalog_dir, settings.environment),
-                                     load_policy(settings.catalog_dir), SystemClock(), build_flows(),
-                                     build_notifier(settings))
+                repo = load_catalog(settings.catalog_dir, settings.environment)
+                built = Services(settings, build_store(settings), build_bus(settings), repo,
+                                 load_policy(settings.catalog_dir), SystemClock(), build_flows(),
+                                 build_notifier(settings))
+                _load_stored_catalog(built, repo)
+                _services = built
                 tune_gc()
     return _services
 

@@ -21,8 +21,14 @@ _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImp
 
 # An opportunity's executions and audit entries share its partition, so one table transaction can
 # change its status, record the execution and append the audit entry together, or not at all.
-OPPORTUNITY, EXECUTION, AUDIT, INCIDENT = "opp", "exec", "audit", "incident"
-INCIDENTS_PARTITION = "incidents"
+OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION = "opp", "exec", "audit", "incident", "action"
+INCIDENTS_PARTITION, CATALOG_PARTITION = "incidents", "catalog"
+
+
+def action_entity(doc: dict[str, Any]) -> dict[str, Any]:
+    """One action version, kept whole as JSON: versions are only ever added, never edited."""
+    return {"PartitionKey": CATALOG_PARTITION, "RowKey": f"{doc['id']}~{int(doc['version']):06d}",
+            "rowType": ACTION, "actionId": doc["id"], "version": int(doc["version"]), "doc": _dumps(doc)}
 
 
 def execution_key(opportunity_id: str, execution_id: str) -> str:

@@ -23,6 +23,7 @@ class MemoryStore:
         self._executions: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
         self._audit: dict[str, list[dict[str, Any]]] = {}
         self._incidents: list[Incident] = []
+        self._actions: dict[tuple[str, int], dict[str, Any]] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
         etag = f'W/"{next(self._etags)}"'
@@ -102,6 +103,16 @@ class MemoryStore:
 
     def incidents(self, top: int) -> list[Incident]:
         return sorted(self._incidents, key=lambda i: i.at, reverse=True)[:top]
+
+    def action_versions(self) -> list[dict[str, Any]]:
+        return [dict(d) for d in self._actions.values()]
+
+    def add_action_version(self, doc: dict[str, Any]) -> None:
+        with self._lock:
+            key = (doc["id"], int(doc["version"]))
+            if key in self._actions:
+                raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} exists")
+            self._actions[key] = dict(doc)
 
     def ping(self) -> None:
         return None

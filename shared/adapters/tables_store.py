@@ -5,6 +5,7 @@ so a batch of findings on one pattern lands in few partitions and is written 100
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
@@ -14,7 +15,7 @@ from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
 from ..ports import ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from . import tables_batch
-from .entities import (INCIDENTS_PARTITION, OPPORTUNITY, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches,
+from .entities import (CATALOG_PARTITION, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches,
                        incident_entity, incident_from, to_entity, ts)
 from .ingest_plan import fold, outcomes
 
@@ -263,6 +264,20 @@ class TablesStore:
             if len(out) >= top:
                 break
         return out
+
+    def action_versions(self) -> list[dict[str, Any]]:
+        self._ensure()
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": CATALOG_PARTITION})
+        return [json.loads(e["doc"]) for e in rows]
+
+    def add_action_version(self, doc: dict[str, Any]) -> None:
+        self._ensure()
+        try:
+            tables_batch.submit(self._table, [tables_batch.Operation("create", action_entity(doc))])
+        except tables_batch.TransactionFailed as exc:
+            if exc.conflict:
+                raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} exists") from exc
+            raise
 
     def ping(self) -> None:
         self._ensure()

@@ -1,0 +1,60 @@
+"""Catalog and operations routes: action versions, and the incidents the pipeline could not settle."""
+import azure.functions as func
+
+from ..domain.errors import FieldError, InvalidInput
+from .http import endpoint, json_response, read_body, require_media_type
+
+bp = func.Blueprint()
+
+
+@bp.route(route="actions", methods=["GET"])
+@endpoint
+def list_actions(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """The catalog: the latest version of each action, or every version with ?versions=all."""
+    from ..runtime import services
+    from ..services import catalog
+
+    return json_response(catalog.list_actions(services(), req.params.get("versions") == "all"), 200, cid)
+
+
+@bp.route(route="actions/{id}", methods=["GET"])
+@endpoint
+def get_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """Every version of one action, oldest first."""
+    from ..runtime import services
+    from ..services import catalog
+
+    found = catalog.versions_of(services(), req.route_params.get("id", ""))
+    return json_response({"items": [catalog.view(a, found[-1].version) for a in found], "continuationToken": None},
+                         200, cid)
+
+
+@bp.route(route="actions/{id}", methods=["PUT"])
+@endpoint
+def put_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """Add the next version of an action; earlier versions are never edited."""
+    from ..runtime import services
+    from ..services import catalog
+
+    svc = services()
+    require_media_type(req, ("application/json",))
+    author = req.headers.get("x-ms-client-principal-name") or "api"
+    action = catalog.add_version(svc, req.route_params.get("id", ""), read_body(req, svc.settings.max_body_bytes),
+                                 author)
+    return json_response(catalog.view(action, action.version), 201, cid,
+                         {"Location": f"/api/actions/{action.id}"})
+
+
+@bp.route(route="incidents", methods=["GET"])
+@endpoint
+def list_incidents(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """What the pipeline could not settle by itself (poison messages, failed flows, breaches), newest first."""
+    from ..runtime import services
+
+    raw = req.params.get("top", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise InvalidInput("`top` must be a whole number.", [FieldError("?top", "an integer from 1 to 500")])
+    items = [{"id": i.id, "at": i.at.isoformat(), "kind": i.kind, "stage": i.stage, "detail": i.detail,
+              "opportunityId": i.opportunityId, "correlationId": i.correlationId}
+             for i in services().store.incidents(int(raw))]
+    return json_response({"items": items, "continuationToken": None}, 200, cid)

@@ -1,0 +1,86 @@
+"""The action catalog in the store: repo versions loaded once, new versions added over the API, none edited."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from pydantic import ValidationError
+
+from ..domain.catalog import Action, Catalog
+from ..domain.errors import Conflict, FieldError, InvalidInput, NotFound, pointer
+from ..ports import ConcurrencyConflict
+from ..runtime import Services
+
+log = logging.getLogger(__name__)
+
+
+def sync(services: Services, repo_actions: list[Action]) -> Catalog:
+    """Add repo versions the store lacks, then build the catalog from everything stored."""
+    stored = {(d["id"], int(d["version"])) for d in services.store.action_versions()}
+    for action in repo_actions:
+        if (action.id, action.version) not in stored:
+            try:
+                services.store.add_action_version(action.model_dump(mode="json"))
+            except ConcurrencyConflict:
+                pass  # another instance loaded it first
+    return rebuild(services)
+
+
+def rebuild(services: Services) -> Catalog:
+    actions = [Action.model_validate(d) for d in services.store.action_versions()]
+    services.catalog = Catalog(actions, services.settings.environment)
+    return services.catalog
+
+
+def view(action: Action, latest_version: int) -> dict[str, Any]:
+    return {**action.model_dump(mode="json"), "latestVersion": latest_version}
+
+
+def list_actions(services: Services, all_versions: bool) -> dict[str, Any]:
+    catalog = services.catalog
+    latest = {a.id: a.version for a in catalog.actions.values()}
+    chosen = sorted(catalog.versions.values(), key=lambda a: (a.id, a.version)) if all_versions else \
+        sorted(catalog.actions.values(), key=lambda a: a.id)
+    return {"items": [view(a, latest[a.id]) for a in chosen], "continuationToken": None}
+
+
+def versions_of(services: Services, action_id: str) -> list[Action]:
+    found = sorted((a for (i, _), a in services.catalog.versions.items() if i == action_id), key=lambda a: a.version)
+    if not found:
+        raise NotFound(f"No action {action_id!r}.", [FieldError("/id", "unknown action")])
+    return found
+
+
+def _errors(exc: ValidationError) -> list[FieldError]:
+    return [FieldError(pointer(*e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+
+
+def add_version(services: Services, action_id: str, body: bytes, author: str) -> Action:
+    """PUT /api/actions/{id}: the body becomes the next version of the action (or its first)."""
+    from ..ingest.generic import decode_json
+
+    doc = decode_json(body)
+    if not isinstance(doc, dict):
+        raise InvalidInput("Send the action definition as a JSON object.", [FieldError("", "expected an object")])
+    if doc.get("id", action_id) != action_id:
+        raise InvalidInput("The id in the body differs from the one in the URL.", [FieldError("/id", "must match")])
+    if "version" in doc:
+        raise InvalidInput("Versions are assigned by the catalog.", [FieldError("/version", "leave it out")])
+    current: Optional[Action] = services.catalog.actions.get(action_id)
+    for _ in range(3):
+        version = (current.version if current else 0) + 1
+        candidate = {**doc, "id": action_id, "version": version, "author": doc.get("author") or author}
+        try:
+            action = Action.model_validate(candidate)
+        except ValidationError as exc:
+            raise InvalidInput("The action definition is invalid; nothing was stored.", _errors(exc)) from None
+        try:
+            services.store.add_action_version(action.model_dump(mode="json"))
+        except ConcurrencyConflict:
+            rebuild(services)  # someone added a version meanwhile: take the next number
+            current = services.catalog.actions.get(action_id)
+            continue
+        rebuild(services)
+        log.info("action %s v%d added by %s: %s", action.id, action.version, action.author, action.reason or "")
+        return action
+    raise Conflict(f"Action {action_id} is being changed by others; try again.")

@@ -1,0 +1,47 @@
+"""The action catalog over HTTP: loaded from the repo into the store, new versions only ever added."""
+import json
+
+from tests.conftest import ROOT
+
+
+def repo_action(action_id):
+    return json.loads((ROOT / "catalog" / "actions" / f"{action_id}.v1.json").read_text())
+
+
+def test_catalog_lists_every_repo_action_from_the_store(api):
+    items = api.get("/actions").json()["items"]
+    ids = {i["id"] for i in items}
+    assert {p.name.split(".v")[0] for p in (ROOT / "catalog" / "actions").glob("*.json")} <= ids
+    gl = next(i for i in items if i["id"] == "ap.post-gl-adjustment")
+    assert gl["riskTier"] == "medium" and gl["approvalRole"] == "AP.Approver" and gl["flow"]["setting"]
+
+
+def test_put_adds_the_next_version_and_keeps_the_old_one(api):
+    body = repo_action("leads.escalate")
+    del body["id"], body["version"]
+    body.update(dailyCap=42, reason="sales asked for a lower cap")
+    r = api.put("/actions/leads.escalate", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 2 and r.json()["dailyCap"] == 42 and r.json()["author"] == "api"
+    versions = api.get("/actions/leads.escalate").json()["items"]
+    assert [(v["version"], v["dailyCap"]) for v in versions] == [(1, 500), (2, 42)]
+    latest = next(i for i in api.get("/actions").json()["items"] if i["id"] == "leads.escalate")
+    assert latest["version"] == 2
+
+
+def test_put_refuses_a_version_number_and_bad_fields_by_name(api):
+    body = repo_action("leads.escalate")
+    assert api.put("/actions/leads.escalate", json=body).status_code == 422  # carries id + version
+    del body["version"]
+    body["riskTier"] = "extreme"
+    body["dailyCap"] = -1
+    r = api.put("/actions/leads.escalate", json=body)
+    assert r.status_code == 422
+    assert {e["pointer"] for e in r.json()["errors"]} == {"/riskTier", "/dailyCap"}
+
+
+def test_unknown_action_is_404_and_incidents_list_answers(api):
+    assert api.get("/actions/no.such-action").status_code == 404
+    r = api.get("/incidents", params={"top": 5})
+    assert r.status_code == 200 and isinstance(r.json()["items"], list)
+    assert api.get("/incidents", params={"top": "0"}).status_code == 422
