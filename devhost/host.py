@@ -67,8 +67,10 @@ class HttpFunction:
 class LocalHost:
     """Discovers the functions of a FunctionApp and runs them: HTTP, Service Bus queue and timer."""
 
-    def __init__(self, app: func.FunctionApp, bus: LocalBus, port: int = 7071, host: str = "127.0.0.1"):
+    def __init__(self, app: func.FunctionApp, bus: LocalBus, port: int = 7071, host: str = "127.0.0.1",
+                 batch_size: int = 100):
         self.app, self.bus, self.port, self.host = app, bus, port, host
+        self.batch_size = batch_size  # like host.json's serviceBus maxMessageBatchSize
         self.http: list[HttpFunction] = []
         self.timers: list[tuple[str, Schedule, str, Callable[..., Any]]] = []
         self.queues: dict[str, str] = {}
@@ -90,7 +92,9 @@ class LocalHost:
             elif kind == "serviceBusTrigger":
                 queue = resolve(trigger["queueName"])
                 self.queues[name] = queue
-                self.bus.subscribe(queue, self._queue_handler(name, trigger["name"], call))
+                many = str(getattr(trigger.get("cardinality"), "value", trigger.get("cardinality"))).lower() == "many"
+                self.bus.subscribe(queue, self._queue_handler(name, trigger["name"], call, many),
+                                   self.batch_size if many else 1)
             elif kind == "timerTrigger":
                 self.timers.append((name, Schedule(resolve(trigger["schedule"])), trigger["name"], call))
             else:
@@ -98,12 +102,18 @@ class LocalHost:
 
     # -- queues --------------------------------------------------------------------------------------
     @staticmethod
-    def _queue_handler(name: str, arg: str, call: Callable[..., Any]) -> Callable[[Envelope], None]:
-        def handle(env: Envelope) -> None:
-            msg = ServiceBusMessage(body=env.body, message_id=env.message_id, delivery_count=env.delivery_count,
-                                    correlation_id=env.correlation_id, enqueued_time_utc=env.enqueued_at,
-                                    content_type="application/json", application_properties={}, user_properties={})
-            call(**{arg: msg})
+    def _queue_handler(name: str, arg: str, call: Callable[..., Any], many: bool) -> Callable[[list[Envelope]], None]:
+        def message(env: Envelope) -> ServiceBusMessage:
+            return ServiceBusMessage(body=env.body, message_id=env.message_id, delivery_count=env.delivery_count,
+                                     correlation_id=env.correlation_id, enqueued_time_utc=env.enqueued_at,
+                                     content_type="application/json", application_properties={}, user_properties={})
+
+        def handle(envs: list[Envelope]) -> None:
+            if many:
+                call(**{arg: [message(e) for e in envs]})
+            else:
+                for env in envs:
+                    call(**{arg: message(env)})
         return handle
 
     # -- timers --------------------------------------------------------------------------------------

@@ -54,6 +54,17 @@ class Store(Protocol):
         (an execution without an ETag must not exist yet) and append audit entries. ConcurrencyConflict when a
         precondition fails; executions get their new ETags."""
 
+    def commit_many(self, commits: Sequence["Commit"]) -> list[Optional[Exception]]:
+        """Many commits in as few transactions as the partitions allow; per commit, None or the
+        ConcurrencyConflict that refused it (the others are written)."""
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]: ...
+
+    def execution(self, opportunity_id: str, execution_id: str) -> Optional[Execution]: ...
+
+    def executions_by_id(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Execution]:
+        """Many (opportunityId, executionId) lookups in few requests."""
+
     def executions(self, opportunity_id: str) -> list[Execution]: ...
 
     def audit(self, opportunity_id: str) -> list[AuditEntry]: ...
@@ -80,6 +91,13 @@ class Store(Protocol):
 
     def incidents(self, top: int) -> list["Incident"]:
         """The newest incidents first."""
+
+
+@dataclass(slots=True)
+class Commit:
+    opportunity: Opportunity
+    executions: Sequence[Execution] = ()
+    audit: Sequence[AuditEntry] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ class DeadLetter:
     description: str
 
 
-Handler = Callable[[Envelope], None]
+Handler = Callable[[list[Envelope]], None]
 
 
 @dataclass
@@ -59,7 +59,7 @@ class LocalBus:
         self.sent = 0
         self.dropped_duplicates = 0
         self._queues: dict[str, _Queue] = {}
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, tuple[Handler, int]] = {}
         self._cv = threading.Condition()
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -85,8 +85,9 @@ class LocalBus:
             self._cv.notify_all()
 
     # -- consumers ----------------------------------------------------------------------------------
-    def subscribe(self, queue: str, handler: Handler) -> None:
-        self._handlers[queue] = handler
+    def subscribe(self, queue: str, handler: Handler, batch_size: int = 1) -> None:
+        """Deliver up to `batch_size` ready messages per call, as a Service Bus trigger with cardinality many."""
+        self._handlers[queue] = (handler, batch_size)
         with self._cv:
             self._queues.setdefault(queue, _Queue())
 
@@ -104,29 +105,33 @@ class LocalBus:
         for t in self._threads:
             t.join(timeout)
 
-    def _take(self, queue: str) -> Optional[Envelope]:
+    def _take(self, queue: str, most: int) -> list[Envelope]:
         with self._cv:
             q = self._queues[queue]
             while not self._stopping:
                 now = time.monotonic()
-                if q.ready and q.ready[0][0] <= now:
+                taken = []
+                while q.ready and q.ready[0][0] <= now and len(taken) < most:
                     _, _, env = heapq.heappop(q.ready)
-                    q.in_flight += 1
                     env.delivery_count += 1
-                    return env
+                    taken.append(env)
+                if taken:
+                    q.in_flight += len(taken)
+                    return taken
                 self._cv.wait(timeout=(q.ready[0][0] - now) if q.ready else 1.0)
-            return None
+            return []
 
     def _consume(self, queue: str) -> None:
-        handler = self._handlers[queue]
-        while (env := self._take(queue)) is not None:
+        handler, most = self._handlers[queue]
+        while envs := self._take(queue, most):
             try:
-                handler(env)
-            except Exception as exc:  # the function failed: abandon, as the Functions host does
-                self._abandon(env, exc)
+                handler(envs)
+            except Exception as exc:  # the function failed: abandon the batch, as the Functions host does
+                for env in envs:
+                    self._abandon(env, exc)
             finally:
                 with self._cv:
-                    self._queues[queue].in_flight -= 1
+                    self._queues[queue].in_flight -= len(envs)
                     self._cv.notify_all()
 
     def _abandon(self, env: Envelope, exc: Exception) -> None:

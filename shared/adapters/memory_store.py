@@ -9,7 +9,7 @@ from typing import Any, Iterable, Optional, Sequence
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
-from ..ports import ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
+from ..ports import Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from .entities import (audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
                        to_entity)
 from .ingest_plan import fold, outcomes
@@ -65,6 +65,26 @@ class MemoryStore:
             self._audit.setdefault(opportunity.id, []).extend(audit_entity(a) for a in audit)
             return self._put(opportunity)
 
+    def commit_many(self, commits: Sequence[Commit]) -> list[Optional[Exception]]:
+        results: list[Optional[Exception]] = []
+        for c in commits:
+            try:
+                self.commit(c.opportunity, c.executions, c.audit)
+                results.append(None)
+            except ConcurrencyConflict as exc:
+                results.append(exc)
+        return results
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
+        return {i: o for i in ids if (o := self.get(i)) is not None}
+
+    def execution(self, opportunity_id: str, execution_id: str) -> Optional[Execution]:
+        row = self._executions.get(opportunity_id, {}).get(execution_id)
+        return execution_from(*row) if row else None
+
+    def executions_by_id(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Execution]:
+        return {(o, x): found for o, x in pairs if (found := self.execution(o, x)) is not None}
+
     def executions(self, opportunity_id: str) -> list[Execution]:
         return [execution_from(e, tag) for e, tag in self._executions.get(opportunity_id, {}).values()]
 
@@ -99,7 +119,7 @@ class MemoryStore:
 
     def record_incident(self, incident: Incident) -> None:
         with self._lock:
-            self._incidents.append(incident)
+            self._incidents = [i for i in self._incidents if i.id != incident.id] + [incident]
 
     def incidents(self, top: int) -> list[Incident]:
         return sorted(self._incidents, key=lambda i: i.at, reverse=True)[:top]

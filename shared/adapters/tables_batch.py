@@ -25,7 +25,7 @@ _ERROR_JSON = re.compile(rb"\r?\n\r?\n(\{.*\})", re.DOTALL)
 class Operation:
     """One write in a transaction. `etag` makes an update conditional (If-Match)."""
 
-    kind: Literal["create", "replace", "delete"]
+    kind: Literal["create", "replace", "upsert", "delete"]
     entity: dict[str, Any]
     etag: Optional[str] = None
 
@@ -74,9 +74,11 @@ def encode(base_url: str, table: str, operations: Sequence[Operation]) -> tuple[
         if op.kind == "create":
             line, body = f"POST {base_url}/{table} HTTP/1.1", _odata(op.entity)
             headers += ["Content-Type: application/json", "Prefer: return-no-content"]
-        elif op.kind == "replace":
+        elif op.kind in ("replace", "upsert"):
             line, body = f"PUT {base_url}/{table}{_key_path(op.entity)} HTTP/1.1", _odata(op.entity)
-            headers += ["Content-Type: application/json", f"If-Match: {op.etag or '*'}"]
+            headers.append("Content-Type: application/json")
+            if op.kind == "replace":  # without If-Match, PUT inserts or replaces
+                headers.append(f"If-Match: {op.etag or '*'}")
         else:
             line, body = f"DELETE {base_url}/{table}{_key_path(op.entity)} HTTP/1.1", ""
             headers.append(f"If-Match: {op.etag or '*'}")

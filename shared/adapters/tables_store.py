@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
-from ..ports import ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
-from . import tables_batch
-from .entities import (CATALOG_PARTITION, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches,
-                       incident_entity, incident_from, to_entity, ts)
+from ..ports import Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
+from . import tables_batch, tables_query
+from .entities import (CATALOG_PARTITION, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
+                       execution_entity, execution_from, execution_key, from_entity, incident_entity, incident_from,
+                       matches, to_entity, ts)
 from .ingest_plan import fold, outcomes
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,11 @@ def _filter(where: Filter) -> tuple[str, dict[str, Any]]:
     return " and ".join(clauses), params
 
 
+def _bind(where: str, params: dict[str, Any]) -> str:
+    """Substitute @name parameters with OData literals (quotes escaped)."""
+    return re.sub(r"@(\w+)", lambda m: tables_query.literal(params[m.group(1)]), where)
+
+
 class TablesStore:
     def __init__(self, table_client: Any):
         self._table = table_client
@@ -66,6 +73,8 @@ class TablesStore:
         # The stages run many threads against one client; requests' default pool of 10 would churn sockets.
         import requests
         session = requests.Session()
+        # No proxy discovery from the environment: it walks os.environ on every request (~0.8 ms here).
+        session.trust_env = False
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
         session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=64))
         transport = RequestsTransport(session=session, session_owner=True)
@@ -79,6 +88,10 @@ class TablesStore:
         else:
             raise ValueError("set AzureWebJobsStorage (or TABLES_CONNECTION) or AzureWebJobsStorage__tableServiceUri")
         return cls(client)
+
+    def _query(self, where: str, params: Optional[dict[str, Any]] = None, select: Optional[Sequence[str]] = None,
+               top: Optional[int] = None) -> Iterable[dict[str, Any]]:
+        return tables_query.query(self._table, _bind(where, params or {}), select, top)
 
     def _ensure(self) -> None:
         if not self._ready:
@@ -156,13 +169,69 @@ class TablesStore:
         opportunity.etag = etag
         return opportunity
 
-    def commit(self, opportunity: Opportunity, executions: Sequence[Execution] = (),
-               audit: Sequence[AuditEntry] = ()) -> Opportunity:
-        self._ensure()
+    @staticmethod
+    def _ops(opportunity: Opportunity, executions: Sequence[Execution],
+             audit: Sequence[AuditEntry]) -> list[tables_batch.Operation]:
         ops = [tables_batch.Operation("replace", to_entity(opportunity), opportunity.etag)]
         ops += [tables_batch.Operation("replace" if x.etag else "create", execution_entity(x), x.etag)
                 for x in executions]
         ops += [tables_batch.Operation("create", audit_entity(a)) for a in audit]
+        return ops
+
+    def commit_many(self, commits: Sequence[Commit]) -> list[Optional[Exception]]:
+        # One transaction per partition chunk; a refused commit is dropped and the rest resubmitted.
+        self._ensure()
+        results: list[Optional[Exception]] = [None] * len(commits)
+        by_partition: dict[str, list[int]] = {}
+        for i, c in enumerate(commits):
+            by_partition.setdefault(c.opportunity.group, []).append(i)
+        for indexes in by_partition.values():
+            pending = list(indexes)
+            while pending:
+                chunk, size = [], 0
+                for i in pending:
+                    n = 1 + len(commits[i].executions) + len(commits[i].audit)
+                    if chunk and size + n > tables_batch.MAX_OPERATIONS:
+                        break
+                    chunk.append(i)
+                    size += n
+                ops, owner = [], []
+                for i in chunk:
+                    mine = self._ops(commits[i].opportunity, commits[i].executions, commits[i].audit)
+                    ops += mine
+                    owner += [i] * len(mine)
+                try:
+                    etags = tables_batch.submit(self._table, ops)
+                except tables_batch.TransactionFailed as exc:
+                    if exc.status not in (404, 409, 412):
+                        raise
+                    bad = owner[min(exc.index, len(owner) - 1)]
+                    results[bad] = ConcurrencyConflict(f"{commits[bad].opportunity.id}: {exc.code}")
+                    pending.remove(bad)
+                    continue
+                cursor = 0
+                for i in chunk:
+                    c = commits[i]
+                    c.opportunity.etag = etags[cursor]
+                    for x, etag in zip(c.executions, etags[cursor + 1:]):
+                        x.etag = etag
+                    cursor += 1 + len(c.executions) + len(c.audit)
+                pending = [i for i in pending if i not in chunk]
+        return results
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
+        self._ensure()
+        return self._get_many(ids)
+
+    def execution(self, opportunity_id: str, execution_id: str) -> Optional[Execution]:
+        self._ensure()
+        found = self.executions_by_id([(opportunity_id, execution_id)])
+        return found.get((opportunity_id, execution_id))
+
+    def commit(self, opportunity: Opportunity, executions: Sequence[Execution] = (),
+               audit: Sequence[AuditEntry] = ()) -> Opportunity:
+        self._ensure()
+        ops = self._ops(opportunity, executions, audit)
         try:
             etags = tables_batch.submit(self._table, ops)
         except tables_batch.TransactionFailed as exc:
@@ -177,39 +246,41 @@ class TablesStore:
     def _rows(self, opportunity_id: str, marker: str) -> Iterable[dict[str, Any]]:
         self._ensure()
         low = f"{opportunity_id}~{marker}~"
-        return self._table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-                                          parameters={"pk": partition_of(opportunity_id), "low": low,
-                                                      "high": low[:-1] + chr(ord("~") + 1)})
+        return self._query("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                           {"pk": partition_of(opportunity_id), "low": low, "high": low[:-1] + chr(ord("~") + 1)})
 
     def executions(self, opportunity_id: str) -> list[Execution]:
-        return [execution_from(e, e.metadata.get("etag")) for e in self._rows(opportunity_id, "x")]
+        return [execution_from(e, e["etag"]) for e in self._rows(opportunity_id, "x")]
 
     def audit(self, opportunity_id: str) -> list[AuditEntry]:
         return [audit_from(e) for e in self._rows(opportunity_id, "a")]
 
     # -- reads ---------------------------------------------------------------------------------------
     def get(self, opportunity_id: str) -> Optional[Opportunity]:
-        from azure.core.exceptions import ResourceNotFoundError
         self._ensure()
-        try:
-            entity = self._table.get_entity(partition_of(opportunity_id), opportunity_id)
-        except ResourceNotFoundError:
-            return None
-        return from_entity(entity, entity.metadata.get("etag"))
+        return self._get_many([opportunity_id]).get(opportunity_id)
 
-    def _get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
-        found: dict[str, Opportunity] = {}
+    def _rows_by_key(self, keys: Sequence[tuple[str, str]]) -> Iterable[dict[str, Any]]:
+        """Rows for (PartitionKey, RowKey) pairs, 14 to a query (the service allows 15 comparisons)."""
         by_partition: dict[str, list[str]] = {}
-        for oid in ids:
-            by_partition.setdefault(partition_of(oid), []).append(oid)
-        for pk, keys in by_partition.items():
-            for start in range(0, len(keys), _KEYS_PER_QUERY):
-                part = keys[start:start + _KEYS_PER_QUERY]
+        for pk, rk in keys:
+            by_partition.setdefault(pk, []).append(rk)
+        for pk, rks in by_partition.items():
+            for start in range(0, len(rks), _KEYS_PER_QUERY):
+                part = rks[start:start + _KEYS_PER_QUERY]
                 params = {"pk": pk, **{f"k{i}": k for i, k in enumerate(part)}}
                 rows = " or ".join(f"RowKey eq @k{i}" for i in range(len(part)))
-                for e in self._table.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=params):
-                    found[e["RowKey"]] = from_entity(e, e.metadata.get("etag"))
-        return found
+                yield from self._query(f"PartitionKey eq @pk and ( {rows} )", params)
+
+    def _get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
+        return {e["RowKey"]: from_entity(e, e["etag"])
+                for e in self._rows_by_key([(partition_of(i), i) for i in ids])}
+
+    def executions_by_id(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Execution]:
+        self._ensure()
+        rows = self._rows_by_key([(partition_of(o), execution_key(o, x)) for o, x in pairs])
+        found = (execution_from(e, e["etag"]) for e in rows)
+        return {(x.opportunityId, x.id): x for x in found}
 
     def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
         # Table Storage sorts only by key, so rank a narrow projection and fetch the page's rows after.
@@ -232,8 +303,7 @@ class TablesStore:
             query = f"{query} and {clause}" if query else clause
             params.update(extra or {})
         select = list(dict.fromkeys([*fields, "processArea", "deviationPattern", "status"]))
-        rows = self._table.query_entities(query, parameters=params, select=select) if query else \
-            self._table.list_entities(select=select)
+        rows = self._query(query, params, select)
         return (e for e in rows if matches(e, where))
 
     def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
@@ -246,18 +316,17 @@ class TablesStore:
         params["before"] = ts(updated_before)
         either = " or ".join(f"status eq @s{i}" for i in range(len(statuses)))
         params["rowType"] = OPPORTUNITY
-        rows = self._table.query_entities(f"rowType eq @rowType and ( {either} ) and updatedAt lt @before",
-                                          parameters=params)
-        return [from_entity(e, e.metadata.get("etag")) for e in rows]
+        rows = self._query(f"rowType eq @rowType and ( {either} ) and updatedAt lt @before", params)
+        return [from_entity(e, e["etag"]) for e in rows]
 
     def record_incident(self, incident: Incident) -> None:
         self._ensure()
-        tables_batch.submit(self._table, [tables_batch.Operation("create", incident_entity(incident))])
+        # Upsert: a stage run again after a refused commit records the same incident id again.
+        tables_batch.submit(self._table, [tables_batch.Operation("upsert", incident_entity(incident))])
 
     def incidents(self, top: int) -> list[Incident]:
         self._ensure()
-        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": INCIDENTS_PARTITION},
-                                          results_per_page=top)
+        rows = self._query("PartitionKey eq @pk", {"pk": INCIDENTS_PARTITION}, top=top)
         out = []
         for e in rows:
             out.append(incident_from(e))
@@ -267,7 +336,7 @@ class TablesStore:
 
     def action_versions(self) -> list[dict[str, Any]]:
         self._ensure()
-        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": CATALOG_PARTITION})
+        rows = self._query("PartitionKey eq @pk", {"pk": CATALOG_PARTITION})
         return [json.loads(e["doc"]) for e in rows]
 
     def add_action_version(self, doc: dict[str, Any]) -> None:
@@ -281,4 +350,4 @@ class TablesStore:
 
     def ping(self) -> None:
         self._ensure()
-        next(iter(self._table.list_entities(results_per_page=1, select=["RowKey"]).by_page()), None)
+        next(iter(self._query("PartitionKey eq @pk", {"pk": "ping"}, ["RowKey"], top=1)), None)

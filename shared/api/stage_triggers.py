@@ -1,5 +1,6 @@
 """The four agent stages, each fed by its Service Bus queue (queue names from app settings)."""
 import logging
+from typing import List
 
 import azure.functions as func
 
@@ -7,31 +8,36 @@ bp = func.Blueprint()
 log = logging.getLogger("closedloop.stages")
 
 
-def _run(stage: str, msg: func.ServiceBusMessage) -> None:
+def _run(stage: str, msgs: List[func.ServiceBusMessage]) -> None:
+    # Batches (cardinality many): the stage gathers reads, writes and flow calls across messages.
     from ..runtime import services
-    from ..services.pipeline import handle
+    from ..services.batch import handle_batch
 
-    handle(services(), stage, msg.get_body(), getattr(msg, "delivery_count", None) or 1)
-
-
-@bp.service_bus_queue_trigger(arg_name="msg", queue_name="%TRIAGE_QUEUE%", connection="ServiceBusConnection")
-def triage(msg: func.ServiceBusMessage) -> None:
-    _run("triage", msg)
+    handle_batch(services(), stage, [(m.get_body(), getattr(m, "delivery_count", None) or 1) for m in msgs])
 
 
-@bp.service_bus_queue_trigger(arg_name="msg", queue_name="%PLAN_QUEUE%", connection="ServiceBusConnection")
-def plan(msg: func.ServiceBusMessage) -> None:
-    _run("plan", msg)
+@bp.service_bus_queue_trigger(arg_name="msgs", queue_name="%TRIAGE_QUEUE%", connection="ServiceBusConnection",
+                              cardinality=func.Cardinality.MANY)
+def triage(msgs: List[func.ServiceBusMessage]) -> None:
+    _run("triage", msgs)
 
 
-@bp.service_bus_queue_trigger(arg_name="msg", queue_name="%EXECUTE_QUEUE%", connection="ServiceBusConnection")
-def execute(msg: func.ServiceBusMessage) -> None:
-    _run("execute", msg)
+@bp.service_bus_queue_trigger(arg_name="msgs", queue_name="%PLAN_QUEUE%", connection="ServiceBusConnection",
+                              cardinality=func.Cardinality.MANY)
+def plan(msgs: List[func.ServiceBusMessage]) -> None:
+    _run("plan", msgs)
 
 
-@bp.service_bus_queue_trigger(arg_name="msg", queue_name="%VERIFY_QUEUE%", connection="ServiceBusConnection")
-def verify(msg: func.ServiceBusMessage) -> None:
-    _run("verify", msg)
+@bp.service_bus_queue_trigger(arg_name="msgs", queue_name="%EXECUTE_QUEUE%", connection="ServiceBusConnection",
+                              cardinality=func.Cardinality.MANY)
+def execute(msgs: List[func.ServiceBusMessage]) -> None:
+    _run("execute", msgs)
+
+
+@bp.service_bus_queue_trigger(arg_name="msgs", queue_name="%VERIFY_QUEUE%", connection="ServiceBusConnection",
+                              cardinality=func.Cardinality.MANY)
+def verify(msgs: List[func.ServiceBusMessage]) -> None:
+    _run("verify", msgs)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)

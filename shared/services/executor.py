@@ -1,9 +1,11 @@
 """Executor: run the planned action's child flow at most once, and record the evidence before moving on."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional, Union
 
-from ..domain.execution import FINAL, SUCCEEDED, new_execution
+from ..domain.catalog import Action
+from ..domain.execution import FINAL, SUCCEEDED, Execution, new_execution
 from ..domain.messages import StageMessage, nudge
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
@@ -13,40 +15,73 @@ from . import flowrun, messaging
 from .lifecycle import advance, audit
 
 
-def run(services: Services, opp: Opportunity, msg: StageMessage, run_log: Any) -> str:
+@dataclass
+class Prepared:
+    """An opportunity ready for its flow call: its execution is recorded, so the call may happen."""
+
+    opp: Opportunity
+    action: Action
+    execution: Execution
+
+
+def planned_execution(services: Services, opp: Opportunity, cid: str, action: Action) -> Execution:
+    plan = opp.plan or {}
+    return new_execution(opp.id, action.id, action.version, plan["parameters"], services.clock.now(), cid,
+                         {"method": plan.get("method"), "confidence": plan.get("confidence"),
+                          "promptVersion": plan.get("promptVersion")})
+
+
+def prepare(services: Services, opp: Opportunity, msg: StageMessage,
+            known: Optional[Execution] = None, looked_up: bool = False) -> Union[str, Prepared]:
+    """Record the execution (and status executing) before any call: a crash after the call is then
+    redelivered here and replays the same idempotency key instead of acting again."""
     cid = msg.correlationId
     if opp.status not in (Status.planned, Status.approved, Status.executing) or not opp.plan:
         return "nothing to execute"
     plan = opp.plan
     action = services.catalog.versions.get((plan["actionId"], plan["actionVersion"]))
     if action is None:
-        advance(services, opp, [Status.executing, Status.failed] if opp.status is not Status.executing
-                else [Status.failed], "executor", f"action {plan['actionId']} v{plan['actionVersion']} is gone", cid)
+        path = [Status.failed] if opp.status is Status.executing else [Status.executing, Status.failed]
+        advance(services, opp, path, "executor", f"action {plan['actionId']} v{plan['actionVersion']} is gone", cid)
         return "failed"
-    x = new_execution(opp.id, action.id, action.version, plan["parameters"], services.clock.now(), cid,
-                      {"method": plan.get("method"), "confidence": plan.get("confidence"),
-                       "promptVersion": plan.get("promptVersion")})
-    known = {e.id: e for e in services.store.executions(opp.id)}
-    if x.id in known:
-        x = known[x.id]
+    x = planned_execution(services, opp, cid, action)
+    if not looked_up:
+        known = services.store.execution(opp.id, x.id)
+    x = known or x
     if opp.status is not Status.executing:
-        # Recorded before the call: a crash after the call is redelivered here and replays the same key.
         opp = advance(services, opp, [Status.executing], "executor", f"calling {action.id} v{action.version}", cid,
                       executions=[] if x.etag else [x], inputs={"parameters": x.parameters})
-    if x.status in FINAL:
-        return settle(services, opp, x, cid)
-    attempt = flowrun.call(services, action, x, cid, msg.pollUrl)
-    flowrun.apply(x, attempt, services.clock.now())
-    if flowrun.pending_retry(attempt):
-        entry = audit(services, opp, "executor", "flow.retry" if attempt.outcome.kind == "retry" else "flow.waiting",
-                      attempt.outcome.message, cid, outputs={"status": attempt.response.status}, execution=x)
-        opp = services.store.commit(opp, [x], [entry])
-        flowrun.reschedule(services, "execute", opp.id, opp.revision, cid, msg.attempt, attempt)
-        return attempt.outcome.kind
+    return Prepared(opp, action, x)
+
+
+def finish(services: Services, p: Prepared, msg: StageMessage, attempt: Optional[flowrun.Attempt]) -> str:
+    """Record what the flow answered, then move on: settle, or schedule the retry or poll."""
+    opp, x, cid = p.opp, p.execution, msg.correlationId
+    if attempt is not None:
+        flowrun.apply(x, attempt, services.clock.now())
+        if flowrun.pending_retry(attempt):
+            kind = attempt.outcome.kind
+            entry = audit(services, opp, "executor", "flow.retry" if kind == "retry" else "flow.waiting",
+                          attempt.outcome.message, cid, outputs={"status": attempt.response.status}, execution=x)
+            opp = services.store.commit(opp, [x], [entry])
+            flowrun.reschedule(services, "execute", opp.id, opp.revision, cid, msg.attempt, attempt)
+            return kind
     return settle(services, opp, x, cid)
 
 
-def settle(services: Services, opp: Opportunity, x: Any, cid: str) -> str:
+def needs_call(p: Prepared) -> bool:
+    return p.execution.status not in FINAL
+
+
+def run(services: Services, opp: Opportunity, msg: StageMessage, run_log: Any) -> str:
+    p = prepare(services, opp, msg)
+    if isinstance(p, str):
+        return p
+    attempt = flowrun.call(services, p.action, p.execution, msg.correlationId, msg.pollUrl) if needs_call(p) else None
+    return finish(services, p, msg, attempt)
+
+
+def settle(services: Services, opp: Opportunity, x: Execution, cid: str) -> str:
     """Move the opportunity on from a finished execution, and nudge the watchdog when it succeeded."""
     outputs = {"status": x.status, "evidence": x.evidence, "message": x.message}
     if x.status == SUCCEEDED:

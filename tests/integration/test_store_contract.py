@@ -80,3 +80,22 @@ def test_executions_and_audit_rows_never_show_up_as_opportunities(store):
     assert [o.id for o in store.ranked(Filter(), 10, None)] == [opp.id]
     assert len(list(store.scan(Filter(), ["status"]))) == 1
     assert [o.id for o in store.stale(["new"], NOW + timedelta(days=1))] == [opp.id]
+
+
+def test_commit_many_writes_the_good_commits_and_names_the_stale_one(store):
+    from shared.ports import Commit
+    opps = store.ingest(from_findings(validated(*[finding() for _ in range(5)]), CATALOG, POLICY, NOW), MERGE)
+    current = [store.get(r.opportunity.id) for r in opps]
+    stale = current[2]
+    store.commit(store.get(stale.id).transition(Status.triaged, "other", "won the race", NOW))
+    commits = [Commit(o.transition(Status.triaged, "triage", "batch", NOW),
+                      [new_execution(o.id, "a", 1, {}, NOW, "cid", {})], [entry(o, "triaged")]) for o in current]
+    results = store.commit_many(commits)
+    assert [r is None for r in results] == [True, True, False, True, True]
+    assert isinstance(results[2], ConcurrencyConflict)
+    for i, o in enumerate(current):
+        assert len(store.executions(o.id)) == (0 if i == 2 else 1)
+        assert commits[i].opportunity.etag and (i == 2 or commits[i].executions[0].etag)
+    assert store.get_many([o.id for o in current]).keys() == {o.id for o in current}
+    x = commits[0].executions[0]
+    assert store.execution(current[0].id, x.id).id == x.id and store.execution(current[0].id, "nope") is None

@@ -10,8 +10,12 @@ def msg(mid, queue="q", **body):
     return Message(queue, {"correlationId": "c", **body}, mid)
 
 
-def run(bus, handler, queue="q"):
-    bus.subscribe(queue, handler)
+def run(bus, handler, queue="q", batch_size=1):
+    """Subscribe a one-message handler (the bus hands over lists)."""
+    def each(envs):
+        for env in envs:
+            handler(env)
+    bus.subscribe(queue, each, batch_size)
     bus.start()
     return bus
 
@@ -60,3 +64,19 @@ def test_handler_failure_once_then_success_delivers_twice_and_settles():
     assert bus.wait_idle(5)
     bus.stop()
     assert calls == [1, 2] and bus.dead_letters == []
+
+
+def test_batches_hold_up_to_the_batch_size_and_a_failure_redelivers_the_whole_batch():
+    sizes, failed = [], []
+    def handler(envs):
+        sizes.append(len(envs))
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("batch failed")
+    bus = LocalBus(workers_per_queue=1)
+    bus.send([msg(f"m{i}") for i in range(25)])
+    bus.subscribe("q", handler, batch_size=10)
+    bus.start()
+    assert bus.wait_idle(5)
+    bus.stop()
+    assert max(sizes) == 10 and sum(sizes) == 25 + sizes[0]  # the failed batch came back whole

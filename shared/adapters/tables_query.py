@@ -1,0 +1,59 @@
+"""Entity queries for Azure Tables, parsed with json.loads and sent through the SDK's pipeline.
+
+Why: azure-data-tables runs every property of every returned entity through its generated
+deserializer; for our ~35-property rows that was two thirds of the pipeline stages' CPU (profiled
+with yappi: 15.8 s of 24 s of query time). Auth, retries and transport still come from the TableClient.
+Format: https://learn.microsoft.com/rest/api/storageservices/query-entities
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator, Optional, Sequence
+from urllib.parse import quote
+
+from .tables_batch import TransactionFailed
+
+_ACCEPT = "application/json;odata=minimalmetadata"
+
+
+def literal(value: Any) -> str:
+    """An OData literal: strings quoted with quotes doubled, numbers as they are."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def query(table_client: Any, where: str, select: Optional[Sequence[str]] = None,
+          top: Optional[int] = None) -> Iterator[dict[str, Any]]:
+    """Entities matching an OData filter, page after page; each has its ETag under "etag"."""
+    from azure.core.rest import HttpRequest
+
+    base = f"{table_client.scheme}://{table_client._primary_hostname}/{table_client.table_name}()"
+    params = {"$filter": where}
+    if select:
+        params["$select"] = ",".join(select)
+    if top:
+        params["$top"] = str(top)
+    next_pk = next_rk = None
+    while True:
+        query_params = dict(params)
+        if next_pk is not None:
+            query_params["NextPartitionKey"] = next_pk
+            if next_rk is not None:
+                query_params["NextRowKey"] = next_rk
+        url = base + "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query_params.items())
+        request = HttpRequest("GET", url, headers={"x-ms-version": table_client.api_version, "Accept": _ACCEPT,
+                                                   "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx"})
+        response = table_client._client.send_request(request, stream=True)
+        payload = response.read()
+        if response.status_code != 200:
+            raise TransactionFailed(response.status_code, "QueryFailed", 0, payload[:500].decode("utf-8", "replace"))
+        for entity in json.loads(payload).get("value", []):
+            entity["etag"] = entity.pop("odata.etag", None)
+            yield entity
+        next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
+        next_rk = response.headers.get("x-ms-continuation-NextRowKey")
+        if not next_pk or top:
+            return
