@@ -1,0 +1,84 @@
+"""The batched stages (what the queue triggers run) keep the pipeline's promises."""
+import json
+
+import pytest
+
+from devhost.sandbox import Sandbox
+from shared.adapters.http_flows import HttpFlows
+from shared.domain.status import Status
+from shared.services.batch import handle_batch
+from shared.services.ingest import ingest
+from tests.factories import finding, memory_services, validated
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(seed=3) as s:
+        yield s
+
+
+@pytest.fixture
+def svc(sandbox):
+    sandbox.reset()
+    services = memory_services(flows=HttpFlows(sandbox.settings()))
+    for action in services.catalog.versions.values():
+        action.holdoutPercent = None
+    services.policy = services.policy.model_copy(update={"holdoutPercent": 0.0})
+    return services
+
+
+def leads(svc, n):
+    items = [finding(processArea="lead-management", deviationPattern="lead-stale", caseKey=f"LB-{i}",
+                     attributes={"leadId": f"LB-{i}", "region": "APAC"}) for i in range(n)]
+    return [r.opportunity.id for r in ingest(svc, validated(*items), "cid").results]
+
+
+def drain(svc, copies=1):
+    """Deliver everything queued, stage by stage, as batches (each message `copies` times in its batch)."""
+    for _ in range(50):
+        if not svc.bus.messages:
+            return
+        due = min(svc.bus.messages, key=lambda m: m.scheduled_at or svc.clock.current)
+        stage = due.body["type"]
+        batch = svc.bus.take(stage)
+        later = max((m.scheduled_at for m in batch if m.scheduled_at), default=None)
+        if later and later > svc.clock.current:
+            svc.clock.current = later
+        handle_batch(svc, stage, [(json.dumps(m.body).encode(), n + 1) for m in batch for n in range(copies)])
+    raise AssertionError("did not settle")
+
+
+def test_a_batch_carrying_every_message_twice_acts_once_per_opportunity(svc, sandbox):
+    ids = leads(svc, 12)
+    drain(svc, copies=2)
+    assert sandbox.effects["leads.reassign"] == 12
+    assert {svc.store.get(i).status for i in ids} == {Status.verified}
+    assert all(len(svc.store.executions(i)) == 1 for i in ids)
+
+
+def test_a_commit_refused_in_a_batch_is_run_again_alone_without_acting_twice(svc, sandbox):
+    ids = leads(svc, 6)
+    real = svc.store.commit_many
+    refused = []
+
+    def refuse_one(commits):
+        results = real(commits[1:])
+        if not refused and any(c.executions and c.executions[0].status == "succeeded" for c in commits):
+            refused.append(commits[0].opportunity.id)
+            from shared.ports import ConcurrencyConflict
+            return [ConcurrencyConflict("someone else moved it")] + results
+        return real(commits[:1]) + results
+
+    svc.store.commit_many = refuse_one
+    drain(svc)
+    assert refused and sandbox.effects["leads.reassign"] == 6
+    assert {svc.store.get(i).status for i in ids} == {Status.verified}
+
+
+def test_poison_and_misrouted_messages_in_a_batch_do_not_stop_the_others(svc, sandbox):
+    [oid] = leads(svc, 1)
+    batch = svc.bus.take("triage")
+    results = handle_batch(svc, "triage", [(b"garbage", 1), (json.dumps({**batch[0].body, "type": "plan"}).encode(), 1),
+                                           (json.dumps(batch[0].body).encode(), 1)])
+    assert results == ["poison", "misrouted", "triaged"]
+    assert svc.store.get(oid).status is Status.triaged
