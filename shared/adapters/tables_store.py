@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
@@ -20,6 +21,7 @@ from .entities import (CATALOG_PARTITION, INCIDENTS_PARTITION, OPPORTUNITY, acti
                        execution_entity, execution_from, execution_key, from_entity, incident_entity, incident_from,
                        matches, to_entity, ts)
 from .ingest_plan import fold, outcomes
+from .recent import Recent
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,12 @@ def _bind(where: str, params: dict[str, Any]) -> str:
 
 
 class TablesStore:
-    def __init__(self, table_client: Any):
+    def __init__(self, table_client: Any, remember: int = 20_000):
         self._table = table_client
         self._ready = False
+        # What this process wrote last (see recent.py): the next stage reads it from here, not the service.
+        self._opps: Recent[Opportunity] = Recent(remember)
+        self._execs: Recent[Execution] = Recent(remember)
 
     @classmethod
     def from_settings(cls, connection: Optional[str], endpoint: Optional[str], table: str) -> "TablesStore":
@@ -128,6 +133,7 @@ class TablesStore:
         else:
             for opp, etag in zip(chunk, etags):
                 known[opp.id], opp.etag, final[opp.id] = None, etag, opp
+                self._opps.put(opp.id, opp)
             return
         for _ in range(_RETRIES):
             existing = self._get_many([o.id for o in chunk])
@@ -154,20 +160,9 @@ class TablesStore:
                 if wrote:
                     opp.etag = next(etags)
                 known[opp.id], final[opp.id] = events, opp
+                self._opps.put(opp.id, opp)
             return
         raise ConcurrencyConflict(f"ingest lost {_RETRIES} races for partition {chunk[0].group}")
-
-    def save(self, opportunity: Opportunity) -> Opportunity:
-        self._ensure()
-        try:
-            [etag] = tables_batch.submit(
-                self._table, [tables_batch.Operation("replace", to_entity(opportunity), opportunity.etag)])
-        except tables_batch.TransactionFailed as exc:
-            if exc.status in (404, 409, 412):
-                raise ConcurrencyConflict(opportunity.id) from exc
-            raise
-        opportunity.etag = etag
-        return opportunity
 
     @staticmethod
     def _ops(opportunity: Opportunity, executions: Sequence[Execution],
@@ -207,6 +202,7 @@ class TablesStore:
                         raise
                     bad = owner[min(exc.index, len(owner) - 1)]
                     results[bad] = ConcurrencyConflict(f"{commits[bad].opportunity.id}: {exc.code}")
+                    self._forget(commits[bad])
                     pending.remove(bad)
                     continue
                 cursor = 0
@@ -216,12 +212,37 @@ class TablesStore:
                     for x, etag in zip(c.executions, etags[cursor + 1:]):
                         x.etag = etag
                     cursor += 1 + len(c.executions) + len(c.audit)
+                    self._remember(c)
                 pending = [i for i in pending if i not in chunk]
         return results
 
+    def save(self, opportunity: Opportunity) -> Opportunity:
+        return self.commit(opportunity)
+
+    def _remember(self, c: Commit) -> None:
+        self._opps.put(c.opportunity.id, c.opportunity)
+        for x in c.executions:
+            self._execs.put((x.opportunityId, x.id), x)
+
+    def _forget(self, c: Commit) -> None:
+        self._opps.forget(c.opportunity.id)
+        for x in c.executions:
+            self._execs.forget((x.opportunityId, x.id))
+
     def get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
         self._ensure()
-        return self._get_many(ids)
+        found = {}
+        for oid in ids:
+            hit = self._opps.get(oid)
+            if hit is not None:
+                found[oid] = hit
+        missing = [oid for oid in ids if oid not in found]
+        if missing:
+            fetched = self._get_many(missing)
+            for opp in fetched.values():
+                self._opps.put(opp.id, opp)
+            found.update({k: replace(v) for k, v in fetched.items()})
+        return found
 
     def execution(self, opportunity_id: str, execution_id: str) -> Optional[Execution]:
         self._ensure()
@@ -236,11 +257,13 @@ class TablesStore:
             etags = tables_batch.submit(self._table, ops)
         except tables_batch.TransactionFailed as exc:
             if exc.status in (404, 409, 412):
+                self._forget(Commit(opportunity, executions))
                 raise ConcurrencyConflict(f"{opportunity.id}: {exc.code} at operation {exc.index}") from exc
             raise
         opportunity.etag = etags[0]
         for x, etag in zip(executions, etags[1:]):
             x.etag = etag
+        self._remember(Commit(opportunity, executions))
         return opportunity
 
     def _rows(self, opportunity_id: str, marker: str) -> Iterable[dict[str, Any]]:
@@ -257,8 +280,7 @@ class TablesStore:
 
     # -- reads ---------------------------------------------------------------------------------------
     def get(self, opportunity_id: str) -> Optional[Opportunity]:
-        self._ensure()
-        return self._get_many([opportunity_id]).get(opportunity_id)
+        return self.get_many([opportunity_id]).get(opportunity_id)
 
     def _rows_by_key(self, keys: Sequence[tuple[str, str]]) -> Iterable[dict[str, Any]]:
         """Rows for (PartitionKey, RowKey) pairs, 14 to a query (the service allows 15 comparisons)."""
@@ -278,9 +300,18 @@ class TablesStore:
 
     def executions_by_id(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Execution]:
         self._ensure()
-        rows = self._rows_by_key([(partition_of(o), execution_key(o, x)) for o, x in pairs])
-        found = (execution_from(e, e["etag"]) for e in rows)
-        return {(x.opportunityId, x.id): x for x in found}
+        found = {}
+        for pair in pairs:
+            hit = self._execs.get(pair)
+            if hit is not None:
+                found[pair] = hit
+        # An execution this process never wrote may still exist (written elsewhere, or before a restart).
+        missing = [p for p in pairs if p not in found]
+        rows = self._rows_by_key([(partition_of(o), execution_key(o, x)) for o, x in missing]) if missing else ()
+        for x in (execution_from(e, e["etag"]) for e in rows):
+            found[(x.opportunityId, x.id)] = x
+            self._execs.put((x.opportunityId, x.id), replace(x))
+        return found
 
     def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
         # Table Storage sorts only by key, so rank a narrow projection and fetch the page's rows after.

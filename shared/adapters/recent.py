@@ -1,0 +1,46 @@
+"""A bounded memory of the records this process wrote last, so the next stage need not read them back.
+
+Safe under concurrency because every write is conditional on the ETag: if another instance changed a
+record since, the write is refused, the entry is forgotten, and the stage runs again on a fresh read.
+A stage that only *looks* at a stale copy at worst re-sends a nudge, which duplicate detection drops.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Any, Generic, Hashable, Optional, TypeVar
+
+T = TypeVar("T")
+
+
+class Recent(Generic[T]):
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def put(self, key: Hashable, value: T) -> None:
+        if self.size <= 0:
+            return
+        value = replace(value)  # callers keep mutating theirs (etags, attempts): remember it as it was
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, key: Hashable) -> Optional[T]:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+        # A shallow copy: callers change records by replacing fields, never by mutating shared ones.
+        return replace(value)
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._items.pop(key, None)
