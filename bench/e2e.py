@@ -23,7 +23,7 @@ def main(n: int = 10_000, batch: int = 1000) -> None:
     configure_logging("ERROR")
     with Azurite(free_port(), location=None) as azurite:
         host = boot(0, {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": "e2e",
-                        "OUTBOX_DIR": tempfile.mkdtemp(prefix="bench-outbox-")})
+                        "OUTBOX_DIR": tempfile.mkdtemp(prefix="bench-outbox-")}, sandbox="process")
         try:
             bodies = [json.dumps(_findings(batch, f"e{b}")).encode() for b in range(n // batch)]
 

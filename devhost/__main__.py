@@ -17,7 +17,7 @@ def serve(port: int) -> None:
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     azurite = Azurite(10002, REPO / ".azurite")
     azurite.start()
-    host = boot(port)
+    host = boot(port, sandbox="process")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

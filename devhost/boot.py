@@ -40,18 +40,26 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, workers_per_queue: int = 4,
-         sandbox: bool = True, sandbox_knobs: Optional[Mapping[str, object]] = None) -> LocalHost:
+         sandbox: Optional[str] = "thread", sandbox_knobs: Optional[Mapping[str, object]] = None) -> LocalHost:
     """Start serving function_app on `port` (0 picks a free one) with a fresh in-process bus, and the sandbox
-    child flows for every flow setting that local.settings.json does not point elsewhere."""
+    child flows for every flow setting that local.settings.json does not point elsewhere.
+
+    sandbox: "thread" (in this process: tests read its counters), "process" (its own process, as real
+    flows never share the app's CPU), or None."""
     from shared import runtime
     from shared.adapters.local_bus import LocalBus
 
     load_settings(overrides)
     flows = None
-    if sandbox:
+    if sandbox == "process":
+        from .sandbox.process import SandboxProcess
+
+        flows = SandboxProcess(**dict(sandbox_knobs or {})).start()
+    elif sandbox:
         from .sandbox import Sandbox
 
         flows = Sandbox(**dict(sandbox_knobs or {})).start()
+    if flows is not None:
         for name, url in flows.settings().items():
             if not os.environ.get(name):
                 os.environ[name] = url

@@ -107,9 +107,10 @@ def run(base: str, bus: Any, sandbox: Any) -> None:
     if latency:
         print(f"\n   Finding to verified outcome: median {statistics.median(latency):.2f} s, "
               f"slowest {max(latency):.2f} s (it includes flows that answered 429 and 5xx and were retried).")
-    calls = Counter(code for _, _, code in sandbox.requests)
+    stats = sandbox.stats()
+    calls = stats["responses"]
     print(f"   Child-flow calls: {sum(calls.values())} ({', '.join(f'{n}× {c}' for c, n in sorted(calls.items()))}); "
-          f"side effects applied: {sum(sandbox.effects.values())}, each exactly once.")
+          f"side effects applied: {sum(stats['effects'].values())}, each exactly once.")
 
     print("\n3. What changed in the system of record, with evidence\n")
     verified = next(o for o in items if o["status"] == "verified" and o["processArea"] == "lead-management")
@@ -150,7 +151,7 @@ def main() -> None:
              "breach_actions": {"leads.reassign"}}
     with Azurite(free_port(), location=None) as azurite:
         host = boot(0, {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": "demo",
-                        "OUTBOX_DIR": str(outbox)}, sandbox_knobs=knobs)
+                        "OUTBOX_DIR": str(outbox)}, sandbox="process", sandbox_knobs=knobs)
         try:
             print(f"closedloop demo: local host {host.base_url}, Azurite on port {azurite.table_port}, "
                   f"sandbox flows {host.sandbox.base_url} (8% 429s, 5% 5xx; leads.reassign leaves leads unowned)")

@@ -116,6 +116,15 @@ class Sandbox:
             self._rng = random.Random()
             self.configure(**self._initial)
 
+    def stats(self) -> dict[str, Any]:
+        """Side effects applied per action, and answers given per HTTP status (also at GET /stats, signed)."""
+        with self._lock:
+            codes = Counter(str(code) for _, _, code in self.requests)
+            return {"effects": dict(self.effects), "responses": dict(codes)}
+
+    def stats_url(self) -> str:
+        return f"{self.base_url}/stats?sig={self.sign('/stats')}"
+
     def record(self, kind: str, record_id: str) -> Optional[Record]:
         """A copy of one record ("invoice", "lead", "order", "case", ...), or None."""
         with self._lock:
@@ -147,8 +156,8 @@ class Sandbox:
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the sandbox is not started")
+        if self._server is None and not self.port:
+            raise RuntimeError("the sandbox is not started (and has no fixed port)")
         return f"http://{self.host}:{self.port}"
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -177,6 +186,8 @@ class Sandbox:
         kind, _, name = path.strip("/").partition("/")
         key = headers.get("Idempotency-Key")
         sig = dict(parse_qsl(parts.query)).get("sig", "")
+        if kind == "stats" and hmac.compare_digest(sig, self.sign(path)):
+            return 200, {"Content-Type": "application/json"}, json.dumps(self.stats()).encode()
         if kind not in ("flows", "operations") or not name:
             resp = _error(404, "NotFound", f"no route {path}")
         elif not hmac.compare_digest(sig, self.sign(path)):
