@@ -56,7 +56,7 @@ def to_entity(opp: Opportunity) -> dict[str, Any]:
     for name in _TIME_FIELDS:
         e[name] = ts(getattr(opp, name))
     for name in _JSON_FIELDS:
-        e[name] = json.dumps(getattr(opp, name), separators=(",", ":"), ensure_ascii=False, default=str)
+        e[name] = _dumps(getattr(opp, name))
     if e["kpiImpact"] is not None:
         e["kpiImpact"] = float(e["kpiImpact"])
     e["plan"] = _dumps(opp.plan) if opp.plan is not None else None
@@ -83,8 +83,8 @@ def from_entity(e: dict[str, Any], etag: Any = None) -> Opportunity:
     )
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+# One encoder for every write: json.dumps with options builds a new JSONEncoder per call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 def execution_entity(x: Execution) -> dict[str, Any]:

@@ -15,8 +15,10 @@ T = TypeVar("T")
 
 
 class Recent(Generic[T]):
-    def __init__(self, size: int):
+    def __init__(self, size: int, copy_on_put: bool = False):
         self.size = size
+        # Executions are changed in place (attempts, status) after they are stored: keep a copy of those.
+        self.copy_on_put = copy_on_put
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -24,7 +26,8 @@ class Recent(Generic[T]):
     def put(self, key: Hashable, value: T) -> None:
         if self.size <= 0:
             return
-        value = replace(value)  # callers keep mutating theirs (etags, attempts): remember it as it was
+        if self.copy_on_put:
+            value = replace(value)
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Optional, Sequence
 MAX_OPERATIONS = 100
 _STATUS = re.compile(rb"HTTP/1\.1 (\d{3})")
 _ETAG = re.compile(rb"\r?\nETag: ([^\r\n]+)", re.IGNORECASE)
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _ERROR_JSON = re.compile(rb"\r?\n\r?\n(\{.*\})", re.DOTALL)
 
 
@@ -55,7 +56,7 @@ def _odata(entity: dict[str, Any]) -> str:
         elif isinstance(value, int) and not isinstance(value, bool) and not -2**31 <= value < 2**31:
             out[key] = str(value)
             out[key + "@odata.type"] = "Edm.Int64"
-    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(out)
 
 
 def _key_path(entity: dict[str, Any]) -> str:

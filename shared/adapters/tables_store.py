@@ -67,7 +67,7 @@ class TablesStore:
         self._ready = False
         # What this process wrote last (see recent.py): the next stage reads it from here, not the service.
         self._opps: Recent[Opportunity] = Recent(remember)
-        self._execs: Recent[Execution] = Recent(remember)
+        self._execs: Recent[Execution] = Recent(remember, copy_on_put=True)
 
     @classmethod
     def from_settings(cls, connection: Optional[str], endpoint: Optional[str], table: str) -> "TablesStore":
