@@ -2,7 +2,8 @@
 
 import_ratio       `import function_app` ÷ a bare azure-functions app, median of fresh processes (≤ 1.3)
 normalize_per_s    normalize + validate + score of 100,000 findings in process (≥ 100,000)
-ingest_http_per_s  10,000 findings over HTTP into Azurite through the local host (≥ 2,000)
+ingest_http_per_s  10,000 findings over HTTP into Azurite through the local host (≥ 2,000), the agents
+                   paused: in Azure the HTTP and queue functions scale apart; e2e_per_s measures them together
 e2e_per_s          10,000 findings from HTTP ingest until every agent has settled them, sandbox flows (≥ 200)
 peak_rss_mb        the local host's peak memory in that run
 """
@@ -90,7 +91,8 @@ def ingest_http_per_s(n: int = 10_000, batch: int = 1000, clients: int = 2) -> d
     from devhost.boot import boot
 
     with Azurite(free_port(), location=None) as azurite:
-        host = boot(0, {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": "bench"})
+        host = boot(0, {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": "bench"}, sandbox=None,
+                    consume=False)
         try:
             bodies = [json.dumps(_findings(batch, f"h{b}")).encode() for b in range(n // batch)]
             session = requests.Session()
@@ -108,11 +110,11 @@ def ingest_http_per_s(n: int = 10_000, batch: int = 1000, clients: int = 2) -> d
                 accepted = sum(pool.map(post, bodies))
             elapsed = time.perf_counter() - start
             assert accepted == n, f"accepted {accepted} of {n}"
-            host.bus.wait_idle(120)
-            drained = time.perf_counter() - start
+            queued = host.bus.pending()
         finally:
             host.stop()
-    return {"ingest_http_per_s": round(n / elapsed), "ingest_then_triaged_per_s": round(n / drained)}
+    assert queued == n + 1, f"{queued} triage messages queued for {n + 1} opportunities"
+    return {"ingest_http_per_s": round(n / elapsed)}
 
 
 def e2e_per_s(n: int = 10_000) -> dict:

@@ -40,7 +40,8 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, workers_per_queue: int = 4,
-         sandbox: Optional[str] = "thread", sandbox_knobs: Optional[Mapping[str, object]] = None) -> LocalHost:
+         sandbox: Optional[str] = "thread", sandbox_knobs: Optional[Mapping[str, object]] = None,
+         consume: bool = True) -> LocalHost:
     """Start serving function_app on `port` (0 picks a free one) with a fresh in-process bus, and the sandbox
     child flows for every flow setting that local.settings.json does not point elsewhere.
 
@@ -59,10 +60,12 @@ def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, worker
         from .sandbox import Sandbox
 
         flows = Sandbox(**dict(sandbox_knobs or {})).start()
+    pointed: list[str] = []
     if flows is not None:
         for name, url in flows.settings().items():
             if not os.environ.get(name):
                 os.environ[name] = url
+                pointed.append(name)
     runtime.reset()
     bus = LocalBus(workers_per_queue=workers_per_queue)
     runtime.use_local_bus(bus)
@@ -70,4 +73,5 @@ def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, worker
 
     host = LocalHost(function_app.app, bus, port=port)
     host.sandbox = flows
-    return host.start()
+    host.pointed_settings = pointed  # unset again on stop, so a later boot in this process points afresh
+    return host.start(consume)

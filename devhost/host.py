@@ -76,6 +76,7 @@ class LocalHost:
         self.queues: dict[str, str] = {}
         self._server: Optional[ThreadingHTTPServer] = None
         self.sandbox: Any = None  # the child-flow sandbox the boot started, if any
+        self.pointed_settings: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._discover()
@@ -203,11 +204,13 @@ class LocalHost:
 
         return Handler
 
-    def start(self) -> "LocalHost":
+    def start(self, consume: bool = True) -> "LocalHost":
+        """Serve HTTP and run timers; with consume=False queue messages wait (a benchmark of ingest alone)."""
         self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self.bus.start()
+        if consume:
+            self.bus.start()
         self._spawn(self._server.serve_forever, "http")
         for t in self.timers:
             self._spawn(lambda t=t: self._run_timer(*t), f"timer-{t[0]}")
@@ -228,6 +231,8 @@ class LocalHost:
         self.bus.stop()
         if self.sandbox is not None:
             self.sandbox.stop()
+        for name in self.pointed_settings:
+            os.environ.pop(name, None)
 
     @property
     def base_url(self) -> str:

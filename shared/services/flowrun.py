@@ -45,6 +45,8 @@ def apply(x: Execution, attempt: Attempt, now: Any) -> None:
     o = attempt.outcome
     x.updatedAt = now
     x.message = o.message or x.message
+    # The sweep leaves an execution alone until then, so it never pre-empts a Retry-After.
+    x.nextAttemptAt = now + timedelta(seconds=o.delay) if o.kind in (RETRY, WAIT) else None
     if o.kind == DONE or o.status:
         x.status = o.status
         x.evidence = o.evidence or x.evidence

@@ -165,3 +165,24 @@ def test_a_poison_message_becomes_an_incident(svc):
     assert pipeline.handle(svc, "execute", b"\x00not json") == "poison"
     [incident] = svc.store.incidents(5)
     assert incident.kind == "poison" and incident.stage == "execute"
+
+
+def test_the_sweep_resends_lost_work_but_never_jumps_a_scheduled_retry(svc, sandbox):
+    from datetime import timedelta
+
+    from shared.services import sweep
+    sandbox.configure(throttle_retry_after=3600)
+    sandbox.script("leads.reassign", [429])
+    oid = start(svc)
+    for _ in range(3):  # triage, plan, execute → 429, retry scheduled an hour out
+        m = min(svc.bus.messages, key=lambda m: m.scheduled_at is not None)
+        svc.bus.messages.remove(m)
+        pipeline.handle(svc, m.body["type"], json.dumps(m.body).encode())
+    assert svc.store.get(oid).status is Status.executing
+    svc.bus.messages.clear()  # the scheduled retry is lost too
+    svc.clock.current += timedelta(seconds=svc.policy.reconcileAfterSeconds + 1)
+    assert sweep.reconcile(svc, "sweep") == 0  # the retry is not due: hands off
+    svc.clock.current += timedelta(hours=1)
+    assert sweep.reconcile(svc, "sweep") == 1
+    drive(svc)
+    assert svc.store.get(oid).status is Status.verified and sandbox.effects["leads.reassign"] == 1
