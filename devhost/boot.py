@@ -61,17 +61,22 @@ def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, worker
 
         flows = Sandbox(**dict(sandbox_knobs or {})).start()
     pointed: list[str] = []
-    if flows is not None:
-        for name, url in flows.settings().items():
-            if not os.environ.get(name):
-                os.environ[name] = url
-                pointed.append(name)
-    runtime.reset()
-    bus = LocalBus(workers_per_queue=workers_per_queue)
-    runtime.use_local_bus(bus)
-    import function_app
+    try:
+        if flows is not None:
+            for name, url in flows.settings().items():
+                if not os.environ.get(name):
+                    os.environ[name] = url
+                    pointed.append(name)
+        runtime.reset()
+        bus = LocalBus(workers_per_queue=workers_per_queue)
+        runtime.use_local_bus(bus)
+        import function_app
 
-    host = LocalHost(function_app.app, bus, port=port)
+        host = LocalHost(function_app.app, bus, port=port)
+    except BaseException:
+        if flows is not None:
+            flows.stop()  # a sandbox process must not outlive a failed boot
+        raise
     host.sandbox = flows
     host.pointed_settings = pointed  # unset again on stop, so a later boot in this process points afresh
     return host.start(consume)
