@@ -114,4 +114,5 @@ def backlog(services: Services, where: Filter, top: int) -> dict[str, Any]:
         g["meanPriority"] = round(g["totalPriority"] / g["cases"], 2)
         g["totalImpact"] = round(g["totalImpact"], 2)
         g["totalPriority"] = round(g["totalPriority"], 2)
+        g["maxPriority"] = round(g["maxPriority"], 2)
     return {"items": items, "continuationToken": None, "groups": len(groups)}
