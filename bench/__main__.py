@@ -84,6 +84,20 @@ def normalize_per_s(n: int = 100_000, rounds: int = 7) -> dict:
             "normalize_per_s_max": round(max(rates))}
 
 
+def post_all(base_url: str, bodies: list[bytes], clients: int) -> int:
+    """POST the bodies to /findings from `clients` threads; the number of findings accepted."""
+    import requests
+
+    def post(body: bytes) -> int:
+        with requests.Session() as s:
+            r = s.post(base_url + "/findings", data=body, headers={"content-type": "application/json"})
+            r.raise_for_status()
+            return r.json()["accepted"]
+
+    with ThreadPoolExecutor(clients) as pool:
+        return sum(pool.map(post, bodies))
+
+
 def ingest_http_per_s(n: int = 10_000, batch: int = 1000, clients: int = 2) -> dict:
     import requests
 
@@ -99,15 +113,8 @@ def ingest_http_per_s(n: int = 10_000, batch: int = 1000, clients: int = 2) -> d
             session.post(host.base_url + "/findings", data=json.dumps(_findings(1, "warm")),
                          headers={"content-type": "application/json"}).raise_for_status()
 
-            def post(body: bytes) -> int:
-                with requests.Session() as s:
-                    r = s.post(host.base_url + "/findings", data=body, headers={"content-type": "application/json"})
-                    r.raise_for_status()
-                    return r.json()["accepted"]
-
             start = time.perf_counter()
-            with ThreadPoolExecutor(clients) as pool:
-                accepted = sum(pool.map(post, bodies))
+            accepted = post_all(host.base_url, bodies, clients)
             elapsed = time.perf_counter() - start
             assert accepted == n, f"accepted {accepted} of {n}"
             queued = host.bus.pending()

@@ -10,13 +10,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 
 def main(n: int = 10_000, batch: int = 1000) -> None:
     import requests
 
-    from bench.__main__ import _findings
+    from bench.__main__ import _findings, post_all
     from devhost.azurite import Azurite, free_port
     from devhost.boot import boot, configure_logging
 
@@ -27,15 +26,8 @@ def main(n: int = 10_000, batch: int = 1000) -> None:
         try:
             bodies = [json.dumps(_findings(batch, f"e{b}")).encode() for b in range(n // batch)]
 
-            def post(body: bytes) -> int:
-                with requests.Session() as s:
-                    r = s.post(host.base_url + "/findings", data=body, headers={"content-type": "application/json"})
-                    r.raise_for_status()
-                    return r.json()["accepted"]
-
             start = time.perf_counter()
-            with ThreadPoolExecutor(2) as pool:
-                accepted = sum(pool.map(post, bodies))
+            accepted = post_all(host.base_url, bodies, 2)
             if not host.bus.wait_idle(1800):
                 raise SystemExit("the pipeline did not settle")
             elapsed = time.perf_counter() - start

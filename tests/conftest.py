@@ -65,3 +65,27 @@ def api(host):
 
     with Api() as session:
         yield session
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """The child-flow sandbox over real HTTP, in this process so tests can read its counters."""
+    from devhost.sandbox import Sandbox
+
+    with Sandbox(seed=1) as server:
+        yield server
+
+
+@pytest.fixture
+def svc(sandbox):
+    """Services on the in-memory store and recording bus, calling the sandbox's flows; the policy's
+    holdout (0%) decides, not the per-action shares of the repo's catalog."""
+    from shared.adapters.http_flows import HttpFlows
+    from tests.factories import memory_services
+
+    sandbox.reset()
+    services = memory_services(flows=HttpFlows(sandbox.settings()))
+    for action in services.catalog.versions.values():
+        action.holdoutPercent = None
+    services.policy = services.policy.model_copy(update={"holdoutPercent": 0.0})
+    return services

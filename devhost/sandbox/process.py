@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any, Optional
 
-from ..azurite import free_port, port_open
+from ..azurite import free_port, port_open, stop_process
 from .core import REPO, Sandbox
 
 
@@ -35,12 +35,7 @@ class SandboxProcess:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
         self.process = None
 
     @property

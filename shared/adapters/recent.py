@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Any, Generic, Hashable, Optional, TypeVar
+from typing import Any, Generic, Hashable, Optional, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -43,6 +43,15 @@ class Recent(Generic[T]):
             self.hits += 1
         # A shallow copy: callers change records by replacing fields, never by mutating shared ones.
         return replace(value)
+
+    def split(self, keys: Sequence[Hashable]) -> tuple[dict[Hashable, T], list[Hashable]]:
+        """(what is remembered, by key; the keys that must be read from the store)."""
+        found: dict[Hashable, T] = {}
+        for key in keys:
+            hit = self.get(key)
+            if hit is not None:
+                found[key] = hit
+        return found, [k for k in keys if k not in found]
 
     def forget(self, key: Hashable) -> None:
         with self._lock:

@@ -231,12 +231,7 @@ class TablesStore:
 
     def get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
         self._ensure()
-        found = {}
-        for oid in ids:
-            hit = self._opps.get(oid)
-            if hit is not None:
-                found[oid] = hit
-        missing = [oid for oid in ids if oid not in found]
+        found, missing = self._opps.split(ids)
         if missing:
             fetched = self._get_many(missing)
             for opp in fetched.values():
@@ -300,13 +295,8 @@ class TablesStore:
 
     def executions_by_id(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Execution]:
         self._ensure()
-        found = {}
-        for pair in pairs:
-            hit = self._execs.get(pair)
-            if hit is not None:
-                found[pair] = hit
         # An execution this process never wrote may still exist (written elsewhere, or before a restart).
-        missing = [p for p in pairs if p not in found]
+        found, missing = self._execs.split(pairs)
         rows = self._rows_by_key([(partition_of(o), execution_key(o, x)) for o, x in missing]) if missing else ()
         for x in (execution_from(e, e["etag"]) for e in rows):
             found[(x.opportunityId, x.id)] = x

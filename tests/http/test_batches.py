@@ -1,30 +1,10 @@
 """The batched stages (what the queue triggers run) keep the pipeline's promises."""
 import json
 
-import pytest
-
-from devhost.sandbox import Sandbox
-from shared.adapters.http_flows import HttpFlows
 from shared.domain.status import Status
 from shared.services.batch import handle_batch
 from shared.services.ingest import ingest
-from tests.factories import finding, memory_services, validated
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(seed=3) as s:
-        yield s
-
-
-@pytest.fixture
-def svc(sandbox):
-    sandbox.reset()
-    services = memory_services(flows=HttpFlows(sandbox.settings()))
-    for action in services.catalog.versions.values():
-        action.holdoutPercent = None
-    services.policy = services.policy.model_copy(update={"holdoutPercent": 0.0})
-    return services
+from tests.factories import finding, validated
 
 
 def leads(svc, n):

@@ -3,32 +3,13 @@ import json
 
 import pytest
 
-from devhost.sandbox import Sandbox
-from shared.adapters.http_flows import HttpFlows
 from shared.domain.status import Status
 from shared.services import pipeline
 from shared.services.ingest import ingest
-from tests.factories import finding, memory_services, validated
+from tests.factories import finding, validated
 
 LEAD = dict(processArea="lead-management", deviationPattern="lead-unassigned",
             attributes={"leadId": "LD-1", "region": "EMEA"})
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(seed=1) as s:
-        yield s
-
-
-@pytest.fixture
-def svc(sandbox):
-    sandbox.reset()
-    services = memory_services(flows=HttpFlows(sandbox.settings()))
-    # The policy's holdout decides in these tests, not the per-action shares of the repo's catalog.
-    for action in services.catalog.versions.values():
-        action.holdoutPercent = None
-    services.policy = services.policy.model_copy(update={"holdoutPercent": 0.0})
-    return services
 
 
 def drive(svc, deliveries=1, limit=200):
