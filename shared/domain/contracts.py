@@ -41,8 +41,3 @@ def missing(action: Action, attributes: Mapping[str, Any]) -> list[str]:
     mapped = action.parameterMap or {}
     return [name for name in action.required_fields()
             if attributes.get(mapped.get(name, name)) in (None, "", [])]
-
-
-def pii_fields(action: Action) -> tuple[str, ...]:
-    """Contract fields marked as personal data (`x-pii`): masked wherever they are not needed."""
-    return tuple(action.dataContract.get("x-pii", ()))

@@ -48,9 +48,6 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.dismissed: frozenset(),
 }
 
-# Statuses whose stage is waiting on a queue message; the reconciler re-sends those that sit too long.
-TRANSIENT = frozenset({S.new, S.triaged, S.planned, S.approved, S.executing, S.executed})
-
 
 class IllegalTransition(ValueError):
     def __init__(self, current: Status, target: Status):
