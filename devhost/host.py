@@ -18,6 +18,7 @@ from azure.functions.timer import TimerRequest
 
 from shared.adapters.local_bus import Envelope, LocalBus
 
+from .httpio import read_body
 from .ncrontab import Schedule
 
 log = logging.getLogger("devhost")
@@ -168,11 +169,7 @@ class LocalHost:
             server_version = "closedloop-devhost"
 
             def _serve(self) -> None:
-                length = self.headers.get("Content-Length")
-                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                    body = self._read_chunked()
-                else:
-                    body = self.rfile.read(int(length)) if length and length.isdigit() else b""
+                body = read_body(self)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 try:
                     status, out, payload = host.dispatch(self.command, self.path, headers, body)
@@ -186,16 +183,6 @@ class LocalHost:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-
-            def _read_chunked(self) -> bytes:
-                chunks = []
-                while True:
-                    size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        return b"".join(chunks)
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

@@ -8,6 +8,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from ..httpio import read_body
+
 log = logging.getLogger("devhost.sandbox")
 
 # (method, target, headers with case-insensitive .get, body) → (status, headers, body)
@@ -61,11 +63,7 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     def _serve(self) -> None:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            body = self._read_chunked()
-        else:
-            length = self.headers.get("Content-Length") or "0"
-            body = self.rfile.read(int(length)) if length.isdigit() and length != "0" else b""
+        body = read_body(self)
         try:
             status, headers, payload = self.server.dispatch(self.command, self.path, self.headers, body)
         except Exception:
@@ -78,16 +76,6 @@ class Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         # Status line, headers and body in one write: one segment on the wire for the usual small answer.
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
-
-    def _read_chunked(self) -> bytes:
-        chunks = []
-        while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                self.rfile.readline()
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

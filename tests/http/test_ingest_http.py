@@ -112,3 +112,11 @@ def test_process_mining_without_process_area_names_the_parameter(api):
     r = api.post("/findings/process-mining", json={"businessRuleStatistics": []})
     assert r.status_code in (400, 422)
     assert any(e.get("parameter") == "processArea" for e in r.json()["errors"])
+
+
+def test_a_chunked_request_body_is_read_whole(api):
+    import json as _json
+    raw = _json.dumps([finding(caseKey="CHUNK-1"), finding(caseKey="CHUNK-2")]).encode()
+    r = api.post("/findings", data=(raw[i:i + 50] for i in range(0, len(raw), 50)),
+                 headers={"content-type": "application/json"})
+    assert r.status_code == 202 and r.json()["accepted"] == 2
