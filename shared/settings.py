@@ -22,6 +22,7 @@ DEFAULTS: dict[str, str] = {
     "TABLES_CONNECTION": "",
     "AzureWebJobsStorage__tableServiceUri": "",
     "TABLE_PREFIX": "closedloop",
+    "TABLE_SHARDS": "8",
     "BUS": "servicebus",
     "ServiceBusConnection": "",
     "ServiceBusConnection__fullyQualifiedNamespace": "",
@@ -53,6 +54,7 @@ class Settings:
     tables_connection: str
     tables_endpoint: str
     table_prefix: str
+    table_shards: int
     bus: str
     servicebus_connection: str
     servicebus_namespace: str
@@ -76,6 +78,7 @@ class Settings:
                 "" if get("AzureWebJobsStorage__tableServiceUri") else get("AzureWebJobsStorage")),
             tables_endpoint=get("AzureWebJobsStorage__tableServiceUri"),
             table_prefix=get("TABLE_PREFIX"),
+            table_shards=max(1, _int(env, "TABLE_SHARDS")),
             bus=get("BUS").lower(),
             servicebus_connection=get("ServiceBusConnection"),
             servicebus_namespace=get("ServiceBusConnection__fullyQualifiedNamespace"),

@@ -32,6 +32,19 @@ def table_client(azurite):
     client.delete_table()
 
 
+@pytest.fixture
+def shard_clients(azurite):
+    """Three fresh tables, for a store sharded over them."""
+    from azure.data.tables import TableClient
+
+    name = f"t{uuid.uuid4().hex[:16]}"
+    clients = [TableClient.from_connection_string(azurite.connection_string, table_name=f"{name}{i}")
+               for i in range(3)]
+    yield clients
+    for client in clients:
+        client.delete_table()
+
+
 def start_host(azurite, **settings):
     """Boot the local host on a free port against Azurite with a table of its own."""
     from devhost.boot import boot
@@ -78,14 +91,9 @@ def sandbox():
 
 @pytest.fixture
 def svc(sandbox):
-    """Services on the in-memory store and recording bus, calling the sandbox's flows; the policy's
-    holdout (0%) decides, not the per-action shares of the repo's catalog."""
+    """Services on the in-memory store and recording bus (no holdout), calling the sandbox's flows."""
     from shared.adapters.http_flows import HttpFlows
     from tests.factories import memory_services
 
     sandbox.reset()
-    services = memory_services(flows=HttpFlows(sandbox.settings()))
-    for action in services.catalog.versions.values():
-        action.holdoutPercent = None
-    services.policy = services.policy.model_copy(update={"holdoutPercent": 0.0})
-    return services
+    return memory_services(flows=HttpFlows(sandbox.settings()))

@@ -63,7 +63,7 @@ class RecordingBus:
 
 
 def memory_services(flows=None, **settings: str) -> Services:
-    """Services over the in-memory store and a recording bus: for service tests, no cloud."""
+    """Services over the in-memory store and a recording bus, no holdout: for service tests, no cloud."""
     import random
 
     from shared.adapters.memory_store import MemoryStore
@@ -71,5 +71,11 @@ def memory_services(flows=None, **settings: str) -> Services:
     from shared.settings import Settings
 
     cfg = Settings.from_env({"STORE": "memory", "BUS": "local", **settings})
-    return Services(cfg, MemoryStore(), RecordingBus(), load_catalog(REPO_CATALOG, "local"),
-                    load_policy(REPO_CATALOG), FixedClock(), flows, RecordingNotifier(), random.Random(7))
+    # No holdout unless a test asks for one: which case keys fall in the control group must not decide
+    # what a test sees (factory case keys depend on how many findings earlier tests made).
+    catalog = load_catalog(REPO_CATALOG, "local")
+    for action in catalog.versions.values():
+        action.holdoutPercent = None
+    policy = load_policy(REPO_CATALOG).model_copy(update={"holdoutPercent": 0.0})
+    return Services(cfg, MemoryStore(), RecordingBus(), catalog, policy, FixedClock(), flows,
+                    RecordingNotifier(), random.Random(7))

@@ -1,7 +1,10 @@
 """Store on Azure Table Storage (Azurite locally) through azure-data-tables.
 
-Layout: table `<prefix>Opportunities`, PartitionKey = group key (processArea + pattern), RowKey = id,
-so a batch of findings on one pattern lands in few partitions and is written 100 entities per transaction.
+Layout: PartitionKey = group key (processArea + pattern), RowKey = id, so a batch of findings on one
+pattern lands in few partitions and is written 100 entities per transaction. An opportunity's executions
+and audit rows share its partition, so one transaction writes all three atomically.
+
+Partitions are spread over several tables by a stable hash (see tables_shards.py for why).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
 from ..ports import Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
-from . import tables_batch, tables_query
+from . import tables_batch, tables_query, tables_shards
 from .entities import (CATALOG_PARTITION, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
                        execution_entity, execution_from, execution_key, from_entity, incident_entity, incident_from,
                        matches, to_entity, ts)
@@ -29,19 +32,6 @@ log = logging.getLogger(__name__)
 _KEYS_PER_QUERY = 14
 _RETRIES = 5
 _RANK_FIELDS = ["PartitionKey", "RowKey", "priority"]
-
-AZURITE_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
-                       "K1SZFPTOtr/KBHBeksoGMGw==")
-
-
-def resolve_connection_string(value: str, table_port: int = 10002) -> str:
-    """Expand `UseDevelopmentStorage=true` (which azure-data-tables does not understand) for Azurite."""
-    if value.strip().lower().startswith("usedevelopmentstorage=true"):
-        return ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-                f"AccountKey={AZURITE_ACCOUNT_KEY};"
-                f"TableEndpoint=http://127.0.0.1:{table_port}/devstoreaccount1;")
-    return value
-
 
 def _filter(where: Filter) -> tuple[str, dict[str, Any]]:
     clauses, params = ["rowType eq @rowType"], {"rowType": OPPORTUNITY}
@@ -62,49 +52,37 @@ def _bind(where: str, params: dict[str, Any]) -> str:
 
 
 class TablesStore:
-    def __init__(self, table_client: Any, remember: int = 20_000):
-        self._table = table_client
+    def __init__(self, tables: Any, remember: int = 20_000):
+        self._tables: list[Any] = list(tables) if isinstance(tables, (list, tuple)) else [tables]
         self._ready = False
         # What this process wrote last (see recent.py): the next stage reads it from here, not the service.
         self._opps: Recent[Opportunity] = Recent(remember)
         self._execs: Recent[Execution] = Recent(remember, copy_on_put=True)
 
     @classmethod
-    def from_settings(cls, connection: Optional[str], endpoint: Optional[str], table: str) -> "TablesStore":
+    def from_settings(cls, connection: Optional[str], endpoint: Optional[str], table: str,
+                      shards: int = 1) -> "TablesStore":
         """From a connection string, or from an endpoint plus managed identity (no keys in Azure)."""
-        from azure.core.pipeline.transport import RequestsTransport
-        from azure.data.tables import TableClient
+        return cls(tables_shards.connect(connection, endpoint, table, shards))
 
-        # The stages run many threads against one client; requests' default pool of 10 would churn sockets.
-        import requests
-        session = requests.Session()
-        # No proxy discovery from the environment: it walks os.environ on every request (~0.8 ms here).
-        session.trust_env = False
-        session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
-        session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=64))
-        transport = RequestsTransport(session=session, session_owner=True)
-        if connection:
-            client = TableClient.from_connection_string(resolve_connection_string(connection), table_name=table,
-                                                        transport=transport)
-        elif endpoint:
-            from azure.identity import DefaultAzureCredential
-            client = TableClient(endpoint=endpoint, table_name=table, credential=DefaultAzureCredential(),
-                                 transport=transport)
-        else:
-            raise ValueError("set AzureWebJobsStorage (or TABLES_CONNECTION) or AzureWebJobsStorage__tableServiceUri")
-        return cls(client)
+    def _table(self, partition: str) -> Any:
+        return tables_shards.shard_of(self._tables, partition)
 
-    def _query(self, where: str, params: Optional[dict[str, Any]] = None, select: Optional[Sequence[str]] = None,
-               top: Optional[int] = None) -> Iterable[dict[str, Any]]:
-        return tables_query.query(self._table, _bind(where, params or {}), select, top)
+    def _query(self, partition: str, where: str, params: Optional[dict[str, Any]] = None,
+               select: Optional[Sequence[str]] = None, top: Optional[int] = None) -> Iterable[dict[str, Any]]:
+        """Rows of one partition (the filter must pin PartitionKey to `partition`)."""
+        return tables_query.query(self._table(partition), _bind(where, params or {}), select, top)
+
+    def _query_all(self, where: str, params: dict[str, Any],
+                   select: Optional[Sequence[str]] = None) -> Iterable[dict[str, Any]]:
+        """Rows of every shard matching a cross-partition filter."""
+        bound = _bind(where, params)
+        for table in self._tables:
+            yield from tables_query.query(table, bound, select)
 
     def _ensure(self) -> None:
         if not self._ready:
-            from azure.core.exceptions import ResourceExistsError
-            try:
-                self._table.create_table()
-            except ResourceExistsError:
-                pass
+            tables_shards.prepare(self._tables)
             self._ready = True
 
     # -- writes --------------------------------------------------------------------------------------
@@ -125,8 +103,8 @@ class TablesStore:
                      known: dict[str, Optional[set[str]]], final: dict[str, Opportunity]) -> None:
         # Fast path: new findings are the common case, so try to create them all in one transaction.
         try:
-            etags = tables_batch.submit(self._table, [tables_batch.Operation("create", to_entity(o))
-                                                      for o in chunk])
+            etags = tables_batch.submit(self._table(chunk[0].group),
+                                        [tables_batch.Operation("create", to_entity(o)) for o in chunk])
         except tables_batch.TransactionFailed as exc:
             if not exc.conflict:
                 raise
@@ -151,7 +129,7 @@ class TablesStore:
                 ops.append(tables_batch.Operation("replace", to_entity(merged), current.etag))
                 placed.append((merged, set(current.sourceEventIds), True))
             try:
-                etags = iter(tables_batch.submit(self._table, ops))
+                etags = iter(tables_batch.submit(self._table(chunk[0].group), ops))
             except tables_batch.TransactionFailed as exc:
                 if exc.conflict:
                     continue  # a concurrent writer won; read again and re-merge
@@ -180,7 +158,8 @@ class TablesStore:
         by_partition: dict[str, list[int]] = {}
         for i, c in enumerate(commits):
             by_partition.setdefault(c.opportunity.group, []).append(i)
-        for indexes in by_partition.values():
+        for partition, indexes in by_partition.items():
+            table = self._table(partition)
             pending = list(indexes)
             while pending:
                 chunk, size = [], 0
@@ -196,7 +175,7 @@ class TablesStore:
                     ops += mine
                     owner += [i] * len(mine)
                 try:
-                    etags = tables_batch.submit(self._table, ops)
+                    etags = tables_batch.submit(table, ops)
                 except tables_batch.TransactionFailed as exc:
                     if exc.status not in (404, 409, 412):
                         raise
@@ -249,7 +228,7 @@ class TablesStore:
         self._ensure()
         ops = self._ops(opportunity, executions, audit)
         try:
-            etags = tables_batch.submit(self._table, ops)
+            etags = tables_batch.submit(self._table(opportunity.group), ops)
         except tables_batch.TransactionFailed as exc:
             if exc.status in (404, 409, 412):
                 self._forget(Commit(opportunity, executions))
@@ -263,9 +242,9 @@ class TablesStore:
 
     def _rows(self, opportunity_id: str, marker: str) -> Iterable[dict[str, Any]]:
         self._ensure()
-        low = f"{opportunity_id}~{marker}~"
-        return self._query("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-                           {"pk": partition_of(opportunity_id), "low": low, "high": low[:-1] + chr(ord("~") + 1)})
+        low, pk = f"{opportunity_id}~{marker}~", partition_of(opportunity_id)
+        return self._query(pk, "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                           {"pk": pk, "low": low, "high": low[:-1] + chr(ord("~") + 1)})
 
     def executions(self, opportunity_id: str) -> list[Execution]:
         return [execution_from(e, e["etag"]) for e in self._rows(opportunity_id, "x")]
@@ -287,7 +266,7 @@ class TablesStore:
                 part = rks[start:start + _KEYS_PER_QUERY]
                 params = {"pk": pk, **{f"k{i}": k for i, k in enumerate(part)}}
                 rows = " or ".join(f"RowKey eq @k{i}" for i in range(len(part)))
-                yield from self._query(f"PartitionKey eq @pk and ( {rows} )", params)
+                yield from self._query(pk, f"PartitionKey eq @pk and ( {rows} )", params)
 
     def _get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
         return {e["RowKey"]: from_entity(e, e["etag"])
@@ -324,7 +303,8 @@ class TablesStore:
             query = f"{query} and {clause}" if query else clause
             params.update(extra or {})
         select = list(dict.fromkeys([*fields, "processArea", "deviationPattern", "status"]))
-        rows = self._query(query, params, select)
+        pk = params.get("pk")
+        rows = self._query(pk, query, params, select) if pk else self._query_all(query, params, select)
         return (e for e in rows if matches(e, where))
 
     def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
@@ -337,17 +317,18 @@ class TablesStore:
         params["before"] = ts(updated_before)
         either = " or ".join(f"status eq @s{i}" for i in range(len(statuses)))
         params["rowType"] = OPPORTUNITY
-        rows = self._query(f"rowType eq @rowType and ( {either} ) and updatedAt lt @before", params)
+        rows = self._query_all(f"rowType eq @rowType and ( {either} ) and updatedAt lt @before", params)
         return [from_entity(e, e["etag"]) for e in rows]
 
     def record_incident(self, incident: Incident) -> None:
         self._ensure()
         # Upsert: a stage run again after a refused commit records the same incident id again.
-        tables_batch.submit(self._table, [tables_batch.Operation("upsert", incident_entity(incident))])
+        tables_batch.submit(self._table(INCIDENTS_PARTITION),
+                            [tables_batch.Operation("upsert", incident_entity(incident))])
 
     def incidents(self, top: int) -> list[Incident]:
         self._ensure()
-        rows = self._query("PartitionKey eq @pk", {"pk": INCIDENTS_PARTITION}, top=top)
+        rows = self._query(INCIDENTS_PARTITION, "PartitionKey eq @pk", {"pk": INCIDENTS_PARTITION}, top=top)
         out = []
         for e in rows:
             out.append(incident_from(e))
@@ -357,13 +338,13 @@ class TablesStore:
 
     def action_versions(self) -> list[dict[str, Any]]:
         self._ensure()
-        rows = self._query("PartitionKey eq @pk", {"pk": CATALOG_PARTITION})
+        rows = self._query(CATALOG_PARTITION, "PartitionKey eq @pk", {"pk": CATALOG_PARTITION})
         return [json.loads(e["doc"]) for e in rows]
 
     def add_action_version(self, doc: dict[str, Any]) -> None:
         self._ensure()
         try:
-            tables_batch.submit(self._table, [tables_batch.Operation("create", action_entity(doc))])
+            tables_batch.submit(self._table(CATALOG_PARTITION), [tables_batch.Operation("create", action_entity(doc))])
         except tables_batch.TransactionFailed as exc:
             if exc.conflict:
                 raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} exists") from exc
@@ -371,4 +352,5 @@ class TablesStore:
 
     def ping(self) -> None:
         self._ensure()
-        next(iter(self._query("PartitionKey eq @pk", {"pk": "ping"}, ["RowKey"], top=1)), None)
+        for table in self._tables:
+            next(iter(tables_query.query(table, "PartitionKey eq 'ping'", ["RowKey"], top=1)), None)

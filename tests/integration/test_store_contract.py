@@ -19,10 +19,12 @@ POLICY = load_policy(REPO_CATALOG).scoring
 MERGE = partial(merge, catalog=CATALOG, policy=POLICY, now=NOW)
 
 
-@pytest.fixture(params=["memory", "tables"])
+@pytest.fixture(params=["memory", "tables", "tables-sharded"])
 def store(request):
     if request.param == "memory":
         return MemoryStore()
+    if request.param == "tables-sharded":
+        return TablesStore(request.getfixturevalue("shard_clients"))
     return TablesStore(request.getfixturevalue("table_client"))
 
 

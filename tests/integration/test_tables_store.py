@@ -5,6 +5,7 @@ from functools import partial
 
 import pytest
 
+from shared.adapters.tables_shards import LayoutMismatch
 from shared.adapters.tables_store import TablesStore
 from shared.domain.opportunity import from_finding, merge
 from shared.domain.status import Status
@@ -31,7 +32,7 @@ def test_a_250_finding_batch_over_two_partitions_is_stored_whole(store, table_cl
                  *[finding(processArea="order-to-cash", deviationPattern="delivery-sla-at-risk") for _ in range(50)])
     results = store.ingest(batch, MERGE)
     assert [r.outcome for r in results] == ["created"] * 250
-    assert sum(1 for _ in table_client.list_entities(select=["RowKey"])) == 250
+    assert sum(1 for _ in table_client.query_entities("rowType eq 'opp'", select=["RowKey"])) == 250
     back = store.get(batch[0].id)
     assert back.scores == batch[0].scores and back.attributes == batch[0].attributes
     assert back.explained() == batch[0].explained()
@@ -101,3 +102,25 @@ def test_stale_finds_opportunities_left_in_a_status(store):
     [r] = store.ingest(opps(finding()), MERGE)
     assert store.stale(["new"], NOW - timedelta(seconds=1)) == []
     assert [o.id for o in store.stale(["new"], NOW + timedelta(seconds=1))] == [r.opportunity.id]
+
+
+def test_sharded_store_spreads_partitions_and_keeps_each_whole_in_one_table(shard_clients):
+    store = TablesStore(shard_clients)
+    areas = [("accounts-payable", f"pattern-{i}") for i in range(12)]
+    batch = opps(*[finding(processArea=a, deviationPattern=p) for a, p in areas for _ in range(5)])
+    assert {r.outcome for r in store.ingest(batch, MERGE)} == {"created"}
+    homes: dict[str, set[int]] = {}
+    for i, client in enumerate(shard_clients):
+        for e in client.query_entities("rowType eq 'opp'", select=["PartitionKey"]):
+            homes.setdefault(e["PartitionKey"], set()).add(i)
+    assert len(homes) == 12 and all(len(tables) == 1 for tables in homes.values())
+    assert len({next(iter(t)) for t in homes.values()}) > 1  # more than one shard in use
+    fresh = TablesStore(shard_clients, remember=0)
+    assert len(fresh.ranked(Filter(), 100, None)) == 60
+    assert fresh.get(batch[-1].id).id == batch[-1].id
+
+
+def test_opening_sharded_tables_with_another_shard_count_is_refused(shard_clients):
+    TablesStore(shard_clients).ping()
+    with pytest.raises(LayoutMismatch, match="TABLE_SHARDS=3"):
+        TablesStore(shard_clients[:2]).ping()
