@@ -92,6 +92,23 @@ class Store(Protocol):
     def incidents(self, top: int) -> list["Incident"]:
         """The newest incidents first."""
 
+    def claim_many(self, claims: Sequence["Claim"]) -> dict[str, "Claim"]:
+        """Create each claim unless its key is held; returns every key's claim as stored (the holder may be
+        another opportunity), with the ETag a take-over needs."""
+
+    def take_over(self, claim: "Claim", holder: str) -> bool:
+        """Give a held claim to `holder` if it is unchanged since read (ETag); False if someone moved first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who holds a case for an action (see domain/claims.py); `space` groups claims that are written together."""
+
+    space: str
+    key: str
+    holder: str
+    etag: Optional[str] = None
+
 
 @dataclass(slots=True)
 class Commit:

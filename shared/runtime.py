@@ -62,7 +62,7 @@ def build_store(settings: Settings) -> Store:
         return MemoryStore()
     from .adapters.tables_store import TablesStore
     return TablesStore.from_settings(settings.tables_connection, settings.tables_endpoint,
-                                     f"{settings.table_prefix}Opportunities", settings.table_shards)
+                                     settings.table_prefix, settings.table_shards)
 
 
 def build_bus(settings: Settings) -> Bus:

@@ -10,7 +10,7 @@ from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, partition_of
 from ..domain.scoring import Scores
 from ..domain.status import Status
-from ..ports import Filter, Incident
+from ..ports import Claim, Filter, Incident
 
 _JSON_FIELDS = ("sourceEventIds", "attributes", "complianceFlags", "history")
 _TIME_FIELDS = ("detectedAt", "lastDetectedAt", "createdAt", "updatedAt")
@@ -21,8 +21,20 @@ _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImp
 
 # An opportunity's executions and audit entries share its partition, so one table transaction can
 # change its status, record the execution and append the audit entry together, or not at all.
-OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION = "opp", "exec", "audit", "incident", "action"
+OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM = "opp", "exec", "audit", "incident", "action", "claim"
 INCIDENTS_PARTITION, CATALOG_PARTITION = "incidents", "catalog"
+
+
+def claim_partition(space: str) -> str:
+    return f"claims~{space}"
+
+
+def claim_entity(c: Claim) -> dict[str, Any]:
+    return {"PartitionKey": claim_partition(c.space), "RowKey": c.key, "rowType": CLAIM, "holder": c.holder}
+
+
+def claim_from(e: dict[str, Any]) -> Claim:
+    return Claim(e["PartitionKey"].split("~", 1)[1], e["RowKey"], e["holder"], e.get("etag"))
 
 
 def action_entity(doc: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Optional, Sequence
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
-from ..ports import Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
+from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from .entities import (audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
                        to_entity)
 from .ingest_plan import fold, outcomes
@@ -24,6 +24,7 @@ class MemoryStore:
         self._audit: dict[str, list[dict[str, Any]]] = {}
         self._incidents: list[Incident] = []
         self._actions: dict[tuple[str, int], dict[str, Any]] = {}
+        self._claims: dict[tuple[str, str], Claim] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
         etag = f'W/"{next(self._etags)}"'
@@ -133,6 +134,22 @@ class MemoryStore:
             if key in self._actions:
                 raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} exists")
             self._actions[key] = dict(doc)
+
+    def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
+        with self._lock:
+            for c in claims:
+                self._claims.setdefault((c.space, c.key), Claim(c.space, c.key, c.holder,
+                                                                f'W/"{next(self._etags)}"'))
+            return {c.key: self._claims[(c.space, c.key)] for c in claims}
+
+    def take_over(self, claim: Claim, holder: str) -> bool:
+        with self._lock:
+            current = self._claims.get((claim.space, claim.key))
+            if current is None or current.etag != claim.etag:
+                return False
+            self._claims[(claim.space, claim.key)] = Claim(claim.space, claim.key, holder,
+                                                           f'W/"{next(self._etags)}"')
+            return True
 
     def ping(self) -> None:
         return None

@@ -33,8 +33,12 @@ def resolve_connection_string(value: str, table_port: int = 10002) -> str:
     return value
 
 
-def connect(connection: Optional[str], endpoint: Optional[str], table: str, shards: int) -> list[Any]:
-    """One TableClient per shard over one shared HTTP session, by connection string or managed identity."""
+def shard_names(table: str, shards: int) -> list[str]:
+    return [table if i == 0 else f"{table}{i}" for i in range(max(1, shards))]
+
+
+def connect(connection: Optional[str], endpoint: Optional[str], names: Sequence[str]) -> list[Any]:
+    """One TableClient per table name over one shared HTTP session, by connection string or managed identity."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from azure.data.tables import TableClient
@@ -46,7 +50,6 @@ def connect(connection: Optional[str], endpoint: Optional[str], table: str, shar
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
     session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=64))
     transport = RequestsTransport(session=session, session_owner=True)
-    names = [table if i == 0 else f"{table}{i}" for i in range(max(1, shards))]
     if connection:
         connection = resolve_connection_string(connection)
         return [TableClient.from_connection_string(connection, table_name=n, transport=transport) for n in names]
@@ -63,11 +66,11 @@ def shard_of(tables: Sequence[Any], partition: str) -> Any:
     return tables[0] if len(tables) == 1 else tables[zlib.crc32(partition.encode()) % len(tables)]
 
 
-def prepare(tables: Sequence[Any]) -> None:
+def prepare(tables: Sequence[Any], *others: Any) -> None:
     """Create missing tables and check (or record) the shard count."""
     from azure.core.exceptions import ResourceExistsError
 
-    for table in tables:
+    for table in {id(t): t for t in (*tables, *others)}.values():
         try:
             table.create_table()
         except ResourceExistsError:

@@ -18,9 +18,9 @@ from typing import Any, Iterable, Optional, Sequence
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
-from ..ports import Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
+from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from . import tables_batch, tables_query, tables_shards
-from .entities import (CATALOG_PARTITION, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
+from .entities import (CATALOG_PARTITION, claim_entity, claim_from, claim_partition, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
                        execution_entity, execution_from, execution_key, from_entity, incident_entity, incident_from,
                        matches, to_entity, ts)
 from .ingest_plan import fold, outcomes
@@ -52,18 +52,24 @@ def _bind(where: str, params: dict[str, Any]) -> str:
 
 
 class TablesStore:
-    def __init__(self, tables: Any, remember: int = 20_000):
+    def __init__(self, tables: Any, remember: int = 20_000, state: Any = None):
         self._tables: list[Any] = list(tables) if isinstance(tables, (list, tuple)) else [tables]
+        # Claims live apart from the opportunities: they are never in a transaction with them, and
+        # Azurite's write cost grows with a table's size (see tables_shards.py).
+        self._state = state if state is not None else self._tables[0]
         self._ready = False
         # What this process wrote last (see recent.py): the next stage reads it from here, not the service.
         self._opps: Recent[Opportunity] = Recent(remember)
         self._execs: Recent[Execution] = Recent(remember, copy_on_put=True)
 
     @classmethod
-    def from_settings(cls, connection: Optional[str], endpoint: Optional[str], table: str,
+    def from_settings(cls, connection: Optional[str], endpoint: Optional[str], prefix: str,
                       shards: int = 1) -> "TablesStore":
-        """From a connection string, or from an endpoint plus managed identity (no keys in Azure)."""
-        return cls(tables_shards.connect(connection, endpoint, table, shards))
+        """Tables `<prefix>Opportunities…` and `<prefix>State`, from a connection string or from an endpoint
+        plus managed identity (no keys in Azure)."""
+        names = [*tables_shards.shard_names(f"{prefix}Opportunities", shards), f"{prefix}State"]
+        *tables, state = tables_shards.connect(connection, endpoint, names)
+        return cls(tables, state=state)
 
     def _table(self, partition: str) -> Any:
         return tables_shards.shard_of(self._tables, partition)
@@ -82,7 +88,7 @@ class TablesStore:
 
     def _ensure(self) -> None:
         if not self._ready:
-            tables_shards.prepare(self._tables)
+            tables_shards.prepare(self._tables, self._state)
             self._ready = True
 
     # -- writes --------------------------------------------------------------------------------------
@@ -256,7 +262,7 @@ class TablesStore:
     def get(self, opportunity_id: str) -> Optional[Opportunity]:
         return self.get_many([opportunity_id]).get(opportunity_id)
 
-    def _rows_by_key(self, keys: Sequence[tuple[str, str]]) -> Iterable[dict[str, Any]]:
+    def _rows_by_key(self, keys: Sequence[tuple[str, str]], table: Any = None) -> Iterable[dict[str, Any]]:
         """Rows for (PartitionKey, RowKey) pairs, 14 to a query (the service allows 15 comparisons)."""
         by_partition: dict[str, list[str]] = {}
         for pk, rk in keys:
@@ -266,7 +272,8 @@ class TablesStore:
                 part = rks[start:start + _KEYS_PER_QUERY]
                 params = {"pk": pk, **{f"k{i}": k for i, k in enumerate(part)}}
                 rows = " or ".join(f"RowKey eq @k{i}" for i in range(len(part)))
-                yield from self._query(pk, f"PartitionKey eq @pk and ( {rows} )", params)
+                where = _bind(f"PartitionKey eq @pk and ( {rows} )", params)
+                yield from tables_query.query(table if table is not None else self._table(pk), where)
 
     def _get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
         return {e["RowKey"]: from_entity(e, e["etag"])
@@ -349,6 +356,45 @@ class TablesStore:
             if exc.conflict:
                 raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} exists") from exc
             raise
+
+    def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
+        # One transaction per space chunk; a create refused because the key is held is dropped and the
+        # rest resubmitted, then the held ones are read back with their holders and ETags.
+        self._ensure()
+        out: dict[str, Claim] = {}
+        held: list[Claim] = []
+        by_space: dict[str, dict[str, Claim]] = {}
+        for c in claims:
+            by_space.setdefault(c.space, {})[c.key] = c
+        for mine in by_space.values():
+            pending = list(mine.values())
+            while pending:
+                chunk = pending[:tables_batch.MAX_OPERATIONS]
+                try:
+                    etags = tables_batch.submit(self._state, [tables_batch.Operation("create", claim_entity(c))
+                                                              for c in chunk])
+                except tables_batch.TransactionFailed as exc:
+                    if not exc.conflict:
+                        raise
+                    held.append(chunk[min(exc.index, len(chunk) - 1)])
+                    pending.remove(held[-1])
+                    continue
+                out.update({c.key: replace(c, etag=etag) for c, etag in zip(chunk, etags)})
+                pending = pending[len(chunk):]
+        rows = self._rows_by_key([(claim_partition(c.space), c.key) for c in held], self._state)
+        out.update({e["RowKey"]: claim_from(e) for e in rows})
+        return out
+
+    def take_over(self, claim: Claim, holder: str) -> bool:
+        self._ensure()
+        try:
+            tables_batch.submit(self._state, [tables_batch.Operation(
+                "replace", claim_entity(replace(claim, holder=holder)), claim.etag)])
+        except tables_batch.TransactionFailed as exc:
+            if exc.status in (404, 409, 412):
+                return False
+            raise
+        return True
 
     def ping(self) -> None:
         self._ensure()

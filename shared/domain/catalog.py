@@ -93,6 +93,10 @@ class Catalog:
             area = action.matches.processArea.casefold()
             for pattern in action.matches.deviationPatterns:
                 self._by_key.setdefault((area, pattern.casefold()), []).append(action)
+        # Actions that more than one pattern leads to: only their cases can be reported twice under
+        # different opportunity ids, so only they need triage's duplicate claim (see claims.py).
+        self.cross_pattern = frozenset(a.id for a in latest.values() if a.enabled and a.matches is not None
+                                       and len({p.casefold() for p in a.matches.deviationPatterns}) > 1)
         for key, actions in self._by_key.items():
             self._fast[key] = tuple(Candidate(a.id, a.version, a.required_fields(), a.complexity, a.riskTier.value, a)
                                     for a in actions)

@@ -21,7 +21,7 @@ from ..domain.execution import SUCCEEDED, idempotency_key
 from ..domain.messages import StageMessage, nudge
 from ..domain.status import Status
 from ..logs import bind
-from ..ports import Commit
+from ..ports import Claim, Commit
 from ..runtime import Services
 from . import executor, flowrun, messaging, pipeline, planner, triage, watchdog
 from .lifecycle import advance
@@ -40,9 +40,16 @@ def _threads() -> ThreadPoolExecutor:
 class DeferredStore:
     """Reads go to the store; commits are kept for the batch to write."""
 
-    def __init__(self, real: Any):
+    def __init__(self, real: Any, claims: Optional[dict[str, Claim]] = None):
         self._real = real
         self.commits: list[Commit] = []
+        self._claims = claims or {}
+
+    def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
+        # The batch claimed for every message up front (one transaction per space, not one per message).
+        if all(c.key in self._claims for c in claims):
+            return {c.key: self._claims[c.key] for c in claims}
+        return self._real.claim_many(claims)
 
     def commit(self, opportunity: Any, executions: Sequence[Any] = (), audit: Sequence[Any] = ()) -> Any:
         self.commits.append(Commit(opportunity, list(executions), list(audit)))
@@ -79,8 +86,9 @@ class Item:
     extra: dict = field(default_factory=dict)
 
 
-def _deferred(services: Services) -> Services:
-    return replace(services, store=DeferredStore(services.store), bus=DeferredBus(), notifier=DeferredNotifier())
+def _deferred(services: Services, claims: Optional[dict[str, Claim]] = None) -> Services:
+    return replace(services, store=DeferredStore(services.store, claims), bus=DeferredBus(),
+                   notifier=DeferredNotifier())
 
 
 def _flush(services: Services, items: Sequence[Item], stage: str) -> None:
@@ -122,17 +130,24 @@ def handle_batch(services: Services, stage: str, bodies: Sequence[tuple[bytes, i
         if item.state is None:
             item.result = pipeline.handle(services, stage, item.body, item.delivery)
     live = [i for i in live if i.result is None]
-    {"triage": _simple(triage.run), "plan": _simple(planner.run), "execute": _execute,
+    {"triage": _triage, "plan": _simple(planner.run), "execute": _execute,
      "verify": _verify}[stage](services, stage, live)
     for item in live:
         _resume(services, stage, item)
     return [i.result or "" for i in items]
 
 
-def _simple(run: Callable[..., str]) -> Callable[[Services, str, list[Item]], None]:
+def _triage(services: Services, stage: str, items: list[Item]) -> None:
+    wanted = [c for c in (triage.claim_of(services, i.state) for i in items if i.state.status is Status.new) if c]
+    claims = services.store.claim_many(wanted) if wanted else {}
+    _simple(triage.run, claims)(services, stage, items)
+
+
+def _simple(run: Callable[..., str], claims: Optional[dict[str, Claim]] = None
+            ) -> Callable[[Services, str, list[Item]], None]:
     def go(services: Services, stage: str, items: list[Item]) -> None:
         for item in items:
-            item.view = _deferred(services)
+            item.view = _deferred(services, claims)
             item.result = run(item.view, item.state, item.msg.correlationId, _log(item, stage))
         _flush(services, items, stage)
     return go

@@ -1,13 +1,15 @@
-"""Triage: is the data there, is the case in the control group, and then on to the planner."""
+"""Triage: is someone else on this case, is the case held out, is the data there; then on to the planner."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ..domain import cohort
+from ..domain.claims import RELEASED, claim_key, claim_space
 from ..domain.contracts import missing
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
+from ..ports import Claim
 from ..runtime import Services
 from . import messaging
 from .lifecycle import advance
@@ -22,9 +24,37 @@ def holdout_percent(services: Services, opp: Opportunity) -> float:
     return services.policy.holdoutPercent
 
 
+def claim_of(services: Services, opp: Opportunity) -> Optional[Claim]:
+    """The claim this opportunity makes on its case, if it needs one."""
+    key = claim_key(opp, services.catalog.cross_pattern)
+    return Claim(claim_space(opp), key, opp.id) if key else None
+
+
+def twin_of(services: Services, opp: Opportunity) -> Optional[str]:
+    """The live opportunity already holding this case for this action, or None once this one holds it."""
+    mine = claim_of(services, opp)
+    if mine is None:
+        return None
+    for _ in range(3):
+        held = services.store.claim_many([mine])[mine.key]
+        if held.holder == opp.id:
+            return None
+        other = services.store.get(held.holder)
+        if other is not None and other.status not in RELEASED:
+            return other.id
+        if services.store.take_over(held, opp.id):
+            return None
+    return held.holder  # three take-overs lost in a row: someone else is actively claiming; stand back
+
+
 def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
     if opp.status is not Status.new:
         return "already triaged"
+    twin = twin_of(services, opp)
+    if twin is not None:
+        advance(services, opp, [Status.duplicate], "triage", f"{twin} already holds this case for "
+                f"{opp.scores.actionId}", cid, outputs={"duplicateOf": twin})
+        return "duplicate"
     policy = services.policy
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
     # Control cases are drawn before anything else, so data quality cannot bias who is held out.

@@ -10,7 +10,7 @@ from shared.domain.audit import AuditEntry
 from shared.domain.execution import SUCCEEDED, new_execution
 from shared.domain.opportunity import from_findings, merge
 from shared.domain.status import Status
-from shared.ports import ConcurrencyConflict, Filter
+from shared.ports import Claim, ConcurrencyConflict, Filter
 from shared.runtime import REPO_CATALOG, load_catalog, load_policy
 from tests.factories import NOW, finding, validated
 
@@ -101,3 +101,18 @@ def test_commit_many_writes_the_good_commits_and_names_the_stale_one(store):
     assert store.get_many([o.id for o in current]).keys() == {o.id for o in current}
     x = commits[0].executions[0]
     assert store.execution(current[0].id, x.id).id == x.id and store.execution(current[0].id, "nope") is None
+
+
+def test_first_claim_holds_a_key_and_a_later_claimant_sees_the_holder(store):
+    first = store.claim_many([Claim("s1", "k1", "opp-a"), Claim("s1", "k2", "opp-a"), Claim("s2", "k3", "opp-b")])
+    assert {k: c.holder for k, c in first.items()} == {"k1": "opp-a", "k2": "opp-a", "k3": "opp-b"}
+    again = store.claim_many([Claim("s1", "k0", "opp-c"), Claim("s1", "k1", "opp-c"), Claim("s1", "k2", "opp-a")])
+    assert {k: c.holder for k, c in again.items()} == {"k0": "opp-c", "k1": "opp-a", "k2": "opp-a"}
+    assert again["k1"].etag
+
+
+def test_take_over_needs_the_claim_unchanged_since_it_was_read(store):
+    held = store.claim_many([Claim("s", "k", "opp-a")])["k"]
+    assert store.take_over(held, "opp-b") is True
+    assert store.take_over(held, "opp-c") is False  # its ETag is gone: opp-b moved first
+    assert store.claim_many([Claim("s", "k", "opp-d")])["k"].holder == "opp-b"
