@@ -124,14 +124,20 @@ def ingest_http_per_s(n: int = 10_000, batch: int = 1000, clients: int = 2) -> d
     return {"ingest_http_per_s": round(n / elapsed)}
 
 
-def e2e_per_s(n: int = 10_000) -> dict:
-    """HTTP ingest → settled (verified, held out, awaiting approval…) through every agent, in a child process."""
+def e2e_per_s(n: int = 10_000, runs: int = 3) -> dict:
+    """HTTP ingest → settled (verified, held out, awaiting approval…) through every agent, each run in a
+    child process of its own; the median of `runs` (this VM's speed drifts ±15% from minute to minute)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    out = subprocess.run([sys.executable, "-m", "bench.e2e", str(n)], cwd=ROOT, capture_output=True, text=True,
-                         check=True, env=env)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"e2e_per_s": result["e2e_per_s"], "e2e_seconds": result["e2e_seconds"],
-            "peak_rss_mb": result["peak_rss_mb"], "e2e_statuses": result["statuses"]}
+    results = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-m", "bench.e2e", str(n)], cwd=ROOT, capture_output=True,
+                             text=True, check=True, env=env)
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    results.sort(key=lambda r: r["e2e_per_s"])
+    median = results[len(results) // 2]
+    return {"e2e_per_s": median["e2e_per_s"], "e2e_runs": [r["e2e_per_s"] for r in results],
+            "e2e_seconds": median["e2e_seconds"], "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "e2e_statuses": median["statuses"]}
 
 
 BUDGETS = {"import_ratio": ("<=", 1.3), "normalize_per_s": (">=", 100_000), "ingest_http_per_s": (">=", 2_000),
