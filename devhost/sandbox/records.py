@@ -104,8 +104,9 @@ class Records:
         if coll == "leads":
             return {"id": rid, "region": _pick(rid, REGIONS), "ownerId": None, "escalated": False}
         if coll == "orders":
-            return {"id": rid, "customerId": f"C-{zlib.crc32(rid.encode()) % 900 + 100}",
-                    "shippingMethod": "standard", "status": "late"}
+            h = zlib.crc32(rid.encode())
+            return {"id": rid, "customerId": f"C-{h % 900 + 100}", "shippingMethod": "standard",
+                    "shippingCost": float(20 + h % 60), "promisedDate": f"2026-11-{h % 28 + 1:02d}", "status": "late"}
         raise KeyError(f"{coll} are created by flows, not on reference")
 
     def next_owner(self, region: str, avoid: Optional[str] = None) -> Optional[str]:

@@ -20,6 +20,16 @@ class Matches(BaseModel):
     deviationPatterns: list[str] = Field(min_length=1)
 
 
+class Lookup(BaseModel):
+    """Contract fields the system of record can fill when a finding lacks them (miners often know only
+    the case id): read record `record` whose id is the attribute `key`, take `fields` from it."""
+
+    model_config = ConfigDict(extra="forbid")
+    record: str = Field(pattern=r"^[a-z][a-zA-Z]{1,40}$")
+    key: str
+    fields: list[str] = Field(min_length=1)
+
+
 class FlowRef(BaseModel):
     """Where the child flow lives: the *name* of the app setting holding its SAS URL, never the URL."""
 
@@ -53,6 +63,7 @@ class Action(BaseModel):
     complexity: float = Field(default=0.0, ge=0, lt=1)
     # Contract field → attribute name, where the miner's vocabulary differs from the flow's.
     parameterMap: Optional[dict[str, str]] = None
+    lookup: Optional[Lookup] = None
     author: Optional[str] = None
     reason: Optional[str] = None
 

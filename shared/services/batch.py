@@ -138,9 +138,17 @@ def handle_batch(services: Services, stage: str, bodies: Sequence[tuple[bytes, i
 
 
 def _triage(services: Services, stage: str, items: list[Item]) -> None:
-    wanted = [c for c in (triage.claim_of(services, i.state) for i in items if i.state.status is Status.new) if c]
+    fresh = [i for i in items if i.state.status is Status.new]
+    wanted = [c for c in (triage.claim_of(services, i.state) for i in fresh) if c]
     claims = services.store.claim_many(wanted) if wanted else {}
-    _simple(triage.run, claims)(services, stage, items)
+    # Lookups in the system of record are flow calls: overlap them, as the executor does.
+    found = dict(zip((id(i) for i in fresh), _threads().map(
+        lambda i: triage.lookups(services, i.state, i.msg.correlationId), fresh)))
+    for item in items:
+        item.view = _deferred(services, claims)
+        item.result = triage.run(item.view, item.state, item.msg.correlationId, _log(item, stage),
+                                 found.get(id(item)))
+    _flush(services, items, stage)
 
 
 def _simple(run: Callable[..., str], claims: Optional[dict[str, Claim]] = None

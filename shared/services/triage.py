@@ -1,17 +1,18 @@
 """Triage: is someone else on this case, is the case held out, is the data there; then on to the planner."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Optional
 
 from ..domain import cohort
 from ..domain.claims import RELEASED, claim_key, claim_space
 from ..domain.contracts import missing
 from ..domain.messages import nudge
-from ..domain.opportunity import Opportunity
+from ..domain.opportunity import Opportunity, rescore
 from ..domain.status import Status
 from ..ports import Claim
 from ..runtime import Services
-from . import messaging
+from . import messaging, sor
 from .lifecycle import advance
 
 
@@ -47,7 +48,37 @@ def twin_of(services: Services, opp: Opportunity) -> Optional[str]:
     return held.holder  # three take-overs lost in a row: someone else is actively claiming; stand back
 
 
-def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
+def lookups(services: Services, opp: Opportunity, cid: str) -> dict[str, dict[str, Any]]:
+    """Records the system of record holds for what the candidates lack, by action id (flow calls: I/O)."""
+    out: dict[str, dict[str, Any]] = {}
+    for action in services.catalog.candidates(opp.processArea, opp.deviationPattern):
+        lookup, gaps = action.lookup, missing(action, opp.attributes)
+        if not gaps or lookup is None or not set(gaps) & set(lookup.fields) or not opp.attributes.get(lookup.key):
+            continue
+        record = sor.read(services, {"type": lookup.record, "id": str(opp.attributes[lookup.key])},
+                          f"lookup:{opp.id}:{opp.revision}:{action.id}", cid, opp.id)
+        if record is not None:
+            out[action.id] = record
+    return out
+
+
+def _filled(services: Services, opp: Opportunity, candidates: list, found: dict[str, dict[str, Any]]
+            ) -> tuple[Opportunity, list[str]]:
+    """The opportunity with the looked-up fields it lacked (rescored: feasibility rose), and the gaps left."""
+    attributes, filled = dict(opp.attributes), {}
+    for action in candidates:
+        record = found.get(action.id)
+        for name in (action.lookup.fields if record is not None and action.lookup else ()):
+            if attributes.get(name) in (None, "") and record.get(name) not in (None, ""):
+                attributes[name] = filled[name] = record[name]
+    if not filled:
+        return opp, []
+    return rescore(replace(opp, attributes=attributes), services.catalog, services.policy.scoring), sorted(filled)
+
+
+def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
+        found: Optional[dict[str, dict[str, Any]]] = None) -> str:
+    """Triage one opportunity; `found` carries lookups done ahead (the batch does them concurrently)."""
     if opp.status is not Status.new:
         return "already triaged"
     twin = twin_of(services, opp)
@@ -64,6 +95,11 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
                 cid, cohort=cohort.CONTROL)
         return "control"
     gaps = {a.id: missing(a, opp.attributes) for a in candidates}
+    filled: list[str] = []
+    if candidates and all(gaps.values()):
+        found = lookups(services, opp, cid) if found is None else found
+        opp, filled = _filled(services, opp, candidates, found)
+        gaps = {a.id: missing(a, opp.attributes) for a in candidates}
     if candidates and all(gaps.values()):
         best = min(candidates, key=lambda a: len(gaps[a.id]))
         fields = gaps[best.id]
@@ -73,8 +109,10 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
                                  {"actionId": best.id, "missing": fields, "caseKey": opp.caseKey,
                                   "processArea": opp.processArea, "deviationPattern": opp.deviationPattern})
         return "needs_data"
-    moved = advance(services, opp, [Status.triaged], "triage",
-                    "data complete for a candidate action" if candidates else "no catalog action: a person plans it",
-                    cid, cohort=cohort.TREATED)
+    why = "data complete for a candidate action" if candidates else "no catalog action: a person plans it"
+    if filled:
+        why = f"data completed from the system of record ({', '.join(filled)})"
+    moved = advance(services, opp, [Status.triaged], "triage", why, cid,
+                    outputs={"filledFromRecord": filled} if filled else None, cohort=cohort.TREATED)
     messaging.send(services, [nudge("plan", moved.id, moved.revision, cid)])
     return "triaged"

@@ -12,10 +12,9 @@ from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..ports import Incident
 from ..runtime import Services
-from . import flowrun
+from . import flowrun, sor
 from .lifecycle import advance, audit
 
-READ_SETTING = "FLOW_READ_RECORD"
 
 
 def run(services: Services, opp: Opportunity, msg: StageMessage, run_log: Any) -> str:
@@ -45,20 +44,11 @@ def observed(services: Services, action: Action, x: Execution, cid: str) -> Opti
     if ref is None:
         return None
     kind = ref[0]
-    from ..adapters.http_flows import FlowNotConfigured
-    try:
-        params = {"type": kind, "id": x.parameters.get(f"{kind}Id")}
-        if kind == "case" and not params["id"]:
-            params = {"type": "case", "orderId": x.parameters.get("orderId")}
-        r = services.flows.call(READ_SETTING, {"idempotencyKey": f"read:{x.id}", "correlationId": cid,
-                                               "opportunityId": x.opportunityId,
-                                               "action": {"id": "sor.read", "version": 1}, "parameters": params},
-                                f"read:{x.id}", cid, services.policy.flowTimeoutSeconds)
-        if r.status == 200 and isinstance(r.body, dict) and r.body.get("status") == "succeeded":
-            return (r.body.get("evidence") or {}).get("after")
-    except FlowNotConfigured:
-        pass
-    return (x.evidence.get("after") or {}).get(kind)
+    params = {"type": kind, "id": x.parameters.get(f"{kind}Id")}
+    if kind == "case" and not params["id"]:
+        params = {"type": "case", "orderId": x.parameters.get("orderId")}
+    record = sor.read(services, params, f"read:{x.id}", cid, x.opportunityId)
+    return record if record is not None else (x.evidence.get("after") or {}).get(kind)
 
 
 def compensation_parameters(comp: Action, x: Execution) -> dict[str, Any]:

@@ -62,3 +62,12 @@ def test_poison_and_misrouted_messages_in_a_batch_do_not_stop_the_others(svc, sa
                                            (json.dumps(batch[0].body).encode(), 1)])
     assert results == ["poison", "misrouted", "triaged"]
     assert svc.store.get(oid).status is Status.triaged
+
+
+def test_a_batch_fills_missing_fields_from_the_system_of_record_and_acts_once_each(svc, sandbox):
+    items = [finding(processArea="order-to-cash", deviationPattern="delivery-sla-at-risk", caseKey=f"SO-B{i}",
+                     attributes={"orderId": f"SO-B{i}"}) for i in range(4)]
+    ids = [r.opportunity.id for r in ingest(svc, validated(*items), "cid").results]
+    drain(svc, copies=2)
+    assert {svc.store.get(i).status for i in ids} == {Status.verified}
+    assert sandbox.effects["o2c.open-case"] == 4

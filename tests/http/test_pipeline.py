@@ -167,3 +167,24 @@ def test_the_sweep_resends_lost_work_but_never_jumps_a_scheduled_retry(svc, sand
     assert sweep.reconcile(svc, "sweep") == 1
     drive(svc)
     assert svc.store.get(oid).status is Status.verified and sandbox.effects["leads.reassign"] == 1
+
+
+def test_fields_a_miner_lacks_are_filled_from_the_system_of_record_before_asking_a_person(svc, sandbox):
+    oid = start(svc, processArea="order-to-cash", deviationPattern="delivery-sla-at-risk", caseKey="SO-1",
+                attributes={"orderId": "SO-1"})
+    drive(svc)
+    opp = svc.store.get(oid)
+    assert opp.status is Status.verified and opp.attributes["customerId"].startswith("C-")
+    triaged = next(a for a in svc.store.audit(oid) if a.event == "triaged")
+    assert triaged.outputs == {"filledFromRecord": ["customerId", "promisedDate"]}
+    assert sandbox.effects["o2c.open-case"] == 1
+    assert not any(n[0] == "enrich" for n in svc.notifier.sent)
+
+
+def test_without_a_read_flow_a_missing_field_still_goes_to_a_person(svc, sandbox):
+    svc.flows._env = {k: v for k, v in svc.flows._env.items() if k != "FLOW_READ_RECORD"}
+    oid = start(svc, processArea="order-to-cash", deviationPattern="delivery-sla-at-risk", caseKey="SO-2",
+                attributes={"orderId": "SO-2"})
+    drive(svc)
+    assert svc.store.get(oid).status is Status.needs_data
+    assert [n[3]["missing"] for n in svc.notifier.sent if n[0] == "enrich"] == [["customerId"]]

@@ -1,0 +1,122 @@
+"""Approvals: a person's decision on a proposed action, bound to a signed, expiring, single-use token.
+
+The token is HMAC-SHA256 over (approval id, expiry, nonce) with a key from settings (Key Vault in Azure);
+only its SHA-256 is stored, so the record alone cannot be replayed. Single use is the record's own
+state: a decided approval refuses a second decision whatever token comes with it.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+from .errors import Conflict, ProblemError
+
+APPROVE, ENRICH, ESCALATE = "approve", "enrich", "escalate"
+DECISIONS = {"approve": "approved", "reject": "rejected"}
+
+
+class Unauthenticated(ProblemError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
+
+
+class Expired(ProblemError):
+    status = 410
+    title = "Gone"
+
+
+@dataclass(slots=True)
+class Approval:
+    id: str
+    opportunityId: str
+    kind: str
+    actionId: Optional[str]
+    actionVersion: Optional[int]
+    requiredRole: Optional[str]
+    tokenHash: str
+    createdAt: datetime
+    expiresAt: datetime
+    correlationId: str
+    decision: Optional[str] = None
+    decidedBy: Optional[str] = None
+    decidedAt: Optional[datetime] = None
+    comment: Optional[str] = None
+    etag: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "opportunityId": self.opportunityId, "kind": self.kind, "actionId": self.actionId,
+                "actionVersion": self.actionVersion, "requiredRole": self.requiredRole,
+                "createdAt": self.createdAt.isoformat(), "expiresAt": self.expiresAt.isoformat(),
+                "decision": self.decision, "decidedBy": self.decidedBy,
+                "decidedAt": self.decidedAt.isoformat() if self.decidedAt else None, "comment": self.comment}
+
+
+def approval_id(opportunity_id: str, kind: str, revision: int) -> str:
+    """Deterministic per (opportunity, kind, revision): a planner run again asks the same question."""
+    return f"{opportunity_id}-{kind[0]}{revision}"
+
+
+def opportunity_of(approval_id_: str) -> Optional[str]:
+    head, sep, _ = approval_id_.partition("-")
+    return head if sep and len(head) == 32 and all(c in "0123456789abcdef" for c in head) else None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, payload: str) -> str:
+    return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def sign(key: bytes, approval: str, expires_at: datetime) -> str:
+    """A token for one approval: `<payload>.<mac>`, payload = base64url(id|expiry|nonce)."""
+    payload = _b64(f"{approval}|{int(expires_at.timestamp())}|{secrets.token_hex(8)}".encode())
+    return f"{payload}.{_mac(key, payload)}"
+
+
+def check(key: bytes, token: str, approval: Approval, now: datetime) -> None:
+    """Raise 401 for a forged or foreign token, 410 once expired, 409 once used."""
+    payload, _, mac = (token or "").partition(".")
+    if not payload or not mac or not hmac.compare_digest(mac, _mac(key, payload)):
+        raise Unauthenticated("the approval token's signature does not verify")
+    try:
+        bound, expiry, _nonce = _unb64(payload).decode().split("|")
+        expires = datetime.fromtimestamp(int(expiry), timezone.utc)
+    except ValueError as exc:
+        raise Unauthenticated("the approval token is malformed") from exc
+    if bound != approval.id or not hmac.compare_digest(token_hash(token), approval.tokenHash):
+        raise Unauthenticated("the token belongs to another approval")
+    if approval.decision is not None:
+        raise Conflict(f"approval {approval.id} was already decided: {approval.decision}")
+    if now >= min(expires, approval.expiresAt):
+        raise Expired(f"approval {approval.id} expired at {approval.expiresAt.isoformat()}")
+
+
+def new_approval(opportunity_id: str, revision: int, kind: str, action_id: Optional[str],
+                 action_version: Optional[int], role: Optional[str], key: bytes, now: datetime, ttl: timedelta,
+                 correlation_id: str) -> tuple[Approval, str]:
+    """The approval record and its token (the token goes on the card only, never into a record)."""
+    aid = approval_id(opportunity_id, kind, revision)
+    expires = now + ttl
+    token = sign(key, aid, expires)
+    return Approval(aid, opportunity_id, kind, action_id, action_version, role, token_hash(token), now, expires,
+                    correlation_id), token
