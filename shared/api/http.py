@@ -11,16 +11,11 @@ from typing import Any, Callable, Iterable, Optional
 
 import azure.functions as func
 
-from ..domain.errors import FieldError, ProblemError
+from ..domain.errors import FieldError, ProblemError, Unauthorized
 
 log = logging.getLogger("closedloop.http")
 PROBLEM = "application/problem+json"
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
-
-class Unauthorized(ProblemError):
-    status = 401
-    title = "Unauthorized"
 
 
 class PayloadTooLarge(ProblemError):

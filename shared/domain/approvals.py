@@ -14,25 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
-from .errors import Conflict, ProblemError
+from .errors import Conflict, Gone, Unauthorized
 
 APPROVE, ENRICH, ESCALATE = "approve", "enrich", "escalate"
 DECISIONS = {"approve": "approved", "reject": "rejected"}
-
-
-class Unauthenticated(ProblemError):
-    status = 401
-    title = "Unauthorized"
-
-
-class Forbidden(ProblemError):
-    status = 403
-    title = "Forbidden"
-
-
-class Expired(ProblemError):
-    status = 410
-    title = "Gone"
 
 
 @dataclass(slots=True)
@@ -97,18 +82,18 @@ def check(key: bytes, token: str, approval: Approval, now: datetime) -> None:
     """Raise 401 for a forged or foreign token, 410 once expired, 409 once used."""
     payload, _, mac = (token or "").partition(".")
     if not payload or not mac or not hmac.compare_digest(mac, _mac(key, payload)):
-        raise Unauthenticated("the approval token's signature does not verify")
+        raise Unauthorized("the approval token's signature does not verify")
     try:
         bound, expiry, _nonce = _unb64(payload).decode().split("|")
         expires = datetime.fromtimestamp(int(expiry), timezone.utc)
     except ValueError as exc:
-        raise Unauthenticated("the approval token is malformed") from exc
+        raise Unauthorized("the approval token is malformed") from exc
     if bound != approval.id or not hmac.compare_digest(token_hash(token), approval.tokenHash):
-        raise Unauthenticated("the token belongs to another approval")
+        raise Unauthorized("the token belongs to another approval")
     if approval.decision is not None:
         raise Conflict(f"approval {approval.id} was already decided: {approval.decision}")
     if now >= min(expires, approval.expiresAt):
-        raise Expired(f"approval {approval.id} expired at {approval.expiresAt.isoformat()}")
+        raise Gone(f"approval {approval.id} expired at {approval.expiresAt.isoformat()}")
 
 
 def new_approval(opportunity_id: str, revision: int, kind: str, action_id: Optional[str],

@@ -53,6 +53,23 @@ class Conflict(ProblemError):
     title = "Conflict"
 
 
+class Unauthorized(ProblemError):
+    """No credentials, or credentials (an API key, a signed token) that do not verify."""
+
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
+
+
+class Gone(ProblemError):
+    status = 410
+    title = "Gone"
+
+
 def pointer(*parts: Any) -> str:
     """JSON Pointer (RFC 6901) from path parts."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)

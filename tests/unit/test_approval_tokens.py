@@ -3,8 +3,8 @@ from datetime import timedelta
 
 import pytest
 
-from shared.domain.approvals import Expired, Unauthenticated, approval_id, check, new_approval, opportunity_of
-from shared.domain.errors import Conflict
+from shared.domain.approvals import approval_id, check, new_approval, opportunity_of
+from shared.domain.errors import Conflict, Gone, Unauthorized
 from tests.factories import NOW
 
 KEY = b"k" * 32
@@ -26,9 +26,9 @@ def test_a_forged_or_tampered_token_is_401():
     approval, token = fresh()
     payload, _, mac = token.partition(".")
     for bad in ("", "x.y", f"{payload}.{mac[:-2]}AA", f"{payload}x.{mac}"):
-        with pytest.raises(Unauthenticated):
+        with pytest.raises(Unauthorized):
             check(KEY, bad, approval, NOW)
-    with pytest.raises(Unauthenticated):
+    with pytest.raises(Unauthorized):
         check(b"another key", token, approval, NOW)
 
 
@@ -36,13 +36,13 @@ def test_a_token_for_another_approval_is_401():
     approval, _ = fresh()
     _, other = new_approval(OPP, 4, "approve", "ap.post-gl-adjustment", 1, "ap-supervisor", KEY, NOW,
                             timedelta(hours=1), "cid")
-    with pytest.raises(Unauthenticated):
+    with pytest.raises(Unauthorized):
         check(KEY, other, approval, NOW)
 
 
 def test_an_expired_token_is_410_and_a_used_one_is_409():
     approval, token = fresh(ttl_hours=1)
-    with pytest.raises(Expired):
+    with pytest.raises(Gone):
         check(KEY, token, approval, NOW + timedelta(hours=1, seconds=1))
     approval.decision = "approved"
     with pytest.raises(Conflict):
