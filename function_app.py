@@ -1,6 +1,7 @@
 """closedloop: the Functions entry point. Wiring only; everything else loads on first use."""
 import azure.functions as func
 
+from shared.api.approval_routes import bp as approvals
 from shared.api.catalog_routes import bp as catalog
 from shared.api.findings_routes import bp as findings
 from shared.api.opportunity_routes import bp as opportunities
@@ -10,4 +11,5 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(findings)
 app.register_functions(opportunities)
 app.register_functions(catalog)
+app.register_functions(approvals)
 app.register_functions(stages)

@@ -79,4 +79,9 @@ def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, worker
         raise
     host.sandbox = flows
     host.pointed_settings = pointed  # unset again on stop, so a later boot in this process points afresh
-    return host.start(consume)
+    host.start(consume)
+    if not os.environ.get("PUBLIC_BASE_URL"):  # approval links on cards point at this host (its port is known now)
+        os.environ["PUBLIC_BASE_URL"] = host.base_url.removesuffix("/api")
+        pointed.append("PUBLIC_BASE_URL")
+        runtime.reset()  # settings are read when services are first built: build them with the URL
+    return host

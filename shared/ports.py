@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Literal, Optional, Protocol, Sequence
 
+from .domain.approvals import Approval
 from .domain.audit import AuditEntry
 from .domain.execution import Execution
 from .domain.flowcall import FlowResponse
@@ -49,10 +50,10 @@ class Store(Protocol):
         """Replace if the ETag still matches (else ConcurrencyConflict); returns it with its new ETag."""
 
     def commit(self, opportunity: Opportunity, executions: Sequence[Execution] = (),
-               audit: Sequence[AuditEntry] = ()) -> Opportunity:
+               audit: Sequence[AuditEntry] = (), approvals: Sequence[Approval] = ()) -> Opportunity:
         """All or nothing: replace the opportunity (its ETag must match), create or replace its executions
-        (an execution without an ETag must not exist yet) and append audit entries. ConcurrencyConflict when a
-        precondition fails; executions get their new ETags."""
+        and approvals (one without an ETag must not exist yet) and append audit entries. ConcurrencyConflict
+        when a precondition fails; executions and approvals get their new ETags."""
 
     def commit_many(self, commits: Sequence["Commit"]) -> list[Optional[Exception]]:
         """Many commits in as few transactions as the partitions allow; per commit, None or the
@@ -66,6 +67,13 @@ class Store(Protocol):
         """Many (opportunityId, executionId) lookups in few requests."""
 
     def executions(self, opportunity_id: str) -> list[Execution]: ...
+
+    def approval(self, approval_id: str) -> Optional[Approval]: ...
+
+    def approvals(self, opportunity_id: str) -> list[Approval]: ...
+
+    def pending_approvals(self) -> list[Approval]:
+        """Every approval not yet decided, for the sweep (expiry and escalation)."""
 
     def audit(self, opportunity_id: str) -> list[AuditEntry]: ...
 
@@ -115,6 +123,7 @@ class Commit:
     opportunity: Opportunity
     executions: Sequence[Execution] = ()
     audit: Sequence[AuditEntry] = ()
+    approvals: Sequence[Approval] = ()
 
 
 @dataclass(frozen=True, slots=True)

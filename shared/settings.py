@@ -35,6 +35,13 @@ DEFAULTS: dict[str, str] = {
     "MAX_BODY_BYTES": "4194304",
     "CATALOG_DIR": "",
     "OUTBOX_DIR": "",
+    "PUBLIC_BASE_URL": "",
+    "APPROVAL_SIGNING_KEY": "",
+    "APPROVAL_TTL_HOURS": "72",
+    "APPROVAL_FLOW_URL": "",
+    "APPROVAL_FLOW_KEY": "",
+    "TEAMS_WEBHOOK_URL": "",
+    "WEBSITE_AUTH_ENABLED": "",
 }
 
 
@@ -63,6 +70,13 @@ class Settings:
     max_body_bytes: int
     catalog_dir: Path
     outbox_dir: Optional[Path]
+    public_base_url: str
+    approval_signing_key: str
+    approval_ttl_hours: int
+    approval_flow_url: str
+    approval_flow_key: str
+    teams_webhook_url: str
+    easy_auth: bool
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -87,4 +101,11 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES"),
             catalog_dir=Path(get("CATALOG_DIR")) if get("CATALOG_DIR") else REPO / "catalog",
             outbox_dir=Path(get("OUTBOX_DIR")) if get("OUTBOX_DIR") else None,
+            public_base_url=get("PUBLIC_BASE_URL").rstrip("/"),
+            approval_signing_key=get("APPROVAL_SIGNING_KEY"),
+            approval_ttl_hours=max(1, _int(env, "APPROVAL_TTL_HOURS")),
+            approval_flow_url=get("APPROVAL_FLOW_URL"),
+            approval_flow_key=get("APPROVAL_FLOW_KEY"),
+            teams_webhook_url=get("TEAMS_WEBHOOK_URL"),
+            easy_auth=get("WEBSITE_AUTH_ENABLED").lower() == "true",
         )

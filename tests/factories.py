@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 
 from shared.runtime import REPO_CATALOG, Services, load_catalog, load_policy
 
@@ -79,3 +79,16 @@ def memory_services(flows=None, **settings: str) -> Services:
     policy = load_policy(REPO_CATALOG).model_copy(update={"holdoutPercent": 0.0})
     return Services(cfg, MemoryStore(), RecordingBus(), catalog, policy, FixedClock(), flows,
                     RecordingNotifier(), random.Random(7))
+
+
+def treated_case(prefix: str, process_area: str = "accounts-payable", action: Optional[str] = None) -> str:
+    """A case key the repo's holdout puts in the treated group: tests on the local host (which uses the
+    repo's catalog and policy) must not depend on which keys happen to be drawn as control cases."""
+    from shared.domain import cohort
+
+    policy = load_policy(REPO_CATALOG)
+    share = policy.holdoutPercent
+    if action is not None:
+        share = load_catalog(REPO_CATALOG, "local").actions[action].holdoutPercent or share
+    return next(f"{prefix}-{i}" for i in range(1000)
+                if cohort.assign(policy.experimentSalt, f"{process_area}|{prefix}-{i}", share) == cohort.TREATED)

@@ -18,6 +18,8 @@ EXPECTED = {
     "get_action": ("httpTrigger", "actions/{id}"),
     "put_action": ("httpTrigger", "actions/{id}"),
     "list_incidents": ("httpTrigger", "incidents"),
+    "decide_approval": ("httpTrigger", "approvals/{id}"),
+    "show_approval": ("httpTrigger", "approvals/{id}"),
     "triage": ("serviceBusTrigger", "%TRIAGE_QUEUE%"),
     "plan": ("serviceBusTrigger", "%PLAN_QUEUE%"),
     "execute": ("serviceBusTrigger", "%EXECUTE_QUEUE%"),

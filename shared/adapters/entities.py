@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from ..domain.approvals import Approval
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, partition_of
@@ -23,7 +24,8 @@ _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImp
 
 # An opportunity's executions and audit entries share its partition, so one table transaction can
 # change its status, record the execution and append the audit entry together, or not at all.
-OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM = "opp", "exec", "audit", "incident", "action", "claim"
+OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM, APPROVAL = (
+    "opp", "exec", "audit", "incident", "action", "claim", "approval")
 INCIDENTS_PARTITION, CATALOG_PARTITION = "incidents", "catalog"
 
 
@@ -127,6 +129,30 @@ def execution_from(e: dict[str, Any], etag: Any = None) -> Execution:
         kind=e["kind"], compensates=e.get("compensates"), attempts=int(e["attempts"]),
         evidence=json.loads(e["evidence"]), message=e.get("message"), pollUrl=e.get("pollUrl"),
         nextAttemptAt=parse_ts(e["nextAttemptAt"]) if e.get("nextAttemptAt") else None, etag=etag)
+
+
+def approval_key(approval_id: str) -> str:
+    opportunity_id, _, suffix = approval_id.partition("-")
+    return f"{opportunity_id}~p~{suffix}"
+
+
+def approval_entity(a: Approval) -> dict[str, Any]:
+    return {"PartitionKey": partition_of(a.opportunityId), "RowKey": approval_key(a.id), "rowType": APPROVAL,
+            "approvalId": a.id, "opportunityId": a.opportunityId, "kind": a.kind, "actionId": a.actionId,
+            "actionVersion": a.actionVersion, "requiredRole": a.requiredRole, "tokenHash": a.tokenHash,
+            "createdAt": ts(a.createdAt), "expiresAt": ts(a.expiresAt), "correlationId": a.correlationId,
+            "decision": a.decision, "decidedBy": a.decidedBy,
+            "decidedAt": ts(a.decidedAt) if a.decidedAt else None, "comment": a.comment,
+            "escalatedAt": ts(a.escalatedAt) if a.escalatedAt else None,
+            "open": a.decision is None}  # a missing property never matches a filter: keep one to query on
+
+
+def approval_from(e: dict[str, Any], etag: Any = None) -> Approval:
+    return Approval(e["approvalId"], e["opportunityId"], e["kind"], e.get("actionId"),
+                    int(e["actionVersion"]) if e.get("actionVersion") is not None else None, e.get("requiredRole"),
+                    e["tokenHash"], parse_ts(e["createdAt"]), parse_ts(e["expiresAt"]), e["correlationId"],
+                    e.get("decision"), e.get("decidedBy"), parse_ts(e["decidedAt"]) if e.get("decidedAt") else None,
+                    e.get("comment"), parse_ts(e["escalatedAt"]) if e.get("escalatedAt") else None, etag)
 
 
 def audit_entity(a: AuditEntry) -> dict[str, Any]:

@@ -6,11 +6,12 @@ import threading
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
+from ..domain.approvals import Approval, opportunity_of
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
-from .entities import (audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
+from .entities import (approval_entity, approval_from, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
                        to_entity)
 from .ingest_plan import fold, outcomes
 
@@ -25,6 +26,7 @@ class MemoryStore:
         self._incidents: list[Incident] = []
         self._actions: dict[tuple[str, int], dict[str, Any]] = {}
         self._claims: dict[tuple[str, str], Claim] = {}
+        self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
         etag = f'W/"{next(self._etags)}"'
@@ -50,19 +52,24 @@ class MemoryStore:
             return outcomes(incoming, final, known)
 
     def commit(self, opportunity: Opportunity, executions: Sequence[Execution] = (),
-               audit: Sequence[AuditEntry] = ()) -> Opportunity:
+               audit: Sequence[AuditEntry] = (), approvals: Sequence[Approval] = ()) -> Opportunity:
         with self._lock:
             row = self._rows.get(opportunity.id)
             if row is None or row[1] != opportunity.etag:
                 raise ConcurrencyConflict(opportunity.id)
             stored = self._executions.setdefault(opportunity.id, {})
-            for x in executions:
-                current = stored.get(x.id)
-                if (current is None) != (x.etag is None) or (current is not None and current[1] != x.etag):
-                    raise ConcurrencyConflict(f"{opportunity.id}: execution {x.id}")
+            asked = self._approvals.setdefault(opportunity.id, {})
+            for table, records in ((stored, executions), (asked, approvals)):
+                for r in records:
+                    current = table.get(r.id)
+                    if (current is None) != (r.etag is None) or (current is not None and current[1] != r.etag):
+                        raise ConcurrencyConflict(f"{opportunity.id}: {r.id} changed")
             for x in executions:
                 x.etag = f'W/"{next(self._etags)}"'
                 stored[x.id] = (execution_entity(x), x.etag)
+            for a in approvals:
+                a.etag = f'W/"{next(self._etags)}"'
+                asked[a.id] = (approval_entity(a), a.etag)
             self._audit.setdefault(opportunity.id, []).extend(audit_entity(a) for a in audit)
             return self._put(opportunity)
 
@@ -70,7 +77,7 @@ class MemoryStore:
         results: list[Optional[Exception]] = []
         for c in commits:
             try:
-                self.commit(c.opportunity, c.executions, c.audit)
+                self.commit(c.opportunity, c.executions, c.audit, c.approvals)
                 results.append(None)
             except ConcurrencyConflict as exc:
                 results.append(exc)
@@ -88,6 +95,17 @@ class MemoryStore:
 
     def executions(self, opportunity_id: str) -> list[Execution]:
         return [execution_from(e, tag) for e, tag in self._executions.get(opportunity_id, {}).values()]
+
+    def approvals(self, opportunity_id: str) -> list[Approval]:
+        return [approval_from(e, tag) for e, tag in self._approvals.get(opportunity_id, {}).values()]
+
+    def approval(self, approval_id: str) -> Optional[Approval]:
+        row = self._approvals.get(opportunity_of(approval_id) or "", {}).get(approval_id)
+        return approval_from(*row) if row else None
+
+    def pending_approvals(self) -> list[Approval]:
+        return [approval_from(e, tag) for rows in list(self._approvals.values()) for e, tag in list(rows.values())
+                if e["open"]]
 
     def audit(self, opportunity_id: str) -> list[AuditEntry]:
         return sorted((audit_from(e) for e in self._audit.get(opportunity_id, [])), key=lambda a: (a.at, a.seq))

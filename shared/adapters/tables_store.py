@@ -15,12 +15,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
+from ..domain.approvals import Approval, opportunity_of
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
 from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from . import tables_batch, tables_query, tables_shards
-from .entities import (CATALOG_PARTITION, claim_entity, claim_from, claim_partition, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
+from .entities import (APPROVAL, CATALOG_PARTITION, approval_entity, approval_from, approval_key, claim_entity, claim_from, claim_partition, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
                        execution_entity, execution_from, execution_key, from_entity, incident_entity, incident_from,
                        matches, to_entity, ts)
 from .ingest_plan import fold, outcomes
@@ -44,6 +45,10 @@ def _filter(where: Filter) -> tuple[str, dict[str, Any]]:
         clauses.append("status eq @status")
         params["status"] = where.status
     return " and ".join(clauses), params
+
+
+def _size(c: Commit) -> int:
+    return 1 + len(c.executions) + len(c.approvals) + len(c.audit)
 
 
 def _bind(where: str, params: dict[str, Any]) -> str:
@@ -149,13 +154,21 @@ class TablesStore:
         raise ConcurrencyConflict(f"ingest lost {_RETRIES} races for partition {chunk[0].group}")
 
     @staticmethod
-    def _ops(opportunity: Opportunity, executions: Sequence[Execution],
-             audit: Sequence[AuditEntry]) -> list[tables_batch.Operation]:
-        ops = [tables_batch.Operation("replace", to_entity(opportunity), opportunity.etag)]
+    def _ops(c: Commit) -> list[tables_batch.Operation]:
+        """Opportunity, executions, approvals, audit: in this order (the ETags come back in it)."""
+        ops = [tables_batch.Operation("replace", to_entity(c.opportunity), c.opportunity.etag)]
         ops += [tables_batch.Operation("replace" if x.etag else "create", execution_entity(x), x.etag)
-                for x in executions]
-        ops += [tables_batch.Operation("create", audit_entity(a)) for a in audit]
+                for x in c.executions]
+        ops += [tables_batch.Operation("replace" if a.etag else "create", approval_entity(a), a.etag)
+                for a in c.approvals]
+        ops += [tables_batch.Operation("create", audit_entity(a)) for a in c.audit]
         return ops
+
+    @staticmethod
+    def _landed(c: Commit, etags: Sequence[Optional[str]]) -> None:
+        c.opportunity.etag = etags[0]
+        for record, etag in zip([*c.executions, *c.approvals], etags[1:]):
+            record.etag = etag
 
     def commit_many(self, commits: Sequence[Commit]) -> list[Optional[Exception]]:
         # One transaction per partition chunk; a refused commit is dropped and the rest resubmitted.
@@ -170,14 +183,14 @@ class TablesStore:
             while pending:
                 chunk, size = [], 0
                 for i in pending:
-                    n = 1 + len(commits[i].executions) + len(commits[i].audit)
+                    n = _size(commits[i])
                     if chunk and size + n > tables_batch.MAX_OPERATIONS:
                         break
                     chunk.append(i)
                     size += n
                 ops, owner = [], []
                 for i in chunk:
-                    mine = self._ops(commits[i].opportunity, commits[i].executions, commits[i].audit)
+                    mine = self._ops(commits[i])
                     ops += mine
                     owner += [i] * len(mine)
                 try:
@@ -193,10 +206,8 @@ class TablesStore:
                 cursor = 0
                 for i in chunk:
                     c = commits[i]
-                    c.opportunity.etag = etags[cursor]
-                    for x, etag in zip(c.executions, etags[cursor + 1:]):
-                        x.etag = etag
-                    cursor += 1 + len(c.executions) + len(c.audit)
+                    self._landed(c, etags[cursor:cursor + _size(c)])
+                    cursor += _size(c)
                     self._remember(c)
                 pending = [i for i in pending if i not in chunk]
         return results
@@ -230,20 +241,18 @@ class TablesStore:
         return found.get((opportunity_id, execution_id))
 
     def commit(self, opportunity: Opportunity, executions: Sequence[Execution] = (),
-               audit: Sequence[AuditEntry] = ()) -> Opportunity:
+               audit: Sequence[AuditEntry] = (), approvals: Sequence[Approval] = ()) -> Opportunity:
         self._ensure()
-        ops = self._ops(opportunity, executions, audit)
+        c = Commit(opportunity, executions, audit, approvals)
         try:
-            etags = tables_batch.submit(self._table(opportunity.group), ops)
+            etags = tables_batch.submit(self._table(opportunity.group), self._ops(c))
         except tables_batch.TransactionFailed as exc:
             if exc.status in (404, 409, 412):
-                self._forget(Commit(opportunity, executions))
+                self._forget(c)
                 raise ConcurrencyConflict(f"{opportunity.id}: {exc.code} at operation {exc.index}") from exc
             raise
-        opportunity.etag = etags[0]
-        for x, etag in zip(executions, etags[1:]):
-            x.etag = etag
-        self._remember(Commit(opportunity, executions))
+        self._landed(c, etags)
+        self._remember(c)
         return opportunity
 
     def _rows(self, opportunity_id: str, marker: str) -> Iterable[dict[str, Any]]:
@@ -257,6 +266,22 @@ class TablesStore:
 
     def audit(self, opportunity_id: str) -> list[AuditEntry]:
         return [audit_from(e) for e in self._rows(opportunity_id, "a")]
+
+    def approvals(self, opportunity_id: str) -> list[Approval]:
+        return [approval_from(e, e["etag"]) for e in self._rows(opportunity_id, "p")]
+
+    def approval(self, approval_id: str) -> Optional[Approval]:
+        self._ensure()
+        opportunity_id = opportunity_of(approval_id)
+        if opportunity_id is None:
+            return None
+        rows = self._rows_by_key([(partition_of(opportunity_id), approval_key(approval_id))])
+        return next((approval_from(e, e["etag"]) for e in rows), None)
+
+    def pending_approvals(self) -> list[Approval]:
+        self._ensure()
+        rows = self._query_all("rowType eq @t and open eq true", {"t": APPROVAL})
+        return [approval_from(e, e["etag"]) for e in rows]
 
     # -- reads ---------------------------------------------------------------------------------------
     def get(self, opportunity_id: str) -> Optional[Opportunity]:

@@ -36,6 +36,7 @@ class Approval:
     decidedBy: Optional[str] = None
     decidedAt: Optional[datetime] = None
     comment: Optional[str] = None
+    escalatedAt: Optional[datetime] = None
     etag: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -51,8 +51,9 @@ class DeferredStore:
             return {c.key: self._claims[c.key] for c in claims}
         return self._real.claim_many(claims)
 
-    def commit(self, opportunity: Any, executions: Sequence[Any] = (), audit: Sequence[Any] = ()) -> Any:
-        self.commits.append(Commit(opportunity, list(executions), list(audit)))
+    def commit(self, opportunity: Any, executions: Sequence[Any] = (), audit: Sequence[Any] = (),
+               approvals: Sequence[Any] = ()) -> Any:
+        self.commits.append(Commit(opportunity, list(executions), list(audit), list(approvals)))
         return opportunity
 
     def __getattr__(self, name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Optional, Sequence
 
+from ..domain.approvals import Approval
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
@@ -25,7 +26,8 @@ def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: 
 
 def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor: str, reason: str,
             correlation_id: str, executions: Sequence[Execution] = (), inputs: Optional[dict[str, Any]] = None,
-            outputs: Optional[dict[str, Any]] = None, **changes: Any) -> Opportunity:
+            outputs: Optional[dict[str, Any]] = None, approvals: Sequence[Approval] = (),
+            **changes: Any) -> Opportunity:
     """Walk `path` (each step checked against the status machine), audit it, commit it all at once."""
     now = services.clock.now()
     moved = replace(opp, **changes) if changes else opp
@@ -34,4 +36,4 @@ def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor:
     event = path[-1].value if path else "updated"
     entry = audit(services, opp, actor, event, reason, correlation_id, inputs, outputs,
                   executions[0] if executions else None)
-    return services.store.commit(moved, executions, [entry])
+    return services.store.commit(moved, executions, [entry], approvals)

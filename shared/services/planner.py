@@ -8,7 +8,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..runtime import Services
-from . import messaging
+from . import approvals, messaging
 from .lifecycle import advance
 
 
@@ -24,9 +24,10 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
         services.notifier.notify("review", opp.id, f"{opp.caseKey}: {decision.reason}", outputs)
         return "needs_review"
     if decision.outcome == planning.APPROVAL:
+        approval, notice = approvals.open_approval(services, opp, plan, decision.plan.riskTier, decision.reason, cid)
         advance(services, opp, [Status.planned, Status.awaiting_approval], "planner", decision.reason, cid,
-                outputs=outputs, plan=plan)
-        services.notifier.notify("approve", opp.id, f"{opp.caseKey}: approve {plan['actionId']}?", outputs)
+                outputs={**outputs, "approvalId": approval.id}, plan=plan, approvals=[approval])
+        services.notifier.notify("approve", opp.id, f"{opp.caseKey}: approve {plan['actionId']}?", notice)
         return "awaiting_approval"
     moved = advance(services, opp, [Status.planned], "planner", decision.reason, cid, outputs=outputs, plan=plan)
     messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])

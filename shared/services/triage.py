@@ -12,7 +12,7 @@ from ..domain.opportunity import Opportunity, rescore
 from ..domain.status import Status
 from ..ports import Claim
 from ..runtime import Services
-from . import messaging, sor
+from . import approvals, messaging, sor
 from .lifecycle import advance
 
 
@@ -103,11 +103,13 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
     if candidates and all(gaps.values()):
         best = min(candidates, key=lambda a: len(gaps[a.id]))
         fields = gaps[best.id]
+        request, notice = approvals.open_enrichment(services, opp, best, fields, cid)
         advance(services, opp, [Status.needs_data], "triage", f"{best.id} needs {', '.join(fields)}", cid,
-                outputs={"missing": fields, "actionId": best.id}, cohort=cohort.TREATED)
+                outputs={"missing": fields, "actionId": best.id, "approvalId": request.id}, cohort=cohort.TREATED,
+                approvals=[request])
         services.notifier.notify("enrich", opp.id, f"{opp.caseKey}: {best.name} needs {', '.join(fields)}",
-                                 {"actionId": best.id, "missing": fields, "caseKey": opp.caseKey,
-                                  "processArea": opp.processArea, "deviationPattern": opp.deviationPattern})
+                                 {**notice, "caseKey": opp.caseKey, "processArea": opp.processArea,
+                                  "deviationPattern": opp.deviationPattern})
         return "needs_data"
     why = "data complete for a candidate action" if candidates else "no catalog action: a person plans it"
     if filled:

@@ -1,5 +1,5 @@
 """Reading and curating the backlog over HTTP."""
-from tests.factories import finding
+from tests.factories import finding, treated_case
 
 
 def seed(api, n, **kw):
@@ -49,7 +49,7 @@ def settled(api, oid, status, timeout=10.0):
 
 def test_patch_owner_notes_and_dismiss(api):
     # A pattern no catalog action handles stops at needs_review, so the agents leave it alone meanwhile.
-    [oid] = seed(api, 1, deviationPattern="pattern-nobody-automates")
+    [oid] = seed(api, 1, deviationPattern="pattern-nobody-automates", caseKey=treated_case("NOBODY"))
     settled(api, oid, "needs_review")
     r = api.patch(f"/opportunities/{oid}", json={"owner": "ana@contoso.com", "notes": "vendor called"})
     assert r.status_code == 200 and r.json()["owner"] == "ana@contoso.com" and r.json()["notes"] == "vendor called"
@@ -61,7 +61,7 @@ def test_patch_owner_notes_and_dismiss(api):
 
 
 def test_patch_refuses_unknown_and_mistyped_fields_naming_each(api):
-    [oid] = seed(api, 1, deviationPattern="pattern-nobody-automates")
+    [oid] = seed(api, 1, deviationPattern="pattern-nobody-automates", caseKey=treated_case("NOBODY-FIELDS"))
     r = api.patch(f"/opportunities/{oid}", json={"status": "closed", "owner": 5, "dismiss": "yes"})
     assert r.status_code == 422
     assert {e["pointer"] for e in r.json()["errors"]} == {"/status", "/owner", "/dismiss"}

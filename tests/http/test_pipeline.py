@@ -50,11 +50,11 @@ def test_crash_after_the_flow_call_before_recording_does_not_act_twice(svc, sand
     real_commit = svc.store.commit
     crashed = []
 
-    def crash_once(opp, executions=(), audit=()):
+    def crash_once(opp, executions=(), audit=(), approvals=()):
         if executions and executions[0].status == "succeeded" and not crashed:
             crashed.append(True)
             raise ConnectionError("host died after the flow answered")
-        return real_commit(opp, executions, audit)
+        return real_commit(opp, executions, audit, approvals)
 
     svc.store.commit = crash_once
     with pytest.raises(ConnectionError):

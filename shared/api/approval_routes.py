@@ -1,0 +1,125 @@
+"""Approval routes: a person's (or an approval flow's) answer to an approve or enrich request.
+
+Anonymous at the Functions level on purpose: the signed single-use token is the capability, and the
+caller's identity comes from Easy Auth or from the approval flow's signed payload.
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any, Optional
+from urllib.parse import parse_qs
+
+import azure.functions as func
+
+from ..domain.errors import FieldError, InvalidInput, MalformedBody
+from .http import endpoint, json_response, read_body, require_media_type
+
+bp = func.Blueprint()
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _principal(req: func.HttpRequest, settings: Any, body: bytes, doc: dict[str, Any]) -> Optional[Any]:
+    from ..domain.identity import from_easy_auth, from_flow
+
+    signature = req.headers.get("x-closedloop-signature")
+    if signature is not None:
+        return from_flow(settings.approval_flow_key, body, signature, doc.get("approver"))
+    header = req.headers.get("x-ms-client-principal")
+    # Only Easy Auth (or the local host) may vouch for this header: elsewhere a client could forge it.
+    if header and (settings.easy_auth or settings.environment == "local"):
+        return from_easy_auth(header)
+    return None
+
+
+def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:
+    """JSON from a flow or a client; a form post from the confirmation page (fields `data.<name>`)."""
+    if require_media_type(req, ("application/json", _FORM)) == _FORM:
+        fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        data = {k[5:]: v for k, v in fields.items() if k.startswith("data.")}
+        return {**{k: v for k, v in fields.items() if not k.startswith("data.")}, "data": data or None}
+    try:
+        doc = json.loads(body or b"null")
+    except ValueError as exc:
+        raise MalformedBody("The body is not JSON.", [FieldError("", str(exc))]) from exc
+    if not isinstance(doc, dict):
+        raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
+    return doc
+
+
+def _fields(doc: dict[str, Any]) -> tuple[str, str, Optional[dict[str, Any]], Optional[str]]:
+    errors = []
+    token, decision, data, comment = doc.get("token"), doc.get("decision"), doc.get("data"), doc.get("comment")
+    if not isinstance(token, str) or not token:
+        errors.append(FieldError("/token", "the signed token from the card or link"))
+    if decision not in ("approve", "reject", "provide"):
+        errors.append(FieldError("/decision", "approve, reject or provide"))
+    if data is not None and not isinstance(data, dict):
+        errors.append(FieldError("/data", "an object of contract fields"))
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 1000):
+        errors.append(FieldError("/comment", "a string of at most 1000 characters"))
+    if errors:
+        raise InvalidInput("The decision is incomplete; nothing was recorded.", errors)
+    return token, decision, data, comment
+
+
+@bp.route(route="approvals/{id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def decide_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """Approve, reject or supply data: 401 forged token or no principal, 403 wrong role, 409 used, 410 expired."""
+    from ..runtime import services
+    from ..services import approvals
+
+    svc = services()
+    body = read_body(req, svc.settings.max_body_bytes)
+    doc = _parse(req, body)
+    token, decision, data, comment = _fields(doc)
+    principal = _principal(req, svc.settings, body, doc)
+    decided = approvals.decide(svc, req.route_params.get("id", ""), token, decision, principal, data, comment, cid)
+    if approvals_form(req):
+        page = f"<p>Recorded: <b>{html.escape(decided.decision or '')}</b> by {html.escape(decided.decidedBy or '')}.</p>"
+        return func.HttpResponse(_page("Decision recorded", page), status_code=200, mimetype="text/html",
+                                 headers={"x-correlation-id": cid})
+    return json_response(decided.to_dict(), 200, cid)
+
+
+def approvals_form(req: func.HttpRequest) -> bool:
+    return req.headers.get("content-type", "").startswith(_FORM)
+
+
+@bp.route(route="approvals/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def show_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """The approval as JSON; opened from a card link (token + decision), a page that asks to confirm.
+
+    A GET never decides: mail and chat link scanners open links by themselves."""
+    from ..domain.errors import NotFound
+    from ..runtime import services
+
+    svc = services()
+    approval_id = req.route_params.get("id", "")
+    approval = svc.store.approval(approval_id)
+    if approval is None:
+        raise NotFound(f"no approval {approval_id}")
+    token, decision = req.params.get("token"), req.params.get("decision")
+    if not token or decision not in ("approve", "reject", "provide"):
+        return json_response(approval.to_dict(), 200, cid)
+    inputs = ""
+    if approval.kind == "enrich":
+        action = svc.catalog.versions.get((approval.actionId, approval.actionVersion))
+        from ..domain.contracts import properties
+        names = properties(action) if action else []
+        inputs = "".join(f'<label>{html.escape(n)} <input name="data.{html.escape(n)}"></label><br>' for n in names)
+    page = (f"<p>{html.escape(decision.capitalize())} <b>{html.escape(approval.actionId or '')}</b> for opportunity "
+            f"{html.escape(approval.opportunityId)}?</p>"
+            f'<form method="post"><input type="hidden" name="token" value="{html.escape(token)}">'
+            f'<input type="hidden" name="decision" value="{html.escape(decision)}">{inputs}'
+            f'<label>Comment <input name="comment" maxlength="1000"></label><br>'
+            f'<button type="submit">Confirm: {html.escape(decision)}</button></form>')
+    return func.HttpResponse(_page("Confirm your decision", page), status_code=200, mimetype="text/html",
+                             headers={"x-correlation-id": cid, "Cache-Control": "no-store"})
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")

@@ -1,0 +1,85 @@
+"""Adaptive Cards (schema 1.5) for the three questions the app asks people: approve, enrich, escalate.
+
+Two ways to answer: `submit` cards (an approval flow's "Post adaptive card and wait for a response"
+returns the Action.Submit data to the flow, which posts it back with the token), and `links` cards
+(a Teams Workflows webhook cannot take Action.Submit, so approve/reject are signed Action.OpenUrl links
+to a confirmation page). Text is kept short: Teams refuses cards over 28 KB.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional, Sequence
+
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+MAX_BYTES = 28 * 1024
+_TEXT = 600  # characters of any one free text shown on a card
+
+
+def _clip(text: Any, limit: int = _TEXT) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _facts(pairs: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "FactSet", "facts": [{"title": _clip(k, 80), "value": _clip(v if v is not None else "—", 200)}
+                                         for k, v in pairs.items()]}
+
+
+def _text(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": _clip(text), "wrap": True, **style}
+
+
+def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.5", "body": body, "actions": actions}
+
+
+def _answers(approval_id: str, choices: Sequence[tuple[str, str, str]], links: Optional[Mapping[str, str]],
+             extra: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:
+    """One button per (decision, title, style): OpenUrl to a signed link, or Submit with the decision."""
+    if links is not None:
+        return [{"type": "Action.OpenUrl", "title": title, "url": links[decision]}
+                for decision, title, _ in choices if decision in links]
+    return [{"type": "Action.Submit", "title": title, "style": style,
+             "data": {"approvalId": approval_id, "decision": decision, **(extra or {})}}
+            for decision, title, style in choices]
+
+
+def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, Any], risk: str, rationale: str,
+                  links: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    """Approve or reject one proposed action: the case, the action and its parameters, risk and reasons."""
+    body = [
+        _text(f"Approve {plan['actionId']} v{plan['actionVersion']}?", size="Medium", weight="Bolder"),
+        _facts(case),
+        _text("Proposed parameters", weight="Bolder", spacing="Medium"),
+        _facts(plan.get("parameters") or {}),
+        _text(f"Risk: {risk}", color="Warning"),
+        _text(f"Why: {rationale}", isSubtle=True),
+    ]
+    return _card(body, _answers(approval_id, [("approve", "Approve", "positive"),
+                                              ("reject", "Reject", "destructive")], links))
+
+
+def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missing: Sequence[str],
+                links: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    """Ask for exactly the contract fields that are missing; the answer goes back through triage."""
+    body: list[dict[str, Any]] = [
+        _text(f"{action_id} needs data", size="Medium", weight="Bolder"),
+        _facts(case),
+        _text(f"Missing: {', '.join(missing)}"),
+    ]
+    if links is None:
+        body += [{"type": "Input.Text", "id": name, "label": name, "isRequired": True,
+                  "errorMessage": f"{name} is required"} for name in missing]
+    return _card(body, _answers(approval_id, [("provide", "Send", "positive")],
+                                {"provide": links["provide"]} if links else None))
+
+
+def escalation_card(case: Mapping[str, Any], headline: str, details: Mapping[str, Any],
+                    link: Optional[str] = None) -> dict[str, Any]:
+    """Tell a person something needs them: a watchdog breach, a dead letter, a freeze."""
+    body = [_text(headline, size="Medium", weight="Bolder", color="Attention"), _facts(case), _facts(details)]
+    return _card(body, [{"type": "Action.OpenUrl", "title": "Open", "url": link}] if link else [])
+
+
+def size_ok(card: Mapping[str, Any]) -> bool:
+    return len(json.dumps(card).encode()) <= MAX_BYTES

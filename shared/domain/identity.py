@@ -1,0 +1,67 @@
+"""Who is calling: the Easy Auth principal (App Service authentication) or a flow's signed payload.
+
+Easy Auth puts the signed-in user in `X-MS-CLIENT-PRINCIPAL`, base64 JSON
+`{"auth_typ", "name_typ", "role_typ", "claims": [{"typ", "val"}]}`, and strips any copy a client sends.
+The app trusts that header only where Easy Auth is on (WEBSITE_AUTH_ENABLED) or on the local host.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .errors import Unauthorized
+
+_OID = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
+_NAME = ("preferred_username", "name", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+         "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress")
+_ROLE = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    id: str
+    name: str
+    roles: frozenset[str]
+    via: str  # "easy-auth" or "flow"
+
+    def holds(self, role: Optional[str]) -> bool:
+        return role is None or role in self.roles
+
+
+def from_easy_auth(header: str) -> Principal:
+    """The principal in an X-MS-CLIENT-PRINCIPAL header; 401 if it does not decode."""
+    try:
+        doc = json.loads(base64.b64decode(header + "=" * (-len(header) % 4)))
+        claims = [(c["typ"], str(c["val"])) for c in doc.get("claims", [])]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise Unauthorized("X-MS-CLIENT-PRINCIPAL does not decode") from exc
+    name_types = (doc.get("name_typ"), *_NAME)
+    role_types = {doc.get("role_typ"), *_ROLE}
+
+    def first(types: tuple) -> Optional[str]:
+        return next((v for t in types for typ, v in claims if typ == t and t), None)
+
+    name = first(name_types)
+    pid = first(_OID) or name
+    if not pid:
+        raise Unauthorized("the principal names no user")
+    return Principal(pid, name or pid, frozenset(v for t, v in claims if t in role_types), "easy-auth")
+
+
+def flow_signature(key: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def from_flow(key: str, body: bytes, signature: Optional[str], approver: Any) -> Principal:
+    """The responder an approval flow reports, trusted only with a valid HMAC of the body (401 otherwise)."""
+    if not key or not signature or not hmac.compare_digest(signature, flow_signature(key, body)):
+        raise Unauthorized("the flow's signature does not verify")
+    if not isinstance(approver, dict) or not isinstance(approver.get("id"), str) or not approver["id"]:
+        raise Unauthorized("the flow's payload names no approver")
+    roles = approver.get("roles") if isinstance(approver.get("roles"), list) else []
+    return Principal(approver["id"], str(approver.get("name") or approver["id"]),
+                     frozenset(str(r) for r in roles), "flow")

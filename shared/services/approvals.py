@@ -1,0 +1,131 @@
+"""Asking people and acting on their answers: approval and enrichment requests, and their decisions."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, Mapping, Optional
+from urllib.parse import quote
+
+from ..domain import cards
+from ..domain.approvals import APPROVE, ENRICH, Approval, check, new_approval
+from ..domain.catalog import Action
+from ..domain.contracts import missing, properties
+from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthorized
+from ..domain.identity import Principal
+from ..domain.messages import nudge
+from ..domain.opportunity import Opportunity, rescore
+from ..domain.status import Status
+from ..runtime import Services
+from . import messaging
+from .lifecycle import advance
+
+log = logging.getLogger(__name__)
+_EPHEMERAL = os.urandom(32)
+
+
+def signing_key(services: Services) -> bytes:
+    """APPROVAL_SIGNING_KEY (Key Vault in Azure); the local host alone may sign with a per-process key."""
+    key = services.settings.approval_signing_key
+    if key:
+        return key.encode()
+    if services.settings.environment != "local":
+        raise RuntimeError("APPROVAL_SIGNING_KEY is not set: approval links cannot be signed")
+    return _EPHEMERAL
+
+
+def _case(opp: Opportunity) -> dict[str, Any]:
+    return {"Case": opp.caseKey, "Process": f"{opp.processArea} / {opp.deviationPattern}",
+            "Priority": f"{opp.scores.priority:,.0f}", "Opportunity": opp.id}
+
+
+def _links(services: Services, approval_id: str, token: str, decisions: tuple[str, ...]) -> dict[str, str]:
+    base = services.settings.public_base_url or "http://localhost:7071"
+    return {d: f"{base}/api/approvals/{approval_id}?decision={d}&token={quote(token)}" for d in decisions}
+
+
+def open_approval(services: Services, opp: Opportunity, plan: Mapping[str, Any], risk: str, rationale: str,
+                  cid: str) -> tuple[Approval, dict[str, Any]]:
+    """The approval record for a proposed action, and what the notifier sends (cards, links, token)."""
+    ttl = timedelta(hours=services.settings.approval_ttl_hours)
+    approval, token = new_approval(opp.id, opp.revision, APPROVE, plan["actionId"], plan["actionVersion"],
+                                   plan.get("approvalRole"), signing_key(services), services.clock.now(), ttl, cid)
+    links = _links(services, approval.id, token, ("approve", "reject"))
+    return approval, {"approvalId": approval.id, "token": token, "links": links, "plan": dict(plan),
+                      "requiredRole": approval.requiredRole, "expiresAt": approval.expiresAt.isoformat(),
+                      "cards": {"submit": cards.approval_card(approval.id, _case(opp), plan, risk, rationale),
+                                "links": cards.approval_card(approval.id, _case(opp), plan, risk, rationale,
+                                                             links)}}
+
+
+def open_enrichment(services: Services, opp: Opportunity, action: Action, fields: list[str],
+                    cid: str) -> tuple[Approval, dict[str, Any]]:
+    """The request for exactly the missing contract fields of the best candidate action."""
+    ttl = timedelta(hours=services.settings.approval_ttl_hours)
+    approval, token = new_approval(opp.id, opp.revision, ENRICH, action.id, action.version, None,
+                                   signing_key(services), services.clock.now(), ttl, cid)
+    links = _links(services, approval.id, token, ("provide",))
+    return approval, {"approvalId": approval.id, "token": token, "links": links, "actionId": action.id,
+                      "missing": fields, "expiresAt": approval.expiresAt.isoformat(),
+                      "cards": {"submit": cards.enrich_card(approval.id, _case(opp), action.id, fields),
+                                "links": cards.enrich_card(approval.id, _case(opp), action.id, fields, links)}}
+
+
+def decide(services: Services, approval_id: str, token: str, decision: str, principal: Optional[Principal],
+           data: Optional[Mapping[str, Any]], comment: Optional[str], cid: str) -> Approval:
+    """Check the token and the approver, record the decision with the opportunity's move, resume the loop."""
+    approval = services.store.approval(approval_id)
+    if approval is None:
+        raise NotFound(f"no approval {approval_id}")
+    check(signing_key(services), token, approval, services.clock.now())  # 401 forged, 409 used, 410 expired
+    if principal is None:
+        raise Unauthorized("sign in (Easy Auth) or answer through the approval flow")
+    if not principal.holds(approval.requiredRole):
+        raise Forbidden(f"approving {approval.actionId} needs the role {approval.requiredRole}")
+    opp = services.store.get(approval.opportunityId)
+    if opp is None:
+        raise NotFound(f"opportunity {approval.opportunityId} is gone")
+    decided = replace(approval, decidedBy=principal.id, decidedAt=services.clock.now(), comment=comment)
+    inputs = {"approvalId": approval.id, "via": principal.via, "comment": comment}
+    if approval.kind == APPROVE:
+        if decision not in ("approve", "reject"):
+            raise InvalidInput("decide approve or reject", [FieldError("/decision", "approve or reject")])
+        if opp.status is not Status.awaiting_approval:
+            raise Conflict(f"opportunity {opp.id} is {opp.status.value}, not awaiting approval")
+        decided.decision = "approved" if decision == "approve" else "rejected"
+        target = Status.approved if decision == "approve" else Status.rejected
+        moved = advance(services, opp, [target], principal.id, f"{decided.decision} by {principal.name}", cid,
+                        inputs=inputs, approvals=[decided])
+        if target is Status.approved:
+            messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
+        return decided
+    if approval.kind == ENRICH:
+        return _enrich(services, opp, approval, decided, decision, data, inputs, cid)
+    raise Conflict(f"approval {approval.id} ({approval.kind}) takes no decision")
+
+
+def _enrich(services: Services, opp: Opportunity, approval: Approval, decided: Approval, decision: str,
+            data: Optional[Mapping[str, Any]], inputs: dict[str, Any], cid: str) -> Approval:
+    """Merge the supplied fields (only the action's contract fields) and send the case back to triage."""
+    if decision != "provide":
+        raise InvalidInput("an enrichment takes decision=provide", [FieldError("/decision", "provide")])
+    action = services.catalog.versions.get((approval.actionId, approval.actionVersion))
+    allowed = set(properties(action)) if action else set()
+    given = {k: v for k, v in (data or {}).items() if k in allowed and v not in (None, "")}
+    unknown = sorted(set(data or {}) - allowed)
+    if unknown:
+        raise InvalidInput("fields outside the action's data contract", [FieldError(f"/data/{k}", "not a contract field")
+                                                                        for k in unknown])
+    if opp.status is not Status.needs_data:
+        raise Conflict(f"opportunity {opp.id} is {opp.status.value}, not waiting for data")
+    attributes = {**opp.attributes, **given}
+    still = missing(action, attributes) if action else []
+    if still:
+        raise InvalidInput("required fields are still missing", [FieldError(f"/data/{k}", "required") for k in still])
+    decided.decision = "provided"
+    enriched = rescore(replace(opp, attributes=attributes), services.catalog, services.policy.scoring)
+    moved = advance(services, enriched, [Status.new], decided.decidedBy or "", "data provided", cid,
+                    inputs={**inputs, "fields": sorted(given)}, approvals=[decided])
+    messaging.send(services, [nudge("triage", moved.id, moved.revision, cid)])
+    return decided

@@ -1,0 +1,108 @@
+"""Approvals end to end on the local host: a card lands in the outbox, a person answers over HTTP."""
+import base64
+import json
+import os
+
+import pytest
+import requests
+
+from tests.conftest import start_host
+from tests.factories import treated_case
+
+PRICE = {"processArea": "accounts-payable", "deviationPattern": "price-variance", "source": "erp",
+         "detectedAt": "2026-11-19T08:30:00Z", "kpiImpact": {"daysSaved": 3, "costOfDelayPerDay": 40.0}}
+
+
+def principal(name, *roles):
+    claims = [{"typ": "preferred_username", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
+    doc = {"auth_typ": "aad", "name_typ": "preferred_username", "role_typ": "roles", "claims": claims}
+    return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(doc).encode()).decode()}
+
+
+ANA = principal("ana@contoso.com", "AP.Approver")
+
+
+@pytest.fixture(scope="module")
+def local(azurite, tmp_path_factory):
+    saved = dict(os.environ)
+    outbox = tmp_path_factory.mktemp("outbox")
+    server = start_host(azurite, OUTBOX_DIR=str(outbox), CLOSEDLOOP_ENV="local")
+    yield server, outbox
+    server.stop()
+    os.environ.clear()
+    os.environ.update(saved)
+    from shared import runtime
+    runtime.reset()
+    runtime.use_local_bus(None)
+
+
+def card_for(local, prefix):
+    """Ingest a medium-risk finding, let the agents work, return the approval notice from the outbox."""
+    server, outbox = local
+    case = treated_case(prefix, action="ap.post-gl-adjustment")
+    finding = {**PRICE, "eventId": f"e-{case}", "caseKey": case,
+               "attributes": {"invoiceId": case, "vendorId": "V-1", "amount": 120.0, "glAccount": "6100"}}
+    r = requests.post(server.base_url + "/findings", json=finding)
+    assert r.status_code == 202, r.text
+    oid = r.json()["opportunities"][0]["id"]
+    assert server.bus.wait_idle(30)
+    [path] = [p for p in outbox.iterdir() if oid in p.name and "-approve-" in p.name]
+    return oid, json.loads(path.read_text())["details"]
+
+
+def test_medium_risk_card_approved_over_http_runs_the_flow_once_and_verifies(local):
+    server, _ = local
+    oid, notice = card_for(local, "INV-H1")
+    card = notice["cards"]["submit"]
+    assert card["version"] == "1.5" and card["type"] == "AdaptiveCard"
+    before = server.sandbox.effects.get("ap.post-gl-adjustment", 0)
+    r = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", headers=ANA,
+                      json={"decision": "approve", "token": notice["token"], "comment": "ok"})
+    assert r.status_code == 200, r.text
+    assert r.json()["decision"] == "approved" and r.json()["decidedBy"] == "ana@contoso.com"
+    assert server.bus.wait_idle(30)
+    view = requests.get(f"{server.base_url}/opportunities/{oid}").json()
+    assert view["status"] == "verified"
+    assert server.sandbox.effects["ap.post-gl-adjustment"] == before + 1
+    again = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", headers=ANA,
+                          json={"decision": "approve", "token": notice["token"]})
+    assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
+
+
+def test_rejected_over_http_never_calls_the_flow(local):
+    server, _ = local
+    oid, notice = card_for(local, "INV-H2")
+    before = server.sandbox.effects.get("ap.post-gl-adjustment", 0)
+    r = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", headers=ANA,
+                      json={"decision": "reject", "token": notice["token"]})
+    assert r.status_code == 200 and r.json()["decision"] == "rejected"
+    assert server.bus.wait_idle(30)
+    assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "rejected"
+    assert server.sandbox.effects.get("ap.post-gl-adjustment", 0) == before
+
+
+def test_refusals_have_their_status_codes_and_change_nothing(local):
+    server, _ = local
+    oid, notice = card_for(local, "INV-H3")
+    url = f"{server.base_url}/approvals/{notice['approvalId']}"
+    body = {"decision": "approve", "token": notice["token"]}
+    assert requests.post(url, json={**body, "token": notice["token"][:-4] + "AAAA"}, headers=ANA).status_code == 401
+    assert requests.post(url, json=body).status_code == 401  # no principal
+    wrong = requests.post(url, json=body, headers=principal("bob@contoso.com", "Sales.Manager"))
+    assert wrong.status_code == 403 and "AP.Approver" in wrong.json()["detail"]
+    bad = requests.post(url, json={"decision": "maybe"}, headers=ANA)
+    assert bad.status_code == 422 and {e["pointer"] for e in bad.json()["errors"]} == {"/token", "/decision"}
+    assert requests.post(f"{server.base_url}/approvals/{'0' * 32}-a1", json=body, headers=ANA).status_code == 404
+    assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "awaiting_approval"
+
+
+def test_a_card_link_opens_a_confirmation_page_and_only_the_form_post_decides(local):
+    server, _ = local
+    oid, notice = card_for(local, "INV-H4")
+    page = requests.get(notice["links"]["reject"])
+    assert page.status_code == 200 and "<form" in page.text and "text/html" in page.headers["content-type"]
+    assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "awaiting_approval"
+    r = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", headers=ANA,
+                      data={"token": notice["token"], "decision": "reject"})
+    assert r.status_code == 200 and "rejected" in r.text
+    assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "rejected"

@@ -1,0 +1,94 @@
+"""Approvals and enrichment over the sandbox's flows: who may decide, and what each answer does."""
+from datetime import timedelta
+
+import pytest
+
+from shared.domain.errors import Conflict, Forbidden, Gone, Unauthorized
+from shared.domain.identity import Principal
+from shared.domain.status import Status
+from shared.services import approvals
+from tests.http.test_pipeline import drive, start
+
+PRICE = dict(processArea="accounts-payable", deviationPattern="price-variance",
+             attributes={"invoiceId": "INV-9", "vendorId": "V-1", "amount": 120.0, "glAccount": "6100"})
+ANA = Principal("ana-oid", "ana@contoso.com", frozenset({"AP.Approver"}), "easy-auth")
+BOB = Principal("bob-oid", "bob@contoso.com", frozenset({"Sales.Manager"}), "easy-auth")
+
+
+def awaiting(svc, **kw):
+    oid = start(svc, **{**PRICE, **kw})
+    drive(svc)
+    [(kind, _, _, notice)] = [n for n in svc.notifier.sent if n[1] == oid]
+    assert kind == "approve" and svc.store.get(oid).status is Status.awaiting_approval
+    return oid, notice
+
+
+def decide(svc, notice, decision="approve", who=ANA, token=None):
+    return approvals.decide(svc, notice["approvalId"], token or notice["token"], decision, who, None, None, "cid")
+
+
+def test_approved_action_runs_once_and_is_verified(svc, sandbox):
+    oid, notice = awaiting(svc)
+    assert notice["requiredRole"] == "AP.Approver" and set(notice["links"]) == {"approve", "reject"}
+    decided = decide(svc, notice)
+    assert decided.decision == "approved" and decided.decidedBy == "ana-oid"
+    drive(svc)
+    assert svc.store.get(oid).status is Status.verified
+    assert sandbox.effects["ap.post-gl-adjustment"] == 1
+    [approval] = svc.store.approvals(oid)
+    assert approval.decision == "approved" and approval.tokenHash and notice["token"] not in repr(approval)
+    assert any(a.event == "approved" and a.actor == "ana-oid" for a in svc.store.audit(oid))
+
+
+def test_rejected_action_never_reaches_its_flow(svc, sandbox):
+    oid, notice = awaiting(svc)
+    assert decide(svc, notice, "reject").decision == "rejected"
+    drive(svc)
+    assert svc.store.get(oid).status is Status.rejected
+    assert sandbox.effects.get("ap.post-gl-adjustment", 0) == 0 and svc.store.executions(oid) == []
+
+
+@pytest.mark.parametrize("case, error", [
+    ("forged", Unauthorized), ("no principal", Unauthorized), ("wrong role", Forbidden), ("expired", Gone)])
+def test_a_refused_decision_leaves_the_opportunity_waiting(svc, sandbox, case, error):
+    oid, notice = awaiting(svc)
+    if case == "forged":
+        call = lambda: decide(svc, notice, token=notice["token"][:-3] + "AAA")  # noqa: E731
+    elif case == "no principal":
+        call = lambda: decide(svc, notice, who=None)  # noqa: E731
+    elif case == "wrong role":
+        call = lambda: decide(svc, notice, who=BOB)  # noqa: E731
+    else:
+        svc.clock.current += timedelta(hours=svc.settings.approval_ttl_hours, seconds=1)
+        call = lambda: decide(svc, notice)  # noqa: E731
+    with pytest.raises(error):
+        call()
+    drive(svc)
+    assert svc.store.get(oid).status is Status.awaiting_approval and svc.store.executions(oid) == []
+    assert svc.store.approvals(oid)[0].decision is None
+
+
+def test_a_token_used_twice_is_a_conflict_and_acts_once(svc, sandbox):
+    oid, notice = awaiting(svc)
+    decide(svc, notice)
+    with pytest.raises(Conflict):
+        decide(svc, notice)
+    drive(svc)
+    assert sandbox.effects["ap.post-gl-adjustment"] == 1
+
+
+def test_supplied_data_goes_back_through_triage_and_the_loop_closes(svc, sandbox):
+    oid = start(svc, processArea="accounts-payable", deviationPattern="invoice-missing-po", caseKey="INV-E1",
+                attributes={"invoiceId": "INV-E1"})
+    drive(svc)
+    [(kind, _, _, notice)] = [n for n in svc.notifier.sent if n[1] == oid]
+    assert kind == "enrich" and notice["missing"] == ["vendorId", "missingFields"]
+    with pytest.raises(Exception) as refused:
+        approvals.decide(svc, notice["approvalId"], notice["token"], "provide", BOB, {"vendorId": "V-7"}, None, "c")
+    assert refused.value.status == 422  # still missing missingFields: nothing recorded
+    approvals.decide(svc, notice["approvalId"], notice["token"], "provide", BOB,
+                     {"vendorId": "V-7", "missingFields": ["poNumber"]}, None, "c")
+    drive(svc)
+    opp = svc.store.get(oid)
+    assert opp.status is Status.verified and opp.attributes["vendorId"] == "V-7"
+    assert sandbox.effects["ap.request-missing-fields"] == 1
