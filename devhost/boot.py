@@ -41,12 +41,13 @@ def configure_logging(level: str = "INFO") -> None:
 
 def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, workers_per_queue: int = 4,
          sandbox: Optional[str] = "thread", sandbox_knobs: Optional[Mapping[str, object]] = None,
-         consume: bool = True) -> LocalHost:
+         consume: bool = True, approvals_via_sandbox: bool = False) -> LocalHost:
     """Start serving function_app on `port` (0 picks a free one) with a fresh in-process bus, and the sandbox
     child flows for every flow setting that local.settings.json does not point elsewhere.
 
     sandbox: "thread" (in this process: tests read its counters), "process" (its own process, as real
-    flows never share the app's CPU), or None."""
+    flows never share the app's CPU), or None. approvals_via_sandbox: cards go to the sandbox's approval
+    flow, which answers as the `approver` of sandbox_knobs."""
     from shared import runtime
     from shared.adapters.local_bus import LocalBus
 
@@ -63,7 +64,8 @@ def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, worker
     pointed: list[str] = []
     try:
         if flows is not None:
-            for name, url in flows.settings().items():
+            wanted = {**flows.settings(), **(flows.people_settings() if approvals_via_sandbox else {})}
+            for name, url in wanted.items():
                 if not os.environ.get(name):
                     os.environ[name] = url
                     pointed.append(name)

@@ -91,8 +91,15 @@ def build_flows() -> Flows:
 
 
 def build_notifier(settings: Settings) -> Notifier:
-    from .adapters.notifiers import LogNotifier, OutboxNotifier
-    return OutboxNotifier(settings.outbox_dir) if settings.outbox_dir else LogNotifier()
+    """The approval flow if there is one, else the Teams webhook, else the outbox folder, else the log."""
+    from .adapters import notifiers
+    if settings.approval_flow_url:
+        return notifiers.FlowNotifier(settings.approval_flow_url, settings.public_base_url)
+    if settings.teams_webhook_url:
+        return notifiers.WebhookNotifier(settings.teams_webhook_url)
+    if settings.outbox_dir:
+        return notifiers.OutboxNotifier(settings.outbox_dir)
+    return notifiers.LogNotifier()
 
 
 _lock = threading.Lock()

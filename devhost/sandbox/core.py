@@ -16,6 +16,7 @@ from typing import Any, Iterable, Optional, Union
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import flows
+from .people import People
 from .records import Record, Records, clone
 from .server import Server
 
@@ -57,7 +58,7 @@ class Sandbox:
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", key: Union[bytes, str, None] = None,
                  catalog_dir: Optional[Path] = None, owners: Optional[dict[str, Iterable[str]]] = None,
-                 seed: Optional[int] = None, **knobs: Any):
+                 seed: Optional[int] = None, approver: Optional[dict[str, Any]] = None, **knobs: Any):
         self.host, self.port = host, port
         self.key = key.encode() if isinstance(key, str) else key or secrets.token_bytes(32)
         self.contracts, self.flow_settings = load_catalog(Path(catalog_dir or REPO / "catalog"))
@@ -68,6 +69,8 @@ class Sandbox:
         self._lock = self.records.lock  # one lock: every request's critical section is microseconds long
         self._initial = {"seed": seed, **knobs}
         self._server: Optional[Server] = None
+        # Derived from the URL key, so a SandboxProcess's signer knows it without asking the process.
+        self.people = People(self.sign("/people/flow-key")[:32], approver)
         self.reset()
 
     # -- knobs and state -----------------------------------------------------------------------------
@@ -114,6 +117,8 @@ class Sandbox:
             self._scripts: dict[str, deque] = {}
             self._knobs = dict(KNOBS)
             self._rng = random.Random()
+            self.people.received.clear()
+            self.people.answers.clear()
             self.configure(**self._initial)
 
     def stats(self) -> dict[str, Any]:
@@ -146,6 +151,16 @@ class Sandbox:
     def flow_url(self, action_id: str) -> str:
         """The signed URL of an action's flow (or of `sor.read`)."""
         path = f"/flows/{action_id}"
+        return f"{self.base_url}{path}?sig={self.sign(path)}"
+
+    def people_settings(self) -> dict[str, str]:
+        """App settings that send cards to the sandbox's approval flow (which answers as `approver`)."""
+        path = "/people/approvals"
+        return {"APPROVAL_FLOW_URL": f"{self.base_url}{path}?sig={self.sign(path)}",
+                "APPROVAL_FLOW_KEY": self.people.flow_key}
+
+    def webhook_url(self) -> str:
+        path = "/teams/webhook"
         return f"{self.base_url}{path}?sig={self.sign(path)}"
 
     def settings(self) -> dict[str, str]:
@@ -188,6 +203,9 @@ class Sandbox:
         sig = dict(parse_qsl(parts.query)).get("sig", "")
         if kind == "stats" and hmac.compare_digest(sig, self.sign(path)):
             return 200, {"Content-Type": "application/json"}, json.dumps(self.stats()).encode()
+        if kind in ("teams", "people") and method == "POST" and hmac.compare_digest(sig, self.sign(path)):
+            status, answer = self.people.handle("teams" if kind == "teams" else "approvals", body)
+            return _json(status, answer)
         if kind not in ("flows", "operations") or not name:
             resp = _error(404, "NotFound", f"no route {path}")
         elif not hmac.compare_digest(sig, self.sign(path)):

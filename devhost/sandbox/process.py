@@ -45,6 +45,9 @@ class SandboxProcess:
     def settings(self) -> dict[str, str]:
         return self._signer.settings()
 
+    def people_settings(self) -> dict[str, str]:
+        return self._signer.people_settings()
+
     def stats(self) -> dict[str, Any]:
         import urllib.request
         with urllib.request.urlopen(self._signer.stats_url(), timeout=10) as r:

@@ -1,4 +1,10 @@
-"""Notifier adapters until Teams cards arrive: an outbox folder (local) and the log."""
+"""Notifier adapters: an approval flow, a Teams Workflows webhook, an outbox folder (local), the log.
+
+Each picks the card made for its channel from `details["cards"]`: `submit` for the approval flow (its
+"Post adaptive card and wait for a response" returns the Action.Submit data), `links` for the webhook
+(webhook cards cannot take Action.Submit). A channel that does not answer is logged, never retried
+here: the timer sweep escalates approvals nobody answered within their SLA.
+"""
 from __future__ import annotations
 
 import json
@@ -29,11 +35,71 @@ class OutboxNotifier:
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{stamp}-{seq:05d}-{kind}-{opportunity_id}.json")
         body = {"kind": kind, "opportunityId": opportunity_id, "subject": subject, "details": details}
         (self.folder / name).write_text(json.dumps(body, indent=2, default=str))
+        links = details.get("links") or {}
+        if links:  # the printed link: the local stand-in for a Teams card
+            log.warning("%s card for %s in %s; answer at %s", kind, opportunity_id, self.folder / name,
+                        " or ".join(links.values()))
 
 
 class LogNotifier:
     def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
-        log.warning("%s needed for %s: %s", kind, opportunity_id, subject, extra={"details": details})
+        # No links here: a signed token in the logs would be a capability anyone reading them holds.
+        log.warning("%s needed for %s: %s (approval %s)", kind, opportunity_id, subject,
+                    details.get("approvalId", "-"))
+
+
+class _Poster:
+    def __init__(self, url: str, timeout: float = 10.0):
+        import urllib3
+
+        self.url, self.timeout = url, timeout
+        self._http = urllib3.PoolManager(maxsize=4, retries=urllib3.Retry(2, backoff_factor=0.5,
+                                                                            status_forcelist=(429, 502, 503, 504)))
+
+    def post(self, body: dict[str, Any]) -> bool:
+        import urllib3
+
+        try:
+            r = self._http.request("POST", self.url, body=json.dumps(body, default=str).encode(),
+                                   headers={"Content-Type": "application/json"}, timeout=self.timeout)
+        except urllib3.exceptions.HTTPError as exc:
+            log.error("notification not delivered: %s", type(exc).__name__)
+            return False
+        if r.status >= 300:
+            log.error("notification not delivered: HTTP %d", r.status)
+            return False
+        return True
+
+
+class FlowNotifier(_Poster):
+    """POST to a Power Automate approval flow (HTTP Request trigger) that posts the card and, once a person
+    answers, POSTs the answer to `callbackUrl`, signed with APPROVAL_FLOW_KEY."""
+
+    def __init__(self, url: str, public_base_url: str):
+        super().__init__(url)
+        self.base = public_base_url
+
+    def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
+        cards = details.get("cards") or {}
+        approval = details.get("approvalId")
+        self.post({"kind": kind, "opportunityId": opportunity_id, "subject": subject, "approvalId": approval,
+                   "token": details.get("token"), "expiresAt": details.get("expiresAt"),
+                   "requiredRole": details.get("requiredRole"),
+                   "parameters": (details.get("plan") or {}).get("parameters"),
+                   "callbackUrl": f"{self.base}/api/approvals/{approval}" if approval else None,
+                   "card": cards.get("submit") or cards.get("links")})
+
+
+class WebhookNotifier(_Poster):
+    """POST a message with the link card to a Teams Workflows webhook ("When a Teams webhook request is
+    received"); approve/reject are signed links to a confirmation page."""
+
+    def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
+        card = (details.get("cards") or {}).get("links")
+        if card is None:
+            return
+        self.post({"type": "message", "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]})
 
 
 class RecordingNotifier:

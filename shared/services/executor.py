@@ -11,7 +11,7 @@ from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..ports import Incident
 from ..runtime import Services
-from . import flowrun, messaging
+from . import flowrun, messaging, notices
 from .lifecycle import advance, audit
 
 
@@ -93,5 +93,6 @@ def settle(services: Services, opp: Opportunity, x: Execution, cid: str) -> str:
             outputs=outputs)
     services.store.record_incident(Incident(f"{opp.id}:{x.id}", services.clock.now(), "failed", "execute",
                                             f"{x.actionId} v{x.actionVersion} {x.status}: {x.message}", opp.id, cid))
-    services.notifier.notify("escalate", opp.id, f"{opp.caseKey}: {x.actionId} {x.status}", outputs)
+    notices.escalate(services, "escalate", opp, f"{opp.caseKey}: {x.actionId} {x.status}",
+                     {"action": f"{x.actionId} v{x.actionVersion}", "status": x.status, "message": x.message or ""})
     return "failed"

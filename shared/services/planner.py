@@ -8,7 +8,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..runtime import Services
-from . import approvals, messaging
+from . import approvals, messaging, notices
 from .lifecycle import advance
 
 
@@ -21,7 +21,8 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
     outputs = {"outcome": decision.outcome, "plan": plan, "problems": [p.to_dict() for p in decision.problems]}
     if decision.outcome == planning.REVIEW:
         advance(services, opp, [Status.needs_review], "planner", decision.reason, cid, outputs=outputs, plan=plan)
-        services.notifier.notify("review", opp.id, f"{opp.caseKey}: {decision.reason}", outputs)
+        notices.escalate(services, "review", opp, f"{opp.caseKey}: {decision.reason}",
+                         {**outputs, "reason": decision.reason})
         return "needs_review"
     if decision.outcome == planning.APPROVAL:
         approval, notice = approvals.open_approval(services, opp, plan, decision.plan.riskTier, decision.reason, cid)

@@ -12,7 +12,7 @@ from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..ports import Incident
 from ..runtime import Services
-from . import flowrun, sor
+from . import flowrun, notices, sor
 from .lifecycle import advance, audit
 
 
@@ -93,7 +93,8 @@ def compensate(services: Services, opp: Opportunity, action: Action, x: Executio
     if comp.status == SUCCEEDED:
         advance(services, opp, [Status.compensated], "watchdog", f"{why}; undone by {undo.id}", cid,
                 executions=[comp], outputs=outputs)
-        services.notifier.notify("review", opp.id, f"{opp.caseKey}: {action.id} was undone ({why})", outputs)
+        notices.escalate(services, "review", opp, f"{opp.caseKey}: {action.id} was undone ({why})",
+                         {"action": action.id, "compensation": undo.id, "status": comp.status})
         return "compensated"
     advance(services, opp, [Status.failed], "watchdog", f"{why}; compensation {comp.status}", cid,
             executions=[comp], outputs=outputs)
@@ -104,4 +105,4 @@ def compensate(services: Services, opp: Opportunity, action: Action, x: Executio
 def _escalate(services: Services, opp: Opportunity, kind: str, detail: str, cid: str) -> None:
     services.store.record_incident(Incident(f"{opp.id}:{kind}", services.clock.now(), kind, "verify", detail,
                                             opp.id, cid))
-    services.notifier.notify("escalate", opp.id, f"{opp.caseKey}: {detail}", {"detail": detail})
+    notices.escalate(services, "escalate", opp, f"{opp.caseKey}: {detail}", {"detail": detail})

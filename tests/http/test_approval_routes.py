@@ -106,3 +106,54 @@ def test_a_card_link_opens_a_confirmation_page_and_only_the_form_post_decides(lo
                       data={"token": notice["token"], "decision": "reject"})
     assert r.status_code == 200 and "rejected" in r.text
     assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "rejected"
+
+
+@pytest.fixture(scope="module")
+def answered(azurite):
+    """A host whose cards go to the sandbox's approval flow, answering as an AP approver."""
+    saved = dict(os.environ)
+    from devhost.boot import boot
+
+    approver = {"id": "lead-oid", "name": "ap.lead@contoso.com", "roles": ["AP.Approver"]}
+    server = boot(0, {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": "tflow" + os.urandom(4).hex(),
+                      "INGEST_API_KEY": "", "OUTBOX_DIR": ""},
+                  sandbox_knobs={"approver": approver}, approvals_via_sandbox=True)
+    yield server
+    server.stop()
+    os.environ.clear()
+    os.environ.update(saved)
+    from shared import runtime
+    runtime.reset()
+    runtime.use_local_bus(None)
+
+
+def test_the_approval_flow_answers_with_a_signed_payload_and_the_loop_closes(answered):
+    import time
+    small, large = treated_case("INV-F-SMALL", action="ap.post-gl-adjustment"), \
+        treated_case("INV-F-LARGE", action="ap.post-gl-adjustment")
+    ids = {}
+    for case, amount in ((small, 120.0), (large, 900.0)):
+        finding = {**PRICE, "eventId": f"e-{case}", "caseKey": case,
+                   "attributes": {"invoiceId": case, "vendorId": "V-1", "amount": amount, "glAccount": "6100"}}
+        ids[case] = requests.post(answered.base_url + "/findings", json=finding).json()["opportunities"][0]["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        statuses = {c: requests.get(f"{answered.base_url}/opportunities/{o}").json()["status"] for c, o in ids.items()}
+        if statuses == {small: "verified", large: "rejected"}:
+            break
+        time.sleep(0.1)
+    assert statuses == {small: "verified", large: "rejected"}
+    people = answered.sandbox.people
+    assert sorted(d for d, status in people.answers) == ["approve", "reject"]
+    assert {status for _, status in people.answers} == {200}
+    [received] = [b for ch, b in people.received if ch == "approvals" and b["opportunityId"] == ids[small]]
+    assert received["card"]["version"] == "1.5" and received["callbackUrl"].endswith(received["approvalId"])
+    view = requests.get(f"{answered.base_url}/opportunities/{ids[small]}").json()
+    approved = next(a for a in view["audit"] if a["event"] == "approved")
+    assert approved["actor"] == "lead-oid" and approved["inputs"]["via"] == "flow"
+
+
+def test_a_forged_flow_signature_is_refused(answered):
+    r = requests.post(f"{answered.base_url}/approvals/{'0' * 32}-a1", json={"decision": "approve", "token": "x.y"},
+                      headers={"x-closedloop-signature": "sha256=00"})
+    assert r.status_code in (401, 404)

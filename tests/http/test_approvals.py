@@ -92,3 +92,18 @@ def test_supplied_data_goes_back_through_triage_and_the_loop_closes(svc, sandbox
     opp = svc.store.get(oid)
     assert opp.status is Status.verified and opp.attributes["vendorId"] == "V-7"
     assert sandbox.effects["ap.request-missing-fields"] == 1
+
+
+def test_a_teams_webhook_gets_the_link_card_and_an_approval_flow_the_submit_card(svc, sandbox):
+    from shared.adapters.notifiers import FlowNotifier, WebhookNotifier
+
+    oid, notice = awaiting(svc)
+    WebhookNotifier(sandbox.webhook_url()).notify("approve", oid, "approve?", notice)
+    FlowNotifier(sandbox.people_settings()["APPROVAL_FLOW_URL"], "https://app.example").notify(
+        "approve", oid, "approve?", notice)
+    (teams, message), (flow, request) = sandbox.people.received[-2:]
+    [attachment] = message["attachments"]
+    assert teams == "teams" and attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert {a["type"] for a in attachment["content"]["actions"]} == {"Action.OpenUrl"}
+    assert flow == "approvals" and request["callbackUrl"] == f"https://app.example/api/approvals/{notice['approvalId']}"
+    assert {a["type"] for a in request["card"]["actions"]} == {"Action.Submit"} and request["token"]
