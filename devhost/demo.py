@@ -24,8 +24,10 @@ SAMPLES = REPO / "samples"
 USE_CASES = {"accounts-payable": "AP exceptions", "lead-management": "Lead routing",
              "order-to-cash": "Order-to-cash SLA"}
 COLUMNS = [("verified", "done"), ("control", "held out"), ("awaiting_approval", "for approval"),
-           ("needs_data", "needs data"), ("needs_review", "for review"), ("failed", "failed"),
-           ("compensated", "rolled back")]
+           ("rejected", "rejected"), ("needs_data", "needs data"), ("needs_review", "for review"),
+           ("failed", "failed"), ("compensated", "rolled back")]
+# The sandbox's approval flow plays the approver: it approves amounts up to 500 and rejects the rest.
+APPROVER = {"id": "ap-lead", "name": "ap.lead@contoso.example", "roles": ["AP.Approver", "O2C.Approver"]}
 O2C = {"caseKeyAttribute": "orderId", "metricUnit": "days", "costOfDelayPerDay": "150"}
 SOURCES = [
     ("Celonis event subscription (AP invoices blocked)", "findings/celonis", "celonis-ap-invoice-blocked.json", {},
@@ -89,9 +91,8 @@ def run(base: str, bus: Any, sandbox: Any) -> None:
     ingested = time.perf_counter()
 
     print("\n2. The agents work the backlog: triage → plan → execute (child flows) → verify\n")
-    bus.wait_idle(50)
+    items = _settle(base, bus)
     settled = time.perf_counter()
-    items = _all(base)
     counts: dict[str, Counter] = {}
     for o in items:
         counts.setdefault(o["processArea"], Counter())[o["status"]] += 1
@@ -141,17 +142,30 @@ def run(base: str, bus: Any, sandbox: Any) -> None:
     incidents = requests.get(f"{base}/incidents").json()["items"]
     print(f"\n{len(items)} opportunities from 5 sources: ingested in {ingested - started:.1f} s, the loop settled "
           f"{settled - ingested:.1f} s later; {len(incidents)} incident(s) for people (GET /api/incidents); "
-          f"cards for approval, data and review are in the outbox folder.")
+          f"approval cards went to the sandbox's approval flow, which answered as {APPROVER['name']} "
+          f"(approves amounts up to 500); data and review cards are in the outbox folder.")
+
+
+def _settle(base: str, bus) -> list:
+    """Wait for the agents, and for the approver's answers (they arrive after the bus went quiet)."""
+    deadline = time.monotonic() + 50
+    while True:
+        bus.wait_idle(max(0.1, deadline - time.monotonic()))
+        items = _all(base)
+        if not any(o["status"] in ("awaiting_approval", "approved") for o in items) or time.monotonic() > deadline:
+            return items
+        time.sleep(0.1)
 
 
 def main() -> None:
     configure_logging("ERROR")
     outbox = Path(tempfile.mkdtemp(prefix="closedloop-outbox-"))
     knobs = {"seed": 11, "throttle_rate": 0.08, "throttle_retry_after": 1, "failure_rate": 0.05,
-             "breach_actions": {"leads.reassign"}}
+             "breach_actions": {"leads.reassign"}, "approver": APPROVER}
     with Azurite(free_port(), location=None) as azurite:
         host = boot(0, {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": "demo",
-                        "OUTBOX_DIR": str(outbox)}, sandbox="process", sandbox_knobs=knobs)
+                        "OUTBOX_DIR": str(outbox)}, sandbox="process", sandbox_knobs=knobs,
+                    approvals_via_sandbox=True)
         try:
             print(f"closedloop demo: local host {host.base_url}, Azurite on port {azurite.table_port}, "
                   f"sandbox flows {host.sandbox.base_url} (8% 429s, 5% 5xx; leads.reassign leaves leads unowned)")

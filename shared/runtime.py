@@ -91,15 +91,14 @@ def build_flows() -> Flows:
 
 
 def build_notifier(settings: Settings) -> Notifier:
-    """The approval flow if there is one, else the Teams webhook, else the outbox folder, else the log."""
+    """Questions to the approval flow, else the Teams webhook; news to the webhook; both else to the outbox
+    folder (local), else the log."""
     from .adapters import notifiers
-    if settings.approval_flow_url:
-        return notifiers.FlowNotifier(settings.approval_flow_url, settings.public_base_url)
-    if settings.teams_webhook_url:
-        return notifiers.WebhookNotifier(settings.teams_webhook_url)
-    if settings.outbox_dir:
-        return notifiers.OutboxNotifier(settings.outbox_dir)
-    return notifiers.LogNotifier()
+    fallback = notifiers.OutboxNotifier(settings.outbox_dir) if settings.outbox_dir else notifiers.LogNotifier()
+    webhook = notifiers.WebhookNotifier(settings.teams_webhook_url) if settings.teams_webhook_url else None
+    flow = (notifiers.FlowNotifier(settings.approval_flow_url, settings.public_base_url)
+            if settings.approval_flow_url else None)
+    return notifiers.RoutingNotifier(flow or webhook or fallback, webhook or fallback)
 
 
 _lock = threading.Lock()

@@ -110,3 +110,16 @@ class RecordingNotifier:
 
     def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
         self.sent.append((kind, opportunity_id, subject, details))
+
+
+class RoutingNotifier:
+    """Questions (approve, enrich) to a channel that can wait for the answer; news (review, escalate) to
+    one that only shows it."""
+
+    QUESTIONS = frozenset({"approve", "enrich"})
+
+    def __init__(self, questions: Any, news: Any):
+        self.questions, self.news = questions, news
+
+    def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
+        (self.questions if kind in self.QUESTIONS else self.news).notify(kind, opportunity_id, subject, details)
