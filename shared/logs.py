@@ -35,3 +35,31 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
+
+
+_installed = False
+
+
+def install_scrubber() -> None:
+    """Scrub e-mail addresses, IBANs and phone numbers from every log line of this process, whatever
+    handler writes it (the Functions worker's in Azure, the JSON formatter locally)."""
+    global _installed
+    if _installed:
+        return
+    from .domain.pii import scrub
+
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string is the caller's bug; leave the record as it was
+            return record
+        cleaned = scrub(text)
+        if cleaned != text:
+            record.msg, record.args = cleaned, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True

@@ -126,6 +126,8 @@ def services() -> Services:
                 _load_stored_catalog(built, repo)
                 _services = built
                 tune_gc()
+                from .logs import install_scrubber
+                install_scrubber()
     return _services
 
 

@@ -122,4 +122,6 @@ class RoutingNotifier:
         self.questions, self.news = questions, news
 
     def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
-        (self.questions if kind in self.QUESTIONS else self.news).notify(kind, opportunity_id, subject, details)
+        from ..domain.pii import scrub
+        channel = self.questions if kind in self.QUESTIONS else self.news
+        channel.notify(kind, opportunity_id, scrub(subject), details)

@@ -104,6 +104,9 @@ class Catalog:
             area = action.matches.processArea.casefold()
             for pattern in action.matches.deviationPatterns:
                 self._by_key.setdefault((area, pattern.casefold()), []).append(action)
+        # Every field any contract marks as personal data: masked wherever records are shown (pii.py).
+        self.pii_fields = frozenset(f for a in self.versions.values()
+                                    for f in (a.dataContract.get("x-pii") or []) if isinstance(f, str))
         # Actions that more than one pattern leads to: only their cases can be reported twice under
         # different opportunity ids, so only they need triage's duplicate claim (see claims.py).
         self.cross_pattern = frozenset(a.id for a in latest.values() if a.enabled and a.matches is not None

@@ -16,6 +16,7 @@ from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFo
 from ..domain.identity import Principal
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
+from ..domain.pii import redact, scrub
 from ..domain.status import Status
 from ..runtime import Services
 from . import messaging
@@ -52,10 +53,12 @@ def open_approval(services: Services, opp: Opportunity, plan: Mapping[str, Any],
     approval, token = new_approval(opp.id, opp.revision, APPROVE, plan["actionId"], plan["actionVersion"],
                                    plan.get("approvalRole"), signing_key(services), services.clock.now(), ttl, cid)
     links = _links(services, approval.id, token, ("approve", "reject"))
-    return approval, {"approvalId": approval.id, "token": token, "links": links, "plan": dict(plan),
+    # The approver decides on the action and the amounts, not on anyone's contact details.
+    shown, rationale = redact(dict(plan), services.catalog.pii_fields), scrub(rationale)
+    return approval, {"approvalId": approval.id, "token": token, "links": links, "plan": shown,
                       "requiredRole": approval.requiredRole, "expiresAt": approval.expiresAt.isoformat(),
-                      "cards": {"submit": cards.approval_card(approval.id, _case(opp), plan, risk, rationale),
-                                "links": cards.approval_card(approval.id, _case(opp), plan, risk, rationale,
+                      "cards": {"submit": cards.approval_card(approval.id, _case(opp), shown, risk, rationale),
+                                "links": cards.approval_card(approval.id, _case(opp), shown, risk, rationale,
                                                              links)}}
 
 

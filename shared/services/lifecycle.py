@@ -8,6 +8,7 @@ from ..domain.approvals import Approval
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
+from ..domain.pii import redact, scrub
 from ..domain.status import Status
 from ..runtime import Services
 
@@ -20,8 +21,11 @@ def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: 
         versions["action"] = f"{execution.actionId}@{execution.actionVersion}"
     elif opp.plan:
         versions["action"] = f"{opp.plan['actionId']}@{opp.plan['actionVersion']}"
-    return AuditEntry(opp.id, services.clock.now(), actor, event, reason, correlation_id, inputs or {}, outputs or {},
-                      versions, seq, execution.id if execution else None)
+    # Append-only means forever: personal data never goes in (pii.py).
+    pii = services.catalog.pii_fields
+    return AuditEntry(opp.id, services.clock.now(), actor, event, scrub(reason), correlation_id,
+                      redact(inputs or {}, pii), redact(outputs or {}, pii), versions, seq,
+                      execution.id if execution else None)
 
 
 def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor: str, reason: str,
@@ -30,6 +34,7 @@ def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor:
             **changes: Any) -> Opportunity:
     """Walk `path` (each step checked against the status machine), audit it, commit it all at once."""
     now = services.clock.now()
+    reason = scrub(reason)  # the status history shows it too
     moved = replace(opp, **changes) if changes else opp
     for target in path:
         moved = moved.transition(target, actor, reason, now)
