@@ -42,10 +42,10 @@ def verify(msgs: List[func.ServiceBusMessage]) -> None:
 
 @bp.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def sweep(timer: func.TimerRequest) -> None:
-    """Every few minutes: re-send work a lost message would otherwise strand."""
+    """Every few minutes: re-send work a lost message would otherwise strand; escalate unanswered requests."""
     import uuid
 
     from ..runtime import services
-    from ..services.sweep import reconcile
+    from ..services.sweep import run
 
-    reconcile(services(), f"sweep-{uuid.uuid4()}")
+    run(services(), f"sweep-{uuid.uuid4()}")

@@ -40,3 +40,5 @@ class Policy(BaseModel):
     backoffBaseSeconds: float = Field(default=2.0, gt=0)
     backoffMaxSeconds: float = Field(default=600.0, gt=0)
     flowTimeoutSeconds: float = Field(default=30.0, gt=0)
+    # An approval or data request nobody answered within this many hours is escalated (once) by the sweep.
+    approvalSlaHours: float = Field(default=24.0, gt=0)

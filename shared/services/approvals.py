@@ -19,8 +19,9 @@ from ..domain.opportunity import Opportunity, rescore
 from ..domain.pii import redact, scrub
 from ..domain.status import Status
 from ..runtime import Services
-from . import messaging
-from .lifecycle import advance
+from ..ports import ConcurrencyConflict
+from . import messaging, notices
+from .lifecycle import advance, audit
 
 log = logging.getLogger(__name__)
 _EPHEMERAL = os.urandom(32)
@@ -132,3 +133,29 @@ def _enrich(services: Services, opp: Opportunity, approval: Approval, decided: A
                     inputs={**inputs, "fields": sorted(given)}, approvals=[decided])
     messaging.send(services, [nudge("triage", moved.id, moved.revision, cid)])
     return decided
+
+
+def escalate_unanswered(services: Services, correlation_id: str) -> int:
+    """Escalate, once each, requests past their SLA (or expired) with nobody's answer; returns how many."""
+    now = services.clock.now()
+    sla = timedelta(hours=services.policy.approvalSlaHours)
+    due = [a for a in services.store.pending_approvals()
+           if a.escalatedAt is None and (now >= a.createdAt + sla or now >= a.expiresAt)]
+    done = 0
+    for approval in due:
+        opp = services.store.get(approval.opportunityId)
+        if opp is None:
+            continue
+        state = "expired" if now >= approval.expiresAt else f"unanswered for {services.policy.approvalSlaHours:g} h"
+        headline = f"{opp.caseKey}: {approval.kind} request for {approval.actionId} {state}"
+        entry = audit(services, opp, "sweep", "approval.escalated", headline, correlation_id,
+                      outputs={"approvalId": approval.id, "requiredRole": approval.requiredRole})
+        try:
+            services.store.commit(opp, (), [entry], [replace(approval, escalatedAt=now)])
+        except ConcurrencyConflict:
+            continue  # someone answered or moved it meanwhile; the next sweep looks again
+        notices.escalate(services, "escalate", opp, headline,
+                         {"approvalId": approval.id, "requiredRole": approval.requiredRole or "any",
+                          "asked": approval.createdAt.isoformat()})
+        done += 1
+    return done

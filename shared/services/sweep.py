@@ -1,4 +1,4 @@
-"""The timer sweep's reconciler: messages are only nudges, so re-send those a stage may have lost."""
+"""The timer sweep: re-send nudges a stage may have lost, and escalate requests nobody answered."""
 from __future__ import annotations
 
 import logging
@@ -32,3 +32,12 @@ def reconcile(services: Services, correlation_id: str) -> int:
                                      for o in stuck))
     run.info("sweep re-sent %d message(s) for stuck opportunities", sent)
     return sent
+
+
+def run(services: Services, correlation_id: str) -> dict[str, int]:
+    """One sweep; idempotent (a second run right after finds nothing new to do)."""
+    from .approvals import escalate_unanswered
+
+    done = {"resent": reconcile(services, correlation_id), "escalated": escalate_unanswered(services, correlation_id)}
+    bind(log, correlation_id).info("sweep done: %s", done)
+    return done

@@ -107,3 +107,20 @@ def test_a_teams_webhook_gets_the_link_card_and_an_approval_flow_the_submit_card
     assert {a["type"] for a in attachment["content"]["actions"]} == {"Action.OpenUrl"}
     assert flow == "approvals" and request["callbackUrl"] == f"https://app.example/api/approvals/{notice['approvalId']}"
     assert {a["type"] for a in request["card"]["actions"]} == {"Action.Submit"} and request["token"]
+
+
+def test_the_sweep_escalates_an_unanswered_approval_once_and_the_token_still_works(svc, sandbox):
+    from shared.services import sweep
+
+    oid, notice = awaiting(svc)
+    assert sweep.run(svc, "s1")["escalated"] == 0
+    svc.clock.current += timedelta(hours=svc.policy.approvalSlaHours, minutes=1)
+    assert sweep.run(svc, "s2")["escalated"] == 1
+    assert sweep.run(svc, "s3")["escalated"] == 0  # once
+    [(kind, _, subject, details)] = [n for n in svc.notifier.sent if n[0] == "escalate"]
+    assert notice["approvalId"] == details["approvalId"] and "unanswered" in subject
+    assert details["cards"]["links"]["version"] == "1.5"
+    assert any(a.event == "approval.escalated" for a in svc.store.audit(oid))
+    decide(svc, notice)  # still within its 72 h: the approver can answer late
+    drive(svc)
+    assert svc.store.get(oid).status is Status.verified

@@ -116,3 +116,24 @@ def test_take_over_needs_the_claim_unchanged_since_it_was_read(store):
     assert store.take_over(held, "opp-b") is True
     assert store.take_over(held, "opp-c") is False  # its ETag is gone: opp-b moved first
     assert store.claim_many([Claim("s", "k", "opp-d")])["k"].holder == "opp-b"
+
+
+def test_approvals_are_committed_with_the_opportunity_and_decided_under_their_etag(store):
+    from dataclasses import replace as copy
+
+    from shared.domain.approvals import new_approval
+
+    opp = seeded(store)
+    approval, _ = new_approval(opp.id, opp.revision, "approve", "ap.post-gl-adjustment", 1, "AP.Approver", b"k" * 32,
+                               NOW, timedelta(hours=1), "cid")
+    opp = store.commit(opp, (), [entry(opp, "awaiting_approval")], [approval])
+    found = store.approval(approval.id)
+    assert found is not None and found.requiredRole == "AP.Approver" and found.etag == approval.etag
+    assert [a.id for a in store.pending_approvals()] == [approval.id]
+    decided = copy(found, decision="approved", decidedBy="ana", decidedAt=NOW)
+    opp = store.commit(opp, (), [entry(opp, "approved", seq=1)], [decided])
+    assert store.approval(approval.id).decision == "approved" and store.pending_approvals() == []
+    with pytest.raises(ConcurrencyConflict):
+        store.commit(opp, (), [], [copy(found, decision="rejected")])  # the ETag it was read with is gone
+    assert [a.decision for a in store.approvals(opp.id)] == ["approved"]
+    assert store.approval("nonsense") is None
