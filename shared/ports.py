@@ -100,6 +100,12 @@ class Store(Protocol):
     def incidents(self, top: int) -> list["Incident"]:
         """The newest incidents first."""
 
+    def activations(self) -> list[dict[str, Any]]:
+        """Approvals that let a pending action version go live: {id, version, approvedBy, approvedAt}."""
+
+    def add_activation(self, doc: dict[str, Any]) -> None:
+        """Record one; ConcurrencyConflict if that version is already active."""
+
     def claim_many(self, claims: Sequence["Claim"]) -> dict[str, "Claim"]:
         """Create each claim unless its key is held; returns every key's claim as stored (the holder may be
         another opportunity), with the ETag a take-over needs."""

@@ -17,6 +17,7 @@ EXPECTED = {
     "list_actions": ("httpTrigger", "actions"),
     "get_action": ("httpTrigger", "actions/{id}"),
     "put_action": ("httpTrigger", "actions/{id}"),
+    "activate_action": ("httpTrigger", "actions/{id}/versions/{version}/activate"),
     "list_incidents": ("httpTrigger", "incidents"),
     "decide_approval": ("httpTrigger", "approvals/{id}"),
     "show_approval": ("httpTrigger", "approvals/{id}"),

@@ -24,8 +24,8 @@ _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImp
 
 # An opportunity's executions and audit entries share its partition, so one table transaction can
 # change its status, record the execution and append the audit entry together, or not at all.
-OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM, APPROVAL = (
-    "opp", "exec", "audit", "incident", "action", "claim", "approval")
+OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM, APPROVAL, ACTIVATION = (
+    "opp", "exec", "audit", "incident", "action", "claim", "approval", "activation")
 INCIDENTS_PARTITION, CATALOG_PARTITION = "incidents", "catalog"
 
 
@@ -39,6 +39,12 @@ def claim_entity(c: Claim) -> dict[str, Any]:
 
 def claim_from(e: dict[str, Any]) -> Claim:
     return Claim(e["PartitionKey"].split("~", 1)[1], e["RowKey"], e["holder"], e.get("etag"))
+
+
+def activation_entity(doc: dict[str, Any]) -> dict[str, Any]:
+    """Who let a pending action version go live, and when: added once, never changed."""
+    return {"PartitionKey": CATALOG_PARTITION, "RowKey": f"{doc['id']}~{int(doc['version']):06d}~activation",
+            "rowType": ACTIVATION, "actionId": doc["id"], "version": int(doc["version"]), "doc": _dumps(doc)}
 
 
 def action_entity(doc: dict[str, Any]) -> dict[str, Any]:

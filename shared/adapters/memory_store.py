@@ -26,6 +26,7 @@ class MemoryStore:
         self._incidents: list[Incident] = []
         self._actions: dict[tuple[str, int], dict[str, Any]] = {}
         self._claims: dict[tuple[str, str], Claim] = {}
+        self._activations: dict[tuple[str, int], dict[str, Any]] = {}
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
@@ -152,6 +153,16 @@ class MemoryStore:
             if key in self._actions:
                 raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} exists")
             self._actions[key] = dict(doc)
+
+    def activations(self) -> list[dict[str, Any]]:
+        return [dict(d) for d in self._activations.values()]
+
+    def add_activation(self, doc: dict[str, Any]) -> None:
+        with self._lock:
+            key = (doc["id"], int(doc["version"]))
+            if key in self._activations:
+                raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} is already active")
+            self._activations[key] = dict(doc)
 
     def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
         with self._lock:

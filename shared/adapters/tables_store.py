@@ -21,7 +21,7 @@ from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
 from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from . import tables_batch, tables_query, tables_shards
-from .entities import (APPROVAL, CATALOG_PARTITION, approval_entity, approval_from, approval_key, claim_entity, claim_from, claim_partition, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
+from .entities import (ACTION, ACTIVATION, APPROVAL, CATALOG_PARTITION, activation_entity, approval_entity, approval_from, approval_key, claim_entity, claim_from, claim_partition, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
                        execution_entity, execution_from, execution_key, from_entity, incident_entity, incident_from,
                        matches, to_entity, ts)
 from .ingest_plan import fold, outcomes
@@ -369,17 +369,30 @@ class TablesStore:
         return out
 
     def action_versions(self) -> list[dict[str, Any]]:
+        return self._catalog_docs(ACTION)
+
+    def activations(self) -> list[dict[str, Any]]:
+        return self._catalog_docs(ACTIVATION)
+
+    def _catalog_docs(self, row_type: str) -> list[dict[str, Any]]:
         self._ensure()
-        rows = self._query(CATALOG_PARTITION, "PartitionKey eq @pk", {"pk": CATALOG_PARTITION})
+        rows = self._query(CATALOG_PARTITION, "PartitionKey eq @pk and rowType eq @t",
+                           {"pk": CATALOG_PARTITION, "t": row_type})
         return [json.loads(e["doc"]) for e in rows]
 
     def add_action_version(self, doc: dict[str, Any]) -> None:
+        self._add_catalog_row(action_entity(doc), f"{doc['id']} v{doc['version']} exists")
+
+    def add_activation(self, doc: dict[str, Any]) -> None:
+        self._add_catalog_row(activation_entity(doc), f"{doc['id']} v{doc['version']} is already active")
+
+    def _add_catalog_row(self, entity: dict[str, Any], conflict: str) -> None:
         self._ensure()
         try:
-            tables_batch.submit(self._table(CATALOG_PARTITION), [tables_batch.Operation("create", action_entity(doc))])
+            tables_batch.submit(self._table(CATALOG_PARTITION), [tables_batch.Operation("create", entity)])
         except tables_batch.TransactionFailed as exc:
             if exc.conflict:
-                raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} exists") from exc
+                raise ConcurrencyConflict(conflict) from exc
             raise
 
     def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:

@@ -13,23 +13,20 @@ from urllib.parse import parse_qs
 import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput, MalformedBody
-from .http import endpoint, json_response, read_body, require_media_type
+from .http import endpoint, json_response, principal, read_body, require_media_type
 
 bp = func.Blueprint()
 _FORM = "application/x-www-form-urlencoded"
 
 
 def _principal(req: func.HttpRequest, settings: Any, body: bytes, doc: dict[str, Any]) -> Optional[Any]:
-    from ..domain.identity import from_easy_auth, from_flow
+    """The approval flow's signed responder, else the Easy Auth user."""
+    from ..domain.identity import from_flow
 
     signature = req.headers.get("x-closedloop-signature")
     if signature is not None:
         return from_flow(settings.approval_flow_key, body, signature, doc.get("approver"))
-    header = req.headers.get("x-ms-client-principal")
-    # Only Easy Auth (or the local host) may vouch for this header: elsewhere a client could forge it.
-    if header and (settings.easy_auth or settings.environment == "local"):
-        return from_easy_auth(header)
-    return None
+    return principal(req, settings)
 
 
 def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
-from .http import endpoint, json_response, read_body, require_media_type
+from .http import endpoint, json_response, principal, read_body, require_media_type
 
 bp = func.Blueprint()
 
@@ -24,9 +24,11 @@ def get_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     from ..runtime import services
     from ..services import catalog
 
-    found = catalog.versions_of(services(), req.route_params.get("id", ""))
-    return json_response({"items": [catalog.view(a, found[-1].version) for a in found], "continuationToken": None},
-                         200, cid)
+    svc = services()
+    found = catalog.versions_of(svc, req.route_params.get("id", ""))
+    pending = svc.catalog.pending
+    return json_response({"items": [catalog.view(a, found[-1].version, pending.get((a.id, a.version)))
+                                    for a in found], "continuationToken": None}, 200, cid)
 
 
 @bp.route(route="actions/{id}", methods=["PUT"])
@@ -38,11 +40,26 @@ def put_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 
     svc = services()
     require_media_type(req, ("application/json",))
-    author = req.headers.get("x-ms-client-principal-name") or "api"
+    who = principal(req, svc.settings)
     action = catalog.add_version(svc, req.route_params.get("id", ""), read_body(req, svc.settings.max_body_bytes),
-                                 author)
-    return json_response(catalog.view(action, action.version), 201, cid,
-                         {"Location": f"/api/actions/{action.id}"})
+                                 who.id if who else "api")
+    return json_response(catalog.view(action, action.version, svc.catalog.pending.get((action.id, action.version))),
+                         201, cid, {"Location": f"/api/actions/{action.id}"})
+
+
+@bp.route(route="actions/{id}/versions/{version}/activate", methods=["POST"])
+@endpoint
+def activate_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """A second person lets a pending version go live (high risk, or more risk, cap or rate than before)."""
+    from ..runtime import services
+    from ..services import catalog
+
+    svc = services()
+    raw = req.route_params.get("version", "")
+    if not raw.isdigit():
+        raise InvalidInput("The version is a whole number.", [FieldError("/version", "an integer")])
+    action = catalog.activate(svc, req.route_params.get("id", ""), int(raw), principal(req, svc.settings))
+    return json_response(catalog.view(action, action.version), 200, cid)
 
 
 @bp.route(route="incidents", methods=["GET"])

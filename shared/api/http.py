@@ -87,6 +87,16 @@ def check_api_key(req: func.HttpRequest, secret: Optional[str]) -> None:
                            [FieldError("header:x-api-key", "missing or wrong")])
 
 
+def principal(req: func.HttpRequest, settings: Any) -> Optional[Any]:
+    """The Easy Auth principal, trusted only where Easy Auth is on (or on the local host): elsewhere a
+    client could forge the header. None when there is none."""
+    header = req.headers.get("x-ms-client-principal")
+    if header and (settings.easy_auth or settings.environment == "local"):
+        from ..domain.identity import from_easy_auth
+        return from_easy_auth(header)
+    return None
+
+
 def endpoint(fn: Callable[[func.HttpRequest, str], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
     """Wrap a route: correlation id in, ProblemError → problem+json, a real fault → logged 500."""
 

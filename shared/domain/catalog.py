@@ -83,17 +83,47 @@ class Candidate:
     action: Action
 
 
+_TIERS = {"low": 0, "medium": 1, "high": 2}
+
+
+def activation_needed(new: Action, active: Optional[Action]) -> list[str]:
+    """Why a new version needs a second person's approval before it is used: it is high risk, or it
+    raises the risk tier, the daily cap or the rate limit of the version in use. Empty: it may go live."""
+    reasons = []
+    if new.riskTier is RiskTier.high:
+        reasons.append("high-risk action")
+    if active is None:
+        return reasons
+    if _TIERS[new.riskTier.value] > _TIERS[active.riskTier.value]:
+        reasons.append(f"risk tier {active.riskTier.value} → {new.riskTier.value}")
+    if new.dailyCap > active.dailyCap:
+        reasons.append(f"daily cap {active.dailyCap} → {new.dailyCap}")
+    old_rate, new_rate = (active.rateLimit or {}).get("perMinute"), (new.rateLimit or {}).get("perMinute")
+    if new_rate is not None and (old_rate is None or new_rate > old_rate):
+        reasons.append(f"rate limit {old_rate or 'none'} → {new_rate} per minute")
+    if not active.enabled and new.enabled:
+        reasons.append("re-enabled")
+    return reasons
+
+
 class Catalog:
     """Latest enabled version of each action, indexed by (processArea, pattern) for O(1) matching."""
 
-    def __init__(self, actions: Iterable[Action], environment: str = "local"):
+    def __init__(self, actions: Iterable[Action], environment: str = "local",
+                 activated: Iterable[tuple[str, int]] = ()):
+        self.environment = environment
+        self.versions: dict[tuple[str, int], Action] = {(a.id, a.version): a for a in actions}
+        approved = set(activated)
         latest: dict[str, Action] = {}
-        self.versions: dict[tuple[str, int], Action] = {}
-        for action in actions:
-            self.versions[(action.id, action.version)] = action
-            current = latest.get(action.id)
-            if current is None or action.version > current.version:
-                latest[action.id] = action
+        # A version waiting for its activation approval never becomes the one in use (change control).
+        self.pending: dict[tuple[str, int], list[str]] = {}
+        for key in sorted(self.versions):
+            action = self.versions[key]
+            reasons = activation_needed(action, latest.get(action.id))
+            if reasons and key not in approved:
+                self.pending[key] = reasons
+                continue
+            latest[action.id] = action
         self.actions = latest
         self._by_key: dict[tuple[str, str], list[Action]] = {}
         self._fast: dict[tuple[str, str], tuple[Candidate, ...]] = {}
@@ -114,6 +144,11 @@ class Catalog:
         for key, actions in self._by_key.items():
             self._fast[key] = tuple(Candidate(a.id, a.version, a.required_fields(), a.complexity, a.riskTier.value, a)
                                     for a in actions)
+
+    def allows(self, action_id: str) -> bool:
+        """May this action run here now: its version in use is enabled and allowlisted for this environment."""
+        current = self.actions.get(action_id)
+        return current is not None and current.enabled and self.environment in current.environments
 
     def candidates(self, process_area: str, pattern: str) -> list[Action]:
         """Enabled actions allowed here for a processArea + deviation pattern."""

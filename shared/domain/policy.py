@@ -42,3 +42,5 @@ class Policy(BaseModel):
     flowTimeoutSeconds: float = Field(default=30.0, gt=0)
     # An approval or data request nobody answered within this many hours is escalated (once) by the sweep.
     approvalSlaHours: float = Field(default=24.0, gt=0)
+    # Who may let a pending action version (high risk, or raising risk or caps) go live.
+    catalogApproverRole: str = Field(default="Catalog.Approver", min_length=1)

@@ -28,12 +28,43 @@ def sync(services: Services, repo_actions: list[Action]) -> Catalog:
 
 def rebuild(services: Services) -> Catalog:
     actions = [Action.model_validate(d) for d in services.store.action_versions()]
-    services.catalog = Catalog(actions, services.settings.environment)
+    activated = [(d["id"], int(d["version"])) for d in services.store.activations()]
+    services.catalog = Catalog(actions, services.settings.environment, activated)
     return services.catalog
 
 
-def view(action: Action, latest_version: int) -> dict[str, Any]:
-    return {**action.model_dump(mode="json"), "latestVersion": latest_version}
+def activate(services: Services, action_id: str, version: int, principal: Any) -> Action:
+    """A second person lets a pending version go live: it needs the catalog approver role, and the
+    author cannot approve their own version."""
+    from datetime import datetime, timezone
+
+    from ..domain.errors import Forbidden, Unauthorized
+    action = services.catalog.versions.get((action_id, version))
+    if action is None:
+        raise NotFound(f"No version {version} of {action_id!r}.", [FieldError("/version", "unknown version")])
+    if (action_id, version) not in services.catalog.pending:
+        raise Conflict(f"{action_id} v{version} needs no activation (or is already active).")
+    if principal is None:
+        raise Unauthorized("sign in (Easy Auth) to activate an action version")
+    role = services.policy.catalogApproverRole
+    if not principal.holds(role):
+        raise Forbidden(f"activating an action version needs the role {role}")
+    if action.author and action.author in (principal.id, principal.name):
+        raise Forbidden("the author of a version cannot approve it: a second person must")
+    try:
+        services.store.add_activation({"id": action_id, "version": version, "approvedBy": principal.id,
+                                       "approvedAt": datetime.now(timezone.utc).isoformat(),
+                                       "reasons": services.catalog.pending[(action_id, version)]})
+    except ConcurrencyConflict:
+        pass  # someone activated it meanwhile: the outcome is the same
+    rebuild(services)
+    log.info("action %s v%d activated by %s", action_id, version, principal.id)
+    return action
+
+
+def view(action: Action, latest_version: int, pending: Optional[list[str]] = None) -> dict[str, Any]:
+    state = {"state": "pending", "activationNeeded": pending} if pending else {"state": "active"}
+    return {**action.model_dump(mode="json"), "latestVersion": latest_version, **state}
 
 
 def list_actions(services: Services, all_versions: bool) -> dict[str, Any]:
@@ -41,7 +72,8 @@ def list_actions(services: Services, all_versions: bool) -> dict[str, Any]:
     latest = {a.id: a.version for a in catalog.actions.values()}
     chosen = sorted(catalog.versions.values(), key=lambda a: (a.id, a.version)) if all_versions else \
         sorted(catalog.actions.values(), key=lambda a: a.id)
-    return {"items": [view(a, latest[a.id]) for a in chosen], "continuationToken": None}
+    return {"items": [view(a, latest.get(a.id, 0), catalog.pending.get((a.id, a.version))) for a in chosen],
+            "continuationToken": None}
 
 
 def versions_of(services: Services, action_id: str) -> list[Action]:
@@ -66,9 +98,9 @@ def add_version(services: Services, action_id: str, body: bytes, author: str) ->
         raise InvalidInput("The id in the body differs from the one in the URL.", [FieldError("/id", "must match")])
     if "version" in doc:
         raise InvalidInput("Versions are assigned by the catalog.", [FieldError("/version", "leave it out")])
-    current: Optional[Action] = services.catalog.actions.get(action_id)
     for _ in range(3):
-        version = (current.version if current else 0) + 1
+        # Numbered after every stored version, pending ones included.
+        version = max((v for i, v in services.catalog.versions if i == action_id), default=0) + 1
         candidate = {**doc, "id": action_id, "version": version, "author": doc.get("author") or author}
         try:
             action = Action.model_validate(candidate)
@@ -78,7 +110,6 @@ def add_version(services: Services, action_id: str, body: bytes, author: str) ->
             services.store.add_action_version(action.model_dump(mode="json"))
         except ConcurrencyConflict:
             rebuild(services)  # someone added a version meanwhile: take the next number
-            current = services.catalog.actions.get(action_id)
             continue
         rebuild(services)
         log.info("action %s v%d added by %s: %s", action.id, action.version, action.author, action.reason or "")

@@ -40,9 +40,12 @@ def prepare(services: Services, opp: Opportunity, msg: StageMessage,
         return "nothing to execute"
     plan = opp.plan
     action = services.catalog.versions.get((plan["actionId"], plan["actionVersion"]))
-    if action is None:
+    if action is None or not services.catalog.allows(action.id):
+        # The allowlist is checked again here: an action disabled or withdrawn from this environment after
+        # it was planned (or approved) never runs.
         path = [Status.failed] if opp.status is Status.executing else [Status.executing, Status.failed]
-        advance(services, opp, path, "executor", f"action {plan['actionId']} v{plan['actionVersion']} is gone", cid)
+        why = "is gone" if action is None else f"is not allowed in {services.catalog.environment}"
+        advance(services, opp, path, "executor", f"action {plan['actionId']} v{plan['actionVersion']} {why}", cid)
         return "failed"
     x = planned_execution(services, opp, cid, action)
     if not looked_up:

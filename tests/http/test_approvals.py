@@ -124,3 +124,17 @@ def test_the_sweep_escalates_an_unanswered_approval_once_and_the_token_still_wor
     decide(svc, notice)  # still within its 72 h: the approver can answer late
     drive(svc)
     assert svc.store.get(oid).status is Status.verified
+
+
+def test_an_action_withdrawn_from_this_environment_after_approval_never_runs(svc, sandbox):
+    from shared.domain.catalog import Action, Catalog
+
+    oid, notice = awaiting(svc)
+    current = svc.catalog.actions["ap.post-gl-adjustment"]
+    withdrawn = Action.model_validate({**current.model_dump(mode="json"), "version": current.version + 1,
+                                       "environments": ["prod"]})
+    svc.catalog = Catalog([*svc.catalog.versions.values(), withdrawn], "local")
+    decide(svc, notice)
+    drive(svc)
+    assert svc.store.get(oid).status is Status.failed
+    assert sandbox.effects.get("ap.post-gl-adjustment", 0) == 0

@@ -45,3 +45,32 @@ def test_unknown_action_is_404_and_incidents_list_answers(api):
     r = api.get("/incidents", params={"top": 5})
     assert r.status_code == 200 and isinstance(r.json()["items"], list)
     assert api.get("/incidents", params={"top": "0"}).status_code == 422
+
+
+def _principal(name, *roles):
+    import base64
+    claims = [{"typ": "preferred_username", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
+    doc = {"auth_typ": "aad", "name_typ": "preferred_username", "role_typ": "roles", "claims": claims}
+    return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(doc).encode()).decode()}
+
+
+def test_a_version_raising_the_cap_waits_for_a_second_person_before_it_is_used(api):
+    body = repo_action("leads.reassign")
+    del body["id"], body["version"]
+    body.update(dailyCap=body["dailyCap"] * 10, reason="ramp up")
+    author = _principal("max@contoso.com", "Catalog.Approver")
+    r = api.put("/actions/leads.reassign", json=body, headers=author)
+    assert r.status_code == 201 and r.json()["state"] == "pending" and r.json()["author"] == "max@contoso.com"
+    assert "daily cap" in r.json()["activationNeeded"][0]
+    in_use = next(i for i in api.get("/actions").json()["items"] if i["id"] == "leads.reassign")
+    assert in_use["version"] == 1  # the pending version is not used
+    url = f"/actions/leads.reassign/versions/{r.json()['version']}/activate"
+    assert api.post(url).status_code == 401
+    assert api.post(url, headers=_principal("eve@contoso.com", "Sales.Manager")).status_code == 403
+    own = api.post(url, headers=author)
+    assert own.status_code == 403 and "second person" in own.json()["detail"]
+    ok = api.post(url, headers=_principal("ana@contoso.com", "Catalog.Approver"))
+    assert ok.status_code == 200, ok.text
+    in_use = next(i for i in api.get("/actions").json()["items"] if i["id"] == "leads.reassign")
+    assert in_use["version"] == r.json()["version"] and in_use["state"] == "active"
+    assert api.post(url, headers=_principal("ana@contoso.com", "Catalog.Approver")).status_code == 409

@@ -84,3 +84,22 @@ def test_idempotency_key_is_stable_and_changes_with_any_input():
 ])
 def test_verify_policy_checks_the_record(policy, record, ok):
     assert check(policy, record)[0] is ok
+
+
+def test_activation_is_needed_for_high_risk_and_for_raised_risk_caps_or_rates_only():
+    from shared.domain.catalog import Action, Catalog, activation_needed
+    from shared.runtime import REPO_CATALOG, load_catalog
+
+    base = load_catalog(REPO_CATALOG, "local").actions["leads.reassign"]
+
+    def v2(**changes):
+        return Action.model_validate({**base.model_dump(mode="json"), "version": 2, **changes})
+
+    assert activation_needed(v2(description="clearer words"), base) == []
+    assert activation_needed(v2(dailyCap=base.dailyCap - 1), base) == []
+    assert activation_needed(v2(riskTier="medium"), base) == ["risk tier low → medium"]
+    assert "high-risk action" in activation_needed(v2(riskTier="high"), base)
+    faster = v2(rateLimit={"perMinute": 10_000})
+    catalog = Catalog([base, faster], "local")
+    assert catalog.actions["leads.reassign"].version == 1 and ("leads.reassign", 2) in catalog.pending
+    assert Catalog([base, faster], "local", [("leads.reassign", 2)]).actions["leads.reassign"].version == 2
