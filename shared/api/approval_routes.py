@@ -72,7 +72,9 @@ def decide_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     doc = _parse(req, body)
     token, decision, data, comment = _fields(doc)
     principal = _principal(req, svc.settings, body, doc)
-    decided = approvals.decide(svc, req.route_params.get("id", ""), token, decision, principal, data, comment, cid)
+    helpful = {"yes": True, "no": False, True: True, False: False}.get(doc.get("helpful"))
+    decided = approvals.decide(svc, req.route_params.get("id", ""), token, decision, principal, data, comment, cid,
+                               helpful)
     if approvals_form(req):
         page = f"<p>Recorded: <b>{html.escape(decided.decision or '')}</b> by {html.escape(decided.decidedBy or '')}.</p>"
         return func.HttpResponse(_page("Decision recorded", page), status_code=200, mimetype="text/html",

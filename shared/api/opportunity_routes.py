@@ -52,7 +52,8 @@ def get_opportunity(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 
     svc = services()
     opp = backlog.get(svc, req.route_params.get("id", ""))
-    view = opportunity_view(opp, executions=svc.store.executions(opp.id), audit=svc.store.audit(opp.id))
+    view = opportunity_view(opp, executions=svc.store.executions(opp.id), audit=svc.store.audit(opp.id),
+                            approvals=svc.store.approvals(opp.id))
     return json_response(view, 200, cid, {"ETag": opp.etag or ""})
 
 

@@ -29,6 +29,12 @@ def _text(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": _clip(text), "wrap": True, **style}
 
 
+def _helpful() -> dict[str, Any]:
+    """'Was this helpful?': answered with the decision, recorded per action version (telemetry)."""
+    return {"type": "Input.ChoiceSet", "id": "helpful", "label": "Was this card helpful?", "style": "expanded",
+            "isMultiSelect": False, "choices": [{"title": "Yes", "value": "yes"}, {"title": "No", "value": "no"}]}
+
+
 def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.5", "body": body, "actions": actions}
 
@@ -55,6 +61,8 @@ def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, 
         _text(f"Risk: {risk}", color="Warning"),
         _text(f"Why: {rationale}", isSubtle=True),
     ]
+    if links is None:  # inputs travel only with Action.Submit
+        body.append(_helpful())
     return _card(body, _answers(approval_id, [("approve", "Approve", "positive"),
                                               ("reject", "Reject", "destructive")], links))
 
@@ -70,6 +78,7 @@ def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missi
     if links is None:
         body += [{"type": "Input.Text", "id": name, "label": name, "isRequired": True,
                   "errorMessage": f"{name} is required"} for name in missing]
+        body.append(_helpful())
     return _card(body, _answers(approval_id, [("provide", "Send", "positive")],
                                 {"provide": links["provide"]} if links else None))
 

@@ -77,7 +77,8 @@ def open_enrichment(services: Services, opp: Opportunity, action: Action, fields
 
 
 def decide(services: Services, approval_id: str, token: str, decision: str, principal: Optional[Principal],
-           data: Optional[Mapping[str, Any]], comment: Optional[str], cid: str) -> Approval:
+           data: Optional[Mapping[str, Any]], comment: Optional[str], cid: str,
+           helpful: Optional[bool] = None) -> Approval:
     """Check the token and the approver, record the decision with the opportunity's move, resume the loop."""
     approval = services.store.approval(approval_id)
     if approval is None:
@@ -91,7 +92,8 @@ def decide(services: Services, approval_id: str, token: str, decision: str, prin
     if opp is None:
         raise NotFound(f"opportunity {approval.opportunityId} is gone")
     decided = replace(approval, decidedBy=principal.id, decidedAt=services.clock.now(), comment=comment)
-    inputs = {"approvalId": approval.id, "via": principal.via, "comment": comment}
+    # "Was this helpful?" rides along in the audit entry, whose versions name the action version: telemetry.
+    inputs = {"approvalId": approval.id, "via": principal.via, "comment": comment, "helpful": helpful}
     if approval.kind == APPROVE:
         if decision not in ("approve", "reject"):
             raise InvalidInput("decide approve or reject", [FieldError("/decision", "approve or reject")])

@@ -29,7 +29,7 @@ def audit_view(a: AuditEntry) -> dict[str, Any]:
 
 
 def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[Execution] = (),
-                     audit: Sequence[AuditEntry] = ()) -> dict[str, Any]:
+                     audit: Sequence[AuditEntry] = (), approvals: Sequence[Any] = ()) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": o.id, "status": o.status.value, "processArea": o.processArea,
         "deviationPattern": o.deviationPattern, "caseKey": o.caseKey, "source": o.source,
@@ -43,5 +43,6 @@ def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[E
                     recommendedAction=o.recommendedAction, complianceFlags=o.complianceFlags, notes=o.notes,
                     correlationId=o.correlationId, history=[created(o)] + o.history, etag=o.etag, plan=o.plan,
                     executions=[execution_view(x) for x in sorted(executions, key=lambda x: x.createdAt)],
-                    audit=[audit_view(a) for a in audit])
+                    audit=[audit_view(a) for a in audit],
+                    approvals=[a.to_dict() for a in sorted(approvals, key=lambda a: a.createdAt)])
     return view

@@ -57,13 +57,17 @@ def test_medium_risk_card_approved_over_http_runs_the_flow_once_and_verifies(loc
     assert card["version"] == "1.5" and card["type"] == "AdaptiveCard"
     before = server.sandbox.effects.get("ap.post-gl-adjustment", 0)
     r = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", headers=ANA,
-                      json={"decision": "approve", "token": notice["token"], "comment": "ok"})
+                      json={"decision": "approve", "token": notice["token"], "comment": "ok", "helpful": "yes"})
     assert r.status_code == 200, r.text
     assert r.json()["decision"] == "approved" and r.json()["decidedBy"] == "ana@contoso.com"
     assert server.bus.wait_idle(30)
     view = requests.get(f"{server.base_url}/opportunities/{oid}").json()
     assert view["status"] == "verified"
     assert server.sandbox.effects["ap.post-gl-adjustment"] == before + 1
+    feedback = next(a for a in view["audit"] if a["event"] == "approved")
+    assert feedback["inputs"]["helpful"] is True and feedback["versions"]["action"] == "ap.post-gl-adjustment@1"
+    [asked] = view["approvals"]
+    assert asked["decision"] == "approved" and asked["requiredRole"] == "AP.Approver" and "tokenHash" not in asked
     again = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", headers=ANA,
                           json={"decision": "approve", "token": notice["token"]})
     assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
