@@ -175,9 +175,8 @@ def audit_from(e: dict[str, Any]) -> AuditEntry:
 
 
 def incident_entity(i: Incident) -> dict[str, Any]:
-    # Row keys sort ascending; an inverted timestamp lists the newest incident first.
-    newest_first = 10**13 - int(i.at.timestamp() * 1000)
-    return {"PartitionKey": INCIDENTS_PARTITION, "RowKey": f"{newest_first:013d}~{i.id}", "rowType": INCIDENT,
+    # Keyed by id alone: the same incident recorded again (a redelivery) replaces itself, never duplicates.
+    return {"PartitionKey": INCIDENTS_PARTITION, "RowKey": i.id, "rowType": INCIDENT,
             "incidentId": i.id, "at": ts(i.at), "kind": i.kind, "stage": i.stage, "detail": i.detail[:4000],
             "opportunityId": i.opportunityId, "correlationId": i.correlationId}
 

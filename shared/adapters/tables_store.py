@@ -360,13 +360,10 @@ class TablesStore:
 
     def incidents(self, top: int) -> list[Incident]:
         self._ensure()
-        rows = self._query(INCIDENTS_PARTITION, "PartitionKey eq @pk", {"pk": INCIDENTS_PARTITION}, top=top)
-        out = []
-        for e in rows:
-            out.append(incident_from(e))
-            if len(out) >= top:
-                break
-        return out
+        # Incidents are few (each is a person's to-do); sorting them here beats a time-ordered key that a
+        # re-recorded incident would duplicate.
+        rows = self._query(INCIDENTS_PARTITION, "PartitionKey eq @pk", {"pk": INCIDENTS_PARTITION})
+        return sorted((incident_from(e) for e in rows), key=lambda i: i.at, reverse=True)[:top]
 
     def action_versions(self) -> list[dict[str, Any]]:
         return self._catalog_docs(ACTION)

@@ -1,11 +1,13 @@
 """What people are told when the loop needs them and there is nothing to approve: escalation cards."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 from ..domain import cards
 from ..domain.opportunity import Opportunity
 from ..domain.pii import redact, scrub
+from ..ports import Incident
 from ..runtime import Services
 
 
@@ -17,3 +19,16 @@ def escalate(services: Services, kind: str, opp: Opportunity, headline: str, det
     case = {"Case": opp.caseKey, "Process": f"{opp.processArea} / {opp.deviationPattern}", "Status": opp.status.value}
     card = cards.escalation_card(case, headline, facts, f"{base}/api/opportunities/{opp.id}")
     services.notifier.notify(kind, opp.id, headline, {**details, "cards": {"submit": card, "links": card}})
+
+
+def incident(services: Services, found: Incident) -> None:
+    """Record an incident the pipeline cannot settle and escalate it with its context."""
+    found = replace(found, detail=scrub(found.detail))  # a poison body may quote anyone's details
+    services.store.record_incident(found)
+    base = services.settings.public_base_url or "http://localhost:7071"
+    headline = scrub(f"{found.kind} in {found.stage}: {found.detail}")[:300]
+    card = cards.escalation_card({"Incident": found.id, "Stage": found.stage, "Kind": found.kind},
+                                 headline, {"Correlation id": found.correlationId or "-"},
+                                 f"{base}/api/incidents")
+    services.notifier.notify("escalate", found.opportunityId or found.id, headline,
+                             {"incidentId": found.id, "cards": {"submit": card, "links": card}})

@@ -7,7 +7,7 @@ commit is repaired by the redelivery (and dropped by duplicate detection if it w
 from __future__ import annotations
 
 import logging
-import uuid
+import hashlib
 
 from pydantic import ValidationError
 
@@ -16,7 +16,7 @@ from ..domain.status import Status
 from ..logs import bind
 from ..ports import Incident
 from ..runtime import Services
-from . import executor, messaging, planner, triage, watchdog
+from . import executor, messaging, notices, planner, triage, watchdog
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ def handle(services: Services, stage: str, body: bytes, delivery_count: int = 1)
         # A message that can never parse must settle, not bounce until it is dead-lettered.
         detail = f"unreadable {stage} message: {exc.errors(include_url=False)[:3]}"
         log.error(detail)
-        services.store.record_incident(Incident(str(uuid.uuid4()), services.clock.now(), "poison", stage,
-                                                f"{detail}; body {body[:500]!r}"))
+        # The same unreadable body is the same incident, however often it is delivered.
+        incident_id = hashlib.sha256(stage.encode() + b"\0" + body).hexdigest()[:32]
+        notices.incident(services, Incident(incident_id, services.clock.now(), "poison", stage,
+                                            f"{detail}; body {body[:500]!r}"))
         return "poison"
     run = bind(log, msg.correlationId, opportunityId=msg.opportunityId, stage=stage, deliveryCount=delivery_count)
     if msg.type != stage:

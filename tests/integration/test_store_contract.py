@@ -137,3 +137,13 @@ def test_approvals_are_committed_with_the_opportunity_and_decided_under_their_et
         store.commit(opp, (), [], [copy(found, decision="rejected")])  # the ETag it was read with is gone
     assert [a.decision for a in store.approvals(opp.id)] == ["approved"]
     assert store.approval("nonsense") is None
+
+
+def test_an_incident_recorded_again_replaces_itself_and_the_newest_comes_first(store):
+    from shared.ports import Incident
+
+    store.record_incident(Incident("i-1", NOW, "poison", "triage", "first"))
+    store.record_incident(Incident("i-2", NOW + timedelta(minutes=1), "failed", "execute", "second"))
+    store.record_incident(Incident("i-1", NOW + timedelta(minutes=2), "poison", "triage", "first, again"))
+    assert [(i.id, i.detail) for i in store.incidents(10)] == [("i-1", "first, again"), ("i-2", "second")]
+    assert [i.id for i in store.incidents(1)] == ["i-1"]

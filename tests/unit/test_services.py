@@ -140,3 +140,14 @@ def test_backlog_groups_by_area_and_pattern_with_totals():
     ap = next(g for g in groups if g["processArea"] == "accounts-payable")
     assert ap["cases"] == 2 and ap["totalImpact"] == 400.0 and ap["statusCounts"] == {"new": 2}
     assert groups[0]["totalPriority"] >= groups[-1]["totalPriority"]
+
+
+def test_a_poison_message_becomes_one_escalated_incident_however_often_it_arrives():
+    svc = memory_services()
+    body = b'{"type":"triage","note":"from ana@contoso.com"}'
+    for n in (1, 2):
+        assert pipeline.handle(svc, "triage", body, delivery_count=n) == "poison"
+    incidents = svc.store.incidents(10)
+    assert len(incidents) == 1 and incidents[0].kind == "poison" and "ana@contoso.com" not in incidents[0].detail
+    escalations = [n for n in svc.notifier.sent if n[0] == "escalate"]
+    assert escalations and escalations[0][3]["cards"]["links"]["type"] == "AdaptiveCard"
