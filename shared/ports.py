@@ -100,6 +100,12 @@ class Store(Protocol):
     def incidents(self, top: int) -> list["Incident"]:
         """The newest incidents first."""
 
+    def policy_versions(self) -> list[dict[str, Any]]:
+        """Every policy version the app has run with, as JSON documents (author and reason included)."""
+
+    def add_policy_version(self, doc: dict[str, Any]) -> None:
+        """Record one; ConcurrencyConflict if that version is already stored."""
+
     def activations(self) -> list[dict[str, Any]]:
         """Approvals that let a pending action version go live: {id, version, approvedBy, approvedAt}."""
 

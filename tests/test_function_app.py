@@ -19,6 +19,7 @@ EXPECTED = {
     "put_action": ("httpTrigger", "actions/{id}"),
     "activate_action": ("httpTrigger", "actions/{id}/versions/{version}/activate"),
     "list_incidents": ("httpTrigger", "incidents"),
+    "list_policies": ("httpTrigger", "policies"),
     "decide_approval": ("httpTrigger", "approvals/{id}"),
     "show_approval": ("httpTrigger", "approvals/{id}"),
     "triage": ("serviceBusTrigger", "%TRIAGE_QUEUE%"),

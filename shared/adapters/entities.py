@@ -24,8 +24,8 @@ _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImp
 
 # An opportunity's executions and audit entries share its partition, so one table transaction can
 # change its status, record the execution and append the audit entry together, or not at all.
-OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM, APPROVAL, ACTIVATION = (
-    "opp", "exec", "audit", "incident", "action", "claim", "approval", "activation")
+OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM, APPROVAL, ACTIVATION, POLICY = (
+    "opp", "exec", "audit", "incident", "action", "claim", "approval", "activation", "policy")
 INCIDENTS_PARTITION, CATALOG_PARTITION = "incidents", "catalog"
 
 
@@ -45,6 +45,11 @@ def activation_entity(doc: dict[str, Any]) -> dict[str, Any]:
     """Who let a pending action version go live, and when: added once, never changed."""
     return {"PartitionKey": CATALOG_PARTITION, "RowKey": f"{doc['id']}~{int(doc['version']):06d}~activation",
             "rowType": ACTIVATION, "actionId": doc["id"], "version": int(doc["version"]), "doc": _dumps(doc)}
+
+
+def policy_entity(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"PartitionKey": CATALOG_PARTITION, "RowKey": f"policy~{int(doc['version']):06d}", "rowType": POLICY,
+            "version": int(doc["version"]), "doc": _dumps(doc)}
 
 
 def action_entity(doc: dict[str, Any]) -> dict[str, Any]:

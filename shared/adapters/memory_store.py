@@ -27,6 +27,7 @@ class MemoryStore:
         self._actions: dict[tuple[str, int], dict[str, Any]] = {}
         self._claims: dict[tuple[str, str], Claim] = {}
         self._activations: dict[tuple[str, int], dict[str, Any]] = {}
+        self._policies: dict[int, dict[str, Any]] = {}
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
@@ -153,6 +154,15 @@ class MemoryStore:
             if key in self._actions:
                 raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} exists")
             self._actions[key] = dict(doc)
+
+    def policy_versions(self) -> list[dict[str, Any]]:
+        return [dict(d) for d in self._policies.values()]
+
+    def add_policy_version(self, doc: dict[str, Any]) -> None:
+        with self._lock:
+            if int(doc["version"]) in self._policies:
+                raise ConcurrencyConflict(f"policy v{doc['version']} exists")
+            self._policies[int(doc["version"])] = dict(doc)
 
     def activations(self) -> list[dict[str, Any]]:
         return [dict(d) for d in self._activations.values()]

@@ -21,7 +21,7 @@ from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
 from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from . import tables_batch, tables_query, tables_shards
-from .entities import (ACTION, ACTIVATION, APPROVAL, CATALOG_PARTITION, activation_entity, approval_entity, approval_from, approval_key, claim_entity, claim_from, claim_partition, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
+from .entities import (ACTION, ACTIVATION, APPROVAL, CATALOG_PARTITION, POLICY, activation_entity, policy_entity, approval_entity, approval_from, approval_key, claim_entity, claim_from, claim_partition, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
                        execution_entity, execution_from, execution_key, from_entity, incident_entity, incident_from,
                        matches, to_entity, ts)
 from .ingest_plan import fold, outcomes
@@ -370,6 +370,12 @@ class TablesStore:
 
     def activations(self) -> list[dict[str, Any]]:
         return self._catalog_docs(ACTIVATION)
+
+    def policy_versions(self) -> list[dict[str, Any]]:
+        return self._catalog_docs(POLICY)
+
+    def add_policy_version(self, doc: dict[str, Any]) -> None:
+        self._add_catalog_row(policy_entity(doc), f"policy v{doc['version']} exists")
 
     def _catalog_docs(self, row_type: str) -> list[dict[str, Any]]:
         self._ensure()

@@ -1,6 +1,8 @@
 """The policy: weights and thresholds an operations lead can read and version."""
 from __future__ import annotations
 
+from typing import Optional
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -29,6 +31,9 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(default=1, ge=1)
+    # Change control: who changed the policy and why, recorded with each version in the store.
+    author: Optional[str] = None
+    reason: Optional[str] = None
     scoring: ScoringPolicy = Field(default_factory=ScoringPolicy)
     holdoutPercent: float = Field(default=10.0, ge=0, le=100)
     # Changing the salt starts a new experiment: every case is drawn into a cohort afresh.

@@ -14,6 +14,17 @@ from ..runtime import Services
 log = logging.getLogger(__name__)
 
 
+def record_policy(services: Services) -> None:
+    """Keep every policy version the app has run with (author and reason included), added once."""
+    doc = services.policy.model_dump(mode="json")
+    if any(int(d["version"]) == services.policy.version for d in services.store.policy_versions()):
+        return
+    try:
+        services.store.add_policy_version(doc)
+    except ConcurrencyConflict:
+        pass  # another instance recorded it first
+
+
 def sync(services: Services, repo_actions: list[Action]) -> Catalog:
     """Add repo versions the store lacks, then build the catalog from everything stored."""
     stored = {(d["id"], int(d["version"])) for d in services.store.action_versions()}
@@ -23,6 +34,7 @@ def sync(services: Services, repo_actions: list[Action]) -> Catalog:
                 services.store.add_action_version(action.model_dump(mode="json"))
             except ConcurrencyConflict:
                 pass  # another instance loaded it first
+    record_policy(services)
     return rebuild(services)
 
 

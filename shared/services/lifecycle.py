@@ -21,6 +21,8 @@ def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: 
         versions["action"] = f"{execution.actionId}@{execution.actionVersion}"
     elif opp.plan:
         versions["action"] = f"{opp.plan['actionId']}@{opp.plan['actionVersion']}"
+    if opp.plan and opp.plan.get("promptVersion"):  # an LLM-made plan: which prompt made it
+        versions["prompt"] = opp.plan["promptVersion"]
     # Append-only means forever: personal data never goes in (pii.py).
     pii = services.catalog.pii_fields
     return AuditEntry(opp.id, services.clock.now(), actor, event, scrub(reason), correlation_id,

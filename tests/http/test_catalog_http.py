@@ -74,3 +74,9 @@ def test_a_version_raising_the_cap_waits_for_a_second_person_before_it_is_used(a
     in_use = next(i for i in api.get("/actions").json()["items"] if i["id"] == "leads.reassign")
     assert in_use["version"] == r.json()["version"] and in_use["state"] == "active"
     assert api.post(url, headers=_principal("ana@contoso.com", "Catalog.Approver")).status_code == 409
+
+
+def test_the_policy_in_use_is_recorded_with_its_author_and_reason(api):
+    [policy] = api.get("/policies").json()["items"]
+    assert policy["version"] == 1 and policy["inUse"] is True
+    assert policy["author"] and policy["reason"] and policy["holdoutPercent"] == 10.0
