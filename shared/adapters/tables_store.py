@@ -8,7 +8,6 @@ Partitions are spread over several tables by a stable hash (see tables_shards.py
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import replace
@@ -19,13 +18,13 @@ from ..domain.approvals import Approval, opportunity_of
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
-from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
+from ..ports import Commit, ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
 from . import tables_batch, tables_query, tables_shards
-from .entities import (ACTION, ACTIVATION, APPROVAL, CATALOG_PARTITION, POLICY, activation_entity, policy_entity, approval_entity, approval_from, approval_key, claim_entity, claim_from, claim_partition, INCIDENTS_PARTITION, OPPORTUNITY, action_entity, audit_entity, audit_from,
-                       execution_entity, execution_from, execution_key, from_entity, incident_entity, incident_from,
-                       matches, to_entity, ts)
+from .entities import (APPROVAL, OPPORTUNITY, approval_entity, approval_from, approval_key, audit_entity, audit_from,
+                       execution_entity, execution_from, execution_key, from_entity, matches, to_entity, ts)
 from .ingest_plan import fold, outcomes
 from .recent import Recent
+from .tables_reference import ReferenceRows
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def _bind(where: str, params: dict[str, Any]) -> str:
     return re.sub(r"@(\w+)", lambda m: tables_query.literal(params[m.group(1)]), where)
 
 
-class TablesStore:
+class TablesStore(ReferenceRows):
     def __init__(self, tables: Any, remember: int = 20_000, state: Any = None):
         self._tables: list[Any] = list(tables) if isinstance(tables, (list, tuple)) else [tables]
         # Claims live apart from the opportunities: they are never in a transaction with them, and
@@ -351,91 +350,6 @@ class TablesStore:
         params["rowType"] = OPPORTUNITY
         rows = self._query_all(f"rowType eq @rowType and ( {either} ) and updatedAt lt @before", params)
         return [from_entity(e, e["etag"]) for e in rows]
-
-    def record_incident(self, incident: Incident) -> None:
-        self._ensure()
-        # Upsert: a stage run again after a refused commit records the same incident id again.
-        tables_batch.submit(self._table(INCIDENTS_PARTITION),
-                            [tables_batch.Operation("upsert", incident_entity(incident))])
-
-    def incidents(self, top: int) -> list[Incident]:
-        self._ensure()
-        # Incidents are few (each is a person's to-do); sorting them here beats a time-ordered key that a
-        # re-recorded incident would duplicate.
-        rows = self._query(INCIDENTS_PARTITION, "PartitionKey eq @pk", {"pk": INCIDENTS_PARTITION})
-        return sorted((incident_from(e) for e in rows), key=lambda i: i.at, reverse=True)[:top]
-
-    def action_versions(self) -> list[dict[str, Any]]:
-        return self._catalog_docs(ACTION)
-
-    def activations(self) -> list[dict[str, Any]]:
-        return self._catalog_docs(ACTIVATION)
-
-    def policy_versions(self) -> list[dict[str, Any]]:
-        return self._catalog_docs(POLICY)
-
-    def add_policy_version(self, doc: dict[str, Any]) -> None:
-        self._add_catalog_row(policy_entity(doc), f"policy v{doc['version']} exists")
-
-    def _catalog_docs(self, row_type: str) -> list[dict[str, Any]]:
-        self._ensure()
-        rows = self._query(CATALOG_PARTITION, "PartitionKey eq @pk and rowType eq @t",
-                           {"pk": CATALOG_PARTITION, "t": row_type})
-        return [json.loads(e["doc"]) for e in rows]
-
-    def add_action_version(self, doc: dict[str, Any]) -> None:
-        self._add_catalog_row(action_entity(doc), f"{doc['id']} v{doc['version']} exists")
-
-    def add_activation(self, doc: dict[str, Any]) -> None:
-        self._add_catalog_row(activation_entity(doc), f"{doc['id']} v{doc['version']} is already active")
-
-    def _add_catalog_row(self, entity: dict[str, Any], conflict: str) -> None:
-        self._ensure()
-        try:
-            tables_batch.submit(self._table(CATALOG_PARTITION), [tables_batch.Operation("create", entity)])
-        except tables_batch.TransactionFailed as exc:
-            if exc.conflict:
-                raise ConcurrencyConflict(conflict) from exc
-            raise
-
-    def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
-        # One transaction per space chunk; a create refused because the key is held is dropped and the
-        # rest resubmitted, then the held ones are read back with their holders and ETags.
-        self._ensure()
-        out: dict[str, Claim] = {}
-        held: list[Claim] = []
-        by_space: dict[str, dict[str, Claim]] = {}
-        for c in claims:
-            by_space.setdefault(c.space, {})[c.key] = c
-        for mine in by_space.values():
-            pending = list(mine.values())
-            while pending:
-                chunk = pending[:tables_batch.MAX_OPERATIONS]
-                try:
-                    etags = tables_batch.submit(self._state, [tables_batch.Operation("create", claim_entity(c))
-                                                              for c in chunk])
-                except tables_batch.TransactionFailed as exc:
-                    if not exc.conflict:
-                        raise
-                    held.append(chunk[min(exc.index, len(chunk) - 1)])
-                    pending.remove(held[-1])
-                    continue
-                out.update({c.key: replace(c, etag=etag) for c, etag in zip(chunk, etags)})
-                pending = pending[len(chunk):]
-        rows = self._rows_by_key([(claim_partition(c.space), c.key) for c in held], self._state)
-        out.update({e["RowKey"]: claim_from(e) for e in rows})
-        return out
-
-    def take_over(self, claim: Claim, holder: str) -> bool:
-        self._ensure()
-        try:
-            tables_batch.submit(self._state, [tables_batch.Operation(
-                "replace", claim_entity(replace(claim, holder=holder)), claim.etag)])
-        except tables_batch.TransactionFailed as exc:
-            if exc.status in (404, 409, 412):
-                return False
-            raise
-        return True
 
     def ping(self) -> None:
         self._ensure()
