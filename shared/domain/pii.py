@@ -18,15 +18,16 @@ _PATTERNS = [
     # Phone: an international or a long national number; 7+ digits with separators.
     ("[phone]", re.compile(r"(?<![\w.])\+?\(?\d[\d ()\-.]{6,}\d(?![\w.])")),
 ]
-_ANY = re.compile(r"@|\d{4}|[A-Z]{2}\d{2}")  # cheap pre-check: most strings hold none of these
+_ANY = re.compile(r"@|\d{3}|[A-Z]{2}\d{2}")  # cheap pre-check: most strings hold none of these
 
 
 def scrub(text: str) -> str:
     """Free text with e-mail addresses, IBANs and phone numbers replaced by a placeholder."""
-    if not _ANY.search(text):
+    if len(text) < 7 or not _ANY.search(text):  # nothing shorter than 7 characters is any of the three
         return text
     for placeholder, pattern in _PATTERNS:
-        text = pattern.sub(placeholder, text)
+        if placeholder != "[email]" or "@" in text:
+            text = pattern.sub(placeholder, text)
     return text
 
 
@@ -39,6 +40,8 @@ def redact(value: Any, fields: Iterable[str] = ()) -> Any:
 def _redact(value: Any, masked: frozenset[str]) -> Any:
     if isinstance(value, str):
         return scrub(value)
+    if value is None or isinstance(value, (int, float)):
+        return value
     if isinstance(value, dict):
         return {k: MASK if k in masked and v not in (None, "") else _redact(v, masked) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
