@@ -8,6 +8,8 @@ here: the timer sweep escalates approvals nobody answered within their SLA.
 from __future__ import annotations
 
 import json
+
+import msgspec
 import logging
 import re
 import threading
@@ -34,7 +36,8 @@ class OutboxNotifier:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{stamp}-{seq:05d}-{kind}-{opportunity_id}.json")
         body = {"kind": kind, "opportunityId": opportunity_id, "subject": subject, "details": details}
-        (self.folder / name).write_text(json.dumps(body, indent=2, default=str))
+        # msgspec: a card file is written for every approval; json.dumps(indent=2) cost ~10x as much.
+        (self.folder / name).write_bytes(msgspec.json.format(msgspec.json.encode(body, enc_hook=str), indent=2))
         links = details.get("links") or {}
         if links:  # the printed link: the local stand-in for a Teams card
             log.warning("%s card for %s in %s; answer at %s", kind, opportunity_id, self.folder / name,

@@ -143,12 +143,13 @@ def _triage(services: Services, stage: str, items: list[Item]) -> None:
     wanted = [c for c in (triage.claim_of(services, i.state) for i in fresh) if c]
     claims = services.store.claim_many(wanted) if wanted else {}
     # Lookups in the system of record are flow calls: overlap them, as the executor does.
-    found = dict(zip((id(i) for i in fresh), _threads().map(
-        lambda i: triage.lookups(services, i.state, i.msg.correlationId), fresh)))
+    reading = [i for i in fresh if triage.to_look_up(services, i.state)]
+    found = dict(zip((id(i) for i in reading), _threads().map(
+        lambda i: triage.lookups(services, i.state, i.msg.correlationId), reading)))
     for item in items:
         item.view = _deferred(services, claims)
         item.result = triage.run(item.view, item.state, item.msg.correlationId, _log(item, stage),
-                                 found.get(id(item)))
+                                 found.get(id(item), {}))
     _flush(services, items, stage)
 
 

@@ -5,6 +5,7 @@ from dataclasses import replace
 from typing import Any, Optional
 
 from ..domain import cohort
+from ..domain.catalog import Action
 from ..domain.claims import RELEASED, claim_key, claim_space
 from ..domain.contracts import missing
 from ..domain.messages import nudge
@@ -48,13 +49,23 @@ def twin_of(services: Services, opp: Opportunity) -> Optional[str]:
     return held.holder  # three take-overs lost in a row: someone else is actively claiming; stand back
 
 
+def to_look_up(services: Services, opp: Opportunity) -> list[Action]:
+    """Candidates whose missing fields the system of record could fill (no I/O: decides whether to read)."""
+    out = []
+    for action in services.catalog.candidates(opp.processArea, opp.deviationPattern):
+        lookup = action.lookup
+        if lookup is None or not opp.attributes.get(lookup.key):
+            continue
+        if set(missing(action, opp.attributes)) & set(lookup.fields):
+            out.append(action)
+    return out
+
+
 def lookups(services: Services, opp: Opportunity, cid: str) -> dict[str, dict[str, Any]]:
     """Records the system of record holds for what the candidates lack, by action id (flow calls: I/O)."""
     out: dict[str, dict[str, Any]] = {}
-    for action in services.catalog.candidates(opp.processArea, opp.deviationPattern):
-        lookup, gaps = action.lookup, missing(action, opp.attributes)
-        if not gaps or lookup is None or not set(gaps) & set(lookup.fields) or not opp.attributes.get(lookup.key):
-            continue
+    for action in to_look_up(services, opp):
+        lookup = action.lookup
         record = sor.read(services, {"type": lookup.record, "id": str(opp.attributes[lookup.key])},
                           f"lookup:{opp.id}:{opp.revision}:{action.id}", cid, opp.id)
         if record is not None:
