@@ -1,6 +1,7 @@
 """Shared fixtures: a real Azurite for the session, and the local host serving function_app over HTTP."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import uuid
@@ -45,26 +46,30 @@ def shard_clients(azurite):
         client.delete_table()
 
 
-def start_host(azurite, **settings):
-    """Boot the local host on a free port against Azurite with a table of its own."""
+@contextlib.contextmanager
+def hosted(azurite, boot_kwargs=None, **settings):
+    """A local host for a block; afterwards the environment and the app's services are as before."""
     from devhost.boot import boot
 
+    saved = dict(os.environ)
     overrides = {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": f"t{uuid.uuid4().hex[:12]}",
                  "INGEST_API_KEY": "", **settings}
-    return boot(0, overrides)
+    server = boot(0, overrides, **(boot_kwargs or {}))
+    try:
+        yield server
+    finally:
+        server.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        from shared import runtime
+        runtime.reset()
+        runtime.use_local_bus(None)
 
 
 @pytest.fixture(scope="module")
 def host(azurite):
-    saved = dict(os.environ)
-    server = start_host(azurite)
-    yield server
-    server.stop()
-    os.environ.clear()
-    os.environ.update(saved)
-    from shared import runtime
-    runtime.reset()
-    runtime.use_local_bus(None)
+    with hosted(azurite) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,11 @@
 """Approvals end to end on the local host: a card lands in the outbox, a person answers over HTTP."""
 import base64
 import json
-import os
 
 import pytest
 import requests
 
-from tests.conftest import start_host
+from tests.conftest import hosted
 from tests.factories import treated_case
 
 PRICE = {"processArea": "accounts-payable", "deviationPattern": "price-variance", "source": "erp",
@@ -24,16 +23,9 @@ ANA = principal("ana@contoso.com", "AP.Approver")
 
 @pytest.fixture(scope="module")
 def local(azurite, tmp_path_factory):
-    saved = dict(os.environ)
     outbox = tmp_path_factory.mktemp("outbox")
-    server = start_host(azurite, OUTBOX_DIR=str(outbox), CLOSEDLOOP_ENV="local")
-    yield server, outbox
-    server.stop()
-    os.environ.clear()
-    os.environ.update(saved)
-    from shared import runtime
-    runtime.reset()
-    runtime.use_local_bus(None)
+    with hosted(azurite, OUTBOX_DIR=str(outbox), CLOSEDLOOP_ENV="local") as server:
+        yield server, outbox
 
 
 def card_for(local, prefix):
@@ -115,20 +107,10 @@ def test_a_card_link_opens_a_confirmation_page_and_only_the_form_post_decides(lo
 @pytest.fixture(scope="module")
 def answered(azurite):
     """A host whose cards go to the sandbox's approval flow, answering as an AP approver."""
-    saved = dict(os.environ)
-    from devhost.boot import boot
-
     approver = {"id": "lead-oid", "name": "ap.lead@contoso.com", "roles": ["AP.Approver"]}
-    server = boot(0, {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": "tflow" + os.urandom(4).hex(),
-                      "INGEST_API_KEY": "", "OUTBOX_DIR": ""},
-                  sandbox_knobs={"approver": approver}, approvals_via_sandbox=True)
-    yield server
-    server.stop()
-    os.environ.clear()
-    os.environ.update(saved)
-    from shared import runtime
-    runtime.reset()
-    runtime.use_local_bus(None)
+    with hosted(azurite, {"sandbox_knobs": {"approver": approver}, "approvals_via_sandbox": True},
+                OUTBOX_DIR="") as server:
+        yield server
 
 
 def test_the_approval_flow_answers_with_a_signed_payload_and_the_loop_closes(answered):

@@ -1,23 +1,15 @@
 """With INGEST_API_KEY set, senders must present it (x-api-key, or AppKey as Celonis sends it)."""
-import os
-
 import pytest
 import requests
 
-from tests.conftest import start_host
+from tests.conftest import hosted
 from tests.factories import finding
 
 
 @pytest.fixture(scope="module")
 def keyed(azurite):
-    saved = dict(os.environ)
-    server = start_host(azurite, INGEST_API_KEY="s3cret-key")
-    yield server.base_url
-    server.stop()
-    os.environ.clear()
-    os.environ.update(saved)
-    from shared import runtime
-    runtime.reset()
+    with hosted(azurite, INGEST_API_KEY="s3cret-key") as server:
+        yield server.base_url
 
 
 @pytest.mark.parametrize("headers,status", [
