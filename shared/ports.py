@@ -10,6 +10,7 @@ from .domain.audit import AuditEntry
 from .domain.execution import Execution
 from .domain.flowcall import FlowResponse
 from .domain.opportunity import Opportunity
+from .domain.rate_limit import Rule, Verdict
 
 Outcome = Literal["created", "updated", "duplicate"]
 MergeFn = Callable[[Opportunity, Opportunity], Optional[Opportunity]]
@@ -111,6 +112,10 @@ class Store(Protocol):
 
     def add_activation(self, doc: dict[str, Any]) -> None:
         """Record one; ConcurrencyConflict if that version is already active."""
+
+    def acquire_many(self, requests: Sequence[Sequence["Rule"]], now_ms: int) -> list["Verdict"]:
+        """Rate-limit grants for many requests at once (each needs all its rules), in order. Never more
+        than a rule's limit in any window, across processes: logs are written under their ETags."""
 
     def claim_many(self, claims: Sequence["Claim"]) -> dict[str, "Claim"]:
         """Create each claim unless its key is held; returns every key's claim as stored (the holder may be

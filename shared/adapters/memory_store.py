@@ -8,6 +8,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from ..domain.approvals import Approval, opportunity_of
 from ..domain.audit import AuditEntry
+from ..domain.rate_limit import Rule, Verdict, admit_all
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
@@ -28,6 +29,7 @@ class MemoryStore:
         self._claims: dict[tuple[str, str], Claim] = {}
         self._activations: dict[tuple[str, int], dict[str, Any]] = {}
         self._policies: dict[int, dict[str, Any]] = {}
+        self._limits: dict[str, tuple[int, ...]] = {}
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
@@ -173,6 +175,10 @@ class MemoryStore:
             if key in self._activations:
                 raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} is already active")
             self._activations[key] = dict(doc)
+
+    def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
+        with self._lock:
+            return admit_all(self._limits, requests, now_ms)
 
     def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
         with self._lock:

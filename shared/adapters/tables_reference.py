@@ -8,8 +8,9 @@ import json
 from dataclasses import replace
 from typing import Any, Sequence
 
+from ..domain.rate_limit import Rule, Verdict
 from ..ports import Claim, ConcurrencyConflict, Incident
-from . import tables_batch
+from . import tables_batch, tables_limits
 from .entities import (ACTION, ACTIVATION, CATALOG_PARTITION, INCIDENTS_PARTITION, POLICY, action_entity,
                        activation_entity, claim_entity, claim_from, claim_partition, incident_entity, incident_from,
                        policy_entity)
@@ -63,6 +64,16 @@ class ReferenceRows:
             if exc.conflict:
                 raise ConcurrencyConflict(conflict) from exc
             raise
+
+    def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
+        self._ensure()
+        if getattr(self, "_limits", None) is None:
+            self._limits = tables_limits.Limits(self._state)
+        # At most 50 requests (two rules each) per round, so one transaction carries all of its writes.
+        out: list[Verdict] = []
+        for start in range(0, len(requests), 50):
+            out += self._limits.acquire_many(requests[start:start + 50], now_ms)
+        return out
 
     def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
         # One transaction per space chunk; a create refused because the key is held is dropped and the

@@ -1,0 +1,88 @@
+"""Rate-limit logs in the State table, written back under their ETags (optimistic concurrency).
+
+One partition holds every log, so a whole batch's grants go out in one transaction: either every log
+it changed still had the ETag it was read with, or nothing is written and the batch is recomputed from
+a fresh read. That is what keeps "at most `limit` in any window" true across threads and instances.
+
+Each process remembers the logs it last saw. A remembered log that shows a full window is proof enough
+to refuse without asking the store (others can only add grants inside the window, never remove them),
+so a throttled executor costs the store nothing; a grant is written under the remembered ETag, and a
+412 means read again.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any, Optional, Sequence
+
+from ..domain.rate_limit import Rule, Verdict, admit_all
+from . import tables_batch, tables_query
+
+PARTITION = "limits"
+_KEYS_PER_QUERY = 14
+_ATTEMPTS = 200  # conflicts only come from concurrent acquirers of the same keys; each retry re-reads
+
+Seen = dict[str, tuple[tuple[int, ...], Optional[str]]]  # key -> (log, ETag or None when not stored yet)
+
+
+def _row_key(key: str) -> str:
+    # Keys hold characters a RowKey may not (/, #, ?); the text itself is kept in a property.
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def _read(table: Any, keys: Sequence[str]) -> Seen:
+    found: Seen = {k: ((), None) for k in keys}
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        part = keys[start:start + _KEYS_PER_QUERY]
+        rows = " or ".join(f"RowKey eq '{_row_key(k)}'" for k in part)
+        for e in tables_query.query(table, f"PartitionKey eq '{PARTITION}' and ( {rows} )"):
+            found[e["key"]] = (tuple(int(t) for t in e.get("log", "").split(",") if t), e["etag"])
+    return found
+
+
+class Limits:
+    """The limiter for one State table, with this process's memory of the logs."""
+
+    def __init__(self, table: Any):
+        self.table = table
+        self._seen: Seen = {}
+        self._lock = threading.Lock()
+
+    def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
+        keys = sorted({r.key for rules in requests for r in rules})
+        if not keys:
+            return [Verdict(granted_at=now_ms) for _ in requests]
+        for _ in range(_ATTEMPTS):
+            with self._lock:
+                seen = {k: self._seen[k] for k in keys if k in self._seen}
+            missing = [k for k in keys if k not in seen]
+            if missing:
+                seen.update(_read(self.table, missing))
+            logs = {k: v[0] for k, v in seen.items()}
+            verdicts = admit_all(logs, requests, now_ms)
+            changed = [k for k in keys if logs[k] != seen[k][0]]
+            if not changed:
+                self._remember(seen)
+                return verdicts
+            ops = [tables_batch.Operation("replace" if seen[k][1] else "create",
+                                          {"PartitionKey": PARTITION, "RowKey": _row_key(k), "rowType": "limit",
+                                           "key": k, "log": ",".join(map(str, logs[k]))}, seen[k][1])
+                   for k in changed]
+            try:
+                etags = tables_batch.submit(self.table, ops)
+            except tables_batch.TransactionFailed as exc:
+                if not exc.conflict:
+                    raise
+                with self._lock:  # someone else granted meanwhile: forget what we saw, read, decide again
+                    for k in changed:
+                        self._seen.pop(k, None)
+                continue
+            self._remember({**seen, **{k: (logs[k], etag) for k, etag in zip(changed, etags)}})
+            return verdicts
+        raise RuntimeError(f"rate limiter lost {_ATTEMPTS} races in a row")
+
+    def _remember(self, seen: Seen) -> None:
+        with self._lock:
+            if len(self._seen) > 50_000:
+                self._seen.clear()
+            self._seen.update(seen)
