@@ -15,14 +15,15 @@ from collections import Counter
 def main(n: int = 10_000, batch: int = 1000) -> None:
     import requests
 
-    from bench.__main__ import _findings, post_all
+    from bench.__main__ import _findings, post_all, uncapped_catalog
     from devhost.azurite import Azurite, free_port
     from devhost.boot import boot, configure_logging
 
     configure_logging("ERROR")
     with Azurite(free_port(), location=None) as azurite:
         host = boot(0, {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": "e2e",
-                        "OUTBOX_DIR": tempfile.mkdtemp(prefix="bench-outbox-")}, sandbox="process")
+                        "OUTBOX_DIR": tempfile.mkdtemp(prefix="bench-outbox-"), "CATALOG_DIR": uncapped_catalog()},
+                    sandbox="process")
         try:
             bodies = [json.dumps(_findings(batch, f"e{b}")).encode() for b in range(n // batch)]
 

@@ -149,6 +149,13 @@ class LocalBus:
         with self._cv:
             return sum(len(q.ready) + q.in_flight for q in self._queues.values())
 
+    def next_due(self) -> Optional[float]:
+        """Seconds until the earliest scheduled message is due (0 if one is ready), None when none waits."""
+        now = time.monotonic()
+        with self._cv:
+            dues = [due for q in self._queues.values() for due, _, _ in q.ready]
+        return max(0.0, min(dues) - now) if dues else None
+
     def wait_idle(self, timeout: float, include_scheduled: bool = True) -> bool:
         """Block until no message is ready or in flight (and, if asked, none is scheduled)."""
         deadline = time.monotonic() + timeout

@@ -4,7 +4,8 @@ One partition holds every log, so a whole batch's grants go out in one transacti
 it changed still had the ETag it was read with, or nothing is written and the batch is recomputed from
 a fresh read. That is what keeps "at most `limit` in any window" true across threads and instances.
 
-Each process remembers the logs it last saw. A remembered log that shows a full window is proof enough
+A key this process has never seen is assumed new and created outright (no read); a conflict means it
+exists, and it is read. Each process remembers the logs it last saw. A remembered log that shows a full window is proof enough
 to refuse without asking the store (others can only add grants inside the window, never remove them),
 so a throttled executor costs the store nothing; a grant is written under the remembered ETag, and a
 412 means read again.
@@ -52,12 +53,16 @@ class Limits:
         keys = sorted({r.key for rules in requests for r in rules})
         if not keys:
             return [Verdict(granted_at=now_ms) for _ in requests]
+        unsure: set[str] = set()  # keys a create found taken: read them before trying again
         for _ in range(_ATTEMPTS):
             with self._lock:
                 seen = {k: self._seen[k] for k in keys if k in self._seen}
+            # A key never seen is most likely new (an entity's first change today): try to create its log
+            # straight away; if it exists after all, the create fails and the next round reads it.
             missing = [k for k in keys if k not in seen]
-            if missing:
-                seen.update(_read(self.table, missing))
+            if unsure:
+                seen.update(_read(self.table, [k for k in missing if k in unsure]))
+            seen.update({k: ((), None) for k in missing if k not in seen})
             logs = {k: v[0] for k, v in seen.items()}
             verdicts = admit_all(logs, requests, now_ms)
             changed = [k for k in keys if logs[k] != seen[k][0]]
@@ -76,6 +81,7 @@ class Limits:
                 with self._lock:  # someone else granted meanwhile: forget what we saw, read, decide again
                     for k in changed:
                         self._seen.pop(k, None)
+                unsure.update(changed)
                 continue
             self._remember({**seen, **{k: (logs[k], etag) for k, etag in zip(changed, etags)}})
             return verdicts

@@ -182,11 +182,17 @@ def _execute(services: Services, stage: str, items: list[Item]) -> None:
     _flush(services, items, stage)  # the executions are recorded before any flow is called
     ready = [i for i in items if i.result is None and "prepared" in i.extra]
     calls = [(i, i.extra["prepared"]) for i in ready if executor.needs_call(i.extra["prepared"])]
+    verdicts = executor.admitted(services, [(p, bool(i.msg.pollUrl)) for i, p in calls])
+    over = {id(i): v for (i, _), v in zip(calls, verdicts) if not v.granted}
+    calls = [(i, p) for i, p in calls if id(i) not in over]
     attempts = dict(zip((id(i) for i, _ in calls), _threads().map(
         lambda pair: flowrun.call(services, pair[1].action, pair[1].execution, pair[0].msg.correlationId,
                                   pair[0].msg.pollUrl), calls)))
     for item in ready:
         item.view = _deferred(services)
+        if id(item) in over:
+            item.result = executor.throttled(item.view, item.extra["prepared"], item.msg, over[id(item)])
+            continue
         item.result = executor.finish(item.view, item.extra["prepared"], item.msg, attempts.get(id(item)))
     _flush(services, ready, stage)
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Optional, Union
 
 from ..domain.catalog import Action
 from ..domain.execution import FINAL, SUCCEEDED, Execution, new_execution
 from ..domain.messages import StageMessage, nudge
 from ..domain.opportunity import Opportunity
+from ..domain.rate_limit import Rule, Verdict, rules_for
 from ..domain.status import Status
 from ..ports import Incident
 from ..runtime import Services
@@ -76,12 +78,46 @@ def needs_call(p: Prepared) -> bool:
     return p.execution.status not in FINAL
 
 
+def rules_of(p: Prepared, polling: bool) -> list[Rule]:
+    """The rate limits this call must pass (a poll of a running flow changes nothing: none)."""
+    if polling:
+        return []
+    return rules_for(p.action.id, p.action.flow.connector, p.action.rateLimit, p.execution.parameters)
+
+
+def throttled(services: Services, p: Prepared, msg: StageMessage, verdict: Verdict) -> str:
+    """Over a rate limit: no call; the message comes back when a grant is possible (no busy loop)."""
+    x, cid = p.execution, msg.correlationId
+    wait = max(0.0, (verdict.retry_at or 0) / 1000 - services.clock.now().timestamp())
+    x.updatedAt = services.clock.now()
+    x.nextAttemptAt = services.clock.now() + timedelta(seconds=wait)  # the sweep leaves it alone until then
+    entry = audit(services, p.opp, "executor", "rate.limited", f"over a rate limit of {x.actionId}; retry in "
+                  f"{wait:.1f}s", cid, outputs={"retryAt": x.nextAttemptAt.isoformat()}, execution=x)
+    opp = services.store.commit(p.opp, [x], [entry])
+    # attempt + 1 only names a new message; the execution's own attempts (flow calls) are unchanged.
+    messaging.send(services, [nudge("execute", opp.id, opp.revision, cid, attempt=msg.attempt + 1)],
+                   at=x.nextAttemptAt)
+    return "throttled"
+
+
+def admitted(services: Services, calls: list[tuple[Prepared, bool]]) -> list[Verdict]:
+    """One limiter round for many calls, in order: each granted or told when to come back."""
+    rules = [rules_of(p, polling) for p, polling in calls]
+    if not any(rules):
+        return [Verdict(granted_at=0)] * len(calls)
+    return services.store.acquire_many(rules, int(services.clock.now().timestamp() * 1000))
+
+
 def run(services: Services, opp: Opportunity, msg: StageMessage, run_log: Any) -> str:
     p = prepare(services, opp, msg)
     if isinstance(p, str):
         return p
-    attempt = flowrun.call(services, p.action, p.execution, msg.correlationId, msg.pollUrl) if needs_call(p) else None
-    return finish(services, p, msg, attempt)
+    if not needs_call(p):
+        return finish(services, p, msg, None)
+    [verdict] = admitted(services, [(p, bool(msg.pollUrl))])
+    if not verdict.granted:
+        return throttled(services, p, msg, verdict)
+    return finish(services, p, msg, flowrun.call(services, p.action, p.execution, msg.correlationId, msg.pollUrl))
 
 
 def settle(services: Services, opp: Opportunity, x: Execution, cid: str) -> str:
