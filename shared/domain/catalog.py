@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class RiskTier(str, Enum):
@@ -28,6 +28,15 @@ class Lookup(BaseModel):
     record: str = Field(pattern=r"^[a-z][a-zA-Z]{1,40}$")
     key: str
     fields: list[str] = Field(min_length=1)
+
+
+class RateLimit(BaseModel):
+    """Calls per minute through the action's connector, and changes per entity (e.g. per vendor) per day."""
+
+    model_config = ConfigDict(extra="forbid")
+    perMinute: Optional[int] = Field(default=None, ge=1, le=2000)  # a sliding log of at most 2,000 stamps
+    perEntityPerDay: Optional[int] = Field(default=None, ge=1, le=2000)
+    entityField: Optional[str] = None
 
 
 class FlowRef(BaseModel):
@@ -55,6 +64,13 @@ class Action(BaseModel):
     approvalRole: Optional[str] = None
     dailyCap: int = Field(default=100, ge=0)
     rateLimit: Optional[dict[str, Any]] = None
+
+    @field_validator("rateLimit")
+    @classmethod
+    def _rate_limit(cls, value: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        # Kept as a plain dict for the stored JSON, checked by its model: a limit the limiter cannot
+        # hold must be refused here, not discovered at the first execution.
+        return None if value is None else RateLimit.model_validate(value).model_dump(exclude_none=True)
     compensation: Optional[str] = None
     verify: dict[str, Any] = Field(default_factory=dict)
     environments: list[str] = Field(default_factory=lambda: ["local", "dev", "test", "prod"])

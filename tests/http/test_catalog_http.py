@@ -80,3 +80,12 @@ def test_the_policy_in_use_is_recorded_with_its_author_and_reason(api):
     [policy] = api.get("/policies").json()["items"]
     assert policy["version"] == 1 and policy["inUse"] is True
     assert policy["author"] and policy["reason"] and policy["holdoutPercent"] == 10.0
+
+
+def test_a_rate_limit_the_limiter_cannot_hold_is_refused_when_the_version_is_added(api):
+    body = repo_action("leads.escalate")
+    del body["id"], body["version"]
+    body["rateLimit"] = {"perMinute": 50_000, "burst": 3}
+    r = api.put("/actions/leads.escalate", json=body)
+    assert r.status_code == 422
+    assert {e["pointer"] for e in r.json()["errors"]} == {"/rateLimit/perMinute", "/rateLimit/burst"}

@@ -99,7 +99,7 @@ def test_activation_is_needed_for_high_risk_and_for_raised_risk_caps_or_rates_on
     assert activation_needed(v2(dailyCap=base.dailyCap - 1), base) == []
     assert activation_needed(v2(riskTier="medium"), base) == ["risk tier low → medium"]
     assert "high-risk action" in activation_needed(v2(riskTier="high"), base)
-    faster = v2(rateLimit={"perMinute": 10_000})
+    faster = v2(rateLimit={"perMinute": 2_000})
     catalog = Catalog([base, faster], "local")
     assert catalog.actions["leads.reassign"].version == 1 and ("leads.reassign", 2) in catalog.pending
     assert Catalog([base, faster], "local", [("leads.reassign", 2)]).actions["leads.reassign"].version == 2
