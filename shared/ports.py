@@ -113,6 +113,12 @@ class Store(Protocol):
     def add_activation(self, doc: dict[str, Any]) -> None:
         """Record one; ConcurrencyConflict if that version is already active."""
 
+    def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+        """The autonomy document and its ETag; (None, None) before anyone set it."""
+
+    def save_autonomy(self, doc: dict[str, Any], etag: Optional[str]) -> str:
+        """Replace it if unchanged since read (create when `etag` is None); ConcurrencyConflict otherwise."""
+
     def acquire_many(self, requests: Sequence[Sequence["Rule"]], now_ms: int) -> list["Verdict"]:
         """Rate-limit grants for many requests at once (each needs all its rules), in order. Never more
         than a rule's limit in any window, across processes: logs are written under their ETags."""

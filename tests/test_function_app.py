@@ -20,6 +20,8 @@ EXPECTED = {
     "activate_action": ("httpTrigger", "actions/{id}/versions/{version}/activate"),
     "list_incidents": ("httpTrigger", "incidents"),
     "list_policies": ("httpTrigger", "policies"),
+    "get_autonomy": ("httpTrigger", "autonomy"),
+    "set_autonomy": ("httpTrigger", "autonomy"),
     "decide_approval": ("httpTrigger", "approvals/{id}"),
     "show_approval": ("httpTrigger", "approvals/{id}"),
     "triage": ("serviceBusTrigger", "%TRIAGE_QUEUE%"),

@@ -30,6 +30,7 @@ class MemoryStore:
         self._activations: dict[tuple[str, int], dict[str, Any]] = {}
         self._policies: dict[int, dict[str, Any]] = {}
         self._limits: dict[str, tuple[int, ...]] = {}
+        self._autonomy: Optional[tuple[dict[str, Any], str]] = None
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
@@ -175,6 +176,17 @@ class MemoryStore:
             if key in self._activations:
                 raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} is already active")
             self._activations[key] = dict(doc)
+
+    def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+        return (dict(self._autonomy[0]), self._autonomy[1]) if self._autonomy else (None, None)
+
+    def save_autonomy(self, doc: dict[str, Any], etag: Optional[str]) -> str:
+        with self._lock:
+            if (self._autonomy[1] if self._autonomy else None) != etag:
+                raise ConcurrencyConflict("autonomy changed meanwhile")
+            new = f'W/"{next(self._etags)}"'
+            self._autonomy = (dict(doc), new)
+            return new
 
     def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
         with self._lock:

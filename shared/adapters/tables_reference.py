@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from ..domain.rate_limit import Rule, Verdict
 from ..ports import Claim, ConcurrencyConflict, Incident
-from . import tables_batch, tables_limits
+from . import tables_batch, tables_limits, tables_query
 from .entities import (ACTION, ACTIVATION, CATALOG_PARTITION, INCIDENTS_PARTITION, POLICY, action_entity,
                        activation_entity, claim_entity, claim_from, claim_partition, incident_entity, incident_from,
                        policy_entity)
@@ -64,6 +64,24 @@ class ReferenceRows:
             if exc.conflict:
                 raise ConcurrencyConflict(conflict) from exc
             raise
+
+    def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+        self._ensure()
+        where = "PartitionKey eq 'autonomy' and RowKey eq 'current'"
+        row = next(iter(tables_query.query(self._state, where)), None)
+        return (json.loads(row["doc"]), row["etag"]) if row else (None, None)
+
+    def save_autonomy(self, doc: dict[str, Any], etag: Optional[str]) -> str:
+        self._ensure()
+        entity = {"PartitionKey": "autonomy", "RowKey": "current", "rowType": "autonomy", "doc": json.dumps(doc)}
+        try:
+            [new] = tables_batch.submit(self._state, [tables_batch.Operation("replace" if etag else "create",
+                                                                             entity, etag)])
+        except tables_batch.TransactionFailed as exc:
+            if exc.conflict:
+                raise ConcurrencyConflict("autonomy changed meanwhile") from exc
+            raise
+        return new or ""
 
     def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
         self._ensure()

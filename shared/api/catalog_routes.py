@@ -62,6 +62,36 @@ def activate_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     return json_response(catalog.view(action, action.version), 200, cid)
 
 
+@bp.route(route="autonomy", methods=["GET"])
+@endpoint
+def get_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """How far the agents act alone: the global mode, per-action modes, and what is frozen."""
+    from ..runtime import services
+    from ..services import autonomy
+
+    svc = services()
+    current = autonomy.current(svc, fresh=True)
+    effective = {a: current.mode_for(a) for a in sorted(svc.catalog.actions)}
+    return json_response({**current.to_dict(), "effective": effective}, 200, cid)
+
+
+@bp.route(route="autonomy", methods=["POST"])
+@endpoint
+def set_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """Set modes, freeze or unfreeze (needs the policy's autonomyAdminRole); `reason` is required."""
+    from ..ingest.generic import decode_json
+    from ..runtime import services
+    from ..services import autonomy
+
+    svc = services()
+    require_media_type(req, ("application/json",))
+    body = decode_json(read_body(req, svc.settings.max_body_bytes))
+    if not isinstance(body, dict):
+        raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
+    changed = autonomy.change(svc, body, principal(req, svc.settings))
+    return json_response(changed.to_dict(), 200, cid)
+
+
 @bp.route(route="policies", methods=["GET"])
 @endpoint
 def list_policies(req: func.HttpRequest, cid: str) -> func.HttpResponse:

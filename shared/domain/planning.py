@@ -81,3 +81,14 @@ def decide(attributes: Mapping[str, Any], candidates: Sequence[Action], threshol
     if action.riskTier.value != "low":
         return Decision(APPROVAL, plan, f"{reason}; {action.riskTier.value} risk needs {action.approvalRole or 'an approver'}")
     return Decision(EXECUTE, plan, f"{reason}; confidence {confidence:.2f}, low risk")
+
+
+def govern(decision: Decision, mode: str) -> Decision:
+    """The plan under the autonomy in force: `off` executes nothing, `approval` asks a person first."""
+    if mode == "off":
+        return Decision(REVIEW, decision.plan, f"{decision.reason}; autonomy is off for {decision.plan.actionId}",
+                        decision.problems)
+    if mode == "approval" and decision.outcome == EXECUTE:
+        return Decision(APPROVAL, decision.plan, f"{decision.reason}; autonomy requires approval (frozen or "
+                        f"set to approval)", decision.problems)
+    return decision

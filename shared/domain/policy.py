@@ -49,3 +49,5 @@ class Policy(BaseModel):
     approvalSlaHours: float = Field(default=24.0, gt=0)
     # Who may let a pending action version (high risk, or raising risk or caps) go live.
     catalogApproverRole: str = Field(default="Catalog.Approver", min_length=1)
+    # Who may change autonomy modes or freeze and unfreeze (POST /api/autonomy).
+    autonomyAdminRole: str = Field(default="Autonomy.Admin", min_length=1)

@@ -8,7 +8,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..runtime import Services
-from . import approvals, messaging, notices
+from . import approvals, autonomy, messaging, notices
 from .lifecycle import advance
 
 
@@ -17,6 +17,8 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
         return "already planned"
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
     decision = planning.decide(opp.attributes, candidates, services.policy.confidenceThreshold)
+    if decision.plan is not None and decision.outcome != planning.REVIEW:
+        decision = planning.govern(decision, autonomy.current(services).mode_for(decision.plan.actionId))
     plan = decision.plan.to_dict() if decision.plan else None
     outputs = {"outcome": decision.outcome, "plan": plan, "problems": [p.to_dict() for p in decision.problems]}
     if decision.outcome == planning.REVIEW:

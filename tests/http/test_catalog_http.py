@@ -89,3 +89,16 @@ def test_a_rate_limit_the_limiter_cannot_hold_is_refused_when_the_version_is_add
     r = api.put("/actions/leads.escalate", json=body)
     assert r.status_code == 422
     assert {e["pointer"] for e in r.json()["errors"]} == {"/rateLimit/perMinute", "/rateLimit/burst"}
+
+
+def test_autonomy_is_read_by_anyone_and_changed_only_by_its_admin_role(api):
+    before = api.get("/autonomy").json()
+    assert before["frozen"] is False and before["effective"]["leads.reassign"] == "autonomous"
+    body = {"freeze": True, "reason": "drill"}
+    assert api.post("/autonomy", json=body).status_code == 401
+    assert api.post("/autonomy", json=body, headers=_principal("eve@contoso.com", "Sales.Manager")).status_code == 403
+    admin = _principal("ops@contoso.com", "Autonomy.Admin")
+    r = api.post("/autonomy", json=body, headers=admin)
+    assert r.status_code == 200 and r.json()["frozen"] is True and r.json()["changedBy"] == "ops@contoso.com"
+    assert api.get("/autonomy").json()["effective"]["leads.reassign"] == "approval"
+    assert api.post("/autonomy", json={"freeze": False, "reason": "drill over"}, headers=admin).status_code == 200
