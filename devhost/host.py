@@ -130,6 +130,14 @@ class LocalHost:
             except Exception:
                 log.exception("timer function %s failed", name)
 
+    def run_timer(self, name: str) -> None:
+        """Run one timer function now, as its schedule would (for tests and `make demo`)."""
+        for timer_name, _, arg, call in self.timers:
+            if timer_name == name:
+                call(**{arg: TimerRequest(past_due=False)})
+                return
+        raise KeyError(f"no timer function {name}")
+
     # -- HTTP ----------------------------------------------------------------------------------------
     def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """One HTTP request through the matching function, as (status, headers, body)."""

@@ -113,6 +113,12 @@ class Store(Protocol):
     def add_activation(self, doc: dict[str, Any]) -> None:
         """Record one; ConcurrencyConflict if that version is already active."""
 
+    def state(self, name: str) -> Optional[dict[str, Any]]:
+        """A small operational record (the sweep's heartbeat, drift baselines) by name."""
+
+    def put_state(self, name: str, doc: dict[str, Any]) -> None:
+        """Write it whole (last writer wins: each has one writer, the timer)."""
+
     def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
         """The autonomy document and its ETag; (None, None) before anyone set it."""
 

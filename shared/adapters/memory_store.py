@@ -31,6 +31,7 @@ class MemoryStore:
         self._policies: dict[int, dict[str, Any]] = {}
         self._limits: dict[str, tuple[int, ...]] = {}
         self._autonomy: Optional[tuple[dict[str, Any], str]] = None
+        self._state: dict[str, dict[str, Any]] = {}
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
@@ -176,6 +177,13 @@ class MemoryStore:
             if key in self._activations:
                 raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} is already active")
             self._activations[key] = dict(doc)
+
+    def state(self, name: str) -> Optional[dict[str, Any]]:
+        found = self._state.get(name)
+        return dict(found) if found else None
+
+    def put_state(self, name: str, doc: dict[str, Any]) -> None:
+        self._state[name] = dict(doc)
 
     def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
         return (dict(self._autonomy[0]), self._autonomy[1]) if self._autonomy else (None, None)

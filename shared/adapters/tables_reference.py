@@ -65,6 +65,16 @@ class ReferenceRows:
                 raise ConcurrencyConflict(conflict) from exc
             raise
 
+    def state(self, name: str) -> Optional[dict[str, Any]]:
+        self._ensure()
+        row = next(iter(tables_query.query(self._state, f"PartitionKey eq 'state' and RowKey eq '{name}'")), None)
+        return json.loads(row["doc"]) if row else None
+
+    def put_state(self, name: str, doc: dict[str, Any]) -> None:
+        self._ensure()
+        tables_batch.submit(self._state, [tables_batch.Operation("upsert", {
+            "PartitionKey": "state", "RowKey": name, "rowType": "state", "doc": json.dumps(doc, default=str)})])
+
     def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
         self._ensure()
         where = "PartitionKey eq 'autonomy' and RowKey eq 'current'"

@@ -124,11 +124,17 @@ def health(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Liveness with dependency checks: 200 when the store answers, 503 when it does not."""
     from ..runtime import services
 
-    checks = {}
+    from ..services.sweep import heartbeat
+
+    checks: dict[str, Any] = {}
+    svc = services()
     try:
-        services().store.ping()
+        svc.store.ping()
         checks["store"] = "ok"
     except Exception as exc:  # any failure here is the answer, not an error of this route
         checks["store"] = f"failed: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    return json_response({"status": "ok" if ok else "degraded", "checks": checks}, 200 if ok else 503, cid)
+        return json_response({"status": "down", "checks": checks}, 503, cid)
+    # A stopped timer does not make the app unable to serve: 200, but the status says so.
+    checks["sweep"] = heartbeat(svc)
+    status = "ok" if checks["sweep"]["ok"] else "degraded"
+    return json_response({"status": status, "checks": checks}, 200, cid)

@@ -51,3 +51,5 @@ class Policy(BaseModel):
     catalogApproverRole: str = Field(default="Catalog.Approver", min_length=1)
     # Who may change autonomy modes or freeze and unfreeze (POST /api/autonomy).
     autonomyAdminRole: str = Field(default="Autonomy.Admin", min_length=1)
+    # /api/health calls the timer stopped when its last sweep is older than this (3 missed 5-minute runs).
+    sweepStaleAfterSeconds: int = Field(default=900, ge=60)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 from ..domain.execution import FINAL
 from ..domain.messages import nudge
@@ -13,6 +14,7 @@ from . import messaging
 from .pipeline import RESUME
 
 log = logging.getLogger(__name__)
+_STARTED = time.monotonic()
 
 
 def _retry_scheduled(services: Services, opportunity_id: str) -> bool:
@@ -39,5 +41,20 @@ def run(services: Services, correlation_id: str) -> dict[str, int]:
     from .approvals import escalate_unanswered
 
     done = {"resent": reconcile(services, correlation_id), "escalated": escalate_unanswered(services, correlation_id)}
+    # The heartbeat: GET /api/health shows a timer that stopped running.
+    services.store.put_state("sweep", {"at": services.clock.now().isoformat(), **done})
     bind(log, correlation_id).info("sweep done: %s", done)
     return done
+
+
+def heartbeat(services: Services) -> dict[str, object]:
+    """When the sweep last ran, and whether that is too long ago."""
+    last = services.store.state("sweep")
+    if last is None:  # a fresh deployment: give the timer its first runs before calling it stopped
+        waited = time.monotonic() - _STARTED
+        ok = waited <= services.policy.sweepStaleAfterSeconds
+        return {"ok": ok, "lastRun": None, "detail": "not run yet" if ok else "the timer has never run"}
+    age = (services.clock.now() - datetime.fromisoformat(last["at"])).total_seconds()
+    ok = age <= services.policy.sweepStaleAfterSeconds
+    return {"ok": ok, "lastRun": last["at"], "ageSeconds": round(age),
+            "detail": "ok" if ok else f"no sweep for {age:.0f}s (expected every 5 minutes): is the timer running?"}

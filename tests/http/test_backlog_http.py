@@ -83,6 +83,9 @@ def test_unknown_route_and_wrong_method_are_problems(api):
     assert r.status_code == 405 and "POST" in r.headers["Allow"]
 
 
-def test_health_reports_the_store(api):
+def test_health_reports_the_store_and_the_timer_heartbeat(api, host):
     r = api.get("/health")
     assert r.status_code == 200 and r.json()["checks"]["store"] == "ok"
+    host.run_timer("sweep")
+    sweep = api.get("/health").json()["checks"]["sweep"]
+    assert sweep["ok"] is True and sweep["lastRun"]

@@ -151,3 +151,13 @@ def test_a_poison_message_becomes_one_escalated_incident_however_often_it_arrive
     assert len(incidents) == 1 and incidents[0].kind == "poison" and "ana@contoso.com" not in incidents[0].detail
     escalations = [n for n in svc.notifier.sent if n[0] == "escalate"]
     assert escalations and escalations[0][3]["cards"]["links"]["type"] == "AdaptiveCard"
+
+
+def test_the_sweep_leaves_a_heartbeat_and_health_notices_when_it_stops():
+    svc = memory_services()
+    assert sweep.heartbeat(svc)["detail"] == "not run yet"
+    sweep.run(svc, "s1")
+    assert sweep.heartbeat(svc)["ok"] is True
+    svc.clock.current += timedelta(seconds=svc.policy.sweepStaleAfterSeconds + 1)
+    stale = sweep.heartbeat(svc)
+    assert stale["ok"] is False and "is the timer running" in stale["detail"]
