@@ -84,6 +84,9 @@ class Store(Protocol):
     def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
         """A projection of matching opportunities, for aggregates such as the backlog view."""
 
+    def executions_since(self, since: datetime) -> list[Execution]:
+        """Every execution changed since `since` (drift detection reads a day of them)."""
+
     def stale(self, statuses: Iterable[str], updated_before: datetime) -> list[Opportunity]:
         """Opportunities sitting in one of `statuses` since before `updated_before`."""
 

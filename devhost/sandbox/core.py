@@ -24,7 +24,7 @@ log = logging.getLogger("devhost.sandbox")
 REPO = Path(__file__).resolve().parents[2]
 JSON = {"Content-Type": "application/json"}
 Response = tuple[int, dict[str, str], bytes]
-KNOBS = {"latency_ms": 0, "failure_rate": 0.0, "throttle_rate": 0.0, "throttle_retry_after": 1,
+KNOBS = {"latency_ms": 0, "failure_rate": 0.0, "reject_rate": 0.0, "throttle_rate": 0.0, "throttle_retry_after": 1,
          "async_actions": frozenset(), "async_polls": 1, "async_retry_after": 1, "breach_actions": frozenset()}
 
 
@@ -75,7 +75,7 @@ class Sandbox:
 
     # -- knobs and state -----------------------------------------------------------------------------
     def configure(self, **knobs: Any) -> "Sandbox":
-        """Change knobs: latency_ms, failure_rate, throttle_rate, throttle_retry_after, async_actions,
+        """Change knobs: latency_ms, failure_rate (5xx), reject_rate (flow says failed), throttle_rate, throttle_retry_after, async_actions,
         async_polls, async_retry_after, breach_actions, seed."""
         unknown = set(knobs) - set(KNOBS) - {"seed"}
         if unknown:
@@ -87,7 +87,7 @@ class Sandbox:
                     self._rng = random.Random(value)
                 elif name in ("async_actions", "breach_actions"):
                     new[name] = frozenset([value] if isinstance(value, str) else value or ())
-                elif name in ("failure_rate", "throttle_rate"):
+                elif name in ("failure_rate", "reject_rate", "throttle_rate"):
                     if not 0.0 <= float(value) <= 1.0:
                         raise ValueError(f"{name} must be within [0, 1]")
                     new[name] = float(value)
@@ -279,6 +279,11 @@ class Sandbox:
             scripted = queue.popleft() if queue else None
             throttled = rates and knobs["throttle_rate"] and self._rng.random() < knobs["throttle_rate"]
             failed = rates and knobs["failure_rate"] and self._rng.random() < knobs["failure_rate"]
+            # A business failure: the flow ran and says no (permanent), unlike failure_rate's 5xx.
+            refused = rates and knobs["reject_rate"] and self._rng.random() < knobs["reject_rate"]
+        if scripted is None and refused and not throttled and not failed:
+            return _json(200, {"status": "failed", "message": "injected: the system of record refused the change",
+                               "evidence": {"recordIds": [], "before": {}, "after": {}}}), False
         if isinstance(scripted, dict):
             return _json(scripted.get("status", 200), scripted.get("body", {}), scripted.get("headers")), False
         if scripted in (None, 200, 202):

@@ -137,6 +137,10 @@ class MemoryStore:
     def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
         return [{f: e.get(f) for f in fields} for e, _ in list(self._rows.values()) if matches(e, where)]
 
+    def executions_since(self, since: datetime) -> list[Execution]:
+        return [execution_from(e, tag) for rows in list(self._executions.values()) for e, tag in list(rows.values())
+                if parse_ts(e["updatedAt"]) >= since]
+
     def stale(self, statuses: Iterable[str], updated_before: datetime) -> list[Opportunity]:
         wanted = set(statuses)
         return [from_entity(e, tag) for e, tag in list(self._rows.values())

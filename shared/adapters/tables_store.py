@@ -20,7 +20,7 @@ from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, group_key, partition_of
 from ..ports import Commit, ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
 from . import tables_batch, tables_query, tables_shards
-from .entities import (APPROVAL, OPPORTUNITY, approval_entity, approval_from, approval_key, audit_entity, audit_from,
+from .entities import (APPROVAL, EXECUTION, OPPORTUNITY, approval_entity, approval_from, approval_key, audit_entity, audit_from,
                        execution_entity, execution_from, execution_key, from_entity, matches, to_entity, ts)
 from .ingest_plan import fold, outcomes
 from .recent import Recent
@@ -340,6 +340,11 @@ class TablesStore(ReferenceRows):
 
     def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
         return ({f: e.get(f) for f in fields} for e in self._project(where, fields))
+
+    def executions_since(self, since: datetime) -> list[Execution]:
+        self._ensure()
+        rows = self._query_all("rowType eq @t and updatedAt ge @since", {"t": EXECUTION, "since": ts(since)})
+        return [execution_from(e, e["etag"]) for e in rows]
 
     def stale(self, statuses: Iterable[str], updated_before: datetime) -> list[Opportunity]:
         self._ensure()

@@ -53,3 +53,5 @@ class Policy(BaseModel):
     autonomyAdminRole: str = Field(default="Autonomy.Admin", min_length=1)
     # /api/health calls the timer stopped when its last sweep is older than this (3 missed 5-minute runs).
     sweepStaleAfterSeconds: int = Field(default=900, ge=60)
+    # Drift detection windows, minimum samples and thresholds (shared/domain/drift.py documents the test).
+    drift: dict[str, float] = Field(default_factory=dict)

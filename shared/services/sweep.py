@@ -40,7 +40,10 @@ def run(services: Services, correlation_id: str) -> dict[str, int]:
     """One sweep; idempotent (a second run right after finds nothing new to do)."""
     from .approvals import escalate_unanswered
 
-    done = {"resent": reconcile(services, correlation_id), "escalated": escalate_unanswered(services, correlation_id)}
+    from .drift import check
+
+    done = {"resent": reconcile(services, correlation_id), "escalated": escalate_unanswered(services, correlation_id),
+            "drift": len(check(services, correlation_id))}
     # The heartbeat: GET /api/health shows a timer that stopped running.
     services.store.put_state("sweep", {"at": services.clock.now().isoformat(), **done})
     bind(log, correlation_id).info("sweep done: %s", done)

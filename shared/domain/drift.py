@@ -1,0 +1,107 @@
+"""Drift: is an action failing, breaching or guessing more now than it used to?
+
+Per action, the recent window (last `recentMinutes`) is compared with the baseline window before it
+(`baselineHours`). Rates (failures; watchdog breaches) use a one-sided two-proportion z-test with the
+pooled rate; the planner's confidence uses a one-sided Welch z on the means. A signal counts only when
+both windows hold their minimum sample sizes, z reaches `zThreshold` (3.09: one false alarm in ~1,000
+tests of a stable action) and the change is practically large (`minIncrease` for rates,
+`minConfidenceDrop` for confidence): a busy action must not freeze over a statistically real but
+trivial wobble. Pure: the sweep gathers the executions and acts on what this returns.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable, Optional, Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    recentMinutes: int = 60
+    baselineHours: int = 24
+    minRecent: int = 20
+    minBaseline: int = 50
+    zThreshold: float = 3.09
+    minIncrease: float = 0.10
+    minConfidenceDrop: float = 0.10
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One finished execution of an action, as drift sees it."""
+
+    actionId: str
+    at: datetime
+    failed: bool
+    breached: bool
+    confidence: Optional[float]
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    actionId: str
+    metric: str  # failure_rate, breach_rate, confidence
+    recent: float
+    baseline: float
+    n_recent: int
+    n_baseline: int
+    z: float
+
+    def describe(self) -> str:
+        return (f"{self.actionId}: {self.metric} {self.baseline:.1%} → {self.recent:.1%} "
+                f"(n={self.n_baseline}→{self.n_recent}, z={self.z:.1f})" if self.metric != "confidence" else
+                f"{self.actionId}: planner confidence {self.baseline:.2f} → {self.recent:.2f} "
+                f"(n={self.n_baseline}→{self.n_recent}, z={self.z:.1f})")
+
+
+def rate_z(k_recent: int, n_recent: int, k_base: int, n_base: int) -> float:
+    """One-sided two-proportion z (pooled): large when the recent rate is above the baseline's."""
+    pooled = (k_recent + k_base) / (n_recent + n_base)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n_recent + 1 / n_base))
+    if se == 0:
+        return 0.0
+    return (k_recent / n_recent - k_base / n_base) / se
+
+
+def mean_drop_z(recent: Sequence[float], base: Sequence[float]) -> float:
+    """One-sided Welch z: large when the recent mean is below the baseline's."""
+    def mv(xs: Sequence[float]) -> tuple[float, float]:
+        m = sum(xs) / len(xs)
+        return m, sum((x - m) ** 2 for x in xs) / max(1, len(xs) - 1)
+    (mr, vr), (mb, vb) = mv(recent), mv(base)
+    se = math.sqrt(vr / len(recent) + vb / len(base))
+    if se == 0:
+        return math.inf if mb > mr else 0.0
+    return (mb - mr) / se
+
+
+def detect(samples: Iterable[Sample], now: datetime, s: Settings = Settings()) -> list[Signal]:
+    """Every drift signal, per action, in the recent window against the baseline before it."""
+    recent_from = now - timedelta(minutes=s.recentMinutes)
+    base_from = recent_from - timedelta(hours=s.baselineHours)
+    windows: dict[str, tuple[list[Sample], list[Sample]]] = {}
+    for x in samples:
+        if x.at >= recent_from and x.at <= now:
+            windows.setdefault(x.actionId, ([], []))[0].append(x)
+        elif base_from <= x.at < recent_from:
+            windows.setdefault(x.actionId, ([], []))[1].append(x)
+    signals = []
+    for action, (recent, base) in sorted(windows.items()):
+        if len(recent) < s.minRecent or len(base) < s.minBaseline:
+            continue
+        for metric, flag in (("failure_rate", "failed"), ("breach_rate", "breached")):
+            k_r, k_b = sum(getattr(x, flag) for x in recent), sum(getattr(x, flag) for x in base)
+            p_r, p_b = k_r / len(recent), k_b / len(base)
+            z = rate_z(k_r, len(recent), k_b, len(base))
+            if z >= s.zThreshold and p_r - p_b >= s.minIncrease:
+                signals.append(Signal(action, metric, p_r, p_b, len(recent), len(base), z))
+        c_r = [x.confidence for x in recent if x.confidence is not None]
+        c_b = [x.confidence for x in base if x.confidence is not None]
+        if len(c_r) >= s.minRecent and len(c_b) >= s.minBaseline:
+            z = mean_drop_z(c_r, c_b)
+            drop = sum(c_b) / len(c_b) - sum(c_r) / len(c_r)
+            if z >= s.zThreshold and drop >= s.minConfidenceDrop:
+                signals.append(Signal(action, "confidence", sum(c_r) / len(c_r), sum(c_b) / len(c_b),
+                                      len(c_r), len(c_b), z))
+    return signals
