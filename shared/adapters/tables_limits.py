@@ -13,7 +13,9 @@ so a throttled executor costs the store nothing; a grant is written under the re
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
+import time
 from typing import Any, Optional, Sequence
 
 from ..domain.rate_limit import Rule, Verdict, admit_all
@@ -54,7 +56,7 @@ class Limits:
         if not keys:
             return [Verdict(granted_at=now_ms) for _ in requests]
         unsure: set[str] = set()  # keys a create found taken: read them before trying again
-        for _ in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
             with self._lock:
                 seen = {k: self._seen[k] for k in keys if k in self._seen}
             # A key never seen is most likely new (an entity's first change today): try to create its log
@@ -82,6 +84,8 @@ class Limits:
                     for k in changed:
                         self._seen.pop(k, None)
                 unsure.update(changed)
+                # Back off a little, randomly: contenders for one hot log otherwise collide again at once.
+                time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
                 continue
             self._remember({**seen, **{k: (logs[k], etag) for k, etag in zip(changed, etags)}})
             return verdicts
