@@ -177,8 +177,9 @@ BUDGETS = {"import_ratio": ("<=", 1.3), "normalize_per_s": (">=", 100_000), "ing
 
 
 def uncapped_catalog() -> str:
-    """The repo catalog without its per-connector caps (600 calls/min): at that rate e2e would measure the
-    cap, not the pipeline. Per-entity limits stay, so the limiter still runs on every execution."""
+    """The repo catalog without its per-connector rates (600 calls/min) and daily caps (50-500): at those
+    e2e would measure the caps, not the pipeline. Per-entity limits stay, so the limiter still runs on
+    every execution."""
     import shutil
     import tempfile
 
@@ -187,6 +188,7 @@ def uncapped_catalog() -> str:
     for path in (folder / "actions").glob("*.json"):
         doc = json.loads(path.read_text())
         (doc.get("rateLimit") or {}).pop("perMinute", None)
+        doc["dailyCap"] = None
         path.write_text(json.dumps(doc))
     return str(folder)
 

@@ -62,7 +62,8 @@ class Action(BaseModel):
     flow: FlowRef
     riskTier: RiskTier
     approvalRole: Optional[str] = None
-    dailyCap: int = Field(default=100, ge=0)
+    # Executions per 24 hours (a sliding day, held by the rate limiter); None: no cap.
+    dailyCap: Optional[int] = Field(default=100, ge=1, le=2000)
     rateLimit: Optional[dict[str, Any]] = None
 
     @field_validator("rateLimit")
@@ -80,6 +81,9 @@ class Action(BaseModel):
     # Contract field → attribute name, where the miner's vocabulary differs from the flow's.
     parameterMap: Optional[dict[str, str]] = None
     lookup: Optional[Lookup] = None
+    # Ramp-up: the shares (%) of eligible cases the action may act on alone, widened stage by stage after
+    # the policy's rampPromoteAfter verified executions without a breach. None: all cases from the start.
+    ramp: Optional[list[float]] = Field(default=None, min_length=1)
     author: Optional[str] = None
     reason: Optional[str] = None
 
@@ -112,7 +116,7 @@ def activation_needed(new: Action, active: Optional[Action]) -> list[str]:
         return reasons
     if _TIERS[new.riskTier.value] > _TIERS[active.riskTier.value]:
         reasons.append(f"risk tier {active.riskTier.value} → {new.riskTier.value}")
-    if new.dailyCap > active.dailyCap:
+    if (new.dailyCap or float("inf")) > (active.dailyCap or float("inf")):
         reasons.append(f"daily cap {active.dailyCap} → {new.dailyCap}")
     old_rate, new_rate = (active.rateLimit or {}).get("perMinute"), (new.rateLimit or {}).get("perMinute")
     if new_rate is not None and (old_rate is None or new_rate > old_rate):

@@ -55,3 +55,5 @@ class Policy(BaseModel):
     sweepStaleAfterSeconds: int = Field(default=900, ge=60)
     # Drift detection windows, minimum samples and thresholds (shared/domain/drift.py documents the test).
     drift: dict[str, float] = Field(default_factory=dict)
+    # Verified executions, with no watchdog breach, that widen an action's ramp to its next share.
+    rampPromoteAfter: int = Field(default=20, ge=1)

@@ -56,10 +56,14 @@ class Verdict:
         return self.granted_at is not None
 
 
-def rules_for(action_id: str, connector: str, rate: Optional[dict], parameters: dict) -> list[Rule]:
-    """The limits one execution of an action must pass: per connector per minute, per entity per day."""
+def rules_for(action_id: str, connector: str, rate: Optional[dict], parameters: dict,
+              daily_cap: Optional[int] = None) -> list[Rule]:
+    """The limits one execution of an action must pass: per connector per minute, per entity per day,
+    and the action's cap per 24 hours (over it, the case waits until a slot of the last day frees)."""
     rate = rate or {}
     out = []
+    if daily_cap:
+        out.append(Rule(f"cap:{action_id}", min(int(daily_cap), MAX_LIMIT), 86400.0))
     if rate.get("perMinute"):
         out.append(Rule(f"connector:{connector}", int(rate["perMinute"]), 60.0))
     field = rate.get("entityField")

@@ -82,7 +82,8 @@ def rules_of(p: Prepared, polling: bool) -> list[Rule]:
     """The rate limits this call must pass (a poll of a running flow changes nothing: none)."""
     if polling:
         return []
-    return rules_for(p.action.id, p.action.flow.connector, p.action.rateLimit, p.execution.parameters)
+    return rules_for(p.action.id, p.action.flow.connector, p.action.rateLimit, p.execution.parameters,
+                     p.action.dailyCap)
 
 
 def throttled(services: Services, p: Prepared, msg: StageMessage, verdict: Verdict) -> str:

@@ -8,7 +8,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..runtime import Services
-from . import approvals, autonomy, messaging, notices
+from . import approvals, autonomy, messaging, notices, ramp
 from .lifecycle import advance
 
 
@@ -19,6 +19,13 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
     decision = planning.decide(opp.attributes, candidates, services.policy.confidenceThreshold)
     if decision.plan is not None and decision.outcome != planning.REVIEW:
         decision = planning.govern(decision, autonomy.current(services).mode_for(decision.plan.actionId))
+        action = services.catalog.versions[(decision.plan.actionId, decision.plan.actionVersion)]
+        if decision.outcome == planning.EXECUTE and action.ramp:
+            percent = ramp.share(services, action)
+            if not ramp.in_share(services.policy.experimentSalt, action.id, opp.caseKey, percent):
+                decision = planning.Decision(planning.APPROVAL, decision.plan, f"{decision.reason}; ramp-up: "
+                                             f"{action.id} acts alone on {percent:g}% of cases so far",
+                                             decision.problems)
     plan = decision.plan.to_dict() if decision.plan else None
     outputs = {"outcome": decision.outcome, "plan": plan, "problems": [p.to_dict() for p in decision.problems]}
     if decision.outcome == planning.REVIEW:

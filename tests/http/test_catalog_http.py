@@ -57,7 +57,7 @@ def _principal(name, *roles):
 def test_a_version_raising_the_cap_waits_for_a_second_person_before_it_is_used(api):
     body = repo_action("leads.reassign")
     del body["id"], body["version"]
-    body.update(dailyCap=body["dailyCap"] * 10, reason="ramp up")
+    body.update(dailyCap=body["dailyCap"] + 100, reason="ramp up")
     author = _principal("max@contoso.com", "Catalog.Approver")
     r = api.put("/actions/leads.reassign", json=body, headers=author)
     assert r.status_code == 201 and r.json()["state"] == "pending" and r.json()["author"] == "max@contoso.com"

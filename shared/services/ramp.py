@@ -1,0 +1,55 @@
+"""Ramp-up: an action acts alone on a growing share of its cases, widened by the sweep after enough
+verified executions without a breach; cases outside the share go to a person."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from ..domain.catalog import Action
+from ..domain.execution import SUCCEEDED
+from ..runtime import Services
+
+
+def stage_of(services: Services, action: Action) -> dict[str, Any]:
+    return services.store.state(f"ramp-{action.id}") or {"stage": 0, "since": None}
+
+
+def share(services: Services, action: Action) -> float:
+    """The share (%) of cases the action may act on alone now."""
+    if not action.ramp:
+        return 100.0
+    return action.ramp[min(stage_of(services, action)["stage"], len(action.ramp) - 1)]
+
+
+def in_share(salt: str, action_id: str, case_key: str, percent: float) -> bool:
+    """A stable draw per case: the same cases stay inside as the share widens (5% ⊂ 25% ⊂ 100%)."""
+    digest = hashlib.sha256(f"{salt}|ramp|{action_id}|{case_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 < percent * 100
+
+
+def promote(services: Services) -> list[str]:
+    """Widen each ramping action whose current stage has enough verified executions and no breach."""
+    now = services.clock.now()
+    moved = []
+    for action in services.catalog.actions.values():
+        if not action.ramp:
+            continue
+        state = stage_of(services, action)
+        if state["stage"] >= len(action.ramp) - 1:
+            continue
+        since = datetime.fromisoformat(state["since"]) if state.get("since") else None
+        if since is None:  # first look: the stage starts counting now
+            services.store.put_state(f"ramp-{action.id}", {"stage": state["stage"], "since": now.isoformat()})
+            continue
+        recent = services.store.executions_since(since)
+        # A compensation is another action's execution (the undo): match it by what it compensates.
+        undone = {x.compensates for x in recent if x.kind == "compensation"}
+        runs = [x for x in recent if x.actionId == action.id and x.kind == "action"]
+        good = sum(1 for x in runs if x.status == SUCCEEDED and x.id not in undone)
+        if any(x.id in undone for x in runs):  # a breach at this stage: start counting again
+            services.store.put_state(f"ramp-{action.id}", {"stage": state["stage"], "since": now.isoformat()})
+        elif good >= services.policy.rampPromoteAfter:
+            services.store.put_state(f"ramp-{action.id}", {"stage": state["stage"] + 1, "since": now.isoformat()})
+            moved.append(f"{action.id} → {action.ramp[state['stage'] + 1]:g}%")
+    return moved
