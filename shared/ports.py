@@ -172,6 +172,9 @@ class Bus(Protocol):
     def send(self, messages: Sequence[Message]) -> None:
         """Enqueue; a duplicate message_id within the detection window is dropped by the bus."""
 
+    def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """How many messages each queue has dead-lettered (the sweep surfaces them as incidents)."""
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...

@@ -149,6 +149,11 @@ class LocalBus:
         with self._cv:
             return sum(len(q.ready) + q.in_flight for q in self._queues.values())
 
+    def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        with self._cv:
+            found = [d.envelope.queue for d in self.dead_letters]
+        return {q: found.count(q) for q in queues}
+
     def next_due(self) -> Optional[float]:
         """Seconds until the earliest scheduled message is due (0 if one is ready), None when none waits."""
         now = time.monotonic()

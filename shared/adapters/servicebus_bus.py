@@ -60,3 +60,14 @@ class ServiceBusBus:
                         now_batch.add_message(sb)
                 if len(now_batch):
                     sender.send_messages(now_batch)
+
+    def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """Messages sitting in each queue's dead-letter sub-queue (management API; Data Owner or Listen)."""
+        from azure.servicebus.management import ServiceBusAdministrationClient
+        if self._connection_string:
+            admin = ServiceBusAdministrationClient.from_connection_string(self._connection_string)
+        else:
+            from azure.identity import DefaultAzureCredential
+            admin = ServiceBusAdministrationClient(self._namespace, DefaultAzureCredential())
+        with admin:
+            return {q: admin.get_queue_runtime_properties(q).dead_letter_message_count for q in queues}

@@ -44,7 +44,8 @@ def run(services: Services, correlation_id: str) -> dict[str, int]:
     from .ramp import promote
 
     done = {"resent": reconcile(services, correlation_id), "escalated": escalate_unanswered(services, correlation_id),
-            "drift": len(check(services, correlation_id)), "widened": len(promote(services))}
+            "drift": len(check(services, correlation_id)), "widened": len(promote(services)),
+            "deadLettered": surface_dead_letters(services, correlation_id)}
     # The heartbeat: GET /api/health shows a timer that stopped running.
     services.store.put_state("sweep", {"at": services.clock.now().isoformat(), **done})
     bind(log, correlation_id).info("sweep done: %s", done)
@@ -62,3 +63,25 @@ def heartbeat(services: Services) -> dict[str, object]:
     ok = age <= services.policy.sweepStaleAfterSeconds
     return {"ok": ok, "lastRun": last["at"], "ageSeconds": round(age),
             "detail": "ok" if ok else f"no sweep for {age:.0f}s (expected every 5 minutes): is the timer running?"}
+
+
+def surface_dead_letters(services: Services, correlation_id: str) -> int:
+    """One incident (and escalation) per queue per dead-letter count seen: none repeated while it holds."""
+    from ..ports import Incident
+    from .notices import incident
+
+    counter = getattr(services.bus, "dead_letter_counts", None)
+    if counter is None:
+        return 0
+    try:
+        counts = counter(list(services.settings.queues.values()))
+    except Exception:  # the management API may be unreachable or not permitted; the rest of the sweep goes on
+        log.exception("could not read dead-letter counts")
+        return 0
+    now = services.clock.now()
+    for queue, n in counts.items():
+        if n:
+            incident(services, Incident(f"dlq-{queue}-{n}", now, "dead_letter", queue,
+                                        f"{n} message(s) dead-lettered on {queue}: inspect and resubmit or purge",
+                                        correlationId=correlation_id))
+    return sum(counts.values())

@@ -80,3 +80,22 @@ def test_batches_hold_up_to_the_batch_size_and_a_failure_redelivers_the_whole_ba
     assert bus.wait_idle(5)
     bus.stop()
     assert max(sizes) == 10 and sum(sizes) == 25 + sizes[0]  # the failed batch came back whole
+
+
+def test_dead_letter_counts_become_one_incident_per_count_in_the_sweep():
+    from shared.services import sweep
+    from tests.factories import memory_services
+
+    def fail(env):
+        raise RuntimeError("handler keeps failing")
+    bus = run(LocalBus(max_deliveries=2, workers_per_queue=1), fail, queue="triage")
+    bus.send([msg("m-1", queue="triage")])
+    assert bus.wait_idle(5)
+    bus.stop()
+    assert bus.dead_letter_counts(["triage", "plan"]) == {"triage": 1, "plan": 0}
+    svc = memory_services()
+    svc.bus = bus
+    assert sweep.run(svc, "s1")["deadLettered"] == 1
+    sweep.run(svc, "s2")
+    assert [i.id for i in svc.store.incidents(10) if i.kind == "dead_letter"] == ["dlq-triage-1"]
+    assert any(n[0] == "escalate" and "dead-lettered" in n[2] for n in svc.notifier.sent)
