@@ -22,7 +22,8 @@ _lock = threading.Lock()
 
 def current(services: Services, fresh: bool = False) -> Autonomy:
     """The autonomy in force (read at most every couple of seconds per store)."""
-    key = services.store
+    # A batch gives each message a view of the store; the cache belongs to the store behind it.
+    key = getattr(services.store, "real", services.store)
     with _lock:
         hit = _cache.get(key)
     if hit and not fresh and time.monotonic() - hit[0] < _CACHE_SECONDS:
@@ -90,7 +91,7 @@ def change(services: Services, body: dict[str, Any], principal: Optional[Princip
         except ConcurrencyConflict:
             continue
         with _lock:
-            _cache[services.store] = (time.monotonic(), a)
+            _cache[getattr(services.store, "real", services.store)] = (time.monotonic(), a)
         log.warning("autonomy changed by %s: %s", a.changedBy, a.to_dict())
         return a
     raise Conflict("autonomy is being changed by others; try again")

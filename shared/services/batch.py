@@ -45,6 +45,11 @@ class DeferredStore:
         self.commits: list[Commit] = []
         self._claims = claims or {}
 
+    @property
+    def real(self) -> Any:
+        """The store behind this view (process-wide caches key on it, not on the per-message view)."""
+        return self._real
+
     def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
         # The batch claimed for every message up front (one transaction per space, not one per message).
         if all(c.key in self._claims for c in claims):
