@@ -92,3 +92,14 @@ def treated_case(prefix: str, process_area: str = "accounts-payable", action: Op
         share = load_catalog(REPO_CATALOG, "local").actions[action].holdoutPercent or share
     return next(f"{prefix}-{i}" for i in range(1000)
                 if cohort.assign(policy.experimentSalt, f"{process_area}|{prefix}-{i}", share) == cohort.TREATED)
+
+
+def replace_action(svc: Services, action_id: str, **fields: Any) -> Any:
+    """Swap the version in use of one action for a changed copy (rate limits, caps, ramp) in a test."""
+    from shared.domain.catalog import Action, Catalog
+
+    current = svc.catalog.actions[action_id]
+    changed = Action.model_validate({**current.model_dump(mode="json"), **fields})
+    svc.catalog = Catalog([*(a for k, a in svc.catalog.versions.items() if k != (current.id, current.version)),
+                           changed], svc.catalog.environment)
+    return changed

@@ -1,18 +1,10 @@
 """Blast-radius controls: a daily cap holds the next case back; a ramp widens only after successes."""
 from datetime import timedelta
 
-from shared.domain.catalog import Action, Catalog
 from shared.domain.status import Status
 from shared.services import ramp, sweep
+from tests.factories import replace_action
 from tests.http.test_pipeline import drive, start
-
-
-def change(svc, action_id, **fields):
-    current = svc.catalog.actions[action_id]
-    changed = Action.model_validate({**current.model_dump(mode="json"), **fields})
-    svc.catalog = Catalog([*(a for k, a in svc.catalog.versions.items() if k != (current.id, current.version)),
-                           changed], "local")
-    return changed
 
 
 def leads(svc, prefix, n):
@@ -21,7 +13,7 @@ def leads(svc, prefix, n):
 
 
 def test_when_the_daily_cap_is_reached_the_next_case_does_not_execute_until_a_slot_frees(svc, sandbox):
-    change(svc, "leads.reassign", dailyCap=3)
+    replace_action(svc, "leads.reassign", dailyCap=3)
     began = svc.clock.current
     ids = leads(svc, "CAP", 4)
     drive(svc)
@@ -33,7 +25,7 @@ def test_when_the_daily_cap_is_reached_the_next_case_does_not_execute_until_a_sl
 
 
 def test_a_ramp_widens_only_after_the_configured_verified_executions(svc, sandbox):
-    action = change(svc, "leads.reassign", ramp=[5, 100])
+    action = replace_action(svc, "leads.reassign", ramp=[5, 100])
     svc.policy = svc.policy.model_copy(update={"rampPromoteAfter": 3})
     sweep.run(svc, "s0")  # the first stage starts counting
     sweep.run(svc, "s0b")
@@ -52,7 +44,7 @@ def test_a_ramp_widens_only_after_the_configured_verified_executions(svc, sandbo
 
 
 def test_a_breach_restarts_the_count_so_the_ramp_does_not_widen(svc, sandbox):
-    action = change(svc, "leads.reassign", ramp=[100, 100])
+    action = replace_action(svc, "leads.reassign", ramp=[100, 100])
     svc.policy = svc.policy.model_copy(update={"rampPromoteAfter": 2})
     sweep.run(svc, "s0")
     sandbox.configure(breach_actions={"leads.reassign"})

@@ -1,20 +1,13 @@
 """Rate limits in the pipeline: over the limit, work waits for its slot (a scheduled message) and runs."""
 from datetime import timedelta
 
-from shared.domain.catalog import Action, Catalog
 from shared.domain.status import Status
+from tests.factories import replace_action
 from tests.http.test_pipeline import drive, start
 
 
-def with_rate(svc, action_id, **rate):
-    current = svc.catalog.actions[action_id]
-    changed = Action.model_validate({**current.model_dump(mode="json"), "rateLimit": rate})
-    svc.catalog = Catalog([*(a for k, a in svc.catalog.versions.items() if k != (current.id, current.version)),
-                           changed], "local")
-
-
 def test_one_change_per_lead_per_day_makes_the_second_wait_a_day_then_run(svc, sandbox):
-    with_rate(svc, "leads.reassign", perEntityPerDay=1, entityField="leadId")
+    replace_action(svc, "leads.reassign", rateLimit={"perEntityPerDay": 1, "entityField": "leadId"})
     began = svc.clock.current
     first = start(svc, caseKey="LD-A1", attributes={"leadId": "LD-77", "region": "EMEA"})
     second = start(svc, deviationPattern="lead-stale", caseKey="LD-A2", attributes={"leadId": "LD-77", "region": "EMEA"})
@@ -28,7 +21,7 @@ def test_one_change_per_lead_per_day_makes_the_second_wait_a_day_then_run(svc, s
 
 
 def test_a_connector_limit_spreads_calls_so_no_minute_holds_more_than_the_limit(svc, sandbox):
-    with_rate(svc, "leads.reassign", perMinute=2)
+    replace_action(svc, "leads.reassign", rateLimit={"perMinute": 2})
     ids = [start(svc, caseKey=f"LD-C{i}", attributes={"leadId": f"LD-C{i}", "region": "AMER"}) for i in range(5)]
     drive(svc)
     assert sandbox.effects["leads.reassign"] == 5
