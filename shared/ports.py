@@ -128,6 +128,9 @@ class Store(Protocol):
     def save_autonomy(self, doc: dict[str, Any], etag: Optional[str]) -> str:
         """Replace it if unchanged since read (create when `etag` is None); ConcurrencyConflict otherwise."""
 
+    def limit_full(self, rule: "Rule", now_ms: int) -> bool:
+        """Would a request under `rule` be refused now (nothing is granted by asking)?"""
+
     def acquire_many(self, requests: Sequence[Sequence["Rule"]], now_ms: int) -> list["Verdict"]:
         """Rate-limit grants for many requests at once (each needs all its rules), in order. Never more
         than a rule's limit in any window, across processes: logs are written under their ETags."""

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from ..domain.approvals import Approval, opportunity_of
 from ..domain.audit import AuditEntry
-from ..domain.rate_limit import Rule, Verdict, admit_all
+from ..domain.rate_limit import Rule, Verdict, admit, admit_all
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
@@ -199,6 +199,9 @@ class MemoryStore:
             new = f'W/"{next(self._etags)}"'
             self._autonomy = (dict(doc), new)
             return new
+
+    def limit_full(self, rule: Rule, now_ms: int) -> bool:
+        return not admit(self._limits.get(rule.key, ()), now_ms, rule).granted
 
     def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
         with self._lock:

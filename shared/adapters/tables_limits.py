@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
-from ..domain.rate_limit import Rule, Verdict, admit_all
+from ..domain.rate_limit import Rule, Verdict, admit, admit_all
 from . import tables_batch, tables_query
 
 PARTITION = "limits"
@@ -90,6 +90,15 @@ class Limits:
             self._remember({**seen, **{k: (logs[k], etag) for k, etag in zip(changed, etags)}})
             return verdicts
         raise RuntimeError(f"rate limiter lost {_ATTEMPTS} races in a row")
+
+    def full(self, rule: Rule, now_ms: int) -> bool:
+        """Would a request under `rule` be refused now? Reads, never grants."""
+        with self._lock:
+            seen = self._seen.get(rule.key)
+        if seen is None:
+            seen = _read(self.table, [rule.key])[rule.key]
+            self._remember({rule.key: seen})
+        return not admit(seen[0], now_ms, rule).granted
 
     def _remember(self, seen: Seen) -> None:
         with self._lock:

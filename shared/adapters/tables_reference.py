@@ -93,10 +93,17 @@ class ReferenceRows:
             raise
         return new or ""
 
-    def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
+    def _limiter(self) -> "tables_limits.Limits":
         self._ensure()
         if getattr(self, "_limits", None) is None:
             self._limits = tables_limits.Limits(self._state)
+        return self._limits
+
+    def limit_full(self, rule: Rule, now_ms: int) -> bool:
+        return self._limiter().full(rule, now_ms)
+
+    def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
+        self._limiter()
         # At most 50 requests (two rules each) per round, so one transaction carries all of its writes.
         out: list[Verdict] = []
         for start in range(0, len(requests), 50):

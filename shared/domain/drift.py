@@ -2,7 +2,9 @@
 
 Per action, the recent window (last `recentMinutes`) is compared with the baseline window before it
 (`baselineHours`). Rates (failures; watchdog breaches) use a one-sided two-proportion z-test with the
-pooled rate; the planner's confidence uses a one-sided Welch z on the means. A signal counts only when
+pooled rate; the planner's confidence uses a one-sided Welch z on the means; the whole outcome mix
+(ok, failed, breached) uses a chi-square test of the 2×3 table (df 2, 13.82 at p = 0.001), run only
+when every expected count is at least 5 (below that the rate tests, which need no such rule, decide). A signal counts only when
 both windows hold their minimum sample sizes, z reaches `zThreshold` (3.09: one false alarm in ~1,000
 tests of a stable action) and the change is practically large (`minIncrease` for rates,
 `minConfidenceDrop` for confidence): a busy action must not freeze over a statistically real but
@@ -49,6 +51,9 @@ class Signal:
     z: float
 
     def describe(self) -> str:
+        if self.metric == "outcomes":
+            return (f"{self.actionId}: outcome mix shifted by {self.recent:.0%} "
+                    f"(n={self.n_baseline}→{self.n_recent}, chi²={self.z:.1f})")
         return (f"{self.actionId}: {self.metric} {self.baseline:.1%} → {self.recent:.1%} "
                 f"(n={self.n_baseline}→{self.n_recent}, z={self.z:.1f})" if self.metric != "confidence" else
                 f"{self.actionId}: planner confidence {self.baseline:.2f} → {self.recent:.2f} "
@@ -76,6 +81,35 @@ def mean_drop_z(recent: Sequence[float], base: Sequence[float]) -> float:
     return (mb - mr) / se
 
 
+CHI2_DF2_P001 = 13.816
+
+
+def _outcome(x: Sample) -> int:
+    return 2 if x.breached else 1 if x.failed else 0
+
+
+def outcome_chi2(recent: Sequence[Sample], base: Sequence[Sample]) -> Optional[tuple[float, float]]:
+    """(chi-square of the ok/failed/breached mix, largest share shift), or None when a cell is too sparse."""
+    rows = [[0, 0, 0], [0, 0, 0]]
+    for i, xs in enumerate((recent, base)):
+        for x in xs:
+            rows[i][_outcome(x)] += 1
+    n = [sum(r) for r in rows]
+    cols = [rows[0][j] + rows[1][j] for j in range(3)]
+    total = sum(n)
+    chi = 0.0
+    for i in range(2):
+        for j in range(3):
+            expected = n[i] * cols[j] / total
+            if cols[j] == 0:
+                continue
+            if expected < 5:
+                return None
+            chi += (rows[i][j] - expected) ** 2 / expected
+    shift = max(abs(rows[0][j] / n[0] - rows[1][j] / n[1]) for j in range(3))
+    return chi, shift
+
+
 def detect(samples: Iterable[Sample], now: datetime, s: Settings = Settings()) -> list[Signal]:
     """Every drift signal, per action, in the recent window against the baseline before it."""
     recent_from = now - timedelta(minutes=s.recentMinutes)
@@ -96,6 +130,9 @@ def detect(samples: Iterable[Sample], now: datetime, s: Settings = Settings()) -
             z = rate_z(k_r, len(recent), k_b, len(base))
             if z >= s.zThreshold and p_r - p_b >= s.minIncrease:
                 signals.append(Signal(action, metric, p_r, p_b, len(recent), len(base), z))
+        chi = outcome_chi2(recent, base)
+        if chi is not None and chi[0] >= CHI2_DF2_P001 and chi[1] >= s.minIncrease:
+            signals.append(Signal(action, "outcomes", chi[1], 0.0, len(recent), len(base), chi[0]))
         c_r = [x.confidence for x in recent if x.confidence is not None]
         c_b = [x.confidence for x in base if x.confidence is not None]
         if len(c_r) >= s.minRecent and len(c_b) >= s.minBaseline:

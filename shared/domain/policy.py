@@ -1,7 +1,7 @@
 """The policy: weights and thresholds an operations lead can read and version."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,3 +57,6 @@ class Policy(BaseModel):
     drift: dict[str, float] = Field(default_factory=dict)
     # Verified executions, with no watchdog breach, that widen an action's ramp to its next share.
     rampPromoteAfter: int = Field(default=20, ge=1)
+    # Over an action's daily cap: "wait" (the case runs when a slot of the last 24 hours frees) or
+    # "person" (the planner sends it for approval instead of queueing it).
+    overCap: Literal["wait", "person"] = "wait"

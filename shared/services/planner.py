@@ -6,6 +6,7 @@ from typing import Any
 from ..domain import planning
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
+from ..domain.rate_limit import Rule
 from ..domain.status import Status
 from ..runtime import Services
 from . import approvals, autonomy, messaging, notices, ramp
@@ -20,6 +21,12 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
     if decision.plan is not None and decision.outcome != planning.REVIEW:
         decision = planning.govern(decision, autonomy.current(services).mode_for(decision.plan.actionId))
         action = services.catalog.versions[(decision.plan.actionId, decision.plan.actionVersion)]
+        if decision.outcome == planning.EXECUTE and services.policy.overCap == "person" and action.dailyCap:
+            cap = Rule(f"cap:{action.id}", action.dailyCap, 86400.0)
+            if services.store.limit_full(cap, int(services.clock.now().timestamp() * 1000)):
+                decision = planning.Decision(planning.APPROVAL, decision.plan, f"{decision.reason}; the daily cap "
+                                             f"of {action.dailyCap} is reached: a person decides",
+                                             decision.problems)
         if decision.outcome == planning.EXECUTE and action.ramp:
             percent = ramp.share(services, action)
             if not ramp.in_share(services.policy.experimentSalt, action.id, opp.caseKey, percent):

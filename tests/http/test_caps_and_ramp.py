@@ -53,3 +53,16 @@ def test_a_breach_restarts_the_count_so_the_ramp_does_not_widen(svc, sandbox):
     svc.clock.current += timedelta(minutes=5)
     sweep.run(svc, "s1")
     assert ramp.stage_of(svc, action)["stage"] == 0
+
+
+def test_with_over_cap_person_the_next_case_goes_to_a_person_instead_of_queueing(svc, sandbox):
+    replace_action(svc, "leads.reassign", dailyCap=3)
+    svc.policy = svc.policy.model_copy(update={"overCap": "person"})
+    leads(svc, "OC", 3)
+    drive(svc)
+    assert sandbox.effects["leads.reassign"] == 3
+    [late] = leads(svc, "OC-late", 1)
+    drive(svc)
+    assert svc.store.get(late).status is Status.awaiting_approval
+    assert "daily cap of 3 is reached" in svc.store.audit(late)[-1].reason
+    assert sandbox.effects["leads.reassign"] == 3

@@ -36,3 +36,16 @@ def test_a_spike_in_failures_freezes_the_action_within_one_sweep_and_escalates_o
     assert len([n for n in svc.notifier.sent if n[0] == "escalate" and "drift" in n[2]]) == 1
     after = run_leads(svc, 1, "LF")[0]
     assert svc.store.get(after).status is Status.awaiting_approval  # frozen: a person decides now
+
+
+def test_a_stable_2_percent_failure_rate_never_freezes_over_50_sweeps(svc, sandbox):
+    sandbox.configure(reject_rate=0.02, seed=9)
+    start_at = svc.clock.current
+    for hour in range(10):  # a baseline day before the sweeps begin
+        svc.clock.current = start_at + timedelta(hours=hour)
+        run_leads(svc, 12, f"SB{hour}")
+    for n in range(50):
+        svc.clock.current = start_at + timedelta(hours=10, minutes=30 * n)
+        run_leads(svc, 20, f"SS{n}")
+        assert sweep.run(svc, f"sweep-{n}")["drift"] == 0, f"false alarm at sweep {n}"
+    assert autonomy.current(svc, fresh=True).frozenActions == []

@@ -47,3 +47,22 @@ def test_a_confidence_drop_is_a_signal_and_a_small_one_is_not():
     assert [s.metric for s in detect(base + low, NOW)] == ["confidence"]
     slight = [Sample("ap.x", s.at, False, False, 0.86) for s in low]
     assert detect(base + slight, NOW, Settings()) == []
+
+
+def test_a_shifted_outcome_mix_is_a_signal_by_chi_square():
+    from shared.domain.drift import outcome_chi2
+
+    rng = random.Random(4)
+    base = [Sample("o2c.x", NOW - timedelta(hours=10, minutes=i), rng.random() < 0.15, rng.random() < 0.15, None)
+            for i in range(300)]
+    recent = [Sample("o2c.x", NOW - timedelta(minutes=i), rng.random() < 0.15, rng.random() < 0.55, None)
+              for i in range(50)]
+    chi, shift = outcome_chi2(recent, base)
+    assert chi >= 13.816 and shift >= 0.10
+    assert "outcomes" in {s.metric for s in detect(base + recent, NOW)}
+    # by hand: recent 10/10/10, baseline 60/20/20; expected 16.154/6.923/6.923 and 53.846/23.077/23.077;
+    # chi² = 2.344 + 2 × 1.368 + 0.703 + 2 × 0.410 = 6.603 (df 2): below 13.816, not a signal
+    mk = lambda o, n, t: [Sample("a", t, o == 1, o == 2, None) for _ in range(n)]  # noqa: E731
+    r = mk(0, 10, NOW) + mk(1, 10, NOW) + mk(2, 10, NOW)
+    b = mk(0, 60, NOW) + mk(1, 20, NOW) + mk(2, 20, NOW)
+    assert abs(outcome_chi2(r, b)[0] - 6.603) < 0.001
