@@ -11,21 +11,11 @@ from typing import Any, Callable, Iterable, Optional
 
 import azure.functions as func
 
-from ..domain.errors import FieldError, ProblemError, Unauthorized
+from ..domain.errors import FieldError, PayloadTooLarge, ProblemError, Unauthorized, UnsupportedMediaType
 
 log = logging.getLogger("closedloop.http")
 PROBLEM = "application/problem+json"
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
-
-class PayloadTooLarge(ProblemError):
-    status = 413
-    title = "Payload too large"
-
-
-class UnsupportedMediaType(ProblemError):
-    status = 415
-    title = "Unsupported media type"
 
 
 def correlation_id(req: func.HttpRequest) -> str:

@@ -70,6 +70,16 @@ class Gone(ProblemError):
     title = "Gone"
 
 
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported media type"
+
+
 def pointer(*parts: Any) -> str:
     """JSON Pointer (RFC 6901) from path parts."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)

@@ -148,9 +148,9 @@ def _triage(services: Services, stage: str, items: list[Item]) -> None:
     wanted = [c for c in (triage.claim_of(services, i.state) for i in fresh) if c]
     claims = services.store.claim_many(wanted) if wanted else {}
     # Lookups in the system of record are flow calls: overlap them, as the executor does.
-    reading = [i for i in fresh if triage.to_look_up(services, i.state)]
-    found = dict(zip((id(i) for i in reading), _threads().map(
-        lambda i: triage.lookups(services, i.state, i.msg.correlationId), reading)))
+    reading = [(i, actions) for i in fresh if (actions := triage.to_look_up(services, i.state))]
+    found = dict(zip((id(i) for i, _ in reading), _threads().map(
+        lambda pair: triage.lookups(services, pair[0].state, pair[0].msg.correlationId, pair[1]), reading)))
     for item in items:
         item.view = _deferred(services, claims)
         item.result = triage.run(item.view, item.state, item.msg.correlationId, _log(item, stage),

@@ -36,7 +36,7 @@ def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor:
             **changes: Any) -> Opportunity:
     """Walk `path` (each step checked against the status machine), audit it, commit it all at once."""
     now = services.clock.now()
-    reason = scrub(reason)  # the status history shows it too
+    reason = scrub(reason)  # the status history shows it too (audit() scrubs again: a no-op on clean text)
     moved = replace(opp, **changes) if changes else opp
     for target in path:
         moved = moved.transition(target, actor, reason, now)

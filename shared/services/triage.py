@@ -61,10 +61,11 @@ def to_look_up(services: Services, opp: Opportunity) -> list[Action]:
     return out
 
 
-def lookups(services: Services, opp: Opportunity, cid: str) -> dict[str, dict[str, Any]]:
+def lookups(services: Services, opp: Opportunity, cid: str,
+            actions: Optional[list[Action]] = None) -> dict[str, dict[str, Any]]:
     """Records the system of record holds for what the candidates lack, by action id (flow calls: I/O)."""
     out: dict[str, dict[str, Any]] = {}
-    for action in to_look_up(services, opp):
+    for action in to_look_up(services, opp) if actions is None else actions:
         lookup = action.lookup
         record = sor.read(services, {"type": lookup.record, "id": str(opp.attributes[lookup.key])},
                           f"lookup:{opp.id}:{opp.revision}:{action.id}", cid, opp.id)
