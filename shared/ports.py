@@ -10,6 +10,7 @@ from .domain.audit import AuditEntry
 from .domain.execution import Execution
 from .domain.flowcall import FlowResponse
 from .domain.opportunity import Opportunity
+from .domain.outcomes import Outcome
 from .domain.rate_limit import Rule, Verdict
 
 Outcome = Literal["created", "updated", "duplicate"]
@@ -76,6 +77,9 @@ class Store(Protocol):
     def pending_approvals(self) -> list[Approval]:
         """Every approval not yet decided, for the sweep (expiry and escalation)."""
 
+    def decided_approvals(self, since: datetime) -> list[Approval]:
+        """Approvals decided since `since`, for the weekly review (who was asked, was the card helpful)."""
+
     def audit(self, opportunity_id: str) -> list[AuditEntry]: ...
 
     def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
@@ -141,6 +145,12 @@ class Store(Protocol):
 
     def take_over(self, claim: "Claim", holder: str) -> bool:
         """Give a held claim to `holder` if it is unchanged since read (ETag); False if someone moved first."""
+
+    def add_outcomes(self, outcomes: Sequence["Outcome"]) -> None:
+        """Store KPI observations; one with a stored id replaces it (a redelivery or a correction)."""
+
+    def outcomes(self) -> Iterable["Outcome"]:
+        """Every stored KPI observation, for measurement."""
 
 
 @dataclass(frozen=True, slots=True)

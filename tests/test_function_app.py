@@ -24,6 +24,11 @@ EXPECTED = {
     "set_autonomy": ("httpTrigger", "autonomy"),
     "decide_approval": ("httpTrigger", "approvals/{id}"),
     "show_approval": ("httpTrigger", "approvals/{id}"),
+    "post_outcomes": ("httpTrigger", "outcomes"),
+    "get_kpis": ("httpTrigger", "kpis"),
+    "get_kpis_csv": ("httpTrigger", "kpis.csv"),
+    "get_insights": ("httpTrigger", "insights"),
+    "get_dashboard": ("httpTrigger", "dashboard"),
     "triage": ("serviceBusTrigger", "%TRIAGE_QUEUE%"),
     "plan": ("serviceBusTrigger", "%PLAN_QUEUE%"),
     "execute": ("serviceBusTrigger", "%EXECUTE_QUEUE%"),
@@ -40,7 +45,7 @@ for f in function_app.app.get_functions():
     b = f.get_bindings_dict()["bindings"][0]
     found[f.get_function_name()] = [b["type"], b.get("route") or b.get("queueName") or b.get("schedule"),
                                     b.get("connection"), b.get("runOnStartup")]
-heavy = [m for m in ("pydantic", "azure.data.tables", "azure.servicebus", "azure.identity", "openai", "requests")
+heavy = [m for m in ("pydantic", "azure.data.tables", "azure.servicebus", "azure.identity", "openai", "requests", "numpy")
          if m in sys.modules]
 print(json.dumps({"found": found, "heavy": heavy}))
 """

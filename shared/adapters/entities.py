@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from hashlib import sha256
 from datetime import datetime, timezone
 from typing import Any
 
@@ -11,6 +12,7 @@ from ..domain.approvals import Approval
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, partition_of
+from ..domain.outcomes import Outcome
 from ..domain.scoring import Scores
 from ..domain.status import Status
 from ..ports import Claim, Filter, Incident
@@ -24,8 +26,8 @@ _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImp
 
 # An opportunity's executions and audit entries share its partition, so one table transaction can
 # change its status, record the execution and append the audit entry together, or not at all.
-OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM, APPROVAL, ACTIVATION, POLICY = (
-    "opp", "exec", "audit", "incident", "action", "claim", "approval", "activation", "policy")
+OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM, APPROVAL, ACTIVATION, POLICY, OUTCOME = (
+    "opp", "exec", "audit", "incident", "action", "claim", "approval", "activation", "policy", "outcome")
 INCIDENTS_PARTITION, CATALOG_PARTITION = "incidents", "catalog"
 
 
@@ -90,6 +92,7 @@ def to_entity(opp: Opportunity) -> dict[str, Any]:
     if e["kpiImpact"] is not None:
         e["kpiImpact"] = float(e["kpiImpact"])
     e["plan"] = _dumps(opp.plan) if opp.plan is not None else None
+    e["arm"] = _dumps(opp.arm) if opp.arm is not None else None
     s = opp.scores
     e.update(impact=float(s.impact), feasibility=float(s.feasibility), risk=float(s.risk),
              priority=float(s.priority), actionId=s.actionId)
@@ -110,6 +113,7 @@ def from_entity(e: dict[str, Any], etag: Any = None) -> Opportunity:
         owner=e.get("owner"), notes=e.get("notes"), cohort=e.get("cohort"),
         correlationId=e.get("correlationId"), history=json.loads(e["history"]), etag=etag,
         plan=json.loads(e["plan"]) if e.get("plan") else None,
+        arm=json.loads(e["arm"]) if e.get("arm") else None,
     )
 
 
@@ -154,7 +158,7 @@ def approval_entity(a: Approval) -> dict[str, Any]:
             "createdAt": ts(a.createdAt), "expiresAt": ts(a.expiresAt), "correlationId": a.correlationId,
             "decision": a.decision, "decidedBy": a.decidedBy,
             "decidedAt": ts(a.decidedAt) if a.decidedAt else None, "comment": a.comment,
-            "escalatedAt": ts(a.escalatedAt) if a.escalatedAt else None,
+            "escalatedAt": ts(a.escalatedAt) if a.escalatedAt else None, "helpful": a.helpful,
             "open": a.decision is None}  # a missing property never matches a filter: keep one to query on
 
 
@@ -163,7 +167,8 @@ def approval_from(e: dict[str, Any], etag: Any = None) -> Approval:
                     int(e["actionVersion"]) if e.get("actionVersion") is not None else None, e.get("requiredRole"),
                     e["tokenHash"], parse_ts(e["createdAt"]), parse_ts(e["expiresAt"]), e["correlationId"],
                     e.get("decision"), e.get("decidedBy"), parse_ts(e["decidedAt"]) if e.get("decidedAt") else None,
-                    e.get("comment"), parse_ts(e["escalatedAt"]) if e.get("escalatedAt") else None, etag)
+                    e.get("comment"), parse_ts(e["escalatedAt"]) if e.get("escalatedAt") else None,
+                    e.get("helpful"), etag)
 
 
 def audit_entity(a: AuditEntry) -> dict[str, Any]:
@@ -189,6 +194,21 @@ def incident_entity(i: Incident) -> dict[str, Any]:
 def incident_from(e: dict[str, Any]) -> Incident:
     return Incident(e["incidentId"], parse_ts(e["at"]), e["kind"], e["stage"], e["detail"], e.get("opportunityId"),
                     e.get("correlationId"))
+
+
+def outcome_partition(process_area: str) -> str:
+    return "o" + sha256(process_area.strip().casefold().encode()).hexdigest()[:8]
+
+
+def outcome_entity(o: Outcome) -> dict[str, Any]:
+    return {"PartitionKey": outcome_partition(o.processArea), "RowKey": o.id, "rowType": OUTCOME,
+            "processArea": o.processArea, "caseKey": o.caseKey, "metric": o.metric, "value": float(o.value),
+            "observedAt": ts(o.observedAt), "source": o.source}
+
+
+def outcome_from(e: dict[str, Any]) -> Outcome:
+    return Outcome(e["RowKey"], e["processArea"], e["caseKey"], e["metric"], float(e["value"]),
+                   parse_ts(e["observedAt"]), e.get("source") or "api")
 
 
 def matches(entity: dict[str, Any], where: Filter) -> bool:

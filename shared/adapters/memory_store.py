@@ -11,6 +11,7 @@ from ..domain.audit import AuditEntry
 from ..domain.rate_limit import Rule, Verdict, admit, admit_all
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
+from ..domain.outcomes import Outcome
 from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from .entities import (approval_entity, approval_from, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
                        to_entity)
@@ -33,6 +34,7 @@ class MemoryStore:
         self._autonomy: Optional[tuple[dict[str, Any], str]] = None
         self._state: dict[str, dict[str, Any]] = {}
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
+        self._outcomes: dict[str, Outcome] = {}
 
     def _put(self, opp: Opportunity) -> Opportunity:
         etag = f'W/"{next(self._etags)}"'
@@ -113,6 +115,10 @@ class MemoryStore:
         return [approval_from(e, tag) for rows in list(self._approvals.values()) for e, tag in list(rows.values())
                 if e["open"]]
 
+    def decided_approvals(self, since: datetime) -> list[Approval]:
+        return [approval_from(e, tag) for rows in list(self._approvals.values()) for e, tag in list(rows.values())
+                if not e["open"] and e["decidedAt"] and parse_ts(e["decidedAt"]) >= since]
+
     def audit(self, opportunity_id: str) -> list[AuditEntry]:
         return sorted((audit_from(e) for e in self._audit.get(opportunity_id, [])), key=lambda a: (a.at, a.seq))
 
@@ -133,6 +139,13 @@ class MemoryStore:
         if after is not None:
             rows = [r for r in rows if (-r[0]["priority"], r[0]["RowKey"]) > (-after.priority, after.id)]
         return [from_entity(e, tag) for e, tag in rows[:top]]
+
+    def add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        with self._lock:
+            self._outcomes.update((o.id, o) for o in outcomes)
+
+    def outcomes(self) -> Iterable[Outcome]:
+        return list(self._outcomes.values())
 
     def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
         return [{f: e.get(f) for f in fields} for e, _ in list(self._rows.values()) if matches(e, where)]

@@ -24,6 +24,7 @@ from .entities import (APPROVAL, EXECUTION, OPPORTUNITY, approval_entity, approv
                        execution_entity, execution_from, execution_key, from_entity, matches, to_entity, ts)
 from .ingest_plan import fold, outcomes
 from .recent import Recent
+from .tables_outcomes import OutcomeRows
 from .tables_reference import ReferenceRows
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,13 @@ def _bind(where: str, params: dict[str, Any]) -> str:
     return re.sub(r"@(\w+)", lambda m: tables_query.literal(params[m.group(1)]), where)
 
 
-class TablesStore(ReferenceRows):
-    def __init__(self, tables: Any, remember: int = 20_000, state: Any = None):
+class TablesStore(ReferenceRows, OutcomeRows):
+    def __init__(self, tables: Any, remember: int = 20_000, state: Any = None, outcomes: Any = None):
         self._tables: list[Any] = list(tables) if isinstance(tables, (list, tuple)) else [tables]
         # Claims live apart from the opportunities: they are never in a transaction with them, and
         # Azurite's write cost grows with a table's size (see tables_shards.py).
         self._state = state if state is not None else self._tables[0]
+        self._outcomes_table = outcomes if outcomes is not None else self._state
         self._ready = False
         # What this process wrote last (see recent.py): the next stage reads it from here, not the service.
         self._opps: Recent[Opportunity] = Recent(remember)
@@ -69,11 +71,11 @@ class TablesStore(ReferenceRows):
     @classmethod
     def from_settings(cls, connection: Optional[str], endpoint: Optional[str], prefix: str,
                       shards: int = 1) -> "TablesStore":
-        """Tables `<prefix>Opportunities…` and `<prefix>State`, from a connection string or from an endpoint
-        plus managed identity (no keys in Azure)."""
-        names = [*tables_shards.shard_names(f"{prefix}Opportunities", shards), f"{prefix}State"]
-        *tables, state = tables_shards.connect(connection, endpoint, names)
-        return cls(tables, state=state)
+        """Tables `<prefix>Opportunities…`, `<prefix>State` and `<prefix>Outcomes`, from a connection string
+        or from an endpoint plus managed identity (no keys in Azure)."""
+        names = [*tables_shards.shard_names(f"{prefix}Opportunities", shards), f"{prefix}State", f"{prefix}Outcomes"]
+        *tables, state, outcomes = tables_shards.connect(connection, endpoint, names)
+        return cls(tables, state=state, outcomes=outcomes)
 
     def _table(self, partition: str) -> Any:
         return tables_shards.shard_of(self._tables, partition)
@@ -92,7 +94,7 @@ class TablesStore(ReferenceRows):
 
     def _ensure(self) -> None:
         if not self._ready:
-            tables_shards.prepare(self._tables, self._state)
+            tables_shards.prepare(self._tables, self._state, self._outcomes_table)
             self._ready = True
 
     # -- writes --------------------------------------------------------------------------------------
@@ -280,6 +282,12 @@ class TablesStore(ReferenceRows):
     def pending_approvals(self) -> list[Approval]:
         self._ensure()
         rows = self._query_all("rowType eq @t and open eq true", {"t": APPROVAL})
+        return [approval_from(e, e["etag"]) for e in rows]
+
+    def decided_approvals(self, since: datetime) -> list[Approval]:
+        self._ensure()
+        rows = self._query_all("rowType eq @t and open eq false and decidedAt ge @since",
+                               {"t": APPROVAL, "since": ts(since)})
         return [approval_from(e, e["etag"]) for e in rows]
 
     # -- reads ---------------------------------------------------------------------------------------

@@ -37,6 +37,8 @@ class Approval:
     decidedAt: Optional[datetime] = None
     comment: Optional[str] = None
     escalatedAt: Optional[datetime] = None
+    # The card's "Was this helpful?" answer, kept for the weekly review's feedback scores.
+    helpful: Optional[bool] = None
     etag: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -68,6 +68,8 @@ class Opportunity:
     correlationId: Optional[str] = None
     history: list[dict[str, Any]] = field(default_factory=list)
     plan: Optional[dict[str, Any]] = None
+    # The draw triage made for the experiment: {"actionId", "version", "at"} (domain/impact.py reads it).
+    arm: Optional[dict[str, Any]] = None
     # Store concurrency token; never part of the domain's decisions.
     etag: Optional[str] = None
 

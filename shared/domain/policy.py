@@ -27,6 +27,60 @@ class ScoringPolicy(BaseModel):
     blastRadiusAmount: float = Field(default=100000.0, gt=0)
 
 
+class MetricSpec(BaseModel):
+    """How a KPI is read: which way is better, and which interval (docs/measurement.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    better: Literal["lower", "higher"]
+    method: Literal["auto", "welch", "bootstrap"] = "auto"
+    unit: Optional[str] = Field(default=None, max_length=20)
+
+
+class RoiParams(BaseModel):
+    """What a measured improvement is worth for one action (docs/measurement.md has the formulas)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Money per unit of improvement per case, by metric: cost of delay per day for cycle_time_days or
+    # dso_days, 1.0 for a money metric such as leakage_amount.
+    valuePerUnit: dict[str, float] = Field(default_factory=dict)
+    # A person's handling time per case the agent acts on instead, and its hourly cost.
+    handlingMinutes: float = Field(default=0.0, ge=0)
+    hourlyCost: float = Field(default=0.0, ge=0)
+    # The team that works these cases without the agent, for throughput per FTE.
+    teamFte: Optional[float] = Field(default=None, gt=0)
+    fteHoursPerWeek: float = Field(default=40.0, gt=0)
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+
+
+def _default_metrics() -> dict[str, MetricSpec]:
+    return {"cycle_time_days": MetricSpec(better="lower", unit="days"),
+            "dso_days": MetricSpec(better="lower", unit="days"),
+            "sla_met": MetricSpec(better="higher", method="welch", unit="share"),
+            "rework_count": MetricSpec(better="lower", unit="count")}
+
+
+class Measurement(BaseModel):
+    """Treated-vs-control measurement: minimum samples, metric directions and ROI parameters per action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Below this many cases with an outcome in either cohort the report says "not enough data".
+    minSamples: int = Field(default=30, ge=2)
+    metrics: dict[str, MetricSpec] = Field(default_factory=_default_metrics)
+    # By action id; "*" applies to actions without their own entry.
+    roi: dict[str, RoiParams] = Field(default_factory=dict)
+    # A pattern with at least this many open cases and no enabled action is a catalog gap (GET /api/insights).
+    gapMinCases: int = Field(default=10, ge=1)
+
+    def spec(self, metric: str) -> Optional[MetricSpec]:
+        return self.metrics.get(metric)
+
+    def roi_for(self, action_id: str) -> Optional[RoiParams]:
+        return self.roi.get(action_id) or self.roi.get("*")
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,3 +114,4 @@ class Policy(BaseModel):
     # Over an action's daily cap: "wait" (the case runs when a slot of the last 24 hours frees) or
     # "person" (the planner sends it for approval instead of queueing it).
     overCap: Literal["wait", "person"] = "wait"
+    measurement: Measurement = Field(default_factory=Measurement)

@@ -91,7 +91,8 @@ def decide(services: Services, approval_id: str, token: str, decision: str, prin
     opp = services.store.get(approval.opportunityId)
     if opp is None:
         raise NotFound(f"opportunity {approval.opportunityId} is gone")
-    decided = replace(approval, decidedBy=principal.id, decidedAt=services.clock.now(), comment=comment)
+    decided = replace(approval, decidedBy=principal.id, decidedAt=services.clock.now(), comment=comment,
+                      helpful=helpful)
     # "Was this helpful?" rides along in the audit entry, whose versions name the action version: telemetry.
     inputs = {"approvalId": approval.id, "via": principal.via, "comment": comment, "helpful": helpful}
     if approval.kind == APPROVE:

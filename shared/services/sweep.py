@@ -41,11 +41,13 @@ def run(services: Services, correlation_id: str) -> dict[str, int]:
     from .approvals import escalate_unanswered
 
     from .drift import check
+    from .measure import snapshot_baselines
     from .ramp import promote
 
     done = {"resent": reconcile(services, correlation_id), "escalated": escalate_unanswered(services, correlation_id),
             "drift": len(check(services, correlation_id)), "widened": len(promote(services)),
-            "deadLettered": surface_dead_letters(services, correlation_id)}
+            "deadLettered": surface_dead_letters(services, correlation_id),
+            "baselines": snapshot_baselines(services, correlation_id)}
     # The heartbeat: GET /api/health shows a timer that stopped running.
     services.store.put_state("sweep", {"at": services.clock.now().isoformat(), **done})
     bind(log, correlation_id).info("sweep done: %s", done)

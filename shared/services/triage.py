@@ -26,6 +26,16 @@ def holdout_percent(services: Services, opp: Opportunity) -> float:
     return services.policy.holdoutPercent
 
 
+def arm_of(services: Services, opp: Opportunity, candidates: list[Action]) -> Optional[dict[str, Any]]:
+    """The action version this case is drawn for (kept from its first triage), or None without a candidate."""
+    if opp.arm is not None:
+        return opp.arm
+    best = next((a for a in candidates if a.id == opp.scores.actionId), candidates[0] if candidates else None)
+    if best is None:
+        return None
+    return {"actionId": best.id, "version": best.version, "at": services.clock.now().isoformat()}
+
+
 def claim_of(services: Services, opp: Opportunity) -> Optional[Claim]:
     """The claim this opportunity makes on its case, if it needs one."""
     key = claim_key(opp, services.catalog.cross_pattern)
@@ -102,9 +112,10 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
     # Control cases are drawn before anything else, so data quality cannot bias who is held out.
     group = cohort.assign(policy.experimentSalt, f"{opp.processArea}|{opp.caseKey}", holdout_percent(services, opp))
+    arm = arm_of(services, opp, candidates)
     if group == cohort.CONTROL:
         advance(services, opp, [Status.control], "triage", f"held out as a control case ({policy.experimentSalt})",
-                cid, cohort=cohort.CONTROL)
+                cid, cohort=cohort.CONTROL, arm=arm)
         return "control"
     gaps = {a.id: missing(a, opp.attributes) for a in candidates}
     filled: list[str] = []
@@ -118,7 +129,7 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
         request, notice = approvals.open_enrichment(services, opp, best, fields, cid)
         advance(services, opp, [Status.needs_data], "triage", f"{best.id} needs {', '.join(fields)}", cid,
                 outputs={"missing": fields, "actionId": best.id, "approvalId": request.id}, cohort=cohort.TREATED,
-                approvals=[request])
+                approvals=[request], arm=arm)
         services.notifier.notify("enrich", opp.id, f"{opp.caseKey}: {best.name} needs {', '.join(fields)}",
                                  {**notice, "caseKey": opp.caseKey, "processArea": opp.processArea,
                                   "deviationPattern": opp.deviationPattern})
@@ -127,6 +138,6 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
     if filled:
         why = f"data completed from the system of record ({', '.join(filled)})"
     moved = advance(services, opp, [Status.triaged], "triage", why, cid,
-                    outputs={"filledFromRecord": filled} if filled else None, cohort=cohort.TREATED)
+                    outputs={"filledFromRecord": filled} if filled else None, cohort=cohort.TREATED, arm=arm)
     messaging.send(services, [nudge("plan", moved.id, moved.revision, cid)])
     return "triaged"

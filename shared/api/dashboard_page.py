@@ -1,0 +1,123 @@
+"""The KPI dashboard page: one HTML document with inline SVG charts, no script and no CDN.
+
+Rendered on the server from the same report as GET /api/kpis, so what the page shows and what Power BI
+reads cannot disagree. Every text that came from data is escaped.
+"""
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Sequence
+
+# One colour per chart, so a screenshot check can tell that each chart drew (tests/test_dashboard.py).
+THROUGHPUT, SUCCESS, EFFECT, ROI = "#2e7d32", "#0078d4", "#c42b1c", "#ca5010"
+W, ROW = 640, 26
+
+
+def _bars(items: Sequence[tuple[str, float, str]], colour: str, unit: str, top: float) -> str:
+    """Horizontal bars: (label, value, shown text)."""
+    h = ROW * len(items) + 10
+    out = [f'<svg width="{W}" height="{h}" role="img" shape-rendering="crispEdges">']
+    for i, (label, value, shown) in enumerate(items):
+        y = 5 + i * ROW
+        width = 0 if top <= 0 else max(2, int((W - 330) * max(value, 0) / top))
+        out.append(f'<text x="0" y="{y + 16}" font-size="12">{escape(label)}</text>'
+                   f'<rect x="220" y="{y + 3}" width="{width}" height="18" fill="{colour}"/>'
+                   f'<text x="{226 + width}" y="{y + 16}" font-size="12">{escape(shown)}{escape(unit)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _columns(days: Sequence[tuple[str, int]]) -> str:
+    """Vertical bars per day (throughput)."""
+    top = max((n for _, n in days), default=0) or 1
+    h, base = 170, 140
+    step = (W - 40) / max(len(days), 1)
+    out = [f'<svg width="{W}" height="{h}" role="img" shape-rendering="crispEdges">',
+           f'<line x1="30" y1="{base}" x2="{W}" y2="{base}" stroke="#888"/>']
+    for i, (day, n) in enumerate(days):
+        x, bar = 34 + i * step, int(120 * n / top)
+        out.append(f'<rect x="{x:.0f}" y="{base - bar}" width="{max(step - 6, 3):.0f}" height="{bar}" '
+                   f'fill="{THROUGHPUT}"><title>{escape(day)}: {n}</title></rect>')
+        if i % 2 == 0:
+            out.append(f'<text x="{x:.0f}" y="{base + 16}" font-size="10">{escape(day[5:])}</text>')
+    out.append(f'<text x="0" y="14" font-size="11">{top}</text></svg>')
+    return "".join(out)
+
+
+def _forest(rows: Sequence[dict[str, Any]]) -> str:
+    """Treated − control per action version and KPI: the dot is the difference, the bar its 95% CI."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        return "<p>No action version has enough cases with outcomes in both cohorts yet.</p>"
+    reach = max(max(abs(r["ci"]["low"]), abs(r["ci"]["high"])) for r in ok) or 1.0
+    left, right = 300, W - 20
+    mid = (left + right) / 2
+
+    def x(v: float) -> float:
+        return mid + (right - left) / 2 * v / reach
+
+    h = ROW * len(ok) + 30
+    out = [f'<svg width="{W}" height="{h}" role="img">',
+           f'<line x1="{mid}" y1="0" x2="{mid}" y2="{h - 20}" stroke="#555" stroke-dasharray="4 3"/>',
+           f'<text x="{mid - 4}" y="{h - 6}" font-size="11">0</text>',
+           f'<text x="{left}" y="{h - 6}" font-size="11">{-reach:.2g}</text>',
+           f'<text x="{right - 24}" y="{h - 6}" font-size="11">{reach:.2g}</text>']
+    for i, r in enumerate(ok):
+        y = 14 + i * ROW
+        label = f"{r['actionId']} v{r['actionVersion']} · {r['metric']}"
+        lo, hi = x(r["ci"]["low"]), x(r["ci"]["high"])
+        out.append(f'<text x="0" y="{y + 4}" font-size="12">{escape(label)}</text>'
+                   f'<rect x="{lo:.1f}" y="{y - 3}" width="{max(hi - lo, 2):.1f}" height="6" fill="{EFFECT}" '
+                   f'shape-rendering="crispEdges"/>'
+                   f'<circle cx="{x(r["difference"]):.1f}" cy="{y}" r="6" fill="{EFFECT}"/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> str:
+    head = ("<tr><th>action</th><th>KPI</th><th>treated n / mean</th><th>control n / mean</th>"
+            "<th>difference [95% CI]</th><th>p</th><th>verdict</th></tr>")
+    body = []
+    for r in rows:
+        diff = (f"{r['difference']:+.3g} [{r['ci']['low']:.3g}, {r['ci']['high']:.3g}]" if r["status"] == "ok"
+                else escape(r.get("reason", "")))
+        body.append(f"<tr><td>{escape(r['actionId'])} v{r['actionVersion']}</td><td>{escape(r['metric'])}</td>"
+                    f"<td>{r['treated']['n']} / {r['treated']['mean']}</td>"
+                    f"<td>{r['control']['n']} / {r['control']['mean']}</td><td>{diff}</td>"
+                    f"<td>{r.get('pValue', '')}</td><td>{escape(r['verdict'].replace('_', ' '))}</td></tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def render(data: dict[str, Any]) -> str:
+    """The whole page from the dashboard data (services/dashboard.py)."""
+    rows = [{**m, "actionId": e["actionId"], "actionVersion": e["actionVersion"]}
+            for e in data["kpis"]["items"] for m in e["metrics"]]
+    success = [(f"{a} v{v}", rate * 100, f"{rate * 100:.0f}% of {n}") for (a, v), (rate, n) in data["success"].items()]
+    rois = [(f"{e['actionId']} v{e['actionVersion']}", e["roi"]["total"],
+             f"{e['roi']['total']:,.0f} {e['roi']['currency']} [{e['roi']['totalLow']:,.0f}, "
+             f"{e['roi']['totalHigh']:,.0f}]") for e in data["kpis"]["items"] if e.get("roi")]
+    top_roi = max((v for _, v, _ in rois), default=0.0)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>closedloop · measured impact</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 24px; color: #222; max-width: 1340px; }}
+section {{ display: inline-block; vertical-align: top; width: 650px; margin: 0 12px 24px 0; }}
+h1 {{ font-size: 20px; }} h2 {{ font-size: 15px; margin: 8px 0; }}
+table {{ border-collapse: collapse; font-size: 12px; }} td, th {{ border: 1px solid #ddd; padding: 3px 6px; }}
+.note {{ color: #555; font-size: 12px; }}
+</style></head><body>
+<h1>closedloop · measured impact</h1>
+<p class="note">Generated {escape(data['kpis']['generatedAt'])}. Treated vs randomized control, intention to
+treat; 95% confidence intervals; "not enough data" below {data['kpis']['minSamples']} cases per cohort.</p>
+<section id="throughput"><h2>Throughput: actions verified per day (last {len(data['days'])} days)</h2>
+{_columns(data['days'])}</section>
+<section id="success"><h2>Success rate per action version</h2>
+{_bars(success, SUCCESS, '', 100.0) if success else '<p>No finished executions yet.</p>'}</section>
+<section id="effect"><h2>Treated − control per action version (dot) with 95% CI (bar)</h2>
+{_forest(rows)}</section>
+<section id="roi"><h2>ROI from the measured difference</h2>
+{_bars(rois, ROI, '', top_roi) if rois else '<p>No ROI parameters in the policy, or no measured effect yet.</p>'}
+</section>
+<section id="table" style="width: 100%"><h2>All estimates</h2>{_table(rows)}</section>
+</body></html>"""

@@ -1,0 +1,121 @@
+"""Impact per action version: treated vs control on each KPI, overall and by ISO week, with a baseline.
+
+The unit is the case. Each case was drawn into a cohort for one action version when triage first saw
+it (its *assignment*); the comparison keeps every case in the cohort it was drawn into, whatever
+happened next (intention to treat), because dropping treated cases that a person rejected would let
+selection, not the action, make the difference. A case's latest observation of a metric after its
+assignment is its outcome; its latest one before is its baseline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Optional, Sequence
+
+from . import stats
+from .cohort import CONTROL, TREATED
+from .outcomes import Outcome, case_of
+from .policy import Measurement
+
+# Statuses where the agent's action reached the system of record (a rollback still touched it).
+ACTED = frozenset({"executed", "verified", "compensated", "closed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """One opportunity's draw: its case, cohort, the action version it was drawn for, and how it ended."""
+
+    processArea: str
+    deviationPattern: str
+    caseKey: str
+    cohort: str
+    actionId: str
+    version: int
+    at: datetime
+    status: str
+
+    @property
+    def experiment(self) -> tuple[str, str, str, int]:
+        return self.processArea, self.deviationPattern, self.actionId, self.version
+
+
+def week_of(when: datetime) -> str:
+    year, week, _ = when.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _r(x: Optional[float], digits: int = 4) -> Optional[float]:
+    return None if x is None else round(x, digits)
+
+
+def _cohort(values: Sequence[float]) -> dict[str, Any]:
+    return {"n": len(values), "mean": _r(stats.mean(values)) if values else None}
+
+
+def estimate(treated: Sequence[float], control: Sequence[float], better: Optional[str], method: str,
+             min_samples: int, seed: str) -> dict[str, Any]:
+    """n and means per cohort; the difference, 95% CI and p-value once both cohorts have `min_samples`."""
+    out: dict[str, Any] = {"treated": _cohort(treated), "control": _cohort(control), "minSamples": min_samples}
+    if len(treated) < min_samples or len(control) < min_samples:
+        short = [f"{name} has {len(v)}" for name, v in (("treated", treated), ("control", control))
+                 if len(v) < min_samples]
+        return {**out, "status": "not_enough_data", "verdict": "not_enough_data",
+                "reason": f"needs {min_samples} cases with an outcome per cohort; {' and '.join(short)}"}
+    e = stats.compare(treated, control, method, seed)
+    significant = e.low > 0 or e.high < 0
+    if not significant or better is None:
+        verdict = "no_detectable_effect" if not significant else "changed"
+    else:
+        verdict = "better" if (e.difference < 0) == (better == "lower") else "worse"
+    return {**out, "status": "ok", "difference": _r(e.difference), "ci": {"low": _r(e.low), "high": _r(e.high),
+            "level": 0.95}, "pValue": _r(e.p_value, 6), "method": e.method, "significant": significant,
+            "verdict": verdict}
+
+
+def measure(assignments: Iterable[Assignment], outcomes: Iterable[Outcome], policy: Measurement,
+            weekly: bool = True) -> list[dict[str, Any]]:
+    """One row per (processArea, pattern, action, version, metric) that has outcomes, ranked by action."""
+    by_case: dict[tuple[str, str], list[Assignment]] = {}
+    arms: dict[tuple, dict[str, int]] = {}
+    for a in assignments:
+        by_case.setdefault(case_of(a.processArea, a.caseKey), []).append(a)
+        tally = arms.setdefault(a.experiment, {"treated": 0, "control": 0, "acted": 0})
+        tally[a.cohort] = tally.get(a.cohort, 0) + 1
+        tally["acted"] += a.cohort == TREATED and a.status in ACTED
+    # (experiment, metric) → case → [latest after, latest before] as (observedAt, value, assignment)
+    latest: dict[tuple, dict[tuple[str, str], list[Optional[tuple[datetime, float, Assignment]]]]] = {}
+    for o in outcomes:
+        for a in by_case.get(case_of(o.processArea, o.caseKey), ()):
+            slot = latest.setdefault((a.experiment, o.metric), {}).setdefault(case_of(a.processArea, a.caseKey),
+                                                                                 [None, None])
+            i = 0 if o.observedAt >= a.at else 1
+            if slot[i] is None or o.observedAt > slot[i][0]:
+                slot[i] = (o.observedAt, o.value, a)
+    rows = []
+    for (experiment, metric), cases in latest.items():
+        spec = policy.spec(metric)
+        better, method = (spec.better, spec.method) if spec else (None, "auto")
+        seed = "|".join(map(str, (*experiment, metric)))
+        after = [s[0] for s in cases.values() if s[0] is not None]
+        before = [s[1] for s in cases.values() if s[1] is not None]
+        split = {c: [v for _, v, a in after if a.cohort == c] for c in (TREATED, CONTROL)}
+        tally = arms[experiment]
+        treated_with_outcome = [a for _, _, a in after if a.cohort == TREATED]
+        row = {"processArea": experiment[0], "deviationPattern": experiment[1], "actionId": experiment[2],
+               "actionVersion": experiment[3], "metric": metric, "better": better,
+               "unit": spec.unit if spec else None,
+               "cases": {"treated": tally["treated"], "control": tally["control"]},
+               "actedShare": _r(sum(a.status in ACTED for a in treated_with_outcome) / len(treated_with_outcome))
+               if treated_with_outcome else None,
+               **estimate(split[TREATED], split[CONTROL], better, method, policy.minSamples, seed),
+               "baseline": {c: _cohort([v for _, v, a in before if a.cohort == c]) for c in (TREATED, CONTROL)}}
+        if weekly:
+            weeks: dict[str, dict[str, list[float]]] = {}
+            for when, v, a in after:
+                weeks.setdefault(week_of(when), {TREATED: [], CONTROL: []})[a.cohort].append(v)
+            row["weeks"] = [{"week": w, **estimate(g[TREATED], g[CONTROL], better, method, policy.minSamples,
+                                                     f"{seed}|{w}")} for w, g in sorted(weeks.items())]
+        rows.append(row)
+    rows.sort(key=lambda r: (r["processArea"], r["deviationPattern"], r["actionId"], r["actionVersion"],
+                             r["metric"]))
+    return rows

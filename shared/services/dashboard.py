@@ -1,0 +1,31 @@
+"""The data behind GET /api/dashboard: impact and ROI (as GET /api/kpis), throughput and success rates."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ..domain.execution import FINAL, SUCCEEDED
+from ..runtime import Services
+from .measure import kpis
+
+DAYS = 14
+
+
+def data(services: Services) -> dict[str, Any]:
+    """Verified actions per day for DAYS days, success rate per action version, and the KPI report."""
+    now = services.clock.now()
+    start = (now - timedelta(days=DAYS - 1)).date()
+    days = {(start + timedelta(days=i)).isoformat(): 0 for i in range(DAYS)}
+    finished: dict[tuple[str, int], list[int]] = {}
+    for x in services.store.executions_since(now - timedelta(days=DAYS)):
+        if x.kind != "action" or x.status not in FINAL:
+            continue
+        tally = finished.setdefault((x.actionId, x.actionVersion), [0, 0])
+        tally[0] += x.status == SUCCEEDED
+        tally[1] += 1
+        day = x.updatedAt.date().isoformat()
+        if x.status == SUCCEEDED and day in days:
+            days[day] += 1
+    return {"days": list(days.items()),
+            "success": {k: (ok / n, n) for k, (ok, n) in sorted(finished.items())},
+            "kpis": kpis(services, weekly=False)}

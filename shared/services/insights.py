@@ -1,0 +1,95 @@
+"""The weekly review (`GET /api/insights`): what to build, retire or rework next, from what was measured."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import timedelta
+from typing import Any, Optional
+
+from ..domain.execution import FAILED, REJECTED
+from ..domain.impact import ACTED
+from ..ports import Filter
+from ..runtime import Services
+from .measure import kpis
+
+# Statuses where the case waits on a person now.
+WITH_PEOPLE = ("needs_review", "needs_data", "awaiting_approval")
+_IDS = re.compile(r"\b[0-9a-f]{8,}\b|\b[A-Z]{2,}-?\d+\b|\d+(\.\d+)?")
+TOP = 10
+
+
+def _reason(message: Optional[str]) -> str:
+    """A failure message with its ids and numbers blanked, so the same cause groups as one reason."""
+    return _IDS.sub("#", (message or "no message").strip())[:160]
+
+
+def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
+    """Catalog gaps, weak action versions, recurring failures and watchdog flags, card feedback, and the
+    patterns people handle most, over the last `days`."""
+    now = services.clock.now()
+    since = now - timedelta(days=days)
+    measurement = services.policy.measurement
+    groups: dict[tuple[str, str], Counter] = {}
+    for row in services.store.scan(Filter(), ["processArea", "deviationPattern", "status", "actionId", "impact"]):
+        g = groups.setdefault((row["processArea"], row["deviationPattern"]), Counter())
+        g["cases"] += 1
+        g["impact"] += row["impact"] or 0.0
+        g[row["status"]] += 1
+    gaps = [{"processArea": pa, "deviationPattern": p, "cases": c["cases"], "totalImpact": round(c["impact"], 2),
+             "why": "no enabled action in the catalog for this pattern in this environment"}
+            for (pa, p), c in groups.items()
+            if c["cases"] >= measurement.gapMinCases and not services.catalog.candidates(pa, p)]
+    gaps.sort(key=lambda g: -g["totalImpact"])
+
+    weak = []
+    for e in kpis(services, weekly=False)["items"]:
+        for m in e["metrics"]:
+            if m["status"] == "ok" and m["verdict"] in ("no_detectable_effect", "worse"):
+                weak.append({"actionId": e["actionId"], "actionVersion": e["actionVersion"],
+                             "processArea": e["processArea"], "deviationPattern": e["deviationPattern"],
+                             "metric": m["metric"], "difference": m["difference"], "ci": m["ci"],
+                             "verdict": m["verdict"],
+                             "suggestion": "retire or roll back: it makes the KPI worse" if m["verdict"] == "worse"
+                             else "rework or retire: no effect told apart from zero"})
+
+    executions = services.store.executions_since(since)
+    by_id = {x.id: x for x in executions}
+    failures: Counter = Counter()
+    flags: Counter = Counter()
+    for x in executions:
+        prompt = (x.planner or {}).get("promptVersion") or "deterministic"
+        if x.kind == "action" and x.status in (FAILED, REJECTED):
+            failures[(x.actionId, x.actionVersion, prompt, _reason(x.message))] += 1
+        if x.kind == "compensation":
+            original = by_id.get(x.compensates or "")
+            if original is not None:
+                flags[(original.actionId, original.actionVersion,
+                       (original.planner or {}).get("promptVersion") or "deterministic")] += 1
+    decided = services.store.decided_approvals(since)
+    feedback: dict[tuple, Counter] = {}
+    asked: Counter = Counter()
+    for a in decided:
+        asked[(a.actionId or "-", a.kind)] += 1
+        if a.helpful is not None:
+            f = feedback.setdefault((a.actionId or "-", a.actionVersion, a.kind), Counter())
+            f["yes" if a.helpful else "no"] += 1
+    people = [{"processArea": pa, "deviationPattern": p, "waitingOnPeople": sum(c[s] for s in WITH_PEOPLE),
+               "handledByAgent": sum(c[s] for s in ACTED), "cases": c["cases"],
+               "suggestion": "a new action variant could take these" if not any(c[s] for s in ACTED)
+               else "widen the action's data contract or autonomy"}
+              for (pa, p), c in groups.items() if any(c[s] for s in WITH_PEOPLE)]
+    people.sort(key=lambda g: -g["waitingOnPeople"])
+    return {
+        "window": {"from": since.isoformat(), "to": now.isoformat(), "days": days},
+        "catalogGaps": gaps[:TOP],
+        "weakActionVersions": weak,
+        "failureReasons": [{"actionId": a, "actionVersion": v, "promptVersion": p, "reason": r, "count": n}
+                           for (a, v, p, r), n in failures.most_common(TOP)],
+        "watchdogFlags": [{"actionId": a, "actionVersion": v, "promptVersion": p, "compensations": n}
+                          for (a, v, p), n in flags.most_common(TOP)],
+        "cardFeedback": [{"actionId": a, "actionVersion": v, "kind": k, "helpful": c["yes"], "notHelpful": c["no"],
+                          "score": round(c["yes"] / (c["yes"] + c["no"]), 3)}
+                         for (a, v, k), c in sorted(feedback.items(), key=lambda kv: str(kv[0]))],
+        "sentToPeople": people[:TOP],
+        "decisionsByPeople": [{"actionId": a, "kind": k, "count": n} for (a, k), n in asked.most_common(TOP)],
+    }

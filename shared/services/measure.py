@@ -1,0 +1,136 @@
+"""Measurement: outcomes in; treated-vs-control impact, baselines and ROI out (JSON and CSV)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from datetime import datetime, timedelta
+from hashlib import sha256
+from typing import Any, Iterable, Optional, Sequence
+
+from ..domain import impact, roi
+from ..domain.impact import Assignment
+from ..domain.outcomes import Outcome, case_of
+from ..logs import bind
+from ..ports import Filter
+from ..runtime import Services
+
+log = logging.getLogger(__name__)
+BASELINES = "baselines"
+# A full scan of assignments and outcomes: often enough to catch a new experiment's first hour.
+BASELINE_EVERY = timedelta(hours=1)
+
+
+def record_outcomes(services: Services, outcomes: Sequence[Outcome], cid: str) -> dict[str, Any]:
+    """Store a validated batch (a redelivered observation replaces itself) and say what was kept."""
+    services.store.add_outcomes(outcomes)
+    metrics = sorted({o.metric for o in outcomes})
+    bind(log, cid).info("%d outcome(s) stored (%s)", len(outcomes), ", ".join(metrics))
+    return {"accepted": len(outcomes), "metrics": metrics, "correlationId": cid}
+
+
+def assignments(services: Services, where: Filter = Filter()) -> list[Assignment]:
+    """Every opportunity drawn into a cohort for an action version."""
+    out = []
+    for row in services.store.scan(where, ["processArea", "deviationPattern", "caseKey", "cohort", "status", "arm"]):
+        arm = row.get("arm")
+        if not arm or not row.get("cohort"):
+            continue
+        arm = json.loads(arm) if isinstance(arm, str) else arm
+        out.append(Assignment(row["processArea"], row["deviationPattern"], row["caseKey"], row["cohort"],
+                              arm["actionId"], int(arm["version"]), datetime.fromisoformat(arm["at"]), row["status"]))
+    return out
+
+
+def _key(row: dict[str, Any]) -> str:
+    text = "|".join(str(row[k]) for k in ("processArea", "deviationPattern", "actionId", "actionVersion", "metric"))
+    return sha256(text.encode()).hexdigest()[:16]
+
+
+def kpis(services: Services, where: Filter = Filter(), action_id: Optional[str] = None,
+         version: Optional[int] = None, metric: Optional[str] = None, weekly: bool = True) -> dict[str, Any]:
+    """Impact per action version (processArea + pattern + action + version), each KPI with its CI, and ROI."""
+    arms = [a for a in assignments(services, where)
+            if (action_id is None or a.actionId == action_id) and (version is None or a.version == version)]
+    known = {case_of(a.processArea, a.caseKey) for a in arms}
+    outcomes = [o for o in services.store.outcomes() if metric is None or o.metric == metric]
+    matched = [o for o in outcomes if case_of(o.processArea, o.caseKey) in known]
+    rows = impact.measure(arms, matched, services.policy.measurement, weekly)
+    frozen = (services.store.state(BASELINES) or {}).get("items", {})
+    spans: dict[tuple, list[datetime]] = {}
+    for a in arms:
+        span = spans.setdefault(a.experiment, [a.at, a.at])
+        span[0], span[1] = min(span[0], a.at), max(span[1], a.at)
+    experiments: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        exp = (r["processArea"], r["deviationPattern"], r["actionId"], r["actionVersion"])
+        snap = frozen.get(_key(r))
+        r["baseline"] = {**(snap["baseline"] if snap else r["baseline"]), "frozen": bool(snap),
+                         "at": snap["at"] if snap else None}
+        e = experiments.get(exp)
+        if e is None:
+            e = experiments[exp] = {"processArea": exp[0], "deviationPattern": exp[1], "actionId": exp[2],
+                                    "actionVersion": exp[3], "cases": r["cases"], "startedAt": spans[exp][0].isoformat(),
+                                    "metrics": []}
+        e["metrics"].append({k: v for k, v in r.items() if k not in
+                             ("processArea", "deviationPattern", "actionId", "actionVersion", "cases")})
+    for exp, e in experiments.items():
+        metric_rows = [{**m, "cases": e["cases"]} for m in e["metrics"]]
+        first, last = spans[exp]
+        e["actedShare"] = max((m["actedShare"] for m in e["metrics"] if m["actedShare"] is not None), default=None)
+        e["roi"] = roi.compute(metric_rows, services.policy.measurement.roi_for(exp[2]), first, last)
+    return {"items": list(experiments.values()), "generatedAt": services.clock.now().isoformat(),
+            "minSamples": services.policy.measurement.minSamples, "outcomes": len(outcomes),
+            "unmatchedOutcomes": len(outcomes) - len(matched),
+            "method": "intention to treat: every case counts in the cohort it was drawn into"}
+
+
+def snapshot_baselines(services: Services, cid: str, force: bool = False) -> int:
+    """Freeze each new experiment's baseline (per cohort, outcomes before assignment); hourly from the sweep."""
+    doc = services.store.state(BASELINES) or {"items": {}}
+    now = services.clock.now()
+    checked = doc.get("checkedAt")
+    if not force and checked and now - datetime.fromisoformat(checked) < BASELINE_EVERY:
+        return 0
+    rows = impact.measure(assignments(services), services.store.outcomes(), services.policy.measurement, False)
+    added = 0
+    for r in rows:
+        key = _key(r)
+        if key in doc["items"] or not any(c["n"] for c in r["baseline"].values()):
+            continue
+        doc["items"][key] = {"baseline": r["baseline"], "at": now.isoformat(),
+                             "experiment": {k: r[k] for k in ("processArea", "deviationPattern", "actionId",
+                                                              "actionVersion", "metric")}}
+        added += 1
+    doc["checkedAt"] = now.isoformat()
+    services.store.put_state(BASELINES, doc)
+    if added:
+        bind(log, cid).info("baseline frozen for %d new experiment metric(s)", added)
+    return added
+
+
+CSV_COLUMNS = ["processArea", "deviationPattern", "actionId", "actionVersion", "metric", "week", "status",
+               "treatedN", "controlN", "treatedMean", "controlMean", "difference", "ciLow", "ciHigh", "pValue",
+               "method", "verdict", "actedShare", "baselineTreatedMean", "baselineControlMean", "roiTotal",
+               "roiLow", "roiHigh", "currency"]
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """One line per experiment × metric × period ("all", then each ISO week): a flat table for Power BI."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for e in report["items"]:
+        r = e["roi"] or {}
+        for m in e["metrics"]:
+            periods: Iterable[tuple[str, dict[str, Any]]] = [("all", m), *((x["week"], x) for x in m.get("weeks", []))]
+            for week, p in periods:
+                ci = p.get("ci") or {}
+                w.writerow([e["processArea"], e["deviationPattern"], e["actionId"], e["actionVersion"], m["metric"],
+                            week, p["status"], p["treated"]["n"], p["control"]["n"], p["treated"]["mean"],
+                            p["control"]["mean"], p.get("difference"), ci.get("low"), ci.get("high"), p.get("pValue"),
+                            p.get("method"), p["verdict"], m["actedShare"],
+                            m["baseline"]["treated"]["mean"], m["baseline"]["control"]["mean"],
+                            r.get("total"), r.get("totalLow"), r.get("totalHigh"), r.get("currency")])
+    return out.getvalue()
