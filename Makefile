@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 7071
 
-.PHONY: deps demo test serve bench clean
+.PHONY: deps browser demo test serve bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,13 @@ node_modules/.installed: package.json package-lock.json
 
 deps: $(VENV)/.installed node_modules/.installed
 
+browser:  ## Debian's chromium, for the dashboard's headless screenshot test
+	scripts/ensure-chromium
+
 demo: deps  ## run sample findings through the app on Azurite and show the ranked backlog
 	$(BIN)/python -m devhost demo
 
-test: deps  ## the whole test suite (starts its own Azurite and local host)
+test: deps browser  ## the whole test suite (starts its own Azurite and local host)
 	$(BIN)/python -m pytest -q
 
 serve: deps  ## serve the app on http://localhost:$(PORT)/api (starts Azurite if needed)

@@ -19,7 +19,7 @@ def _bars(items: Sequence[tuple[str, float, str]], colour: str, unit: str, top: 
     out = [f'<svg width="{W}" height="{h}" role="img" shape-rendering="crispEdges">']
     for i, (label, value, shown) in enumerate(items):
         y = 5 + i * ROW
-        width = 0 if top <= 0 else max(2, int((W - 330) * max(value, 0) / top))
+        width = 0 if top <= 0 else max(2, int((W - 440) * max(value, 0) / top))
         out.append(f'<text x="0" y="{y + 16}" font-size="12">{escape(label)}</text>'
                    f'<rect x="220" y="{y + 3}" width="{width}" height="18" fill="{colour}"/>'
                    f'<text x="{226 + width}" y="{y + 16}" font-size="12">{escape(shown)}{escape(unit)}</text>')
