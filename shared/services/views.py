@@ -34,7 +34,7 @@ def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[E
         "id": o.id, "status": o.status.value, "processArea": o.processArea,
         "deviationPattern": o.deviationPattern, "caseKey": o.caseKey, "source": o.source,
         "scores": o.scores.to_dict(), "rationale": o.explained(), "severity": o.severity,
-        "kpiImpact": o.kpiImpact, "occurrences": o.occurrences, "owner": o.owner, "cohort": o.cohort,
+        "kpiImpact": o.kpiImpact, "occurrences": o.occurrences, "owner": o.owner, "cohort": o.cohort, "arm": o.arm,
         "detectedAt": o.detectedAt.isoformat(), "lastDetectedAt": o.lastDetectedAt.isoformat(),
         "createdAt": o.createdAt.isoformat(), "updatedAt": o.updatedAt.isoformat(), "revision": o.revision,
     }

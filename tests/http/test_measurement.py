@@ -179,3 +179,29 @@ def test_the_dashboard_draws_its_charts_in_headless_chromium(measured, tmp_path)
                                    ("roi", ROI))}
     # Each chart filled bars (or the CI bar and dot) in its own colour: hundreds of pixels, not a stray line.
     assert all(n >= 300 for n in counts.values()), counts
+
+
+def test_the_sweep_freezes_each_experiments_baseline_once(measured):
+    server, cases, _ = measured
+    base = server.base_url
+    live = _metric(requests.get(f"{base}/kpis").json())
+    assert live["baseline"]["frozen"] is False
+    server.run_timer("sweep")
+    frozen = _metric(requests.get(f"{base}/kpis").json())["baseline"]
+    assert frozen["frozen"] is True and frozen["at"]
+    assert frozen["treated"] == live["baseline"]["treated"] and frozen["control"] == live["baseline"]["control"]
+    # A late pre-period observation changes the live figures, not the snapshot taken at the start.
+    control = next(c for c in cases if c["status"] == "control")
+    late = {"processArea": control["processArea"], "caseKey": control["caseKey"], "metric": "cycle_time_days",
+            "value": 400.0, "observedAt": (datetime.fromisoformat(control["createdAt"]) - timedelta(days=1)).isoformat()}
+    assert requests.post(f"{base}/outcomes", json=late).status_code == 202
+    from shared.runtime import services
+    from shared.services.measure import snapshot_baselines
+
+    snapshot_baselines(services(), "test", force=True)  # the hourly throttle aside, a snapshot is never redone
+    assert _metric(requests.get(f"{base}/kpis").json())["baseline"] == frozen
+
+
+def _metric(report):
+    [e] = [e for e in report["items"] if e["actionId"] == "leads.reassign"]
+    return e["metrics"][0]

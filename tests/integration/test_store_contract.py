@@ -1,4 +1,6 @@
 """One contract, every store: the in-memory store and Azure Tables (on Azurite) behave the same."""
+import json
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 
@@ -147,3 +149,43 @@ def test_an_incident_recorded_again_replaces_itself_and_the_newest_comes_first(s
     store.record_incident(Incident("i-1", NOW + timedelta(minutes=2), "poison", "triage", "first, again"))
     assert [(i.id, i.detail) for i in store.incidents(10)] == [("i-1", "first, again"), ("i-2", "second")]
     assert [i.id for i in store.incidents(1)] == ["i-1"]
+
+
+def test_outcomes_are_kept_once_per_observation_and_a_correction_replaces_the_value(store):
+    from shared.domain.outcomes import Outcome, outcome_id
+
+    def obs(case, value, area="accounts-payable", metric="cycle_time_days"):
+        return Outcome(outcome_id(area, case, metric, NOW), area, case, metric, value, NOW, "test")
+
+    batch = [obs(f"INV-{i}", float(i)) for i in range(230)] + [obs("L-1", 1.0, "lead-management", "sla_met")]
+    store.add_outcomes(batch)
+    store.add_outcomes(batch[:5])                 # a redelivery
+    store.add_outcomes([obs("INV-3", 42.0)])      # a correction of the same observation
+    kept = {o.id: o for o in store.outcomes()}
+    assert len(kept) == 231
+    assert kept[obs("INV-3", 0).id].value == 42.0 and kept[obs("INV-3", 0).id].observedAt == NOW
+    assert kept[batch[-1].id].metric == "sla_met" and kept[batch[-1].id].processArea == "lead-management"
+
+
+def test_the_arm_drawn_at_triage_is_kept_with_the_opportunity(store):
+    opp = seeded(store)
+    arm = {"actionId": "ap.request-missing-fields", "version": 1, "at": NOW.isoformat()}
+    store.commit(replace(opp.transition(Status.control, "triage", "held out", NOW), cohort="control", arm=arm))
+    assert store.get(opp.id).arm == arm
+    [row] = list(store.scan(Filter(), ["caseKey", "cohort", "arm"]))
+    assert row["cohort"] == "control" and (row["arm"] == arm or json.loads(row["arm"]) == arm)
+
+
+def test_decided_approvals_are_listed_with_their_feedback(store):
+    from shared.domain.approvals import Approval
+
+    opp = seeded(store)
+    asked = Approval(f"{opp.id}-a1", opp.id, "approve", "ap.post-gl-adjustment", 1, "AP.Approver", "h", NOW,
+                     NOW + timedelta(hours=1), "cid")
+    store.commit(opp, approvals=[asked])
+    assert store.decided_approvals(NOW - timedelta(days=1)) == []
+    decided = replace(store.approval(asked.id), decision="approved", decidedBy="ana", decidedAt=NOW, helpful=False)
+    store.commit(store.get(opp.id), approvals=[decided])
+    [found] = store.decided_approvals(NOW - timedelta(days=1))
+    assert found.id == asked.id and found.helpful is False and found.decidedBy == "ana"
+    assert store.decided_approvals(NOW + timedelta(minutes=1)) == []

@@ -1,0 +1,66 @@
+"""The weekly review from the in-memory store: failure reasons, rollbacks, card feedback, work left to people."""
+from dataclasses import replace
+from datetime import timedelta
+
+from shared.domain.approvals import Approval
+from shared.domain.execution import FAILED, SUCCEEDED, new_execution
+from shared.domain.status import Status
+from shared.services.ingest import ingest
+from shared.services.insights import weekly_review
+from tests.factories import NOW, finding, memory_services, validated
+
+
+def _cases(svc, n, **overrides):
+    report = ingest(svc, validated(*(finding(**overrides) for _ in range(n))), "cid")
+    return [svc.store.get(r.opportunity.id) for r in report.results]
+
+
+def _executed(svc, opp, status, message=None, kind="action", compensates=None, action="ap.request-missing-fields"):
+    x = new_execution(opp.id, action, 1, {"n": message or status, "k": kind}, NOW, "cid",
+                      {"method": "deterministic"}, kind, compensates)
+    x.status, x.message = status, message
+    svc.store.commit(svc.store.get(opp.id), [x])
+    return x
+
+
+def test_failures_group_by_reason_with_ids_and_numbers_blanked():
+    svc = memory_services()
+    a, b, c = _cases(svc, 3)
+    _executed(svc, a, FAILED, "ERP answered 500 for INV-00012")
+    _executed(svc, b, FAILED, "ERP answered 500 for INV-00877")
+    _executed(svc, c, SUCCEEDED)
+    [reason] = weekly_review(svc)["failureReasons"]
+    assert reason["count"] == 2 and reason["actionId"] == "ap.request-missing-fields"
+    assert reason["promptVersion"] == "deterministic" and "INV" not in reason["reason"]
+
+
+def test_rollbacks_are_flagged_against_the_action_version_that_was_rolled_back():
+    svc = memory_services()
+    [a] = _cases(svc, 1)
+    done = _executed(svc, a, SUCCEEDED)
+    _executed(svc, a, SUCCEEDED, kind="compensation", compensates=done.id, action="ap.cancel-field-request")
+    [flag] = weekly_review(svc)["watchdogFlags"]
+    assert (flag["actionId"], flag["actionVersion"], flag["compensations"]) == ("ap.request-missing-fields", 1, 1)
+
+
+def test_card_feedback_scores_count_helpful_answers_per_action_version():
+    svc = memory_services()
+    cases = _cases(svc, 3)
+    for opp, helpful in zip(cases, (True, True, False)):
+        approval = Approval(f"{opp.id}-a1", opp.id, "approve", "ap.post-gl-adjustment", 1, "AP.Approver", "h",
+                            NOW, NOW + timedelta(hours=24), "cid", "approved", "ana", NOW, None, None, helpful)
+        svc.store.commit(svc.store.get(opp.id), approvals=[approval])
+    [score] = weekly_review(svc)["cardFeedback"]
+    assert (score["helpful"], score["notHelpful"], score["score"]) == (2, 1, 0.667)
+
+
+def test_patterns_people_handle_most_come_first_and_gaps_need_volume():
+    svc = memory_services()
+    for opp in _cases(svc, 4, deviationPattern="missing-vendor-data"):
+        svc.store.commit(replace(svc.store.get(opp.id), status=Status.needs_review))
+    _cases(svc, 12, processArea="procurement", deviationPattern="maverick-buying")
+    _cases(svc, 3, processArea="procurement", deviationPattern="split-orders")
+    review = weekly_review(svc)
+    assert review["sentToPeople"][0]["deviationPattern"] == "missing-vendor-data"
+    assert review["sentToPeople"][0]["waitingOnPeople"] == 4
+    assert [g["deviationPattern"] for g in review["catalogGaps"]] == ["maverick-buying"]  # 3 cases: below 10
