@@ -35,11 +35,40 @@ def main(n: int = 10_000, batch: int = 1000) -> None:
             statuses: Counter = Counter()
             for g in requests.get(host.base_url + "/backlog").json()["items"]:
                 statuses.update(g["statusCounts"])
+            measured = measurement(host.base_url, bodies)
         finally:
             host.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"e2e_per_s": round(accepted / elapsed), "e2e_seconds": round(elapsed, 1),
-                      "peak_rss_mb": round(peak), "statuses": dict(statuses)}))
+                      "peak_rss_mb": round(peak), "statuses": dict(statuses), **measured}))
+
+
+def measurement(base_url: str, bodies: list, per_request: int = 5000) -> dict:
+    """Two outcomes per case (a baseline and one after) posted in batches, then GET /api/kpis over them."""
+    import random
+
+    import requests
+
+    rng = random.Random(1)
+    outcomes = []
+    for body in bodies:
+        for f in json.loads(body):
+            for day in ("2026-11-01T00:00:00Z", "2027-01-15T00:00:00Z"):
+                outcomes.append({"processArea": f["processArea"], "caseKey": f["caseKey"],
+                                 "metric": "cycle_time_days", "value": round(rng.gauss(9, 2.5), 2), "observedAt": day})
+    session = requests.Session()
+    start = time.perf_counter()
+    for i in range(0, len(outcomes), per_request):
+        session.post(base_url + "/outcomes", json=outcomes[i:i + per_request]).raise_for_status()
+    posted = time.perf_counter() - start
+    timings = []
+    for _ in range(3):
+        t = time.perf_counter()
+        report = session.get(base_url + "/kpis")
+        report.raise_for_status()
+        timings.append(time.perf_counter() - t)
+    return {"outcomes_http_per_s": round(len(outcomes) / posted), "kpis_ms": round(sorted(timings)[1] * 1000),
+            "kpis_outcomes": report.json()["outcomes"]}
 
 
 if __name__ == "__main__":
