@@ -12,6 +12,7 @@ from . import tables_batch, tables_query
 from .entities import OUTCOME, outcome_entity, outcome_from
 
 _PER_TRANSACTION = 100
+_FIELDS = ["RowKey", "processArea", "caseKey", "metric", "value", "observedAt", "source"]
 
 
 class OutcomeRows:
@@ -31,4 +32,5 @@ class OutcomeRows:
 
     def outcomes(self) -> Iterable[Outcome]:
         self._ensure()
-        return [outcome_from(e) for e in tables_query.query(self._outcomes_table, f"rowType eq '{OUTCOME}'")]
+        rows = tables_query.query(self._outcomes_table, f"rowType eq '{OUTCOME}'", _FIELDS)
+        return [outcome_from(e) for e in rows]
