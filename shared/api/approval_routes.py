@@ -39,6 +39,8 @@ def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:
         doc = json.loads(body or b"null")
     except ValueError as exc:
         raise MalformedBody("The body is not JSON.", [FieldError("", str(exc))]) from exc
+    except RecursionError:
+        raise MalformedBody("The body nests too deeply.", [FieldError("", "too deeply nested")]) from None
     if not isinstance(doc, dict):
         raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
     return doc

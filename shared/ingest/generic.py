@@ -30,6 +30,8 @@ def decode_json(body: bytes) -> Any:
     except json.JSONDecodeError as exc:
         raise MalformedBody(f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} "
                             f"column {exc.colno}.") from None
+    except RecursionError:  # a body nested thousands deep is no finding or outcome
+        raise MalformedBody("The request body nests too deeply to be a finding or an outcome.") from None
 
 
 def check_batch_size(count: int) -> None:

@@ -130,6 +130,10 @@ def test_bad_outcomes_get_a_problem_naming_the_field_and_store_nothing(measured)
     assert {e["pointer"] for e in r.json()["errors"]} == {"/1/metric", "/1/value"}
     assert requests.get(f"{base}/kpis").json()["outcomes"] == before
     assert requests.post(f"{base}/outcomes", data="{", headers={"content-type": "application/json"}).status_code == 400
+    deep = "[" * 50_000 + "]" * 50_000  # deeper than Python's parser recurses: a 400, not a 500
+    for route in ("outcomes", "findings", "approvals/x"):
+        assert requests.post(f"{base}/{route}", data=deep, headers={"content-type": "application/json"}
+                             ).status_code == 400, route
     assert requests.post(f"{base}/outcomes", data="a,b", headers={"content-type": "text/csv"}).status_code == 415
     assert requests.get(f"{base}/kpis", params={"actionVersion": "two"}).status_code == 422
     assert requests.get(f"{base}/insights", params={"days": "0"}).status_code == 422
