@@ -142,6 +142,13 @@ def e2e_per_s(n: int = 10_000, runs: int = 3) -> dict:
             "kpis_ms": median["kpis_ms"]}
 
 
+def llm_planner() -> dict:
+    """LLM calls per 1,000 opportunities of the demo workload and planner time per plan (bench/llm.py)."""
+    out = subprocess.run([sys.executable, "-m", "bench.llm"], cwd=ROOT, capture_output=True, text=True, check=True)
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    return {k: figures[k] for k in ("llm_calls_per_1000", "planner_ms_p50", "planner_ms_p95")}
+
+
 def limiter_per_s(n: int = 4000, threads: int = 4) -> dict:
     """Rate-limit acquisitions against Azurite: each a fresh grant (one entity key per acquisition, so a
     read and a conditional write), from `threads` stores as separate instances would."""
@@ -198,10 +205,10 @@ def main() -> None:
     import logging
     logging.basicConfig(level=logging.WARNING)
     figures: dict = {}
-    for step in (import_ratio, normalize_per_s, ingest_http_per_s, limiter_per_s, e2e_per_s):
+    for step in (import_ratio, normalize_per_s, ingest_http_per_s, limiter_per_s, llm_planner, e2e_per_s):
         figures.update(step())
         print(f"{step.__name__}: " + ", ".join(f"{k}={v}" for k, v in figures.items() if k.startswith(
-            step.__name__.split("_")[0])), flush=True)
+            step.__name__.split("_")[0]) or k.startswith("planner")), flush=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.update(figures)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -146,6 +146,12 @@ class Store(Protocol):
     def take_over(self, claim: "Claim", holder: str) -> bool:
         """Give a held claim to `holder` if it is unchanged since read (ETag); False if someone moved first."""
 
+    def add_telemetry(self, kind: str, doc: dict[str, Any]) -> None:
+        """Append one telemetry record (an LLM call: prompt version, outcome, tokens, latency)."""
+
+    def telemetry(self, kind: str, since: datetime) -> list[dict[str, Any]]:
+        """Telemetry records of `kind` since `since`, oldest first."""
+
     def add_outcomes(self, outcomes: Sequence["Outcome"]) -> None:
         """Store KPI observations; one with a stored id replaces it (a redelivery or a correction)."""
 
@@ -191,6 +197,26 @@ class Bus(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+@dataclass(slots=True)
+class Completion:
+    """One structured-output call: the parsed answer, or the outcome that explains why there is none."""
+
+    outcome: str  # ok | refused | invalid | timeout | rate_limited | error
+    parsed: Any = None
+    text: str = ""
+    detail: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+
+
+class Llm(Protocol):
+    model: str
+
+    def complete(self, messages: list[dict[str, str]], schema: type) -> Completion:
+        """Ask for an answer in the shape of the pydantic `schema`; never raises for the model's failures."""
 
 
 class Flows(Protocol):

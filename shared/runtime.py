@@ -12,7 +12,7 @@ from typing import Optional
 
 from .domain.catalog import Action, Catalog
 from .domain.policy import Policy
-from .ports import Bus, Clock, Flows, Notifier, Store
+from .ports import Bus, Clock, Flows, Llm, Notifier, Store
 from .settings import REPO, Settings
 
 REPO_CATALOG = REPO / "catalog"
@@ -34,6 +34,8 @@ class Services:
     flows: Optional[Flows] = None
     notifier: Optional[Notifier] = None
     rng: random.Random = field(default_factory=random.Random)
+    # Set when an LLM is configured (AZURE_OPENAI_ENDPOINT or LLM_BASE_URL): plans may then come from it.
+    llm: Optional[Llm] = None
 
 
 def load_catalog(directory: Path, environment: str) -> Catalog:
@@ -90,6 +92,18 @@ def build_flows() -> Flows:
     return HttpFlows()
 
 
+def build_llm(settings: Settings) -> Optional[Llm]:
+    """The configured LLM, or None; a misconfigured one is logged and planning stays deterministic."""
+    if not (settings.azure_openai_endpoint or settings.llm_base_url):
+        return None
+    try:
+        from .adapters.openai_llm import build
+        return build(settings)
+    except Exception:
+        logging.getLogger(__name__).exception("the LLM is misconfigured; planning stays deterministic")
+        return None
+
+
 def build_notifier(settings: Settings) -> Notifier:
     """Questions to the approval flow, else the Teams webhook; news to the webhook; both else to the outbox
     folder (local), else the log."""
@@ -122,7 +136,7 @@ def services() -> Services:
                 repo = load_catalog(settings.catalog_dir, settings.environment)
                 built = Services(settings, build_store(settings), build_bus(settings), repo,
                                  load_policy(settings.catalog_dir), SystemClock(), build_flows(),
-                                 build_notifier(settings))
+                                 build_notifier(settings), llm=build_llm(settings))
                 _load_stored_catalog(built, repo)
                 _services = built
                 tune_gc()

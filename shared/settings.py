@@ -42,6 +42,16 @@ DEFAULTS: dict[str, str] = {
     "APPROVAL_FLOW_KEY": "",
     "TEAMS_WEBHOOK_URL": "",
     "WEBSITE_AUTH_ENABLED": "",
+    "AZURE_OPENAI_ENDPOINT": "",
+    "AZURE_OPENAI_DEPLOYMENT": "",
+    "AZURE_OPENAI_API_VERSION": "2024-10-21",
+    "AZURE_OPENAI_API_KEY": "",
+    "LLM_BASE_URL": "",
+    "LLM_API_KEY": "",
+    "LLM_MODEL": "gpt-4o-mini",
+    "LLM_TIMEOUT_SECONDS": "10",
+    "PLAN_PROMPT": "plan.v1",
+    "PROMPT_DIR": "",
 }
 
 
@@ -77,6 +87,16 @@ class Settings:
     approval_flow_key: str
     teams_webhook_url: str
     easy_auth: bool
+    azure_openai_endpoint: str = ""
+    azure_openai_deployment: str = ""
+    azure_openai_api_version: str = "2024-10-21"
+    azure_openai_api_key: str = ""
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = 10.0
+    plan_prompt: str = "plan.v1"
+    prompt_dir: Path = REPO / "prompts"
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -108,4 +128,14 @@ class Settings:
             approval_flow_key=get("APPROVAL_FLOW_KEY"),
             teams_webhook_url=get("TEAMS_WEBHOOK_URL"),
             easy_auth=get("WEBSITE_AUTH_ENABLED").lower() == "true",
+            azure_openai_endpoint=get("AZURE_OPENAI_ENDPOINT").rstrip("/"),
+            azure_openai_deployment=get("AZURE_OPENAI_DEPLOYMENT"),
+            azure_openai_api_version=get("AZURE_OPENAI_API_VERSION"),
+            azure_openai_api_key=get("AZURE_OPENAI_API_KEY"),
+            llm_base_url=get("LLM_BASE_URL").rstrip("/"),
+            llm_api_key=get("LLM_API_KEY"),
+            llm_model=get("LLM_MODEL"),
+            llm_timeout=max(0.5, float(_int(env, "LLM_TIMEOUT_SECONDS"))),
+            plan_prompt=get("PLAN_PROMPT"),
+            prompt_dir=Path(get("PROMPT_DIR")) if get("PROMPT_DIR") else REPO / "prompts",
         )

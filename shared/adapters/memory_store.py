@@ -35,6 +35,7 @@ class MemoryStore:
         self._state: dict[str, dict[str, Any]] = {}
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
         self._outcomes: dict[str, Outcome] = {}
+        self._telemetry: list[tuple[str, datetime, dict[str, Any]]] = []
 
     def _put(self, opp: Opportunity) -> Opportunity:
         etag = f'W/"{next(self._etags)}"'
@@ -139,6 +140,14 @@ class MemoryStore:
         if after is not None:
             rows = [r for r in rows if (-r[0]["priority"], r[0]["RowKey"]) > (-after.priority, after.id)]
         return [from_entity(e, tag) for e, tag in rows[:top]]
+
+    def add_telemetry(self, kind: str, doc: dict[str, Any]) -> None:
+        from datetime import timezone
+        with self._lock:
+            self._telemetry.append((kind, datetime.now(timezone.utc), dict(doc)))
+
+    def telemetry(self, kind: str, since: datetime) -> list[dict[str, Any]]:
+        return [dict(d) for k, at, d in list(self._telemetry) if k == kind and at >= since]
 
     def add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         with self._lock:

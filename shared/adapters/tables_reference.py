@@ -5,7 +5,9 @@ queries and key helpers it uses.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Optional, Sequence
 
 from ..domain.rate_limit import Rule, Verdict
@@ -13,7 +15,7 @@ from ..ports import Claim, ConcurrencyConflict, Incident
 from . import tables_batch, tables_limits, tables_query
 from .entities import (ACTION, ACTIVATION, CATALOG_PARTITION, INCIDENTS_PARTITION, POLICY, action_entity,
                        activation_entity, claim_entity, claim_from, claim_partition, incident_entity, incident_from,
-                       policy_entity)
+                       policy_entity, ts)
 
 
 class ReferenceRows:
@@ -69,6 +71,17 @@ class ReferenceRows:
         self._ensure()
         row = next(iter(tables_query.query(self._state, f"PartitionKey eq 'state' and RowKey eq '{name}'")), None)
         return json.loads(row["doc"]) if row else None
+
+    def add_telemetry(self, kind: str, doc: dict[str, Any]) -> None:
+        self._ensure()
+        row = {"PartitionKey": f"telemetry~{kind}", "RowKey": f"{ts(datetime.now(timezone.utc))}~{uuid.uuid4().hex[:8]}",
+               "rowType": "telemetry", "doc": json.dumps(doc, default=str)}
+        tables_batch.submit(self._state, [tables_batch.Operation("create", row)])
+
+    def telemetry(self, kind: str, since: datetime) -> list[dict[str, Any]]:
+        self._ensure()
+        where = f"PartitionKey eq 'telemetry~{kind}' and RowKey ge '{ts(since)}'"
+        return [json.loads(e["doc"]) for e in sorted(tables_query.query(self._state, where), key=lambda e: e["RowKey"])]
 
     def put_state(self, name: str, doc: dict[str, Any]) -> None:
         self._ensure()

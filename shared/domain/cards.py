@@ -55,6 +55,7 @@ def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, 
     """Approve or reject one proposed action: the case, the action and its parameters, risk and reasons."""
     body = [
         _text(f"Approve {plan['actionId']} v{plan['actionVersion']}?", size="Medium", weight="Bolder"),
+        *([_text(f"Summary (AI-generated): {plan['summary']}")] if plan.get("summary") else []),
         _facts(case),
         _text("Proposed parameters", weight="Bolder", spacing="Medium"),
         _facts(plan.get("parameters") or {}),

@@ -28,11 +28,19 @@ class Plan:
     approvalRole: Optional[str]
     method: str = "deterministic"
     promptVersion: Optional[str] = None
+    # From an LLM plan: why this action (for the audit) and a one-line summary of the case (for cards).
+    rationale: Optional[str] = None
+    summary: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"actionId": self.actionId, "actionVersion": self.actionVersion, "parameters": self.parameters,
-                "confidence": round(self.confidence, 3), "riskTier": self.riskTier,
-                "approvalRole": self.approvalRole, "method": self.method, "promptVersion": self.promptVersion}
+        out = {"actionId": self.actionId, "actionVersion": self.actionVersion, "parameters": self.parameters,
+               "confidence": round(self.confidence, 3), "riskTier": self.riskTier,
+               "approvalRole": self.approvalRole, "method": self.method, "promptVersion": self.promptVersion}
+        if self.rationale:
+            out["rationale"] = self.rationale
+        if self.summary:
+            out["summary"] = self.summary
+        return out
 
 
 @dataclass(slots=True)
@@ -62,9 +70,7 @@ def decide(attributes: Mapping[str, Any], candidates: Sequence[Action], threshol
     for action in candidates:
         params = parameters_for(action, attributes)
         problems = violations(action, params)
-        props = properties(action)
-        coverage = len(params) / len(props) if props else 1.0
-        options.append((0.0 if problems else 0.6 + 0.4 * coverage, action, params, problems))
+        options.append((0.0 if problems else coverage_confidence(action, params), action, params, problems))
     valid = sorted((o for o in options if not o[3]),
                    key=lambda o: (-o[0], _TIER_ORDER.get(o[1].riskTier.value, 3), o[1].id))
     if not valid:
@@ -75,7 +81,19 @@ def decide(attributes: Mapping[str, Any], candidates: Sequence[Action], threshol
     if len(valid) > 1 and valid[1][0] >= confidence - AMBIGUITY_MARGIN:
         confidence -= AMBIGUITY_PENALTY
         reason += f"; {valid[1][1].id} fits almost as well"
-    plan = Plan(action.id, action.version, params, confidence, action.riskTier.value, action.approvalRole)
+    return judge(Plan(action.id, action.version, params, confidence, action.riskTier.value, action.approvalRole),
+                 action, reason, threshold)
+
+
+def coverage_confidence(action: Action, params: Mapping[str, Any]) -> float:
+    """How much of the contract the parameters fill: 0.6 for none, 1.0 for all."""
+    props = properties(action)
+    return 0.6 + 0.4 * (len(params) / len(props) if props else 1.0)
+
+
+def judge(plan: Plan, action: Action, reason: str, threshold: float) -> Decision:
+    """The outcome of a valid plan, by rule: below the threshold a person reviews it, above low risk one approves."""
+    confidence = plan.confidence
     if confidence < threshold:
         return Decision(REVIEW, plan, f"{reason}; confidence {confidence:.2f} is below {threshold:.2f}")
     if action.riskTier.value != "low":

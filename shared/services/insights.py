@@ -92,4 +92,22 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
                          for (a, v, k), c in sorted(feedback.items(), key=lambda kv: str(kv[0]))],
         "sentToPeople": people[:TOP],
         "decisionsByPeople": [{"actionId": a, "kind": k, "count": n} for (a, k), n in asked.most_common(TOP)],
+        "llm": llm_usage(services.store.telemetry("llm", since)),
     }
+
+
+def llm_usage(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Model calls per prompt version: outcomes (ok, refused, timeout, non_candidate…), tokens, median latency."""
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_version.setdefault(r.get("promptVersion") or "?", []).append(r)
+    out = []
+    for version, rows in sorted(by_version.items()):
+        calls = [r for r in rows if "latencyMs" in r]
+        latencies = sorted(r["latencyMs"] for r in calls)
+        out.append({"promptVersion": version, "calls": len(calls),
+                    "outcomes": dict(Counter(r["outcome"] for r in rows)),
+                    "promptTokens": sum(r.get("promptTokens", 0) for r in calls),
+                    "completionTokens": sum(r.get("completionTokens", 0) for r in calls),
+                    "latencyP50Ms": latencies[len(latencies) // 2] if latencies else None})
+    return out

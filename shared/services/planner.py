@@ -18,6 +18,9 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
         return "already planned"
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
     decision = planning.decide(opp.attributes, candidates, services.policy.confidenceThreshold)
+    if services.llm is not None and candidates:
+        from . import llm_planner  # the model only proposes; the rules below still decide what happens
+        decision = llm_planner.decide(services, opp, candidates, decision, cid)
     if decision.plan is not None and decision.outcome != planning.REVIEW:
         decision = planning.govern(decision, autonomy.current(services).mode_for(decision.plan.actionId))
         action = services.catalog.versions[(decision.plan.actionId, decision.plan.actionVersion)]
@@ -37,8 +40,9 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
     outputs = {"outcome": decision.outcome, "plan": plan, "problems": [p.to_dict() for p in decision.problems]}
     if decision.outcome == planning.REVIEW:
         advance(services, opp, [Status.needs_review], "planner", decision.reason, cid, outputs=outputs, plan=plan)
+        summary = {"summary": plan["summary"]} if plan and plan.get("summary") else {}
         notices.escalate(services, "review", opp, f"{opp.caseKey}: {decision.reason}",
-                         {**outputs, "reason": decision.reason})
+                         {**outputs, "reason": decision.reason, **summary})
         return "needs_review"
     if decision.outcome == planning.APPROVAL:
         approval, notice = approvals.open_approval(services, opp, plan, decision.plan.riskTier, decision.reason, cid)
