@@ -14,6 +14,8 @@ from ..runtime import Services
 def escalate(services: Services, kind: str, opp: Opportunity, headline: str, details: Mapping[str, Any]) -> None:
     """Notify `kind` (review or escalate) with an escalation card linking to the opportunity."""
     base = services.settings.public_base_url or "http://localhost:7071"
+    if opp.plan and opp.plan.get("summary") and "summary" not in details:
+        details = {**details, "summary": opp.plan["summary"]}  # an LLM plan's words for a person
     details, headline = redact(dict(details), services.catalog.pii_fields), scrub(headline)
     facts = {k: v for k, v in details.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
     case = {"Case": opp.caseKey, "Process": f"{opp.processArea} / {opp.deviationPattern}", "Status": opp.status.value}

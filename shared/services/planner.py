@@ -42,7 +42,7 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
         advance(services, opp, [Status.needs_review], "planner", decision.reason, cid, outputs=outputs, plan=plan)
         summary = {"summary": plan["summary"]} if plan and plan.get("summary") else {}
         notices.escalate(services, "review", opp, f"{opp.caseKey}: {decision.reason}",
-                         {**outputs, "reason": decision.reason, **summary})
+                         {**outputs, "reason": decision.reason, **summary})  # opp.plan is not set yet
         return "needs_review"
     if decision.outcome == planning.APPROVAL:
         approval, notice = approvals.open_approval(services, opp, plan, decision.plan.riskTier, decision.reason, cid)
