@@ -21,13 +21,30 @@ POLICY = load_policy(REPO_CATALOG).scoring
 MERGE = partial(merge, catalog=CATALOG, policy=POLICY, now=NOW)
 
 
-@pytest.fixture(params=["memory", "tables", "tables-sharded"])
+@pytest.fixture(params=["memory", "tables", "tables-sharded", "dataverse"])
 def store(request):
     if request.param == "memory":
         return MemoryStore()
     if request.param == "tables-sharded":
         return TablesStore(request.getfixturevalue("shard_clients"))
+    if request.param == "dataverse":
+        return request.getfixturevalue("dataverse_store")
     return TablesStore(request.getfixturevalue("table_client"))
+
+
+@pytest.fixture
+def dataverse_store(table_client):
+    """Records in a fake Dataverse (provisioned as in production), operational state in Azurite."""
+    from devhost.dataverse_fake import FakeDataverse
+    from shared.adapters.dataverse_client import DataverseClient
+    from shared.adapters.dataverse_provision import provision
+    from shared.adapters.dataverse_schema import Names
+    from shared.adapters.dataverse_store import DataverseStore
+
+    with FakeDataverse() as server:
+        client = DataverseClient(server.url, lambda: "test-token", solution="closedloop")
+        provision(client, Names("cl"))
+        yield DataverseStore(client, Names("cl"), TablesStore(table_client))
 
 
 def seeded(store):
