@@ -98,6 +98,20 @@ def parse_filter(text: str):
     return predicate
 
 
+def _key_list(text: str, key_columns: list[str]) -> Optional[list[str]]:
+    """The keys of a filter that only ORs `<key> eq '…'` (a batch read by key): served by lookup, like an index."""
+    if not key_columns or not text:
+        return None
+    parts = [p.strip() for p in re.split(r"\s+or\s+", text)]
+    found = []
+    for p in parts:
+        m = re.fullmatch(rf"{key_columns[0]} eq '((?:[^']|'')*)'", p)
+        if not m:
+            return None
+        found.append(m.group(1).replace("''", "'"))
+    return found
+
+
 class FakeDataverse:
     def __init__(self, port: int = 0, token: str = "test-token", page_size_cap: int = 5000):
         self.token, self.page_size_cap = token, page_size_cap
@@ -286,8 +300,10 @@ class FakeDataverse:
 
     def _query(self, entity_set: str, table: dict[str, Any], q: dict[str, str], headers: dict[str, str]
                ) -> batch.Reply:
-        rows = list(self.rows.get(entity_set, {}).values())
-        if "$filter" in q:
+        stored = self.rows.get(entity_set, {})
+        keys = _key_list(q.get("$filter", ""), table["keys"])
+        rows = [stored[k] for k in keys if k in stored] if keys is not None else list(stored.values())
+        if "$filter" in q and keys is None:
             predicate = parse_filter(q["$filter"])
             rows = [r for r in rows if predicate(r)]
         for part in reversed([p.strip() for p in q.get("$orderby", "").split(",") if p.strip()]):

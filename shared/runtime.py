@@ -63,8 +63,24 @@ def build_store(settings: Settings) -> Store:
         from .adapters.memory_store import MemoryStore
         return MemoryStore()
     from .adapters.tables_store import TablesStore
-    return TablesStore.from_settings(settings.tables_connection, settings.tables_endpoint,
-                                     settings.table_prefix, settings.table_shards)
+    tables = TablesStore.from_settings(settings.tables_connection, settings.tables_endpoint,
+                                       settings.table_prefix, settings.table_shards)
+    if settings.store == "dataverse":
+        # Records in Dataverse; claims, rate limits, autonomy and heartbeats stay in Azure Tables.
+        from .adapters.dataverse_client import DataverseClient
+        from .adapters.dataverse_schema import Names
+        from .adapters.dataverse_store import DataverseStore
+        if not settings.dataverse_url:
+            raise RuntimeError("STORE=dataverse needs DATAVERSE_URL (https://<org>.crm.dynamics.com)")
+        if settings.dataverse_token:  # a fixed token: for the local fake Dataverse only
+            token = settings.dataverse_token
+            provider = lambda: token  # noqa: E731
+        else:
+            from .adapters.dataverse_token import token_provider
+            provider = token_provider(settings.dataverse_url)
+        return DataverseStore(DataverseClient(settings.dataverse_url, provider), Names(settings.dataverse_prefix),
+                              tables)
+    return tables
 
 
 def build_bus(settings: Settings) -> Bus:

@@ -52,6 +52,9 @@ DEFAULTS: dict[str, str] = {
     "LLM_TIMEOUT_SECONDS": "10",
     "PLAN_PROMPT": "plan.v1",
     "PROMPT_DIR": "",
+    "DATAVERSE_URL": "",
+    "DATAVERSE_PREFIX": "cl",
+    "DATAVERSE_TOKEN": "",
 }
 
 
@@ -97,6 +100,9 @@ class Settings:
     llm_timeout: float = 10.0
     plan_prompt: str = "plan.v1"
     prompt_dir: Path = REPO / "prompts"
+    dataverse_url: str = ""
+    dataverse_prefix: str = "cl"
+    dataverse_token: str = ""
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -138,4 +144,7 @@ class Settings:
             llm_timeout=max(0.5, float(_int(env, "LLM_TIMEOUT_SECONDS"))),
             plan_prompt=get("PLAN_PROMPT"),
             prompt_dir=Path(get("PROMPT_DIR")) if get("PROMPT_DIR") else REPO / "prompts",
+            dataverse_url=get("DATAVERSE_URL").rstrip("/"),
+            dataverse_prefix=get("DATAVERSE_PREFIX"),
+            dataverse_token=get("DATAVERSE_TOKEN"),
         )
