@@ -19,6 +19,9 @@ from . import dataverse_batch as batch
 log = logging.getLogger(__name__)
 API_PATH = "/api/data/v9.2/"
 MAX_BATCH = 1000
+# The service allows 52 concurrent requests per user; a process keeps well under it, so a few scaled-out
+# instances together still do.
+MAX_CONCURRENT = 8
 
 
 class DataverseError(Exception):
@@ -74,6 +77,7 @@ class DataverseClient:
         self.requests = 0   # sent, retries included: what the service protection limits count
         self.throttled = 0
         self._count = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
 
     def _headers(self, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
         h = {"Authorization": f"Bearer {self._token()}", "OData-MaxVersion": "4.0", "OData-Version": "4.0",
@@ -89,8 +93,9 @@ class DataverseClient:
         for attempt in range(self.max_retries + 1):
             with self._count:
                 self.requests += 1
-            response = self.session.request(method, url, data=body, headers=self._headers(headers),
-                                            timeout=self.timeout)
+            with self._slots:
+                response = self.session.request(method, url, data=body, headers=self._headers(headers),
+                                                timeout=self.timeout)
             if response.status_code not in (429, 503) or attempt == self.max_retries:
                 return response
             with self._count:

@@ -131,3 +131,32 @@ def test_the_app_runs_the_loop_with_its_records_in_dataverse(azurite):
         assert len(dv.rows["cl_opportunities"]) == 20 and dv.rows["cl_executions"] and dv.rows["cl_audits"]
         row = next(iter(dv.rows["cl_executions"].values()))
         assert row["cl_opportunity@odata.bind"].startswith("/cl_opportunities(cl_key=")
+
+
+def test_a_process_never_has_more_than_its_share_of_the_52_concurrent_requests(server, store):
+    import threading
+    import time
+
+    from shared.adapters.dataverse_client import MAX_CONCURRENT
+
+    live, peak, lock = [0], [0], threading.Lock()
+    real = server.handle
+
+    def slow(*args, **kwargs):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.05)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                live[0] -= 1
+
+    server.handle = slow
+    threads = [threading.Thread(target=store.get, args=(f"{i:032x}",)) for i in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 < peak[0] <= MAX_CONCURRENT
