@@ -3,6 +3,7 @@ import azure.functions as func
 
 from shared.api.approval_routes import bp as approvals
 from shared.api.catalog_routes import bp as catalog
+from shared.api.docs_routes import bp as docs
 from shared.api.findings_routes import bp as findings
 from shared.api.measure_routes import bp as measurement
 from shared.api.opportunity_routes import bp as opportunities
@@ -14,4 +15,5 @@ app.register_functions(opportunities)
 app.register_functions(catalog)
 app.register_functions(approvals)
 app.register_functions(measurement)
+app.register_functions(docs)
 app.register_functions(stages)

@@ -213,9 +213,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     figures: dict = {}
     for step in (import_ratio, normalize_per_s, ingest_http_per_s, limiter_per_s, llm_planner, dataverse, e2e_per_s):
-        figures.update(step())
-        print(f"{step.__name__}: " + ", ".join(f"{k}={v}" for k, v in figures.items() if k.startswith(
-            step.__name__.split("_")[0]) or k.startswith("planner")), flush=True)
+        found = step()
+        figures.update(found)
+        print(f"{step.__name__}: " + ", ".join(f"{k}={v}" for k, v in found.items()), flush=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.update(figures)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

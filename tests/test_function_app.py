@@ -29,6 +29,7 @@ EXPECTED = {
     "get_kpis_csv": ("httpTrigger", "kpis.csv"),
     "get_insights": ("httpTrigger", "insights"),
     "get_dashboard": ("httpTrigger", "dashboard"),
+    "get_openapi": ("httpTrigger", "openapi.json"),
     "triage": ("serviceBusTrigger", "%TRIAGE_QUEUE%"),
     "plan": ("serviceBusTrigger", "%PLAN_QUEUE%"),
     "execute": ("serviceBusTrigger", "%EXECUTE_QUEUE%"),
