@@ -85,12 +85,14 @@ class FlowNotifier(_Poster):
     def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
         cards = details.get("cards") or {}
         approval = details.get("approvalId")
-        self.post({"kind": kind, "opportunityId": opportunity_id, "subject": subject, "approvalId": approval,
-                   "token": details.get("token"), "expiresAt": details.get("expiresAt"),
-                   "requiredRole": details.get("requiredRole"),
-                   "parameters": (details.get("plan") or {}).get("parameters"),
-                   "callbackUrl": f"{self.base}/api/approvals/{approval}" if approval else None,
-                   "card": cards.get("submit") or cards.get("links")})
+        from ..domain.flow_contracts import ApprovalFlowRequest
+
+        self.post(ApprovalFlowRequest(
+            kind=kind, opportunityId=opportunity_id, subject=subject, approvalId=approval, token=details.get("token"),
+            expiresAt=details.get("expiresAt"), requiredRole=details.get("requiredRole"),
+            parameters=(details.get("plan") or {}).get("parameters"),
+            callbackUrl=f"{self.base}/api/approvals/{approval}" if approval else None,
+            card=cards.get("submit") or cards.get("links")).model_dump(mode="json"))
 
 
 class WebhookNotifier(_Poster):

@@ -46,20 +46,25 @@ def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:
     return doc
 
 
+_HINTS = {"token": "the signed token from the card or link", "decision": "approve, reject or provide",
+          "data": "an object of contract fields", "comment": "a string of at most 1000 characters"}
+
+
 def _fields(doc: dict[str, Any]) -> tuple[str, str, Optional[dict[str, Any]], Optional[str]]:
-    errors = []
-    token, decision, data, comment = doc.get("token"), doc.get("decision"), doc.get("data"), doc.get("comment")
-    if not isinstance(token, str) or not token:
-        errors.append(FieldError("/token", "the signed token from the card or link"))
-    if decision not in ("approve", "reject", "provide"):
-        errors.append(FieldError("/decision", "approve, reject or provide"))
-    if data is not None and not isinstance(data, dict):
-        errors.append(FieldError("/data", "an object of contract fields"))
-    if comment is not None and (not isinstance(comment, str) or len(comment) > 1000):
-        errors.append(FieldError("/comment", "a string of at most 1000 characters"))
-    if errors:
-        raise InvalidInput("The decision is incomplete; nothing was recorded.", errors)
-    return token, decision, data, comment
+    """The answer checked against ApprovalAnswer, the model infra/flows/approval-answer.schema.json comes from."""
+    from pydantic import ValidationError
+
+    from ..domain.flow_contracts import ApprovalAnswer
+
+    try:
+        answer = ApprovalAnswer.model_validate(doc)
+    except ValidationError as exc:
+        errors = []
+        for e in exc.errors():
+            field = str(e["loc"][0]) if e["loc"] else ""
+            errors.append(FieldError("/" + "/".join(map(str, e["loc"])), _HINTS.get(field, e["msg"])))
+        raise InvalidInput("The decision is incomplete; nothing was recorded.", errors) from None
+    return answer.token, answer.decision, answer.data, answer.comment
 
 
 @bp.route(route="approvals/{id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -5,6 +5,10 @@ import random
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from pydantic import ValidationError
+
+from .flow_contracts import ChildFlowResponse
+
 DONE, WAIT, RETRY, GIVE_UP = "done", "wait", "retry", "give_up"
 
 
@@ -39,10 +43,12 @@ def classify(r: FlowResponse, attempt: int, max_attempts: int, base: float, cap:
     body = r.body if isinstance(r.body, dict) else {}
     message = str(body.get("message") or r.error or "")[:500]
     if r.status in (200, 201):
-        status = body.get("status")
-        if status not in ("succeeded", "failed", "rejected"):
-            return Outcome(GIVE_UP, "failed", message=f"flow answered {r.status} without a valid status")
-        return Outcome(DONE, status, message=message, evidence=body.get("evidence") or {})
+        try:
+            answer = ChildFlowResponse.model_validate(body)
+        except ValidationError as exc:
+            where = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors()[:3])
+            return Outcome(GIVE_UP, "failed", message=f"flow answered {r.status} outside its contract ({where})")
+        return Outcome(DONE, answer.status, message=message, evidence=answer.evidence.model_dump())
     if r.status == 202 and r.location:
         return Outcome(WAIT, delay=r.retry_after if r.retry_after is not None else 1.0, message="flow accepted")
     transient = r.status == 0 or r.status == 429 or r.status >= 500 or r.status == 408

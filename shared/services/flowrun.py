@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from ..domain.catalog import Action
 from ..domain.execution import WAITING, Execution
+from ..domain.flow_contracts import ActionRef, ChildFlowRequest
 from ..domain.flowcall import DONE, RETRY, WAIT, FlowResponse, Outcome, classify
 from ..domain.messages import nudge
 from ..runtime import Services
@@ -29,8 +30,10 @@ def call(services: Services, action: Action, x: Execution, cid: str, poll_url: O
         if poll_url:
             response = services.flows.poll(poll_url, cid, policy.flowTimeoutSeconds)
         else:
-            payload = {"idempotencyKey": x.idempotencyKey, "correlationId": cid, "opportunityId": x.opportunityId,
-                       "action": {"id": x.actionId, "version": x.actionVersion}, "parameters": x.parameters}
+            payload = ChildFlowRequest(idempotencyKey=x.idempotencyKey, correlationId=cid,
+                                       opportunityId=x.opportunityId,
+                                       action=ActionRef(id=x.actionId, version=x.actionVersion),
+                                       parameters=x.parameters).model_dump(mode="json")
             response = services.flows.call(action.flow.setting, payload, x.idempotencyKey, cid,
                                            policy.flowTimeoutSeconds)
     except FlowNotConfigured as exc:

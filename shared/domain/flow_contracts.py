@@ -1,0 +1,121 @@
+"""The contracts between the app and its Power Automate flows, as the models the app validates with.
+
+`python -m shared.domain.flow_contracts` writes them as JSON Schemas under infra/flows/, inlined (no
+$ref) so they paste into "When a HTTP request is received" and "Parse JSON"; a test keeps the files equal
+to these models, so a flow built from them and the app cannot drift apart.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FOLDER = Path(__file__).resolve().parents[2] / "infra" / "flows"
+
+
+class ActionRef(BaseModel):
+    id: str = Field(description="Catalog action id, e.g. ap.request-missing-fields")
+    version: int = Field(ge=1)
+
+
+class ChildFlowRequest(BaseModel):
+    """What the executor POSTs to a child flow (also sent as headers Idempotency-Key and x-correlation-id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idempotencyKey: str = Field(description="The same decision always carries the same key: act at most once")
+    correlationId: str
+    opportunityId: str
+    action: ActionRef
+    parameters: dict[str, Any] = Field(description="Valid against the action's data contract")
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    recordIds: list[str] = Field(default_factory=list)
+    before: dict[str, Any] = Field(default_factory=dict, description="Record state before, keyed by record type")
+    after: dict[str, Any] = Field(default_factory=dict, description="Record state after, keyed by record type")
+
+
+class ChildFlowResponse(BaseModel):
+    """A child flow's answer (200); 202 + Location for long work, 429 + Retry-After when throttled."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["succeeded", "failed", "rejected"]
+    evidence: Evidence = Field(default_factory=Evidence)
+    message: Optional[str] = Field(default=None, max_length=2000)
+
+
+class ApprovalFlowRequest(BaseModel):
+    """What the app POSTs to the approval flow: post `card` to the approver, then POST the answer to
+    `callbackUrl` (an ApprovalAnswer, signed with x-closedloop-signature)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="approve, enrich, review or escalate")
+    opportunityId: str
+    subject: str
+    approvalId: Optional[str] = None
+    token: Optional[str] = Field(default=None, description="Single-use, signed; send it back unchanged")
+    expiresAt: Optional[str] = None
+    requiredRole: Optional[str] = None
+    parameters: Optional[dict[str, Any]] = None
+    callbackUrl: Optional[str] = None
+    card: Optional[dict[str, Any]] = Field(default=None, description="Adaptive Card 1.5")
+
+
+class Approver(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: Optional[str] = None
+    roles: list[str] = Field(default_factory=list)
+
+
+class ApprovalAnswer(BaseModel):
+    """The decision POSTed to /api/approvals/{id}: by the approval flow (signed) or a signed-in person."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    token: str = Field(min_length=1, description="The token from the request, unchanged")
+    decision: Literal["approve", "reject", "provide"]
+    data: Optional[dict[str, Any]] = Field(default=None, description="For provide: the missing contract fields")
+    comment: Optional[str] = Field(default=None, max_length=1000)
+    helpful: Optional[Union[bool, Literal["yes", "no"]]] = None
+    approver: Optional[Approver] = Field(default=None, description="Who answered (the flow's responder)")
+
+
+CONTRACTS = {"child-flow-request": ChildFlowRequest, "child-flow-response": ChildFlowResponse,
+             "approval-flow-request": ApprovalFlowRequest, "approval-answer": ApprovalAnswer}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema with every $ref inlined (Power Automate's triggers do not follow $ref)."""
+    raw = model.model_json_schema()
+    return _inline(raw, raw.get("$defs", {}))
+
+
+def write(folder: Path = FOLDER) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, model in CONTRACTS.items():
+        (folder / f"{name}.schema.json").write_text(json.dumps(schema(model), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    write()
+    print(f"wrote {len(CONTRACTS)} schemas to {FOLDER}", file=sys.stderr)
