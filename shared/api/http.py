@@ -57,7 +57,7 @@ def require_media_type(req: func.HttpRequest, allowed: Iterable[str]) -> str:
 def read_body(req: func.HttpRequest, limit: int) -> bytes:
     """The body, or 413 when it is over `limit` bytes (checked on Content-Length before reading)."""
     declared = req.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdecimal() and int(declared) > limit:
         raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit}.",
                               [FieldError("header:Content-Length", f"at most {limit} bytes")])
     body = req.get_body() or b""

@@ -29,7 +29,7 @@ def _report(req: func.HttpRequest):
 
     p = req.params
     version = p.get("actionVersion")
-    if version is not None and not version.isdigit():
+    if version is not None and not version.isdecimal():
         raise InvalidInput("actionVersion is a whole number.", [FieldError("?actionVersion", "expected an integer")])
     weekly = p.get("weekly", "true").lower()
     if weekly not in ("true", "false"):
@@ -64,7 +64,7 @@ def get_insights(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     from ..services.insights import weekly_review
 
     days = req.params.get("days", "28")
-    if not days.isdigit() or not 1 <= int(days) <= 365:
+    if not days.isdecimal() or not 1 <= int(days) <= 365:
         raise InvalidInput("days is a whole number from 1 to 365.", [FieldError("?days", "expected 1..365")])
     return json_response(weekly_review(services(), int(days)), 200, cid)
 

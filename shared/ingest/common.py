@@ -51,7 +51,7 @@ def iso(value: Union[datetime, int, float, None]) -> Optional[str]:
 
 def when(text: str) -> datetime:
     """A UTC datetime from ISO-8601 text (also `YYYY-MM-DD HH:MM:SS`) or epoch seconds/milliseconds digits."""
-    if text.replace(".", "", 1).isdigit():
+    if text.replace(".", "", 1).isdecimal():
         return instant(float(text) if "." in text else int(text))
     return instant(datetime.fromisoformat(text))
 
@@ -84,7 +84,7 @@ def validated(items: list[dict], origins: list[dict[str, tuple]],
 
 def _repoint(error: FieldError, origins: list[dict[str, tuple]]) -> FieldError:
     parts = error.pointer.split("/")[1:]
-    if not parts or not parts[0].isdigit():
+    if not parts or not parts[0].isdecimal():
         return error
     origin, field = origins[int(parts[0])], "/".join(parts[1:])
     at = origin.get("/".join(parts[1:3])) or origin.get(field.split("/")[0]) or origin[""]

@@ -45,7 +45,7 @@ def check_batch_size(count: int) -> None:
 def invalid_batch(errors: list[FieldError]) -> InvalidInput:
     """One 422 for a whole batch, naming every bad field and the index of every bad finding."""
     indexes = sorted({int(e.pointer.split("/")[1]) for e in errors
-                      if e.pointer.count("/") >= 1 and e.pointer.split("/")[1].isdigit()})
+                      if e.pointer.count("/") >= 1 and e.pointer.split("/")[1].isdecimal()})
     detail = (f"{len(indexes)} finding(s) are invalid (indexes {indexes[:20]}); nothing was stored."
               if indexes else "The finding is invalid; nothing was stored.")
     return InvalidInput(detail, errors, invalidIndexes=indexes)

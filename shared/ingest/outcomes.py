@@ -47,7 +47,7 @@ def parse_outcomes(body: bytes) -> list[Outcome]:
                            o.caseKey.strip(), o.metric, value, when, o.source))
     if errors:
         bad = sorted({int(e.pointer.split("/")[1]) for e in errors if batch and e.pointer.count("/") >= 1
-                      and e.pointer.split("/")[1].isdigit()})
+                      and e.pointer.split("/")[1].isdecimal()})
         detail = (f"{len(bad)} outcome(s) are invalid (indexes {bad[:20]}); nothing was stored." if batch
                   else "The outcome is invalid; nothing was stored.")
         raise InvalidInput(detail, errors, **({"invalidIndexes": bad} if batch else {}))

@@ -104,7 +104,7 @@ def _options(params: Mapping[str, str]) -> tuple:
 
 def _rejected(errors: list[FieldError]) -> InvalidInput:
     # Items sit at /{i}, /businessRuleStatistics/{i} or /rows/{i}.
-    indexes = sorted({int(s) for e in errors for s in e.pointer.split("/")[1:3] if s.isdigit()})
+    indexes = sorted({int(s) for e in errors for s in e.pointer.split("/")[1:3] if s.isdecimal()})
     detail = (f"{len(indexes)} item(s) are invalid (indexes {indexes[:20]}); nothing was stored." if indexes
               else "The body is invalid; nothing was stored.")
     return InvalidInput(detail, errors, invalidIndexes=indexes)
@@ -197,7 +197,7 @@ def _integer(text: str) -> int:
 
 def _severity(text: str) -> Optional[str]:
     word = text.lower()
-    if word.lstrip("-").isdigit():
+    if word.lstrip("-").isdecimal():
         return _CATEGORY.get(int(word))
     if word not in _WORDS:
         raise ValueError(word)
