@@ -1,0 +1,175 @@
+// closedloop: a Flex Consumption Function App beside Dataverse, with Service Bus, Azure Tables, Key Vault
+// and Application Insights, every connection identity-based (no keys, no connection strings with secrets).
+// Deploy: `azd up`, or `az deployment sub create -l <region> -f infra/main.bicep -p environmentName=<name>`.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(40)
+@description('Name of the environment (azd sets it); names the resource group and tags every resource.')
+param environmentName string
+
+@description('Azure region for every resource.')
+param location string
+
+@description('Object id of a person or group to grant data access for local development (optional).')
+param principalId string = ''
+
+@description('Dataverse environment URL, e.g. https://contoso.crm.dynamics.com (empty: records in Azure Tables).')
+param dataverseUrl string = ''
+
+@description('Publisher prefix of the provisioned Dataverse tables.')
+param dataversePrefix string = 'cl'
+
+@description('Azure OpenAI endpoint for LLM-assisted planning (empty: deterministic planning only).')
+param openAiEndpoint string = ''
+
+@description('Azure OpenAI deployment name used for planning.')
+param openAiDeployment string = ''
+
+@description('Resource id of the Azure OpenAI account, to grant the app "Cognitive Services OpenAI User".')
+param openAiResourceId string = ''
+
+@description('Client id of the Entra app registration that the Copilot Studio connector signs in to (Easy Auth).')
+param connectorClientId string = ''
+
+@secure()
+@description('Child-flow URLs with their SAS signatures, by app setting name: {"FLOW_LEADS_REASSIGN": "https://…"}.')
+param flowUrls object = {}
+
+@secure()
+@description('URL of the approval flow (HTTP trigger with its SAS signature).')
+param approvalFlowUrl string = ''
+
+@secure()
+@description('Key the approval flow signs its answers with (x-closedloop-signature).')
+param approvalFlowKey string = ''
+
+@secure()
+@description('Teams Workflows webhook URL for escalations.')
+param teamsWebhookUrl string = ''
+
+@secure()
+@description('Shared secret senders (Celonis, flows) present in x-api-key.')
+param ingestApiKey string = ''
+
+@secure()
+@description('HMAC key of approval tokens; a fresh one unless given.')
+param approvalSigningKey string = newGuid()
+
+@description('Share of telemetry kept (0-100); sampling of requests and dependencies.')
+param samplingPercentage int = 100
+
+var tags = { 'azd-env-name': environmentName }
+// App settings that hold secrets: each becomes a Key Vault reference, and only when a value was given
+// (an unset one stays unset, which the app reads as "off").
+var flowSettings = [for item in items(flowUrls): item.key]
+var optionalSettings = concat(empty(approvalFlowUrl) ? [] : ['APPROVAL_FLOW_URL'], empty(approvalFlowKey) ? [] : ['APPROVAL_FLOW_KEY'], empty(teamsWebhookUrl) ? [] : ['TEAMS_WEBHOOK_URL'], empty(ingestApiKey) ? [] : ['INGEST_API_KEY'])
+var secretSettings = concat(flowSettings, optionalSettings, ['APPROVAL_SIGNING_KEY'])
+var suffix = toLower(uniqueString(subscription().id, environmentName, location))
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-closedloop-${suffix}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'stcl${suffix}'
+    location: location
+    tags: tags
+  }
+}
+
+module servicebus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  scope: rg
+  params: {
+    name: 'sb-closedloop-${suffix}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    name: 'closedloop-${suffix}'
+    location: location
+    tags: tags
+  }
+}
+
+module keyvault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: 'kv-cl-${suffix}'
+    location: location
+    tags: tags
+    flowUrls: flowUrls
+    approvalFlowUrl: approvalFlowUrl
+    approvalFlowKey: approvalFlowKey
+    teamsWebhookUrl: teamsWebhookUrl
+    ingestApiKey: ingestApiKey
+    approvalSigningKey: approvalSigningKey
+  }
+}
+
+module functionapp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    name: 'func-closedloop-${suffix}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageName: storage.outputs.name
+    tableEndpoint: storage.outputs.tableEndpoint
+    blobEndpoint: storage.outputs.blobEndpoint
+    serviceBusNamespace: servicebus.outputs.fullyQualifiedNamespace
+    appInsightsName: monitoring.outputs.appInsightsName
+    keyVaultName: keyvault.outputs.name
+    secretSettings: secretSettings
+    dataverseUrl: dataverseUrl
+    dataversePrefix: dataversePrefix
+    openAiEndpoint: openAiEndpoint
+    openAiDeployment: openAiDeployment
+    connectorClientId: connectorClientId
+    samplingPercentage: samplingPercentage
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    developerPrincipalId: principalId
+    storageName: storage.outputs.name
+    serviceBusName: servicebus.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    keyVaultName: keyvault.outputs.name
+    openAiResourceId: openAiResourceId
+  }
+}
+
+// Names and endpoints only: nothing secret leaves the deployment.
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionapp.outputs.name
+output SERVICE_API_URI string = functionapp.outputs.uri
+output AZURE_KEY_VAULT_NAME string = keyvault.outputs.name
