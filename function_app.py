@@ -5,6 +5,7 @@ from shared.api.approval_routes import bp as approvals
 from shared.api.catalog_routes import bp as catalog
 from shared.api.docs_routes import bp as docs
 from shared.api.findings_routes import bp as findings
+from shared.api.mcp_tools import bp as mcp
 from shared.api.measure_routes import bp as measurement
 from shared.api.opportunity_routes import bp as opportunities
 from shared.api.stage_triggers import bp as stages
@@ -16,4 +17,5 @@ app.register_functions(catalog)
 app.register_functions(approvals)
 app.register_functions(measurement)
 app.register_functions(docs)
+app.register_functions(mcp)
 app.register_functions(stages)

@@ -18,6 +18,7 @@ from azure.functions.timer import TimerRequest
 
 from shared.adapters.local_bus import Envelope, LocalBus
 
+from . import mcp
 from .httpio import read_body
 from .ncrontab import Schedule
 
@@ -75,6 +76,7 @@ class LocalHost:
         self.http: list[HttpFunction] = []
         self.timers: list[tuple[str, Schedule, str, Callable[..., Any]]] = []
         self.queues: dict[str, str] = {}
+        self.tools: dict[str, mcp.Tool] = {}
         self._server: Optional[ThreadingHTTPServer] = None
         self.sandbox: Any = None  # the child-flow sandbox the boot started, if any
         self.pointed_settings: list[str] = []
@@ -99,6 +101,8 @@ class LocalHost:
                                    self.batch_size if many else 1)
             elif kind == "timerTrigger":
                 self.timers.append((name, Schedule(resolve(trigger["schedule"])), trigger["name"], call))
+            elif kind == "mcpToolTrigger":
+                self.tools[trigger["toolName"]] = mcp.tool_of(trigger, call)
             else:
                 log.warning("function %s has a %s trigger, which the local host does not run", name, kind)
 
@@ -143,6 +147,8 @@ class LocalHost:
         """One HTTP request through the matching function, as (status, headers, body)."""
         parts = urlsplit(target)
         path = unquote(parts.path)
+        if path == mcp.PATH and method == "POST":
+            return mcp.handle(self.tools, {k.lower(): v for k, v in headers.items()}, body)
         if not path.startswith("/api/"):
             return _problem(404, "Not found", f"No route {path}; the API lives under /api/.")
         sub = path[len("/api/"):]

@@ -120,6 +120,15 @@ def build_llm(settings: Settings) -> Optional[Llm]:
         return None
 
 
+def _start_telemetry(settings: Settings) -> None:
+    """OpenTelemetry to Azure Monitor when a connection string is set; a failure there never stops the app."""
+    try:
+        from .telemetry import configure
+        configure(settings)
+    except Exception:
+        logging.getLogger(__name__).exception("telemetry could not start; the app runs without it")
+
+
 def build_notifier(settings: Settings) -> Notifier:
     """Questions to the approval flow, else the Teams webhook; news to the webhook; both else to the outbox
     folder (local), else the log."""
@@ -154,6 +163,7 @@ def services() -> Services:
                                  load_policy(settings.catalog_dir), SystemClock(), build_flows(),
                                  build_notifier(settings), llm=build_llm(settings))
                 _load_stored_catalog(built, repo)
+                _start_telemetry(settings)
                 _services = built
                 tune_gc()
                 from .logs import install_scrubber

@@ -55,6 +55,9 @@ DEFAULTS: dict[str, str] = {
     "DATAVERSE_URL": "",
     "DATAVERSE_PREFIX": "cl",
     "DATAVERSE_TOKEN": "",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "",
+    "OTEL_SAMPLING_PERCENTAGE": "100",
 }
 
 
@@ -103,6 +106,9 @@ class Settings:
     dataverse_url: str = ""
     dataverse_prefix: str = "cl"
     dataverse_token: str = ""
+    appinsights_connection_string: str = ""
+    appinsights_entra: bool = False
+    sampling_percentage: int = 100
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -147,4 +153,7 @@ class Settings:
             dataverse_url=get("DATAVERSE_URL").rstrip("/"),
             dataverse_prefix=get("DATAVERSE_PREFIX"),
             dataverse_token=get("DATAVERSE_TOKEN"),
+            appinsights_connection_string=get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            appinsights_entra=get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING").startswith("Authorization=AAD"),
+            sampling_percentage=max(0, min(100, _int(env, "OTEL_SAMPLING_PERCENTAGE"))),
         )

@@ -30,6 +30,11 @@ EXPECTED = {
     "get_insights": ("httpTrigger", "insights"),
     "get_dashboard": ("httpTrigger", "dashboard"),
     "get_openapi": ("httpTrigger", "openapi.json"),
+    "mcp_list_backlog": ("mcpToolTrigger", None),
+    "mcp_get_opportunity": ("mcpToolTrigger", None),
+    "mcp_decide_approval": ("mcpToolTrigger", None),
+    "mcp_read_kpis": ("mcpToolTrigger", None),
+    "mcp_freeze_autonomy": ("mcpToolTrigger", None),
     "triage": ("serviceBusTrigger", "%TRIAGE_QUEUE%"),
     "plan": ("serviceBusTrigger", "%PLAN_QUEUE%"),
     "execute": ("serviceBusTrigger", "%EXECUTE_QUEUE%"),
@@ -46,7 +51,7 @@ for f in function_app.app.get_functions():
     b = f.get_bindings_dict()["bindings"][0]
     found[f.get_function_name()] = [b["type"], b.get("route") or b.get("queueName") or b.get("schedule"),
                                     b.get("connection"), b.get("runOnStartup")]
-heavy = [m for m in ("pydantic", "azure.data.tables", "azure.servicebus", "azure.identity", "openai", "requests", "numpy")
+heavy = [m for m in ("pydantic", "azure.data.tables", "azure.servicebus", "azure.identity", "openai", "requests", "numpy", "opentelemetry")
          if m in sys.modules]
 print(json.dumps({"found": found, "heavy": heavy}))
 """

@@ -92,7 +92,8 @@ class FlowNotifier(_Poster):
             expiresAt=details.get("expiresAt"), requiredRole=details.get("requiredRole"),
             parameters=(details.get("plan") or {}).get("parameters"),
             callbackUrl=f"{self.base}/api/approvals/{approval}" if approval else None,
-            card=cards.get("submit") or cards.get("links")).model_dump(mode="json"))
+            card=cards.get("submit") or cards.get("links"),
+            correlationId=details.get("correlationId")).model_dump(mode="json"))
 
 
 class WebhookNotifier(_Poster):

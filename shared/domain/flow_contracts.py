@@ -67,6 +67,7 @@ class ApprovalFlowRequest(BaseModel):
     parameters: Optional[dict[str, Any]] = None
     callbackUrl: Optional[str] = None
     card: Optional[dict[str, Any]] = Field(default=None, description="Adaptive Card 1.5")
+    correlationId: Optional[str] = Field(default=None, description="The run that asked: quote it in the flow's logs")
 
 
 class Approver(BaseModel):

@@ -56,7 +56,7 @@ def open_approval(services: Services, opp: Opportunity, plan: Mapping[str, Any],
     links = _links(services, approval.id, token, ("approve", "reject"))
     # The approver decides on the action and the amounts, not on anyone's contact details.
     shown, rationale = redact(dict(plan), services.catalog.pii_fields), scrub(rationale)
-    return approval, {"approvalId": approval.id, "token": token, "links": links, "plan": shown,
+    return approval, {"approvalId": approval.id, "token": token, "links": links, "plan": shown, "correlationId": cid,
                       "requiredRole": approval.requiredRole, "expiresAt": approval.expiresAt.isoformat(),
                       "cards": {"submit": cards.approval_card(approval.id, _case(opp), shown, risk, rationale),
                                 "links": cards.approval_card(approval.id, _case(opp), shown, risk, rationale,
@@ -71,6 +71,7 @@ def open_enrichment(services: Services, opp: Opportunity, action: Action, fields
                                    signing_key(services), services.clock.now(), ttl, cid)
     links = _links(services, approval.id, token, ("provide",))
     return approval, {"approvalId": approval.id, "token": token, "links": links, "actionId": action.id,
+                      "correlationId": cid,
                       "missing": fields, "expiresAt": approval.expiresAt.isoformat(),
                       "cards": {"submit": cards.enrich_card(approval.id, _case(opp), action.id, fields),
                                 "links": cards.enrich_card(approval.id, _case(opp), action.id, fields, links)}}

@@ -1,10 +1,12 @@
 """Calling one execution's flow and settling what the answer means; shared by executor and watchdog."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Optional
 
+from .. import telemetry
 from ..domain.catalog import Action
 from ..domain.execution import WAITING, Execution
 from ..domain.flow_contracts import ActionRef, ChildFlowRequest
@@ -34,8 +36,10 @@ def call(services: Services, action: Action, x: Execution, cid: str, poll_url: O
                                        opportunityId=x.opportunityId,
                                        action=ActionRef(id=x.actionId, version=x.actionVersion),
                                        parameters=x.parameters).model_dump(mode="json")
+            started = time.perf_counter()
             response = services.flows.call(action.flow.setting, payload, x.idempotencyKey, cid,
                                            policy.flowTimeoutSeconds)
+            telemetry.flow_latency(x.actionId, x.actionVersion, (time.perf_counter() - started) * 1000)
     except FlowNotConfigured as exc:
         response = FlowResponse(404, {"status": "failed", "message": str(exc)})
     outcome = classify(response, x.attempts, policy.maxAttempts, policy.backoffBaseSeconds,
@@ -53,6 +57,7 @@ def apply(x: Execution, attempt: Attempt, now: Any) -> None:
     if o.kind == DONE or o.status:
         x.status = o.status
         x.evidence = o.evidence or x.evidence
+        telemetry.execution_ended(x.actionId, x.actionVersion, x.status)
     elif o.kind == WAIT:
         x.status = WAITING
 

@@ -11,6 +11,7 @@ from ..domain.messages import StageMessage
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..ports import Incident
+from .. import telemetry
 from ..runtime import Services
 from . import flowrun, notices, sor
 from .lifecycle import advance, audit
@@ -93,6 +94,7 @@ def compensate(services: Services, opp: Opportunity, action: Action, x: Executio
     if comp.status == SUCCEEDED:
         advance(services, opp, [Status.compensated], "watchdog", f"{why}; undone by {undo.id}", cid,
                 executions=[comp], outputs=outputs)
+        telemetry.compensated(action.id, x.actionVersion)
         notices.escalate(services, "review", opp, f"{opp.caseKey}: {action.id} was undone ({why})",
                          {"action": action.id, "compensation": undo.id, "status": comp.status})
         return "compensated"

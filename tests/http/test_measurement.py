@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 
-from tests.conftest import ROOT, hosted
+from tests.conftest import ROOT, hosted, settle
 
 LEADS = 150
 TRUE_EFFECT = -2.0  # days, on every case the agent acted on
@@ -47,7 +47,7 @@ def measured(azurite, catalog_dir):
                       "caseKey": f"PO-{i}", "detectedAt": "2026-11-20T08:00:00Z", "kpiImpact": 300.0}
                      for i in range(6)]
         assert requests.post(f"{base}/findings", json=findings).status_code == 202
-        assert server.bus.wait_idle(60)
+        settle(server)
         cases = []
         token = None
         while True:

@@ -18,7 +18,7 @@ from shared.domain.outcomes import Outcome, outcome_id
 from shared.domain.status import Status
 from shared.ports import ConcurrencyConflict, Filter
 from shared.runtime import REPO_CATALOG, load_catalog, load_policy
-from tests.conftest import hosted
+from tests.conftest import hosted, settle
 from tests.factories import NOW, finding, validated
 
 CATALOG = load_catalog(REPO_CATALOG, "local")
@@ -122,7 +122,7 @@ def test_the_app_runs_the_loop_with_its_records_in_dataverse(azurite):
             lead = [finding(processArea="lead-management", deviationPattern="lead-unassigned", caseKey=f"DV-{i}",
                             attributes={"leadId": f"DV-{i}", "region": "EMEA"}) for i in range(20)]
             assert requests.post(f"{server.base_url}/findings", json=lead).status_code == 202
-            assert server.bus.wait_idle(60)
+            settle(server)
             items = requests.get(f"{server.base_url}/opportunities", params={"top": 50}).json()["items"]
             assert {i["status"] for i in items} <= {"verified", "control"} and len(items) == 20
             verified = next(i for i in items if i["status"] == "verified")

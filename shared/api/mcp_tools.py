@@ -1,0 +1,179 @@
+"""MCP tools (Azure Functions MCP tool trigger): the backlog, one opportunity, approve/reject, KPIs, freeze.
+
+Each tool calls the same service as its HTTP route, with the same checks: approving needs the approval's
+signed token and a principal holding its role; freezing needs the autonomy admin role. The principal is
+the Easy Auth header of the MCP request (X-MS-CLIENT-PRINCIPAL, put there by App Service authentication in
+front of the MCP endpoint), trusted under the same rule as the HTTP routes. A tool answers JSON text; a
+refusal is {"error": {status, title, detail, errors}}, the problem the HTTP route would have answered.
+"""
+import json
+import logging
+import uuid
+from typing import Any, Callable, Optional
+
+import azure.functions as func
+
+from ..domain.errors import FieldError, InvalidInput, ProblemError
+
+bp = func.Blueprint()
+log = logging.getLogger("closedloop.mcp")
+
+
+def _props(*props: tuple[str, str, str]) -> str:
+    """The tool's inputs as the MCP extension reads them; a type ending in [] is an array of that type."""
+    return json.dumps([{"propertyName": n, "propertyType": t.rstrip("[]"), "description": d,
+                        "isArray": t.endswith("[]")} for n, t, d in props])
+
+
+def _headers(context: dict[str, Any]) -> dict[str, str]:
+    transport = context.get("transport") or {}
+    headers = (transport.get("properties") or {}).get("headers") or context.get("headers") or {}
+    return {str(k).lower(): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
+
+
+def principal_of(context: dict[str, Any], settings: Any) -> Optional[Any]:
+    """The Easy Auth principal of the MCP request, where Easy Auth is on (or on the local host)."""
+    header = _headers(context).get("x-ms-client-principal")
+    if header and (settings.easy_auth or settings.environment == "local"):
+        from ..domain.identity import from_easy_auth
+        return from_easy_auth(header)
+    return None
+
+
+def _string(args: dict[str, Any], name: str, required: bool = False, limit: int = 200) -> Optional[str]:
+    value = args.get(name)
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(f"{name} is required.", [FieldError(f"/arguments/{name}", "required")])
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidInput(f"{name} is text of at most {limit} characters.",
+                           [FieldError(f"/arguments/{name}", f"a string of at most {limit} characters")])
+    return value
+
+
+def run(context: str, tool: Callable[[Any, dict[str, Any], dict[str, Any], str], Any]) -> str:
+    """Parse the tool context, run the tool, answer JSON text (a problem object on refusal, never a raise)."""
+    cid = str(uuid.uuid4())
+    try:
+        doc = json.loads(context) if isinstance(context, str) else dict(context or {})
+        args = doc.get("arguments") or {}
+        if not isinstance(args, dict):
+            raise InvalidInput("arguments must be an object.", [FieldError("/arguments", "an object")])
+        from ..runtime import services
+        return json.dumps(tool(services(), args, doc, cid), default=str)
+    except ProblemError as exc:
+        return json.dumps({"error": {"status": exc.status, "title": exc.title, "detail": exc.detail,
+                                     "errors": [e.to_dict() for e in exc.errors], "correlationId": cid}})
+    except ValueError:
+        return json.dumps({"error": {"status": 400, "title": "Malformed request", "detail": "the tool context is "
+                                     "not JSON", "errors": [], "correlationId": cid}})
+    except Exception:
+        log.exception("MCP tool failed", extra={"correlationId": cid})
+        return json.dumps({"error": {"status": 500, "title": "Internal server error", "detail": "the tool failed; "
+                                     "quote the correlation id", "errors": [], "correlationId": cid}})
+
+
+def _backlog(svc: Any, args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
+    from ..domain.status import Status
+    from ..ports import Filter
+    from ..services import backlog
+
+    status = _string(args, "status")
+    if status is not None and status not in Status.__members__:
+        raise InvalidInput("Unknown status.", [FieldError("/arguments/status", "a known status")])
+    top = args.get("top", 10)
+    if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 50:
+        raise InvalidInput("top is 1 to 50.", [FieldError("/arguments/top", "an integer from 1 to 50")])
+    return backlog.list_opportunities(svc, Filter(status, _string(args, "processArea"),
+                                                  _string(args, "deviationPattern")), top, None)
+
+
+def _opportunity(svc: Any, args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
+    from ..services import backlog
+    from ..services.views import opportunity_view
+
+    opp = backlog.get(svc, _string(args, "id", required=True, limit=64))
+    return opportunity_view(opp, executions=svc.store.executions(opp.id), audit=svc.store.audit(opp.id),
+                            approvals=svc.store.approvals(opp.id))
+
+
+def _decide(svc: Any, args: dict[str, Any], ctx: dict[str, Any], cid: str) -> Any:
+    from ..services import approvals
+
+    decision = _string(args, "decision", required=True)
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("decision is approve or reject.", [FieldError("/arguments/decision", "approve or reject")])
+    decided = approvals.decide(svc, _string(args, "approvalId", required=True, limit=100),
+                               _string(args, "token", required=True, limit=1000), decision,
+                               principal_of(ctx, svc.settings), None, _string(args, "comment", limit=1000), cid)
+    return decided.to_dict()
+
+
+def _kpis(svc: Any, args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
+    from ..ports import Filter
+    from ..services.measure import kpis
+
+    return kpis(svc, Filter(None, _string(args, "processArea"), _string(args, "deviationPattern")),
+                _string(args, "actionId"), None, _string(args, "metric"), weekly=False)
+
+
+def _freeze(svc: Any, args: dict[str, Any], ctx: dict[str, Any], _cid: str) -> Any:
+    from ..services import autonomy
+
+    actions = args.get("actions")
+    if actions is not None and not (isinstance(actions, list) and all(isinstance(a, str) for a in actions)):
+        raise InvalidInput("actions is a list of action ids.", [FieldError("/arguments/actions", "a list of strings")])
+    change: dict[str, Any] = {"reason": _string(args, "reason", required=True, limit=500)}
+    change.update({"freezeActions": actions} if actions else {"freeze": True})
+    return autonomy.change(svc, change, principal_of(ctx, svc.settings)).to_dict()
+
+
+@bp.mcp_tool_trigger(arg_name="context", tool_name="list_backlog",
+                     description="The ranked backlog of process-mining opportunities, highest priority first, "
+                                 "optionally filtered by status, process area or deviation pattern.",
+                     tool_properties=_props(("status", "string", "Only this status, e.g. needs_review"),
+                                            ("processArea", "string", "Only this process area"),
+                                            ("deviationPattern", "string", "Only this deviation pattern"),
+                                            ("top", "integer", "How many, 1 to 50 (default 10)")))
+def mcp_list_backlog(context: str) -> str:
+    return run(context, _backlog)
+
+
+@bp.mcp_tool_trigger(arg_name="context", tool_name="get_opportunity",
+                     description="One opportunity with its score, rationale, plan, executions (with evidence), "
+                                 "approvals and audit trail.",
+                     tool_properties=_props(("id", "string", "The 32-character opportunity id")))
+def mcp_get_opportunity(context: str) -> str:
+    return run(context, _opportunity)
+
+
+@bp.mcp_tool_trigger(arg_name="context", tool_name="decide_approval",
+                     description="Approve or reject a proposed action with its approval id and signed token. "
+                                 "The caller must hold the action's approval role.",
+                     tool_properties=_props(("approvalId", "string", "The approval id"),
+                                            ("token", "string", "The signed token of the approval request"),
+                                            ("decision", "string", "approve or reject"),
+                                            ("comment", "string", "Why (optional)")))
+def mcp_decide_approval(context: str) -> str:
+    return run(context, _decide)
+
+
+@bp.mcp_tool_trigger(arg_name="context", tool_name="read_kpis",
+                     description="Measured impact per action version: treated vs control difference with its "
+                                 "95% confidence interval, p-value and ROI, or 'not enough data'.",
+                     tool_properties=_props(("processArea", "string", "Only this process area"),
+                                            ("deviationPattern", "string", "Only this pattern"),
+                                            ("actionId", "string", "Only this action"),
+                                            ("metric", "string", "Only this KPI, e.g. cycle_time_days")))
+def mcp_read_kpis(context: str) -> str:
+    return run(context, _kpis)
+
+
+@bp.mcp_tool_trigger(arg_name="context", tool_name="freeze_autonomy",
+                     description="Stop the agents from acting: freeze everything, or only the listed actions. "
+                                 "Needs the autonomy admin role and a reason.",
+                     tool_properties=_props(("reason", "string", "Why the agents must stop"),
+                                            ("actions", "string[]", "Optional list of action ids to freeze")))
+def mcp_freeze_autonomy(context: str) -> str:
+    return run(context, _freeze)
