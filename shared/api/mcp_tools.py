@@ -57,6 +57,10 @@ def run(context: str, tool: Callable[[Any, dict[str, Any], dict[str, Any], str],
     cid = str(uuid.uuid4())
     try:
         doc = json.loads(context) if isinstance(context, str) else dict(context or {})
+    except (ValueError, TypeError):
+        return json.dumps({"error": {"status": 400, "title": "Malformed request", "detail": "the tool context is "
+                                     "not JSON", "errors": [], "correlationId": cid}})
+    try:
         args = doc.get("arguments") or {}
         if not isinstance(args, dict):
             raise InvalidInput("arguments must be an object.", [FieldError("/arguments", "an object")])
@@ -65,9 +69,6 @@ def run(context: str, tool: Callable[[Any, dict[str, Any], dict[str, Any], str],
     except ProblemError as exc:
         return json.dumps({"error": {"status": exc.status, "title": exc.title, "detail": exc.detail,
                                      "errors": [e.to_dict() for e in exc.errors], "correlationId": cid}})
-    except ValueError:
-        return json.dumps({"error": {"status": 400, "title": "Malformed request", "detail": "the tool context is "
-                                     "not JSON", "errors": [], "correlationId": cid}})
     except Exception:
         log.exception("MCP tool failed", extra={"correlationId": cid})
         return json.dumps({"error": {"status": 500, "title": "Internal server error", "detail": "the tool failed; "

@@ -67,13 +67,16 @@ def template(services: Services, opp: Opportunity, candidates: Sequence[Action],
     prompt = prompts.load(services.settings.prompt_dir, services.settings.plan_prompt)
     shape = llm_plan.shape(opp.attributes)
     key = llm_plan.cache_key(opp.processArea, opp.deviationPattern, candidates, prompt.version, shape)
-    if key in _templates:
-        return _templates[key], prompt.version, key
+    missing = object()
+    cached = _templates.get(key, missing)  # one lookup: another thread may evict the key meanwhile
+    if cached is not missing:
+        return cached, prompt.version, key
     with _guard:
         lock = _locks.setdefault(key, threading.Lock())
     with lock:
-        if key in _templates:
-            return _templates[key], prompt.version, key
+        cached = _templates.get(key, missing)
+        if cached is not missing:
+            return cached, prompt.version, key
         stored = services.store.state(f"llmplan~{key}")
         if stored is not None:
             doc: Optional[dict[str, Any]] = stored["proposal"]

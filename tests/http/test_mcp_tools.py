@@ -78,3 +78,10 @@ def test_kpis_read_as_over_http(mcp):
     _, _, tool = mcp
     failed, report = tool("read_kpis", processArea="lead-management")
     assert not failed and "items" in report and report["minSamples"] >= 2
+
+
+def test_a_context_that_is_not_json_is_a_400_result_not_a_crash():
+    from shared.api.mcp_tools import _backlog, run
+
+    assert json.loads(run("{not json", _backlog))["error"]["status"] == 400
+    assert json.loads(run(json.dumps({"arguments": ["a"]}), _backlog))["error"]["status"] == 422
