@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 import azure.functions as func
 
-from ..domain.errors import FieldError, InvalidInput, ProblemError
+from ..domain.errors import FieldError, InvalidInput, MalformedBody, ProblemError
 
 bp = func.Blueprint()
 log = logging.getLogger("closedloop.mcp")
@@ -52,14 +52,19 @@ def _string(args: dict[str, Any], name: str, required: bool = False, limit: int 
     return value
 
 
+def _refusal(exc: ProblemError, cid: str) -> str:
+    """The problem the HTTP route would answer, as the tool's JSON result."""
+    return json.dumps({"error": {"status": exc.status, "title": exc.title, "detail": exc.detail,
+                                 "errors": [e.to_dict() for e in exc.errors], "correlationId": cid}})
+
+
 def run(context: str, tool: Callable[[Any, dict[str, Any], dict[str, Any], str], Any]) -> str:
     """Parse the tool context, run the tool, answer JSON text (a problem object on refusal, never a raise)."""
     cid = str(uuid.uuid4())
     try:
         doc = json.loads(context) if isinstance(context, str) else dict(context or {})
     except (ValueError, TypeError):
-        return json.dumps({"error": {"status": 400, "title": "Malformed request", "detail": "the tool context is "
-                                     "not JSON", "errors": [], "correlationId": cid}})
+        return _refusal(MalformedBody("the tool context is not JSON"), cid)
     try:
         args = doc.get("arguments") or {}
         if not isinstance(args, dict):
@@ -67,12 +72,12 @@ def run(context: str, tool: Callable[[Any, dict[str, Any], dict[str, Any], str],
         from ..runtime import services
         return json.dumps(tool(services(), args, doc, cid), default=str)
     except ProblemError as exc:
-        return json.dumps({"error": {"status": exc.status, "title": exc.title, "detail": exc.detail,
-                                     "errors": [e.to_dict() for e in exc.errors], "correlationId": cid}})
+        return _refusal(exc, cid)
     except Exception:
         log.exception("MCP tool failed", extra={"correlationId": cid})
-        return json.dumps({"error": {"status": 500, "title": "Internal server error", "detail": "the tool failed; "
-                                     "quote the correlation id", "errors": [], "correlationId": cid}})
+        failed = ProblemError("the tool failed; quote the correlation id")
+        failed.status, failed.title = 500, "Internal server error"
+        return _refusal(failed, cid)
 
 
 def _backlog(svc: Any, args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
