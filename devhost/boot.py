@@ -41,13 +41,14 @@ def configure_logging(level: str = "INFO") -> None:
 
 def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, workers_per_queue: int = 4,
          sandbox: Optional[str] = "thread", sandbox_knobs: Optional[Mapping[str, object]] = None,
-         consume: bool = True, approvals_via_sandbox: bool = False) -> LocalHost:
+         consume: bool = True, approvals_via_sandbox: bool = False, scheduled: bool = True) -> LocalHost:
     """Start serving function_app on `port` (0 picks a free one) with a fresh in-process bus, and the sandbox
     child flows for every flow setting that local.settings.json does not point elsewhere.
 
     sandbox: "thread" (in this process: tests read its counters), "process" (its own process, as real
     flows never share the app's CPU), or None. approvals_via_sandbox: cards go to the sandbox's approval
-    flow, which answers as the `approver` of sandbox_knobs."""
+    flow, which answers as the `approver` of sandbox_knobs. scheduled=False: timers run only when asked
+    (tests), so a wall-clock boundary cannot fire the sweep in the middle of a test."""
     from shared import runtime
     from shared.adapters.local_bus import LocalBus
 
@@ -81,7 +82,7 @@ def boot(port: int = 7071, overrides: Optional[Mapping[str, str]] = None, worker
         raise
     host.sandbox = flows
     host.pointed_settings = pointed  # unset again on stop, so a later boot in this process points afresh
-    host.start(consume)
+    host.start(consume, scheduled)
     if not os.environ.get("PUBLIC_BASE_URL"):  # approval links on cards point at this host (its port is known now)
         os.environ["PUBLIC_BASE_URL"] = host.base_url.removesuffix("/api")
         pointed.append("PUBLIC_BASE_URL")

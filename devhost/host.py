@@ -205,15 +205,16 @@ class LocalHost:
 
         return Handler
 
-    def start(self, consume: bool = True) -> "LocalHost":
-        """Serve HTTP and run timers; with consume=False queue messages wait (a benchmark of ingest alone)."""
+    def start(self, consume: bool = True, scheduled: bool = True) -> "LocalHost":
+        """Serve HTTP and run timers; with consume=False queue messages wait (a benchmark of ingest alone),
+        with scheduled=False timers run only through run_timer."""
         self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         if consume:
             self.bus.start()
         self._spawn(self._server.serve_forever, "http")
-        for t in self.timers:
+        for t in self.timers if scheduled else ():
             self._spawn(lambda t=t: self._run_timer(*t), f"timer-{t[0]}")
         log.info("serving %d HTTP, %d queue and %d timer function(s) on http://%s:%d/api",
                  len(self.http), len(self.queues), len(self.timers), self.host, self.port)

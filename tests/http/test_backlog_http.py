@@ -89,3 +89,22 @@ def test_health_reports_the_store_and_the_timer_heartbeat(api, host):
     host.run_timer("sweep")
     sweep = api.get("/health").json()["checks"]["sweep"]
     assert sweep["ok"] is True and sweep["lastRun"]
+
+
+def test_the_host_fires_the_sweep_on_its_schedule(azurite):
+    import time
+
+    import requests
+
+    from tests.conftest import hosted
+
+    # Every second, so the schedule (not run_timer) must beat the heartbeat within a few seconds.
+    with hosted(azurite, {"scheduled": True}, SWEEP_SCHEDULE="* * * * * *") as server:
+        deadline = time.monotonic() + 15
+        sweep = {}
+        while time.monotonic() < deadline:
+            sweep = requests.get(f"{server.base_url}/health").json()["checks"]["sweep"]
+            if sweep.get("lastRun"):
+                break
+            time.sleep(0.2)
+        assert sweep.get("ok") is True and sweep["lastRun"], sweep
