@@ -230,6 +230,10 @@ class LocalHost:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        # A timer run in progress finishes before the caller restores settings it may still be reading.
+        for t in self._threads:
+            if t.name.startswith("timer-") and t is not threading.current_thread():
+                t.join(30)
         self.bus.stop()
         if self.sandbox is not None:
             self.sandbox.stop()

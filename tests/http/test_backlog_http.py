@@ -37,7 +37,7 @@ def test_unknown_opportunity_is_404(api):
     assert api.patch("/opportunities/nope", json={"owner": "x"}).status_code == 404
 
 
-def settled(api, oid, status, timeout=10.0):
+def settled(api, oid, status, timeout=60.0):
     import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -6,7 +6,7 @@ import pytest
 from tests.factories import finding
 
 
-def wait_status(api, oid, status, timeout=10.0):
+def wait_status(api, oid, status, timeout=60.0):
     """The opportunity once it has passed through `status` (the agents may have moved it further)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,17 +17,17 @@ from tests.http.test_pipeline import drive
 
 @pytest.fixture(scope="module")
 def llm_server():
-    with LlmServer(delay=1.5, retry_after=0.05) as server:
+    with LlmServer(delay=4, retry_after=0.05) as server:
         yield server
 
 
 @pytest.fixture
 def planner(svc, llm_server):
-    """The svc fixture with an LLM configured (1 s timeout), fresh caches and a fresh script."""
+    """The svc fixture with an LLM configured (3 s timeout: a slow CI machine must not turn a good answer into a retry), fresh caches and a fresh script."""
     llm_server.reset()
     llm_planner.reset()
     svc.llm = build(Settings.from_env({"LLM_BASE_URL": llm_server.base_url, "LLM_API_KEY": "test-key",
-                                       "LLM_TIMEOUT_SECONDS": "1"}))
+                                       "LLM_TIMEOUT_SECONDS": "3"}))
     return svc
 
 

@@ -1,5 +1,6 @@
 """Services over the in-memory store: ingest, triage, the sweep and the backlog."""
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -153,9 +154,14 @@ def test_a_poison_message_becomes_one_escalated_incident_however_often_it_arrive
     assert escalations and escalations[0][3]["cards"]["links"]["type"] == "AdaptiveCard"
 
 
-def test_the_sweep_leaves_a_heartbeat_and_health_notices_when_it_stops():
+def test_the_sweep_leaves_a_heartbeat_and_health_notices_when_it_stops(monkeypatch):
     svc = memory_services()
+    # Grace is counted from process start; pin it so a long test session does not decide this test.
+    monkeypatch.setattr(sweep, "_STARTED", time.monotonic())
     assert sweep.heartbeat(svc)["detail"] == "not run yet"
+    monkeypatch.setattr(sweep, "_STARTED", time.monotonic() - svc.policy.sweepStaleAfterSeconds - 1)
+    never = sweep.heartbeat(svc)
+    assert never["ok"] is False and never["detail"] == "the timer has never run"
     sweep.run(svc, "s1")
     assert sweep.heartbeat(svc)["ok"] is True
     svc.clock.current += timedelta(seconds=svc.policy.sweepStaleAfterSeconds + 1)
