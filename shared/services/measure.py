@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from hashlib import sha256
 from typing import Any, Iterable, Optional, Sequence
@@ -51,10 +52,14 @@ def _key(row: dict[str, Any]) -> str:
 def kpis(services: Services, where: Filter = Filter(), action_id: Optional[str] = None,
          version: Optional[int] = None, metric: Optional[str] = None, weekly: bool = True) -> dict[str, Any]:
     """Impact per action version (processArea + pattern + action + version), each KPI with its CI, and ROI."""
-    arms = [a for a in assignments(services, where)
-            if (action_id is None or a.actionId == action_id) and (version is None or a.version == version)]
+    # Both scans mostly wait on the store: read the outcomes while the assignments are read.
+    with ThreadPoolExecutor(1, thread_name_prefix="kpis") as pool:
+        pending = pool.submit(lambda: list(services.store.outcomes()))
+        arms = [a for a in assignments(services, where)
+                if (action_id is None or a.actionId == action_id) and (version is None or a.version == version)]
+        everything = pending.result()
     known = {case_of(a.processArea, a.caseKey) for a in arms}
-    outcomes = [o for o in services.store.outcomes() if metric is None or o.metric == metric]
+    outcomes = [o for o in everything if metric is None or o.metric == metric]
     matched = [o for o in outcomes if case_of(o.processArea, o.caseKey) in known]
     rows = impact.measure(arms, matched, services.policy.measurement, weekly)
     frozen = (services.store.state(BASELINES) or {}).get("items", {})
