@@ -18,6 +18,8 @@ from typing import Any, Literal, Optional, Sequence
 
 import msgspec
 
+from . import tables_spill
+
 MAX_OPERATIONS = 100
 _STATUS = re.compile(rb"HTTP/1\.1 (\d{3})")
 _ETAG = re.compile(rb"\r?\nETag: ([^\r\n]+)", re.IGNORECASE)
@@ -55,7 +57,10 @@ def _odata(entity: dict[str, Any]) -> bytes:
         if value is None:
             continue
         out[key] = value
-        if isinstance(value, float):
+        if value.__class__ is str:
+            if len(value) > tables_spill.PART:
+                tables_spill.spill(out, key, value)
+        elif isinstance(value, float):
             out[key + "@odata.type"] = "Edm.Double"
         elif isinstance(value, int) and not isinstance(value, bool) and not -2**31 <= value < 2**31:
             out[key] = str(value)

@@ -11,6 +11,7 @@ import json
 from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import quote
 
+from . import tables_spill
 from .tables_batch import TransactionFailed
 
 _ACCEPT = "application/json;odata=minimalmetadata"
@@ -33,7 +34,7 @@ def query(table_client: Any, where: str, select: Optional[Sequence[str]] = None,
     base = f"{table_client.scheme}://{table_client._primary_hostname}/{table_client.table_name}()"
     params = {"$filter": where}
     if select:
-        params["$select"] = ",".join(select)
+        params["$select"] = ",".join(tables_spill.select_with_marker(select))
     if top:
         params["$top"] = str(top)
     next_pk = next_rk = None
@@ -52,8 +53,20 @@ def query(table_client: Any, where: str, select: Optional[Sequence[str]] = None,
             raise TransactionFailed(response.status_code, "QueryFailed", 0, payload[:500].decode("utf-8", "replace"))
         for entity in json.loads(payload).get("value", []):
             entity["etag"] = entity.pop("odata.etag", None)
+            if tables_spill.MARKER in entity:  # a selected but absent property may come back as null
+                entity = tables_spill.joined(entity, lambda e=entity: _whole(table_client, e))
             yield entity
         next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
         next_rk = response.headers.get("x-ms-continuation-NextRowKey")
         if not next_pk or top:
             return
+
+
+def _whole(table_client: Any, entity: dict[str, Any]) -> dict[str, Any]:
+    """The entity with every property, for a projection that cut a spilled one short."""
+    where = f"PartitionKey eq {literal(entity['PartitionKey'])} and RowKey eq {literal(entity['RowKey'])}"
+    found = next(iter(query(table_client, where)), None)
+    if found is None:  # deleted since the page was read: what the page had is all there is
+        entity.pop(tables_spill.MARKER, None)
+        return entity
+    return found

@@ -1,6 +1,7 @@
 """What a child flow's answer means for the execution: done, wait, retry, or give up (ARCHITECTURE §5)."""
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -10,6 +11,9 @@ from pydantic import ValidationError
 from .flow_contracts import ChildFlowResponse
 
 DONE, WAIT, RETRY, GIVE_UP = "done", "wait", "retry", "give_up"
+# Evidence is kept on the execution record, beside its other fields and in a transaction with others.
+MAX_EVIDENCE_CHARS = 64_000
+MAX_RECORD_IDS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,21 @@ class Outcome:
     evidence: Optional[dict[str, Any]] = None
 
 
+def bounded_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+    """The flow's evidence as it is, or when its JSON passes MAX_EVIDENCE_CHARS: the record ids and each
+    before/after record small enough to keep (what verification and compensation read), marked truncated."""
+    size = len(json.dumps(evidence, default=str, ensure_ascii=False))
+    if size <= MAX_EVIDENCE_CHARS:
+        return evidence
+    kept: dict[str, Any] = {"recordIds": list(evidence.get("recordIds") or [])[:MAX_RECORD_IDS],
+                            "truncated": True, "chars": size}
+    for part in ("before", "after"):
+        records = evidence.get(part) or {}
+        kept[part] = {kind: record for kind, record in records.items()
+                      if len(json.dumps(record, default=str, ensure_ascii=False)) <= MAX_EVIDENCE_CHARS // 4}
+    return kept
+
+
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with full jitter: spreads retries so a recovering flow is not stampeded."""
     return rng.uniform(0.5, 1.0) * min(cap, base * 2 ** max(0, attempt - 1))
@@ -48,7 +67,7 @@ def classify(r: FlowResponse, attempt: int, max_attempts: int, base: float, cap:
         except ValidationError as exc:
             where = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors()[:3])
             return Outcome(GIVE_UP, "failed", message=f"flow answered {r.status} outside its contract ({where})")
-        return Outcome(DONE, answer.status, message=message, evidence=answer.evidence.model_dump())
+        return Outcome(DONE, answer.status, message=message, evidence=bounded_evidence(answer.evidence.model_dump()))
     if r.status == 202 and r.location:
         return Outcome(WAIT, delay=r.retry_after if r.retry_after is not None else 1.0, message="flow accepted")
     transient = r.status == 0 or r.status == 429 or r.status >= 500 or r.status == 408

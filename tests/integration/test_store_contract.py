@@ -88,6 +88,28 @@ def test_an_execution_is_created_once_and_then_only_replaced_by_etag(store):
     assert [(e.status, e.evidence) for e in store.executions(opp.id)] == [(SUCCEEDED, {"recordIds": ["INV-1"]})]
 
 
+# Azure Tables holds 64 KiB of UTF-16 per string property: 48,000 characters, a fifth of them astral
+# (two UTF-16 units each), are ~117 KiB there.
+LONG = "é€😀xy" * 9_600
+
+
+def test_text_longer_than_one_table_property_round_trips_and_shrinks_again(store):
+    opp = seeded(store)
+    x = new_execution(opp.id, "a", 1, {}, NOW, "cid", {})
+    x.status, x.evidence = SUCCEEDED, {"recordIds": ["INV-1"], "before": {"invoice": {"note": LONG}}}
+    long_history = [{"from": "new", "to": "triaged", "at": NOW.isoformat(), "actor": "t", "reason": LONG}]
+    opp = store.commit(replace(opp, history=long_history), [x])
+    assert store.get(opp.id).history == long_history
+    [stored] = store.executions(opp.id)
+    assert stored.evidence == x.evidence
+    stored.evidence = {"recordIds": ["INV-1"]}  # replaced by a short value: no part of the long one lingers
+    store.commit(store.get(opp.id), [stored])
+    assert [e.evidence for e in store.executions(opp.id)] == [{"recordIds": ["INV-1"]}]
+    assert [r["caseKey"] for r in store.scan(Filter(), ["caseKey", "status"])] == [opp.caseKey]
+    store.put_state("big", {"items": {str(i): LONG[:1000] for i in range(120)}})
+    assert store.state("big") == {"items": {str(i): LONG[:1000] for i in range(120)}}
+
+
 def test_audit_is_append_only_and_ordered(store):
     opp = seeded(store)
     for i, event in enumerate(["a", "b", "c"]):

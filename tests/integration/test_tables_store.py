@@ -124,3 +124,24 @@ def test_opening_sharded_tables_with_another_shard_count_is_refused(shard_client
     TablesStore(shard_clients).ping()
     with pytest.raises(LayoutMismatch, match="TABLE_SHARDS=3"):
         TablesStore(shard_clients[:2]).ping()
+
+
+def test_a_projection_that_names_a_spilled_property_gets_it_whole(table_client):
+    from shared.adapters import tables_batch, tables_query
+
+    long = "😀ab" * 20_000  # 60,000 characters over several properties
+    tables_batch.submit(table_client, [tables_batch.Operation("upsert", {
+        "PartitionKey": "p", "RowKey": "r", "rowType": "x", "short": "s", "text": long})])
+    [projected] = tables_query.query(table_client, "PartitionKey eq 'p'", ["text", "short"])
+    assert projected["text"] == long and projected["short"] == "s" and "spilled" not in projected
+    [narrow] = tables_query.query(table_client, "PartitionKey eq 'p'", ["short"])
+    assert narrow["short"] == "s" and "text" not in narrow
+    [whole] = tables_query.query(table_client, "PartitionKey eq 'p'")
+    assert whole["text"] == long and not any(k.startswith("text_") for k in whole)
+
+
+def test_a_null_marker_as_azure_returns_an_absent_selected_property_is_dropped():
+    from shared.adapters import tables_spill
+
+    entity = {"PartitionKey": "p", "RowKey": "r", "short": "s", "spilled": None}
+    assert tables_spill.joined(entity, lambda: {}) == {"PartitionKey": "p", "RowKey": "r", "short": "s"}

@@ -103,3 +103,25 @@ def test_activation_is_needed_for_high_risk_and_for_raised_risk_caps_or_rates_on
     catalog = Catalog([base, faster], "local")
     assert catalog.actions["leads.reassign"].version == 1 and ("leads.reassign", 2) in catalog.pending
     assert Catalog([base, faster], "local", [("leads.reassign", 2)]).actions["leads.reassign"].version == 2
+
+
+def test_evidence_past_the_limit_keeps_the_record_ids_and_the_records_that_fit():
+    import random
+
+    from shared.domain.flowcall import DONE, MAX_EVIDENCE_CHARS, MAX_RECORD_IDS, FlowResponse, classify
+
+    small = {"id": "INV-1", "status": "posted"}
+    huge = {"id": "ATT-1", "content": "x" * MAX_EVIDENCE_CHARS}
+    body = {"status": "succeeded", "evidence": {"recordIds": [f"R-{i}" for i in range(500)],
+                                                "before": {"invoice": small, "attachment": huge},
+                                                "after": {"invoice": {**small, "status": "paid"}}}}
+    outcome = classify(FlowResponse(200, body), 1, 3, 1.0, 60.0, random.Random(1))
+    assert outcome.kind == DONE and outcome.status == "succeeded"
+    ev = outcome.evidence
+    assert ev["truncated"] is True and ev["chars"] > MAX_EVIDENCE_CHARS
+    assert ev["recordIds"] == [f"R-{i}" for i in range(MAX_RECORD_IDS)]
+    assert ev["before"] == {"invoice": small} and ev["after"] == {"invoice": {**small, "status": "paid"}}
+    body["evidence"]["before"].pop("attachment")
+    body["evidence"]["recordIds"] = ["INV-1"]
+    kept = classify(FlowResponse(200, body), 1, 3, 1.0, 60.0, random.Random(1)).evidence
+    assert "truncated" not in kept and kept["before"] == {"invoice": small}
