@@ -36,35 +36,56 @@ def reconcile(services: Services, correlation_id: str) -> int:
     return sent
 
 
-def run(services: Services, correlation_id: str) -> dict[str, int]:
-    """One sweep; idempotent (a second run right after finds nothing new to do)."""
+def run(services: Services, correlation_id: str) -> dict[str, object]:
+    """One sweep; idempotent (a second run right after finds nothing new to do). A step that fails is
+    logged and named in the heartbeat; the others still run, since each guards against different losses."""
     from .approvals import escalate_unanswered
 
     from .drift import check
     from .measure import snapshot_baselines
     from .ramp import promote
 
-    done = {"resent": reconcile(services, correlation_id), "escalated": escalate_unanswered(services, correlation_id),
-            "drift": len(check(services, correlation_id)), "widened": len(promote(services)),
-            "deadLettered": surface_dead_letters(services, correlation_id),
-            "baselines": snapshot_baselines(services, correlation_id)}
-    # The heartbeat: GET /api/health shows a timer that stopped running.
+    steps = (("resent", lambda: reconcile(services, correlation_id)),
+             ("escalated", lambda: escalate_unanswered(services, correlation_id)),
+             ("drift", lambda: len(check(services, correlation_id))),
+             ("widened", lambda: len(promote(services))),
+             ("deadLettered", lambda: surface_dead_letters(services, correlation_id)),
+             ("baselines", lambda: snapshot_baselines(services, correlation_id)))
+    run_log = bind(log, correlation_id)
+    done: dict[str, object] = {}
+    failed = []
+    for name, step in steps:
+        try:
+            done[name] = step()
+        except Exception:
+            run_log.exception("sweep step %s failed", name)
+            failed.append(name)
+    if failed:
+        done["failed"] = failed
+    # The heartbeat: GET /api/health shows a timer that stopped running, or a step that keeps failing.
     services.store.put_state("sweep", {"at": services.clock.now().isoformat(), **done})
-    bind(log, correlation_id).info("sweep done: %s", done)
+    run_log.info("sweep done: %s", done)
     return done
 
 
 def heartbeat(services: Services) -> dict[str, object]:
-    """When the sweep last ran, and whether that is too long ago."""
+    """When the sweep last ran, and whether that is too long ago or a step of it failed."""
     last = services.store.state("sweep")
     if last is None:  # a fresh deployment: give the timer its first runs before calling it stopped
         waited = time.monotonic() - _STARTED
         ok = waited <= services.policy.sweepStaleAfterSeconds
         return {"ok": ok, "lastRun": None, "detail": "not run yet" if ok else "the timer has never run"}
     age = (services.clock.now() - datetime.fromisoformat(last["at"])).total_seconds()
-    ok = age <= services.policy.sweepStaleAfterSeconds
-    return {"ok": ok, "lastRun": last["at"], "ageSeconds": round(age),
-            "detail": "ok" if ok else f"no sweep for {age:.0f}s (expected every 5 minutes): is the timer running?"}
+    fresh = age <= services.policy.sweepStaleAfterSeconds
+    failed = last.get("failed") or []
+    if not fresh:
+        detail = f"no sweep for {age:.0f}s (expected every 5 minutes): is the timer running?"
+    elif failed:
+        detail = f"the last sweep's step(s) {', '.join(failed)} failed: see its log lines"
+    else:
+        detail = "ok"
+    return {"ok": fresh and not failed, "lastRun": last["at"], "ageSeconds": round(age), "detail": detail,
+            **({"failedSteps": failed} if failed else {})}
 
 
 def surface_dead_letters(services: Services, correlation_id: str) -> int:

@@ -167,3 +167,25 @@ def test_the_sweep_leaves_a_heartbeat_and_health_notices_when_it_stops(monkeypat
     svc.clock.current += timedelta(seconds=svc.policy.sweepStaleAfterSeconds + 1)
     stale = sweep.heartbeat(svc)
     assert stale["ok"] is False and "is the timer running" in stale["detail"]
+
+
+def test_a_failing_sweep_step_does_not_stop_the_others_and_health_names_it(monkeypatch, caplog):
+    from shared.services import measure
+
+    svc = memory_services()
+    ingest(svc, findings(finding()), "c1")
+    svc.bus.messages.clear()  # the triage message is lost
+    svc.clock.current += timedelta(seconds=svc.policy.reconcileAfterSeconds + 1)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the store refused the baselines")
+
+    monkeypatch.setattr(measure, "snapshot_baselines", broken)
+    done = sweep.run(svc, "s1")
+    assert done["resent"] == 1 and svc.bus.messages[0].message_id.startswith("triage:")
+    assert done["failed"] == ["baselines"]
+    beat = sweep.heartbeat(svc)
+    assert beat["ok"] is False and beat["failedSteps"] == ["baselines"] and "baselines" in beat["detail"]
+    assert any("sweep step baselines failed" in r.getMessage() and r.exc_info for r in caplog.records)
+    monkeypatch.undo()
+    assert "failed" not in sweep.run(svc, "s2") and sweep.heartbeat(svc)["ok"] is True
