@@ -36,18 +36,32 @@ class Outcome:
     evidence: Optional[dict[str, Any]] = None
 
 
+def _chars(value: Any) -> int:
+    return len(json.dumps(value, default=str, ensure_ascii=False))
+
+
 def bounded_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
-    """The flow's evidence as it is, or when its JSON passes MAX_EVIDENCE_CHARS: the record ids and each
-    before/after record small enough to keep (what verification and compensation read), marked truncated."""
-    size = len(json.dumps(evidence, default=str, ensure_ascii=False))
+    """The flow's evidence as it is, or when its JSON passes MAX_EVIDENCE_CHARS: as many record ids and
+    before/after records (what verification and compensation read) as fit, smallest first, marked truncated."""
+    size = _chars(evidence)
     if size <= MAX_EVIDENCE_CHARS:
         return evidence
-    kept: dict[str, Any] = {"recordIds": list(evidence.get("recordIds") or [])[:MAX_RECORD_IDS],
-                            "truncated": True, "chars": size}
-    for part in ("before", "after"):
-        records = evidence.get(part) or {}
-        kept[part] = {kind: record for kind, record in records.items()
-                      if len(json.dumps(record, default=str, ensure_ascii=False)) <= MAX_EVIDENCE_CHARS // 4}
+    kept: dict[str, Any] = {"recordIds": [], "truncated": True, "chars": size, "before": {}, "after": {}}
+    budget = MAX_EVIDENCE_CHARS - _chars(kept)
+    ids_budget = budget // 4  # ids get at most a quarter, so the records the watchdog reads still fit
+    for rid in list(evidence.get("recordIds") or [])[:MAX_RECORD_IDS]:
+        cost = _chars(rid) + 1
+        if cost > ids_budget:
+            break
+        kept["recordIds"].append(rid)
+        ids_budget -= cost
+        budget -= cost
+    records = [(_chars(record) + _chars(kind) + 2, part, kind, record) for part in ("before", "after")
+               for kind, record in (evidence.get(part) or {}).items()]
+    for cost, part, kind, record in sorted(records, key=lambda r: r[0]):
+        if cost <= budget:
+            kept[part][kind] = record
+            budget -= cost
     return kept
 
 

@@ -125,3 +125,17 @@ def test_evidence_past_the_limit_keeps_the_record_ids_and_the_records_that_fit()
     body["evidence"]["recordIds"] = ["INV-1"]
     kept = classify(FlowResponse(200, body), 1, 3, 1.0, 60.0, random.Random(1)).evidence
     assert "truncated" not in kept and kept["before"] == {"invoice": small}
+
+
+def test_bounded_evidence_fits_its_limit_however_many_records_and_ids_come():
+    import json
+
+    from shared.domain.flowcall import MAX_EVIDENCE_CHARS, bounded_evidence
+
+    evidence = {"recordIds": ["R" * 5_000] * 100, "after": {"lead": {"ownerId": "ana"}},
+                "before": {f"line{i}": {"text": "行" * 15_000} for i in range(40)}}
+    kept = bounded_evidence(evidence)
+    assert len(json.dumps(kept, ensure_ascii=False)) <= MAX_EVIDENCE_CHARS
+    # The small record the watchdog reads survives; big ones go first.
+    assert kept["after"] == {"lead": {"ownerId": "ana"}} and kept["truncated"] is True
+    assert 0 < len(kept["recordIds"]) < 100 and len(kept["before"]) < 40
