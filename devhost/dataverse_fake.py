@@ -264,7 +264,12 @@ class FakeDataverse:
         m = re.fullmatch(r"([a-z_0-9]+)='((?:[^']|'')*)'", unquote(address))
         if not m or m.group(1) not in table["keys"]:
             raise Problem(400, f"{address} is not an alternate key of {table['logical']}")
-        return m.group(2).replace("''", "'")
+        value = m.group(2).replace("''", "'")
+        # As documented for Dataverse: GET and PATCH by such a key value do not work.
+        bad = sorted(set(value) & set('/#<>*%&:\\?+'))
+        if bad:
+            raise Problem(400, f"alternate key value {value!r} holds {''.join(bad)}: GET and PATCH by it do not work")
+        return value
 
     def _upsert(self, entity_set: str, table: dict[str, Any], key: str, body: dict[str, Any],
                 headers: dict[str, str]) -> batch.Reply:

@@ -32,6 +32,20 @@ KEYS_PER_GET = 40  # keys per filtered GET inside a $batch: ~2 KB of URL each
 _CONFLICT = (404, 412)
 
 
+
+# GET and PATCH by an alternate key whose value holds / # < > * % & : \ ? + do not work in Dataverse
+# (learn.microsoft.com/power-apps/maker/data-platform/define-alternate-keys-portal), and audit, incident
+# and telemetry keys carry times and ids with colons. Such characters (and the escape mark "!") become
+# "!xx" in hex: one-to-one, and keys without them are stored as they are.
+_RESERVED = frozenset('/#<>*%&:\\?+!')
+
+
+def dv_key(key: str) -> str:
+    """A store key as a Dataverse alternate-key value."""
+    if not any(c in _RESERVED for c in key):
+        return key
+    return "".join(f"!{ord(c):02x}" if c in _RESERVED else c for c in key)
+
 class DataverseStore:
     def __init__(self, client: DataverseClient, names: Names, operational: Any):
         self.client, self.n, self.ops = client, names, operational
@@ -44,10 +58,10 @@ class DataverseStore:
         return self.n.column(name)
 
     def _path(self, table: str, key: str) -> str:
-        return key_path(self._set(table), self._col("key"), key)
+        return key_path(self._set(table), self._col("key"), dv_key(key))
 
     def _row(self, table: str, key: str, doc: dict[str, Any], **columns: Any) -> dict[str, Any]:
-        row = {self._col("key"): key, self._col("doc"): _dumps(doc)}
+        row = {self._col("key"): dv_key(key), self._col("doc"): _dumps(doc)}
         row.update({self._col(k): v for k, v in columns.items()})
         if BY_NAME[table].parent:
             parent = columns.get("opportunitykey")
@@ -98,12 +112,13 @@ class DataverseStore:
 
     def _by_keys(self, table: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Rows by key: filtered GETs, KEYS_PER_GET keys each, all inside one $batch."""
-        keys = list(dict.fromkeys(keys))
-        if not keys:
+        stored = {dv_key(k): k for k in keys}
+        if not stored:
             return {}
         ops = []
-        for start in range(0, len(keys), KEYS_PER_GET):
-            part = keys[start:start + KEYS_PER_GET]
+        wanted = list(stored)
+        for start in range(0, len(wanted), KEYS_PER_GET):
+            part = wanted[start:start + KEYS_PER_GET]
             where = " or ".join(f"{self._col('key')} eq {literal(k)}" for k in part)
             ops.append(batch.Op("GET", query(self._set(table), where, [self._col("key"), self._col("doc")])))
         found: dict[str, dict[str, Any]] = {}
@@ -111,7 +126,7 @@ class DataverseStore:
             if not reply.ok:
                 raise ConnectionError(f"Dataverse read failed: HTTP {reply.status}")
             for row in reply.body.get("value", []):
-                found[row[self._col("key")]] = row
+                found[stored[row[self._col("key")]]] = row
         return found
 
     def get(self, opportunity_id: str) -> Optional[Opportunity]:

@@ -160,3 +160,13 @@ def test_a_process_never_has_more_than_its_share_of_the_52_concurrent_requests(s
     for t in threads:
         t.join()
     assert 1 < peak[0] <= MAX_CONCURRENT
+
+
+def test_key_values_dataverse_cannot_address_are_escaped_one_to_one():
+    from shared.adapters.dataverse_store import dv_key
+
+    keys = ["a:b", "a!3ab", "a!b", "x/y#z", "2026-11-26T07:00:00.000000Z~ab12", "plain~key.1"]
+    escaped = [dv_key(k) for k in keys]
+    assert len(set(escaped)) == len(keys)
+    assert all(not set(e) & set('/#<>*%&:\\?+') for e in escaped)
+    assert dv_key("plain~key.1") == "plain~key.1"  # keys without them (all opportunity ids) are unchanged
