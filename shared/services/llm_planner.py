@@ -42,12 +42,22 @@ def _remember(key: str, doc: Optional[dict[str, Any]]) -> None:
             _templates.popitem(last=False)
 
 
+def _telemetry(services: Services, cid: str, doc: dict[str, Any]) -> None:
+    """Record one LLM telemetry row; a refused write is logged, never a reason to fail the plan."""
+    try:
+        services.store.add_telemetry("llm", doc)
+    except Exception:
+        bind(log, cid).warning("LLM telemetry not recorded", exc_info=True)
+
+
 def _ask(services: Services, key: str, prompt: llm_plan.Prompt, messages: list[dict[str, str]],
          cid: str) -> Optional[dict[str, Any]]:
     """The model's plan template as stored (None when it gave none), with one telemetry record."""
     reply = services.llm.complete(messages, llm_plan.PlanProposal)
     doc = reply.parsed.model_dump() if reply.outcome == "ok" else None
-    services.store.add_telemetry("llm", {
+    if reply.outcome == "ok":  # stored before anything else can fail: it is what the call paid for
+        services.store.put_state(f"llmplan~{key}", {"proposal": doc, "promptVersion": prompt.version})
+    _telemetry(services, cid, {
         "at": services.clock.now().isoformat(), "promptVersion": prompt.version, "model": services.llm.model,
         "purpose": "plan", "outcome": reply.outcome, "detail": scrub(reply.detail), "key": key,
         "promptTokens": reply.prompt_tokens, "completionTokens": reply.completion_tokens,
@@ -56,8 +66,6 @@ def _ask(services: Services, key: str, prompt: llm_plan.Prompt, messages: list[d
         "prompt": messages[-1]["content"][:4000], "response": scrub(reply.text)[:4000]})
     bind(log, cid).info("LLM plan template %s: %s in %.0f ms (%d+%d tokens)", key[:8], reply.outcome,
                         reply.latency_ms, reply.prompt_tokens, reply.completion_tokens)
-    if reply.outcome == "ok":
-        services.store.put_state(f"llmplan~{key}", {"proposal": doc, "promptVersion": prompt.version})
     return doc if reply.outcome == "ok" else {"failed": reply.outcome, "detail": reply.detail}
 
 
@@ -106,10 +114,9 @@ def decide(services: Services, opp: Opportunity, candidates: Sequence[Action], f
     decision, verdict = llm_plan.adopt(proposal, candidates, opp.attributes, fallback,
                                        services.policy.confidenceThreshold, version, services.catalog.pii_fields)
     if verdict.outcome != "adopted":
-        services.store.add_telemetry("llm", {"at": services.clock.now().isoformat(), "promptVersion": version,
-                                             "purpose": "plan", "outcome": verdict.outcome, "key": key,
-                                             "detail": scrub(verdict.detail), "correlationId": cid,
-                                             "opportunityId": opp.id})
+        _telemetry(services, cid, {"at": services.clock.now().isoformat(), "promptVersion": version,
+                                   "purpose": "plan", "outcome": verdict.outcome, "key": key,
+                                   "detail": scrub(verdict.detail), "correlationId": cid, "opportunityId": opp.id})
         bind(log, cid, opportunityId=opp.id).warning("LLM plan not adopted (%s): %s", verdict.outcome,
                                                      scrub(verdict.detail))
         if verdict.outcome == "contract":

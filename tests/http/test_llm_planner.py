@@ -65,6 +65,19 @@ def test_one_call_per_plan_template_not_per_opportunity(planner, llm_server):
     assert llm_server.calls() == 2
 
 
+def test_a_refused_telemetry_write_neither_fails_the_plan_nor_loses_the_paid_template(planner, llm_server,
+                                                                                   monkeypatch):
+    def refused(*_args, **_kwargs):
+        raise ConnectionError("telemetry write refused")
+
+    monkeypatch.setattr(planner.store, "add_telemetry", refused)
+    [opp] = run(planner, lead(7))
+    assert opp.status is Status.verified and opp.plan["method"] == "llm"
+    llm_planner.reset()  # a new instance: the template was stored although its telemetry was not
+    run(planner, lead(8))
+    assert llm_server.calls() == 1
+
+
 def test_a_non_candidate_action_sends_the_case_to_a_person_and_calls_no_flow(planner, llm_server, sandbox):
     llm_server.script(["non_candidate"])
     [opp] = run(planner, lead(2))
