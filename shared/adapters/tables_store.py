@@ -51,6 +51,14 @@ def _size(c: Commit) -> int:
     return 1 + len(c.executions) + len(c.approvals) + len(c.audit)
 
 
+def _weight(opp: Opportunity) -> int:
+    """Bytes an opportunity's row may take in a transaction, from its variable-length fields (str() runs in
+    C: encoding the row here would double the ingest path's work)."""
+    text = len(str(opp.attributes)) + sum(map(len, opp.sourceEventIds)) + len(opp.rootCause or "") \
+        + len(opp.recommendedAction or "") + len(opp.rationale or "") + len(str(opp.history))
+    return 8_000 + 4 * text
+
+
 def _bind(where: str, params: dict[str, Any]) -> str:
     """Substitute @name parameters with OData literals (quotes escaped)."""
     return re.sub(r"@(\w+)", lambda m: tables_query.literal(params[m.group(1)]), where)
@@ -107,8 +115,18 @@ class TablesStore(ReferenceRows, OutcomeRows):
         for opp in pending.values():
             by_partition.setdefault(opp.group, []).append(opp)
         for opps in by_partition.values():
-            for start in range(0, len(opps), tables_batch.MAX_OPERATIONS):
-                self._write_chunk(opps[start:start + tables_batch.MAX_OPERATIONS], merge, known, final)
+            chunk: list[Opportunity] = []
+            nbytes = 0
+            for opp in opps:
+                # Bounded like a merged record, which may be twice as large as the new finding.
+                n = 2 * _weight(opp)
+                if chunk and not tables_batch.fits(len(chunk), nbytes, 1, n):
+                    self._write_chunk(chunk, merge, known, final)
+                    chunk, nbytes = [], 0
+                chunk.append(opp)
+                nbytes += n
+            if chunk:
+                self._write_chunk(chunk, merge, known, final)
         return outcomes(incoming, final, known)
 
     def _write_chunk(self, chunk: list[Opportunity], merge: MergeFn,
@@ -181,17 +199,19 @@ class TablesStore(ReferenceRows, OutcomeRows):
         for partition, indexes in by_partition.items():
             table = self._table(partition)
             pending = list(indexes)
+            ops_of = {i: self._ops(commits[i]) for i in indexes}
+            bytes_of = {i: sum(tables_batch.weight(op.entity) for op in ops_of[i]) for i in indexes}
             while pending:
-                chunk, size = [], 0
+                chunk, size, nbytes = [], 0, 0
                 for i in pending:
-                    n = _size(commits[i])
-                    if chunk and size + n > tables_batch.MAX_OPERATIONS:
+                    if chunk and not tables_batch.fits(size, nbytes, len(ops_of[i]), bytes_of[i]):
                         break
                     chunk.append(i)
-                    size += n
+                    size += len(ops_of[i])
+                    nbytes += bytes_of[i]
                 ops, owner = [], []
                 for i in chunk:
-                    mine = self._ops(commits[i])
+                    mine = ops_of[i]
                     ops += mine
                     owner += [i] * len(mine)
                 try:

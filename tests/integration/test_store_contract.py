@@ -110,6 +110,36 @@ def test_text_longer_than_one_table_property_round_trips_and_shrinks_again(store
     assert store.state("big") == {"items": {str(i): LONG[:1000] for i in range(120)}}
 
 
+def test_commits_past_one_transactions_4_mib_land_whole_in_several(store):
+    from shared.ports import Commit
+
+    results = store.ingest(from_findings(validated(*[finding() for _ in range(40)]), CATALOG, POLICY, NOW), MERGE)
+    opps = [store.get(r.opportunity.id) for r in results]
+    assert len({o.group for o in opps}) == 1  # one partition: Tables would put them in one transaction
+    # 40 × ~135 KB of UTF-8 evidence: ~5.4 MB, past the service's 4 MiB per transaction.
+    evidence = {"before": {f"r{k}": {"text": "行" * 15_000} for k in range(3)}}
+    commits = []
+    for o in opps:
+        x = new_execution(o.id, "a", 1, {}, NOW, "cid", {})
+        x.status, x.evidence = SUCCEEDED, evidence
+        commits.append(Commit(o.transition(Status.triaged, "triage", "ok", NOW), [x], [entry(o, "triaged")]))
+    assert store.commit_many(commits) == [None] * 40
+    assert all(store.get(o.id).status is Status.triaged for o in opps)
+    assert all([x.evidence for x in store.executions(o.id)] == [evidence] for o in opps)
+
+
+def test_an_ingest_past_one_transactions_4_mib_is_stored_whole(store):
+    # Findings at their limits, in astral characters (4 bytes of UTF-8 each): 100 × ~52 KB in one partition.
+    emoji = "😀"
+    found = from_findings(validated(*[finding(caseKey=f"BIG-{i}", rootCause=emoji * 2_000,
+                                              recommendedAction=emoji * 2_000,
+                                              attributes={"invoiceId": f"BIG-{i}", "note": emoji * 9_000})
+                                      for i in range(100)]), CATALOG, POLICY, NOW)
+    assert [r.outcome for r in store.ingest(found, MERGE)] == ["created"] * 100
+    back = store.get(found[-1].id)
+    assert back.attributes["note"] == emoji * 9_000 and back.rootCause == emoji * 2_000
+
+
 def test_audit_is_append_only_and_ordered(store):
     opp = seeded(store)
     for i, event in enumerate(["a", "b", "c"]):
