@@ -93,6 +93,8 @@ class Sandbox:
                     new[name] = float(value)
                 elif name == "latency_ms":
                     new[name] = max(0.0, float(value))
+                elif name == "async_retry_after" and value is None:
+                    new[name] = None
                 else:
                     new[name] = max(0, int(value))
             self._knobs = new  # swapped whole, so a request reads one consistent set without the lock
@@ -328,8 +330,9 @@ class Sandbox:
     def _running(self, op_id: str) -> Response:
         path = f"/operations/{op_id}"
         location = f"{self.base_url}{path}?sig={self.sign(path)}"
+        retry = self._knobs["async_retry_after"]  # None: no Retry-After, the caller picks its own pace
         return _json(202, {"status": "running", "message": f"{op_id} is running"},
-                     {"Location": location, "Retry-After": str(self._knobs["async_retry_after"])})
+                     {"Location": location, **({"Retry-After": str(retry)} if retry is not None else {})})
 
     def _poll(self, op_id: str) -> Response:
         with self._lock:

@@ -70,9 +70,13 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     return rng.uniform(0.5, 1.0) * min(cap, base * 2 ** max(0, attempt - 1))
 
 
+MAX_POLL_SECONDS = 300.0
+
+
 def classify(r: FlowResponse, attempt: int, max_attempts: int, base: float, cap: float,
-             rng: random.Random) -> Outcome:
-    """Decide from one response; `attempt` counts calls made so far for this execution, this one included."""
+             rng: random.Random, waited: float = 0.0, max_wait: float = float("inf")) -> Outcome:
+    """Decide from one response; `attempt` counts calls made so far for this execution (polls too), this one
+    included, and `waited` the seconds since the first."""
     body = r.body if isinstance(r.body, dict) else {}
     message = str(body.get("message") or r.error or "")[:500]
     if r.status in (200, 201):
@@ -83,7 +87,12 @@ def classify(r: FlowResponse, attempt: int, max_attempts: int, base: float, cap:
             return Outcome(GIVE_UP, "failed", message=f"flow answered {r.status} outside its contract ({where})")
         return Outcome(DONE, answer.status, message=message, evidence=bounded_evidence(answer.evidence.model_dump()))
     if r.status == 202 and r.location:
-        return Outcome(WAIT, delay=r.retry_after if r.retry_after is not None else 1.0, message="flow accepted")
+        if waited >= max_wait:
+            return Outcome(GIVE_UP, "failed", message=f"flow still running after {waited / 3600:.1f} h "
+                                                      f"(flowMaxWaitSeconds); a person must check its outcome")
+        # Without Retry-After, polls back off (1, 2, 4 … 300 s): a flow that waits a day costs ~300 polls.
+        delay = r.retry_after if r.retry_after is not None else min(MAX_POLL_SECONDS, 2.0 ** max(0, attempt - 1))
+        return Outcome(WAIT, delay=delay, message="flow accepted")
     transient = r.status == 0 or r.status == 429 or r.status >= 500 or r.status == 408
     if not transient:
         return Outcome(GIVE_UP, "rejected" if r.status in (400, 422) else "failed",

@@ -99,6 +99,9 @@ class Policy(BaseModel):
     backoffBaseSeconds: float = Field(default=2.0, gt=0)
     backoffMaxSeconds: float = Field(default=600.0, gt=0)
     flowTimeoutSeconds: float = Field(default=30.0, gt=0)
+    # Long-running flows (202 + Location): polled as Retry-After says, else backing off to every 5 minutes,
+    # and given up (failed, a person told) when still running this long after the first call.
+    flowMaxWaitSeconds: float = Field(default=86_400.0, gt=0)
     # An approval or data request nobody answered within this many hours is escalated (once) by the sweep.
     approvalSlaHours: float = Field(default=24.0, gt=0)
     # Who may let a pending action version (high risk, or raising risk or caps) go live.

@@ -42,8 +42,9 @@ def call(services: Services, action: Action, x: Execution, cid: str, poll_url: O
             telemetry.flow_latency(x.actionId, x.actionVersion, (time.perf_counter() - started) * 1000)
     except FlowNotConfigured as exc:
         response = FlowResponse(404, {"status": "failed", "message": str(exc)})
+    waited = (services.clock.now() - x.createdAt).total_seconds()
     outcome = classify(response, x.attempts, policy.maxAttempts, policy.backoffBaseSeconds,
-                       policy.backoffMaxSeconds, services.rng)
+                       policy.backoffMaxSeconds, services.rng, waited, policy.flowMaxWaitSeconds)
     return Attempt(outcome, response)
 
 

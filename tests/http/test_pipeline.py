@@ -188,3 +188,21 @@ def test_without_a_read_flow_a_missing_field_still_goes_to_a_person(svc, sandbox
     drive(svc)
     assert svc.store.get(oid).status is Status.needs_data
     assert [n[3]["missing"] for n in svc.notifier.sent if n[0] == "enrich"] == [["customerId"]]
+
+
+def test_a_flow_that_never_finishes_is_polled_with_backoff_then_given_up_and_escalated(svc, sandbox):
+    from datetime import timedelta
+
+    sandbox.configure(async_actions={"leads.reassign"}, async_polls=100_000, async_retry_after=None)
+    svc.policy = svc.policy.model_copy(update={"flowMaxWaitSeconds": 3600.0})
+    oid = start(svc, caseKey="LD-SLOW", attributes={"leadId": "LD-SLOW", "region": "EMEA"})
+    began = svc.clock.current
+    drive(svc)
+    opp = svc.store.get(oid)
+    [x] = svc.store.executions(oid)
+    assert opp.status is Status.failed and x.status == "failed" and "still running after 1." in x.message
+    waits = [a for a in svc.store.audit(oid) if a.event == "flow.waiting"]
+    # 1, 2, 4 … 256 s, then every 300 s: ~20 polls for an hour, where a fixed 1 s would have been 3,600.
+    assert 10 <= len(waits) <= 25
+    assert svc.clock.current - began >= timedelta(hours=1)
+    assert any(n[0] == "escalate" for n in svc.notifier.sent)
