@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 MAX_BYTES = 28 * 1024
 _TEXT = 600  # characters of any one free text shown on a card
+MAX_FACTS = 25  # per FactSet; the rest are counted, not shown
 
 
 def _clip(text: Any, limit: int = _TEXT) -> str:
@@ -21,8 +22,11 @@ def _clip(text: Any, limit: int = _TEXT) -> str:
 
 
 def _facts(pairs: Mapping[str, Any]) -> dict[str, Any]:
-    return {"type": "FactSet", "facts": [{"title": _clip(k, 80), "value": _clip(v if v is not None else "—", 200)}
-                                         for k, v in pairs.items()]}
+    items = list(pairs.items())
+    facts = [{"title": _clip(k, 80), "value": _clip(v if v is not None else "—", 200)} for k, v in items[:MAX_FACTS]]
+    if len(items) > MAX_FACTS:
+        facts.append({"title": "…", "value": f"{len(items) - MAX_FACTS} more in the app"})
+    return {"type": "FactSet", "facts": facts}
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
@@ -36,7 +40,22 @@ def _helpful() -> dict[str, Any]:
 
 
 def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.5", "body": body, "actions": actions}
+    return _fit({"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.5", "body": body, "actions": actions})
+
+
+def _fit(card: dict[str, Any]) -> dict[str, Any]:
+    """Shorten texts and fact values until the card is under MAX_BYTES: non-Latin text is sent as \\u escapes,
+    six bytes a character, so clipping by characters alone does not bound the bytes."""
+    limit = _TEXT
+    while not size_ok(card) and limit > 10:
+        limit //= 2
+        for block in card["body"]:
+            if block["type"] == "TextBlock":
+                block["text"] = _clip(block["text"], limit)
+            elif block["type"] == "FactSet":
+                for fact in block["facts"]:
+                    fact["title"], fact["value"] = _clip(fact["title"], min(80, limit)), _clip(fact["value"], limit)
+    return card
 
 
 def _answers(approval_id: str, choices: Sequence[tuple[str, str, str]], links: Optional[Mapping[str, str]],

@@ -57,3 +57,13 @@ def test_long_texts_are_clipped_so_a_card_stays_under_28_kb():
     huge = {f"field{i}": "x" * 5000 for i in range(60)}
     card = cards.approval_card("a", CASE, {**PLAN, "parameters": huge}, "medium", "y" * 50_000)
     assert cards.size_ok(card)
+
+
+def test_many_non_latin_facts_still_fit_because_they_travel_as_six_byte_escapes():
+    import json
+
+    wide = {f"項目{i}": "請求書の説明" * 40 for i in range(40)}
+    card = cards.escalation_card({**CASE, **{f"属性{i}": "値" * 200 for i in range(30)}}, "見出し" * 300, wide)
+    assert len(json.dumps(card).encode()) <= cards.MAX_BYTES and events(card) == []
+    [_, case_facts, details] = card["body"]
+    assert len(details["facts"]) == cards.MAX_FACTS + 1 and details["facts"][-1]["value"] == "15 more in the app"
