@@ -47,10 +47,6 @@ def _filter(where: Filter) -> tuple[str, dict[str, Any]]:
     return " and ".join(clauses), params
 
 
-def _size(c: Commit) -> int:
-    return 1 + len(c.executions) + len(c.approvals) + len(c.audit)
-
-
 def _weight(opp: Opportunity) -> int:
     """Bytes an opportunity's row may take in a transaction, from its variable-length fields (str() runs in
     C: encoding the row here would double the ingest path's work)."""
@@ -227,8 +223,8 @@ class TablesStore(ReferenceRows, OutcomeRows):
                 cursor = 0
                 for i in chunk:
                     c = commits[i]
-                    self._landed(c, etags[cursor:cursor + _size(c)])
-                    cursor += _size(c)
+                    self._landed(c, etags[cursor:cursor + len(ops_of[i])])
+                    cursor += len(ops_of[i])
                     self._remember(c)
                 pending = [i for i in pending if i not in chunk]
         return results
