@@ -23,7 +23,10 @@ def load_settings(overrides: Optional[Mapping[str, str]] = None) -> None:
         path = REPO / "local.settings.example.json"
     values = json.loads(path.read_text()).get("Values", {})
     for key, value in values.items():
-        os.environ.setdefault(key, str(value))
+        if value != "":
+            os.environ.setdefault(key, str(value))
+    # The local host is the one place local trust is switched on (an empty name elsewhere means prod).
+    os.environ.setdefault("CLOSEDLOOP_ENV", "local")
     os.environ["BUS"] = "local"
     os.environ.update(overrides or {})
 

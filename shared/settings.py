@@ -16,7 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Every setting the app reads, with its local default (mirrored in local.settings.example.json).
 DEFAULTS: dict[str, str] = {
-    "CLOSEDLOOP_ENV": "local",
+    # No name means production: local trust (forged principals, a made-up signing key) is opt-in, and only
+    # the local host (devhost) opts in. An app on App Service (WEBSITE_INSTANCE_ID set) refuses it.
+    "CLOSEDLOOP_ENV": "prod",
     "STORE": "tables",
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
     "TABLES_CONNECTION": "",
@@ -33,6 +35,10 @@ DEFAULTS: dict[str, str] = {
     "SWEEP_SCHEDULE": "0 */5 * * * *",
     "INGEST_API_KEY": "",
     "MAX_BODY_BYTES": "4194304",
+    # Seconds any one store call may take before the route answers 503 with Retry-After.
+    "STORE_TIMEOUT_SECONDS": "5",
+    # Hosts a flow's 202 Location may point at (comma-separated); empty: the hosts of the configured flow URLs.
+    "FLOW_POLL_HOSTS": "",
     "CATALOG_DIR": "",
     "OUTBOX_DIR": "",
     "PUBLIC_BASE_URL": "",
@@ -109,6 +115,16 @@ class Settings:
     appinsights_connection_string: str = ""
     appinsights_entra: bool = False
     sampling_percentage: int = 100
+    # Set only where CLOSEDLOOP_ENV=local was asked for on a machine that is not App Service.
+    local_refused: bool = False
+    store_timeout: float = 5.0
+    flow_poll_hosts: tuple[str, ...] = ()
+
+    @property
+    def local(self) -> bool:
+        """Local trust: the Easy Auth header is believed without Easy Auth, approvals may sign with a
+        per-process key. Only the local host asks for it; never on App Service."""
+        return self.environment == "local"
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -117,8 +133,19 @@ class Settings:
         def get(name: str) -> str:
             return (env.get(name) or DEFAULTS[name]).strip()
 
+        environment = get("CLOSEDLOOP_ENV")
+        on_app_service = bool((env.get("WEBSITE_INSTANCE_ID") or "").strip())  # App Service sets it on every site
+        refused = environment == "local" and on_app_service
+        if refused:
+            # An App Service app is never "local": a forged X-MS-CLIENT-PRINCIPAL would be believed.
+            log.error("CLOSEDLOOP_ENV=local is refused on App Service (WEBSITE_INSTANCE_ID is set); "
+                      "running as prod")
+            environment = "prod"
         return cls(
-            environment=get("CLOSEDLOOP_ENV"),
+            environment=environment,
+            local_refused=refused,
+            store_timeout=max(0.5, float(_int(env, "STORE_TIMEOUT_SECONDS"))),
+            flow_poll_hosts=tuple(h.strip().lower() for h in get("FLOW_POLL_HOSTS").split(",") if h.strip()),
             store=get("STORE").lower(),
             tables_connection=get("TABLES_CONNECTION") or (
                 "" if get("AzureWebJobsStorage__tableServiceUri") else get("AzureWebJobsStorage")),

@@ -81,7 +81,7 @@ def principal(req: func.HttpRequest, settings: Any) -> Optional[Any]:
     """The Easy Auth principal, trusted only where Easy Auth is on (or on the local host): elsewhere a
     client could forge the header. None when there is none."""
     header = req.headers.get("x-ms-client-principal")
-    if header and (settings.easy_auth or settings.environment == "local"):
+    if header and (settings.easy_auth or settings.local):
         from ..domain.identity import from_easy_auth
         return from_easy_auth(header)
     return None

@@ -34,7 +34,7 @@ def _headers(context: dict[str, Any]) -> dict[str, str]:
 def principal_of(context: dict[str, Any], settings: Any) -> Optional[Any]:
     """The Easy Auth principal of the MCP request, where Easy Auth is on (or on the local host)."""
     header = _headers(context).get("x-ms-client-principal")
-    if header and (settings.easy_auth or settings.environment == "local"):
+    if header and (settings.easy_auth or settings.local):
         from ..domain.identity import from_easy_auth
         return from_easy_auth(header)
     return None

@@ -32,7 +32,7 @@ def signing_key(services: Services) -> bytes:
     key = services.settings.approval_signing_key
     if key:
         return key.encode()
-    if services.settings.environment != "local":
+    if not services.settings.local:
         raise RuntimeError("APPROVAL_SIGNING_KEY is not set: approval links cannot be signed")
     return _EPHEMERAL
 
