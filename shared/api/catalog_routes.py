@@ -34,7 +34,8 @@ def get_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @bp.route(route="actions/{id}", methods=["PUT"])
 @endpoint
 def put_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Add the next version of an action; earlier versions are never edited."""
+    """Add the next version of an action (needs the catalog approver role; the author is the signed-in
+    principal); earlier versions are never edited."""
     from ..runtime import services
     from ..services import catalog
 
@@ -42,7 +43,7 @@ def put_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     require_media_type(req, ("application/json",))
     who = principal(req, svc.settings)
     action = catalog.add_version(svc, req.route_params.get("id", ""), read_body(req, svc.settings.max_body_bytes),
-                                 who.id if who else "api")
+                                 who)
     return json_response(catalog.view(action, action.version, svc.catalog.pending.get((action.id, action.version))),
                          201, cid, {"Location": f"/api/actions/{action.id}"})
 
@@ -50,7 +51,7 @@ def put_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @bp.route(route="actions/{id}/versions/{version}/activate", methods=["POST"])
 @endpoint
 def activate_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """A second person lets a pending version go live (high risk, or more risk, cap or rate than before)."""
+    """A second person lets a pending version go live (anything over the API that is not a pure tightening)."""
     from ..runtime import services
     from ..services import catalog
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -86,6 +86,9 @@ class Action(BaseModel):
     ramp: Optional[list[float]] = Field(default=None, min_length=1)
     author: Optional[str] = None
     reason: Optional[str] = None
+    # Where the version came from: "repo" (shipped with the deployment) or "api" (PUT /api/actions/{id},
+    # set by the server, never by the body). API versions go live alone only when they tighten (change_control).
+    origin: Literal["repo", "api"] = "repo"
 
     def required_fields(self) -> tuple[str, ...]:
         return tuple(self.dataContract.get("required", ()))
@@ -103,29 +106,6 @@ class Candidate:
     action: Action
 
 
-_TIERS = {"low": 0, "medium": 1, "high": 2}
-
-
-def activation_needed(new: Action, active: Optional[Action]) -> list[str]:
-    """Why a new version needs a second person's approval before it is used: it is high risk, or it
-    raises the risk tier, the daily cap or the rate limit of the version in use. Empty: it may go live."""
-    reasons = []
-    if new.riskTier is RiskTier.high:
-        reasons.append("high-risk action")
-    if active is None:
-        return reasons
-    if _TIERS[new.riskTier.value] > _TIERS[active.riskTier.value]:
-        reasons.append(f"risk tier {active.riskTier.value} → {new.riskTier.value}")
-    if (new.dailyCap or float("inf")) > (active.dailyCap or float("inf")):
-        reasons.append(f"daily cap {active.dailyCap} → {new.dailyCap}")
-    old_rate, new_rate = (active.rateLimit or {}).get("perMinute"), (new.rateLimit or {}).get("perMinute")
-    if new_rate is not None and (old_rate is None or new_rate > old_rate):
-        reasons.append(f"rate limit {old_rate or 'none'} → {new_rate} per minute")
-    if not active.enabled and new.enabled:
-        reasons.append("re-enabled")
-    return reasons
-
-
 class Catalog:
     """Latest enabled version of each action, indexed by (processArea, pattern) for O(1) matching."""
 
@@ -133,6 +113,8 @@ class Catalog:
                  activated: Iterable[tuple[str, int]] = ()):
         self.environment = environment
         self.versions: dict[tuple[str, int], Action] = {(a.id, a.version): a for a in actions}
+        from .change_control import activation_needed
+
         approved = set(activated)
         latest: dict[str, Action] = {}
         # A version waiting for its activation approval never becomes the one in use (change control).

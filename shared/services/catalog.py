@@ -7,7 +7,8 @@ from typing import Any, Optional
 from pydantic import ValidationError
 
 from ..domain.catalog import Action, Catalog
-from ..domain.errors import Conflict, FieldError, InvalidInput, NotFound, pointer
+from ..domain.change_control import check_second_person
+from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthorized, pointer
 from ..ports import ConcurrencyConflict
 from ..runtime import Services
 
@@ -50,19 +51,12 @@ def activate(services: Services, action_id: str, version: int, principal: Any) -
     author cannot approve their own version."""
     from datetime import datetime, timezone
 
-    from ..domain.errors import Forbidden, Unauthorized
     action = services.catalog.versions.get((action_id, version))
     if action is None:
         raise NotFound(f"No version {version} of {action_id!r}.", [FieldError("/version", "unknown version")])
     if (action_id, version) not in services.catalog.pending:
         raise Conflict(f"{action_id} v{version} needs no activation (or is already active).")
-    if principal is None:
-        raise Unauthorized("sign in (Easy Auth) to activate an action version")
-    role = services.policy.catalogApproverRole
-    if not principal.holds(role):
-        raise Forbidden(f"activating an action version needs the role {role}")
-    if action.author and action.author in (principal.id, principal.name):
-        raise Forbidden("the author of a version cannot approve it: a second person must")
+    check_second_person(principal, services.policy.catalogApproverRole, action.author)
     try:
         services.store.add_activation({"id": action_id, "version": version, "approvedBy": principal.id,
                                        "approvedAt": datetime.now(timezone.utc).isoformat(),
@@ -99,10 +93,30 @@ def _errors(exc: ValidationError) -> list[FieldError]:
     return [FieldError(pointer(*e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
 
 
-def add_version(services: Services, action_id: str, body: bytes, author: str) -> Action:
-    """PUT /api/actions/{id}: the body becomes the next version of the action (or its first)."""
+def require_author(services: Services, principal: Any) -> Any:
+    """Who may add a version of the rules: a signed-in principal holding the catalog approver role."""
+    role = services.policy.catalogApproverRole
+    if principal is None:
+        raise Unauthorized("sign in (Easy Auth) to add a version: its author is the signed-in principal")
+    if not principal.holds(role):
+        raise Forbidden(f"adding a version needs the role {role}")
+    return principal
+
+
+def _server_fields(doc: dict[str, Any]) -> None:
+    """The author is the signed-in principal and the origin is the server's: a body never names them."""
+    given = [k for k in ("author", "origin") if k in doc]
+    if given:
+        raise InvalidInput("The author is the signed-in principal; a body never names a person.",
+                           [FieldError(f"/{k}", "leave it out: set by the server") for k in given])
+
+
+def add_version(services: Services, action_id: str, body: bytes, principal: Any) -> Action:
+    """PUT /api/actions/{id}: the body becomes the next version of the action (or its first), authored by
+    the signed-in principal; it goes live at once only when it tightens the version in use."""
     from ..ingest.generic import decode_json
 
+    author = require_author(services, principal).id
     doc = decode_json(body)
     if not isinstance(doc, dict):
         raise InvalidInput("Send the action definition as a JSON object.", [FieldError("", "expected an object")])
@@ -110,10 +124,11 @@ def add_version(services: Services, action_id: str, body: bytes, author: str) ->
         raise InvalidInput("The id in the body differs from the one in the URL.", [FieldError("/id", "must match")])
     if "version" in doc:
         raise InvalidInput("Versions are assigned by the catalog.", [FieldError("/version", "leave it out")])
+    _server_fields(doc)
     for _ in range(3):
         # Numbered after every stored version, pending ones included.
         version = max((v for i, v in services.catalog.versions if i == action_id), default=0) + 1
-        candidate = {**doc, "id": action_id, "version": version, "author": doc.get("author") or author}
+        candidate = {**doc, "id": action_id, "version": version, "author": author, "origin": "api"}
         try:
             action = Action.model_validate(candidate)
         except ValidationError as exc:

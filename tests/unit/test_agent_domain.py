@@ -86,8 +86,9 @@ def test_verify_policy_checks_the_record(policy, record, ok):
     assert check(policy, record)[0] is ok
 
 
-def test_activation_is_needed_for_high_risk_and_for_raised_risk_caps_or_rates_only():
-    from shared.domain.catalog import Action, Catalog, activation_needed
+def test_a_repo_version_needs_activation_for_high_risk_and_for_raised_risk_caps_or_rates_only():
+    from shared.domain.catalog import Action, Catalog
+    from shared.domain.change_control import activation_needed
     from shared.runtime import REPO_CATALOG, load_catalog
 
     base = load_catalog(REPO_CATALOG, "local").actions["leads.reassign"]

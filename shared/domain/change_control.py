@@ -1,0 +1,134 @@
+"""Change control: which new versions of the rules wait for a second person before they are used.
+
+The rule an auditor can read: a version added over the API goes live on its own only when it is a pure
+*tightening* of the version in use; anything else (a new action, a looser limit, another flow, a wider
+match, a changed contract, holdout, verify or compensation) waits until someone other than its author,
+holding the policy's catalogApproverRole, activates it. docs/change-control.md lists every field.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from .catalog import Action, RiskTier
+
+_TIERS = {"low": 0, "medium": 1, "high": 2}
+# Fields that change neither what runs nor on which cases: wording and the scoring hint.
+NEUTRAL = frozenset({"id", "version", "name", "description", "author", "reason", "complexity", "origin"})
+_INF = float("inf")
+
+
+def _cap(value: Optional[int]) -> float:
+    return _INF if value is None else float(value)
+
+
+def _risk(old: Action, new: Action) -> Optional[str]:
+    # A higher tier asks people more often (medium and high need approval): that is a tightening.
+    if _TIERS[new.riskTier.value] < _TIERS[old.riskTier.value]:
+        return f"risk tier lowered {old.riskTier.value} → {new.riskTier.value}"
+    return None
+
+
+def _approval_role(old: Action, new: Action) -> Optional[str]:
+    if old.approvalRole is not None and new.approvalRole != old.approvalRole:
+        return f"approval role {old.approvalRole} → {new.approvalRole or 'none'}"
+    return None
+
+
+def _daily_cap(old: Action, new: Action) -> Optional[str]:
+    if _cap(new.dailyCap) > _cap(old.dailyCap):
+        return f"daily cap {old.dailyCap} → {new.dailyCap or 'none'}"
+    return None
+
+
+def _rate_limit(old: Action, new: Action) -> Optional[str]:
+    before, after = old.rateLimit or {}, new.rateLimit or {}
+    looser = [k for k in ("perMinute", "perEntityPerDay") if _cap(after.get(k)) > _cap(before.get(k))]
+    if before.get("entityField") and after.get("entityField") != before.get("entityField"):
+        looser.append("entityField")
+    return f"rate limit loosened ({', '.join(looser)})" if looser else None
+
+
+def _environments(old: Action, new: Action) -> Optional[str]:
+    added = set(new.environments) - set(old.environments)
+    return f"environments added: {', '.join(sorted(added))}" if added else None
+
+
+def _matches(old: Action, new: Action) -> Optional[str]:
+    if new.matches is None:
+        return None  # matching nothing: only the watchdog may run it as a compensation
+    if old.matches is None or new.matches.processArea.casefold() != old.matches.processArea.casefold():
+        return "matches another process area"
+    wider = {p.casefold() for p in new.matches.deviationPatterns} - {p.casefold() for p in old.matches.deviationPatterns}
+    return f"matches more patterns: {', '.join(sorted(wider))}" if wider else None
+
+
+def _contract(old: Action, new: Action) -> Optional[str]:
+    """Only more `required` fields or more `x-pii` marks tighten a contract; any other change may widen it."""
+    def rest(contract: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in contract.items() if k not in ("required", "x-pii")}
+
+    same_rest = rest(old.dataContract) == rest(new.dataContract)
+    more_required = set(new.dataContract.get("required") or ()) >= set(old.dataContract.get("required") or ())
+    more_pii = set(new.dataContract.get("x-pii") or ()) >= set(old.dataContract.get("x-pii") or ())
+    return None if same_rest and more_required and more_pii else "data contract changed"
+
+
+def _enabled(old: Action, new: Action) -> Optional[str]:
+    return "re-enabled" if new.enabled and not old.enabled else None
+
+
+# Fields with a direction: only a change one way is a tightening. Every other non-neutral field must be
+# unchanged (holdoutPercent, verify, compensation, ramp, flow, parameterMap, lookup, and any field added later).
+_DIRECTED: dict[str, Callable[[Action, Action], Optional[str]]] = {
+    "riskTier": _risk, "approvalRole": _approval_role, "dailyCap": _daily_cap, "rateLimit": _rate_limit,
+    "environments": _environments, "matches": _matches, "dataContract": _contract, "enabled": _enabled,
+}
+
+
+def loosenings(old: Action, new: Action) -> list[str]:
+    """Every way `new` is not a pure tightening of `old`; empty when it only tightens (or changes wording)."""
+    reasons = []
+    for name in type(new).model_fields:
+        if name in NEUTRAL:
+            continue
+        rule = _DIRECTED.get(name)
+        if rule is not None:
+            found = rule(old, new)
+            if found:
+                reasons.append(found)
+        elif getattr(old, name) != getattr(new, name):
+            reasons.append(f"{name} changed")
+    return reasons
+
+
+def activation_needed(new: Action, active: Optional[Action]) -> list[str]:
+    """Why `new` waits for a second person. Versions added over the API: unless a pure tightening of the
+    version in use. Versions shipped with the deployment (reviewed where the repository is): when high risk,
+    or raising the tier, the daily cap or the per-minute rate."""
+    reasons = ["high-risk action"] if new.riskTier is RiskTier.high else []
+    if new.origin == "api":
+        return reasons + (["a new action"] if active is None else loosenings(active, new))
+    if active is None:
+        return reasons
+    if _TIERS[new.riskTier.value] > _TIERS[active.riskTier.value]:
+        reasons.append(f"risk tier {active.riskTier.value} → {new.riskTier.value}")
+    if _cap(new.dailyCap) > _cap(active.dailyCap):
+        reasons.append(f"daily cap {active.dailyCap} → {new.dailyCap}")
+    old_rate, new_rate = (active.rateLimit or {}).get("perMinute"), (new.rateLimit or {}).get("perMinute")
+    if new_rate is not None and (old_rate is None or new_rate > old_rate):
+        reasons.append(f"rate limit {old_rate or 'none'} → {new_rate} per minute")
+    if not active.enabled and new.enabled:
+        reasons.append("re-enabled")
+    return reasons
+
+
+def check_second_person(principal: Any, role: str, author: Optional[str]) -> None:
+    """The activator must be signed in, hold `role`, and not be the author (401/403 otherwise)."""
+    from .errors import Forbidden, Unauthorized
+
+    if principal is None:
+        raise Unauthorized("sign in (Easy Auth) to activate a version")
+    if not principal.holds(role):
+        raise Forbidden(f"activating a version needs the role {role}")
+    if author and author in (principal.id, principal.name):
+        raise Forbidden("the author of a version cannot approve it: a second person must")
