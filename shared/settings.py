@@ -126,6 +126,14 @@ class Settings:
         per-process key. Only the local host asks for it; never on App Service."""
         return self.environment == "local"
 
+    @property
+    def approvals_off(self) -> Optional[str]:
+        """Why no person can be asked (approval and data requests), or None when they can: links are signed
+        with APPROVAL_SIGNING_KEY, and only the local host may make up a per-process key."""
+        if self.approval_signing_key or self.local:
+            return None
+        return "approvals are off: APPROVAL_SIGNING_KEY is not set (Key Vault), so no request can be signed"
+
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
         env = os.environ if env is None else env

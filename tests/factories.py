@@ -70,7 +70,7 @@ def memory_services(flows=None, **settings: str) -> Services:
     from shared.adapters.notifiers import RecordingNotifier
     from shared.settings import Settings
 
-    cfg = Settings.from_env({"STORE": "memory", "BUS": "local", **settings})
+    cfg = Settings.from_env({"STORE": "memory", "BUS": "local", "CLOSEDLOOP_ENV": "local", **settings})
     # No holdout unless a test asks for one: which case keys fall in the control group must not decide
     # what a test sees (factory case keys depend on how many findings earlier tests made).
     catalog = load_catalog(REPO_CATALOG, "local")
@@ -103,3 +103,20 @@ def replace_action(svc: Services, action_id: str, **fields: Any) -> Any:
     svc.catalog = Catalog([*(a for k, a in svc.catalog.versions.items() if k != (current.id, current.version)),
                            changed], svc.catalog.environment)
     return changed
+
+
+def principal_header(name: str, *roles: str) -> dict[str, str]:
+    """An X-MS-CLIENT-PRINCIPAL header as Easy Auth sends it (trusted only with Easy Auth or on the local host)."""
+    import base64
+    import json as _json
+
+    claims = [{"typ": "preferred_username", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
+    doc = {"auth_typ": "aad", "name_typ": "preferred_username", "role_typ": "roles", "claims": claims}
+    return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(_json.dumps(doc).encode()).decode()}
+
+
+def person(name: str = "ana@contoso.com", *roles: str) -> Any:
+    """A verified principal for service-level calls."""
+    from shared.domain.identity import Principal
+
+    return Principal(name, name, frozenset(roles), "easy-auth")

@@ -4,7 +4,7 @@ from typing import Any, Optional
 import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
-from .http import endpoint, json_response, read_body, require_media_type
+from .http import endpoint, json_response, principal, read_body, require_media_type
 
 bp = func.Blueprint()
 
@@ -87,15 +87,11 @@ def _changes(body: bytes) -> dict[str, Any]:
     return changes
 
 
-def _actor(req: func.HttpRequest) -> str:
-    """Who made the change: the Easy Auth principal when the platform supplies one."""
-    return req.headers.get("x-ms-client-principal-name") or "api"
-
-
 @bp.route(route="opportunities/{id}", methods=["PATCH"])
 @endpoint
 def patch_opportunity(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Set owner or notes, or dismiss an opportunity that has not been acted on."""
+    """Set owner or notes (a signed-in person), or dismiss an opportunity that has not been acted on (the
+    policy's dismissRole); recorded in the audit trail as the verified principal's change."""
     from ..runtime import services
     from ..services import backlog
     from ..services.views import opportunity_view
@@ -104,7 +100,7 @@ def patch_opportunity(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     require_media_type(req, ("application/json", "application/merge-patch+json"))
     changes = _changes(read_body(req, svc.settings.max_body_bytes))
     if_match: Optional[str] = req.headers.get("if-match")
-    opp = backlog.patch(svc, req.route_params.get("id", ""), changes, _actor(req), cid, if_match)
+    opp = backlog.patch(svc, req.route_params.get("id", ""), changes, principal(req, svc.settings), cid, if_match)
     return json_response(opportunity_view(opp), 200, cid, {"ETag": opp.etag or ""})
 
 

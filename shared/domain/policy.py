@@ -108,6 +108,9 @@ class Policy(BaseModel):
     catalogApproverRole: str = Field(default="Catalog.Approver", min_length=1)
     # Who may change autonomy modes or freeze and unfreeze (POST /api/autonomy).
     autonomyAdminRole: str = Field(default="Autonomy.Admin", min_length=1)
+    # Who may dismiss an opportunity (PATCH /api/opportunities/{id} with dismiss): a dismissed case is
+    # never acted on, so it is a decision, not a note. Owner and notes need only a signed-in person.
+    dismissRole: str = Field(default="Backlog.Owner", min_length=1)
     # /api/health calls the timer stopped when its last sweep is older than this (3 missed 5-minute runs).
     sweepStaleAfterSeconds: int = Field(default=900, ge=60)
     # Drift detection windows, minimum samples and thresholds (shared/domain/drift.py documents the test).

@@ -8,12 +8,15 @@ import logging
 from dataclasses import replace
 from typing import Any, Optional
 
-from ..domain.errors import Conflict, FieldError, InvalidInput, NotFound, ProblemError
+from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, ProblemError, Unauthorized
+from ..domain.identity import Principal
 from ..domain.opportunity import Opportunity
+from ..domain.pii import scrub
 from ..domain.status import IllegalTransition, Status
 from ..logs import bind
 from ..ports import ConcurrencyConflict, Cursor, Filter
 from ..runtime import Services
+from .lifecycle import audit
 from .views import opportunity_view
 
 log = logging.getLogger(__name__)
@@ -60,9 +63,18 @@ def _plausible_id(value: str) -> bool:
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
-def patch(services: Services, opportunity_id: str, changes: dict[str, Any], actor: str, correlation_id: str,
-          if_match: Optional[str] = None) -> Opportunity:
-    """Set owner and notes, or dismiss; retried on a concurrent write unless the caller pinned an ETag."""
+def patch(services: Services, opportunity_id: str, changes: dict[str, Any], principal: Optional[Principal],
+          correlation_id: str, if_match: Optional[str] = None) -> Opportunity:
+    """Set owner and notes, or dismiss, as the signed-in principal (dismissal needs the policy's dismissRole),
+    audited with the change; retried on a concurrent write unless the caller pinned an ETag."""
+    if principal is None:
+        raise Unauthorized("sign in (Easy Auth) to change an opportunity: the change is recorded as yours")
+    if changes.get("dismiss") and not principal.holds(services.policy.dismissRole):
+        raise Forbidden(f"dismissing an opportunity needs the role {services.policy.dismissRole}")
+    actor = principal.id
+    # Notes and the dismiss reason are free text kept for good: personal data never goes in (pii.py).
+    changes = {k: scrub(v) if k in ("notes", "dismissReason") and isinstance(v, str) else v
+               for k, v in changes.items()}
     run = bind(log, correlation_id, opportunityId=opportunity_id)
     for attempt in range(5):
         opp = get(services, opportunity_id)
@@ -81,8 +93,11 @@ def patch(services: Services, opportunity_id: str, changes: dict[str, Any], acto
             except IllegalTransition as exc:
                 raise Conflict(f"Cannot dismiss an opportunity that is {opp.status.value}.",
                                [FieldError("/dismiss", str(exc))]) from None
+        event = "dismissed" if changes.get("dismiss") else "updated"
+        entry = audit(services, opp, actor, event, changes.get("dismissReason") or f"changed {', '.join(sorted(changes))}",
+                      correlation_id, inputs={"changes": changes, "via": principal.via})
         try:
-            saved = services.store.save(updated)
+            saved = services.store.commit(updated, [], [entry])
         except ConcurrencyConflict:
             if if_match is not None:
                 raise PreconditionFailed("The opportunity changed since you read it; GET it again.",

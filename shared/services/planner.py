@@ -36,6 +36,10 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
                 decision = planning.Decision(planning.APPROVAL, decision.plan, f"{decision.reason}; ramp-up: "
                                              f"{action.id} acts alone on {percent:g}% of cases so far",
                                              decision.problems)
+    off = services.settings.approvals_off
+    if decision.outcome == planning.APPROVAL and off:
+        # Nobody can be asked: the case waits in the backlog for a person instead of failing the stage.
+        decision = planning.Decision(planning.REVIEW, decision.plan, f"{decision.reason}; {off}", decision.problems)
     plan = decision.plan.to_dict() if decision.plan else None
     outputs = {"outcome": decision.outcome, "plan": plan, "problems": [p.to_dict() for p in decision.problems]}
     if decision.outcome == planning.REVIEW:

@@ -123,7 +123,7 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
         found = lookups(services, opp, cid) if found is None else found
         opp, filled = _filled(services, opp, candidates, found)
         gaps = {a.id: missing(a, opp.attributes) for a in candidates}
-    if candidates and all(gaps.values()):
+    if candidates and all(gaps.values()) and not services.settings.approvals_off:
         best = min(candidates, key=lambda a: len(gaps[a.id]))
         fields = gaps[best.id]
         request, notice = approvals.open_enrichment(services, opp, best, fields, cid)
@@ -135,6 +135,8 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
                                   "deviationPattern": opp.deviationPattern})
         return "needs_data"
     why = "data complete for a candidate action" if candidates else "no catalog action: a person plans it"
+    if candidates and all(gaps.values()):  # approvals are off: the planner sends it to review
+        why = f"data missing and nobody can be asked ({services.settings.approvals_off})"
     if filled:
         why = f"data completed from the system of record ({', '.join(filled)})"
     moved = advance(services, opp, [Status.triaged], "triage", why, cid,

@@ -1,5 +1,8 @@
 """Reading and curating the backlog over HTTP."""
-from tests.factories import finding, treated_case
+from tests.factories import finding, principal_header, treated_case
+
+ANA = principal_header("ana@contoso.com")
+OWNER = principal_header("olga@contoso.com", "Backlog.Owner")
 
 
 def seed(api, n, **kw):
@@ -34,7 +37,7 @@ def test_bad_query_parameters_are_named(api):
 
 def test_unknown_opportunity_is_404(api):
     assert api.get("/opportunities/ffffffffffffffffffffffffffffffff").status_code == 404
-    assert api.patch("/opportunities/nope", json={"owner": "x"}).status_code == 404
+    assert api.patch("/opportunities/nope", json={"owner": "x"}, headers=ANA).status_code == 404
 
 
 def settled(api, oid, status, timeout=60.0):
@@ -51,21 +54,45 @@ def test_patch_owner_notes_and_dismiss(api):
     # A pattern no catalog action handles stops at needs_review, so the agents leave it alone meanwhile.
     [oid] = seed(api, 1, deviationPattern="pattern-nobody-automates", caseKey=treated_case("NOBODY"))
     settled(api, oid, "needs_review")
-    r = api.patch(f"/opportunities/{oid}", json={"owner": "ana@contoso.com", "notes": "vendor called"})
+    r = api.patch(f"/opportunities/{oid}", json={"owner": "ana@contoso.com", "notes": "vendor called"}, headers=ANA)
     assert r.status_code == 200 and r.json()["owner"] == "ana@contoso.com" and r.json()["notes"] == "vendor called"
     etag = r.headers["ETag"]
     r = api.patch(f"/opportunities/{oid}", json={"dismiss": True, "dismissReason": "duplicate vendor"},
-                  headers={"If-Match": etag})
+                  headers={"If-Match": etag, **OWNER})
     assert r.status_code == 200 and r.json()["status"] == "dismissed"
-    assert api.patch(f"/opportunities/{oid}", json={"notes": "late"}, headers={"If-Match": etag}).status_code == 412
+    assert api.patch(f"/opportunities/{oid}", json={"notes": "late"}, headers={"If-Match": etag, **ANA}).status_code == 412
 
 
 def test_patch_refuses_unknown_and_mistyped_fields_naming_each(api):
     [oid] = seed(api, 1, deviationPattern="pattern-nobody-automates", caseKey=treated_case("NOBODY-FIELDS"))
-    r = api.patch(f"/opportunities/{oid}", json={"status": "closed", "owner": 5, "dismiss": "yes"})
+    r = api.patch(f"/opportunities/{oid}", json={"status": "closed", "owner": 5, "dismiss": "yes"}, headers=ANA)
     assert r.status_code == 422
     assert {e["pointer"] for e in r.json()["errors"]} == {"/status", "/owner", "/dismiss"}
     assert api.get(f"/opportunities/{oid}").json()["owner"] is None
+
+
+def test_patch_trusts_no_name_header_only_the_verified_principal(api):
+    [oid] = seed(api, 1, deviationPattern="pattern-nobody-automates", caseKey=treated_case("NOBODY-NAME"))
+    settled(api, oid, "needs_review")
+    forged = {"x-ms-client-principal-name": "ceo@contoso.com"}
+    r = api.patch(f"/opportunities/{oid}", json={"notes": "x"}, headers=forged)
+    assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
+    r = api.patch(f"/opportunities/{oid}", json={"notes": "called"}, headers={**forged, **ANA})
+    assert r.status_code == 200
+    [entry] = [a for a in api.get(f"/opportunities/{oid}").json()["audit"] if a["event"] == "updated"]
+    assert entry["actor"] == "ana@contoso.com" and entry["inputs"]["changes"] == {"notes": "called"}
+
+
+def test_dismissal_needs_the_dismiss_role_and_is_audited(api):
+    [oid] = seed(api, 1, deviationPattern="pattern-nobody-automates", caseKey=treated_case("NOBODY-DISMISS"))
+    settled(api, oid, "needs_review")
+    r = api.patch(f"/opportunities/{oid}", json={"dismiss": True, "dismissReason": "no"}, headers=ANA)
+    assert r.status_code == 403 and "Backlog.Owner" in r.json()["detail"]
+    assert api.get(f"/opportunities/{oid}").json()["status"] == "needs_review"
+    r = api.patch(f"/opportunities/{oid}", json={"dismiss": True, "dismissReason": "vendor left"}, headers=OWNER)
+    assert r.status_code == 200 and r.json()["status"] == "dismissed"
+    [entry] = [a for a in api.get(f"/opportunities/{oid}").json()["audit"] if a["event"] == "dismissed"]
+    assert entry["actor"] == "olga@contoso.com" and entry["reason"] == "vendor left"
 
 
 def test_backlog_groups_cases_by_area_and_pattern(api):
@@ -108,3 +135,4 @@ def test_the_host_fires_the_sweep_on_its_schedule(azurite):
                 break
             time.sleep(0.2)
         assert sweep.get("ok") is True and sweep["lastRun"], sweep
+

@@ -9,7 +9,7 @@ from shared.domain.errors import Conflict, InvalidInput, NotFound
 from shared.ports import Filter
 from shared.services import backlog, pipeline, sweep
 from shared.services.ingest import ingest
-from tests.factories import finding, memory_services, validated
+from tests.factories import finding, memory_services, person, validated
 
 
 def findings(*items):
@@ -113,18 +113,19 @@ def test_forged_continuation_token_is_a_400_class_error():
 def test_patch_sets_owner_and_dismiss_is_refused_once_acted_on():
     svc = memory_services()
     oid = ingest(svc, findings(finding()), "c").results[0].opportunity.id
-    assert backlog.patch(svc, oid, {"owner": "ana@contoso.com"}, "ana", "c").owner == "ana@contoso.com"
-    dismissed = backlog.patch(svc, oid, {"dismiss": True, "dismissReason": "vendor gone"}, "ana", "c")
+    ana = person("ana", "Backlog.Owner")
+    assert backlog.patch(svc, oid, {"owner": "ana@contoso.com"}, ana, "c").owner == "ana@contoso.com"
+    dismissed = backlog.patch(svc, oid, {"dismiss": True, "dismissReason": "vendor gone"}, ana, "c")
     assert dismissed.status.value == "dismissed" and dismissed.history[-1]["reason"] == "vendor gone"
     with pytest.raises(Conflict):
-        backlog.patch(svc, oid, {"dismiss": True}, "ana", "c")
+        backlog.patch(svc, oid, {"dismiss": True}, ana, "c")
 
 
 def test_patch_with_stale_etag_is_refused():
     svc = memory_services()
     oid = ingest(svc, findings(finding()), "c").results[0].opportunity.id
     with pytest.raises(backlog.PreconditionFailed):
-        backlog.patch(svc, oid, {"notes": "x"}, "ana", "c", if_match='W/"stale"')
+        backlog.patch(svc, oid, {"notes": "x"}, person("ana"), "c", if_match='W/"stale"')
 
 
 def test_unknown_opportunity_is_not_found():

@@ -5,7 +5,7 @@ from shared.domain.status import Status
 from shared.services import backlog, pipeline
 from shared.services.batch import handle_batch
 from shared.services.ingest import ingest
-from tests.factories import finding, memory_services, validated
+from tests.factories import finding, memory_services, person, validated
 
 # Both patterns lead to ap.request-missing-fields in the catalog.
 PATTERNS = ("invoice-missing-po", "missing-vendor-data")
@@ -58,7 +58,7 @@ def test_a_case_whose_holder_was_dismissed_is_taken_over():
     svc = memory_services()
     first, second = ids(svc, case(PATTERNS[0]), case(PATTERNS[1]))
     assert triage(svc, first) == "triaged"
-    backlog.patch(svc, first, {"dismiss": True}, "ana", "cid")
+    backlog.patch(svc, first, {"dismiss": True}, person("ana", "Backlog.Owner"), "cid")
     assert triage(svc, second) == "triaged"
 
 
