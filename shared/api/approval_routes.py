@@ -1,7 +1,10 @@
 """Approval routes: a person's (or an approval flow's) answer to an approve or enrich request.
 
-Anonymous at the Functions level on purpose: the signed single-use token is the capability, and the
-caller's identity comes from Easy Auth or from the approval flow's signed payload.
+The answer (POST) and the card link's confirmation page (GET .../confirm) are anonymous at the Functions
+level on purpose: the signed, expiring token is the capability (a card cannot carry a function key
+without handing every function-level route to whoever sees it), and the deciding identity comes from
+Easy Auth or the approval flow's signed payload. The JSON view needs the function key and, since the
+local host enforces no keys, the approval's token or a principal holding its role as well.
 """
 from __future__ import annotations
 
@@ -93,37 +96,59 @@ def approvals_form(req: func.HttpRequest) -> bool:
     return req.headers.get("content-type", "").startswith(_FORM)
 
 
-@bp.route(route="approvals/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="approvals/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def show_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """The approval as JSON; opened from a card link (token + decision), a page that asks to confirm.
-
-    A GET never decides: mail and chat link scanners open links by themselves."""
-    from ..domain.errors import NotFound
+    """The approval as JSON, for its token's holder (?token=) or a principal with its role: 401, 403, 404, 410."""
     from ..runtime import services
+    from ..services import approvals
 
     svc = services()
-    approval_id = req.route_params.get("id", "")
-    approval = svc.store.approval(approval_id)
-    if approval is None:
-        raise NotFound(f"no approval {approval_id}")
-    token, decision = req.params.get("token"), req.params.get("decision")
+    approval = approvals.view(svc, req.route_params.get("id", ""), req.params.get("token") or None,
+                              principal(req, svc.settings))
+    return json_response(approval.to_dict(), 200, cid, {"Cache-Control": "no-store"})
+
+
+@bp.route(route="approvals/{id}/confirm", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def confirm_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """A card link's page asking to confirm; the token is checked (401, 409 used, 410 expired), nothing decided.
+
+    A GET never decides: mail and chat link scanners open links by themselves. Only the form's POST, with a
+    signed-in approver, does."""
+    from ..domain.approvals import check
+    from ..runtime import services
+    from ..services import approvals
+
+    svc = services()
+    token, decision = req.params.get("token") or "", req.params.get("decision")
     if not token or decision not in ("approve", "reject", "provide"):
-        return json_response(approval.to_dict(), 200, cid)
+        raise InvalidInput("A card link carries its token and a decision.",
+                           [*([] if token else [FieldError("?token", "the signed token from the card")]),
+                            *([] if decision in ("approve", "reject", "provide") else
+                              [FieldError("?decision", "approve, reject or provide")])])
+    approval = approvals.find(svc, req.route_params.get("id", ""))
+    check(approvals.signing_key(svc), token, approval, svc.clock.now())
     inputs = ""
     if approval.kind == "enrich":
         action = svc.catalog.versions.get((approval.actionId, approval.actionVersion))
         from ..domain.contracts import properties
         names = properties(action) if action else []
         inputs = "".join(f'<label>{html.escape(n)} <input name="data.{html.escape(n)}"></label><br>' for n in names)
+    # The form posts to the answer route, approvals/{id}: "../<id>" from approvals/{id}/confirm.
     page = (f"<p>{html.escape(decision.capitalize())} <b>{html.escape(approval.actionId or '')}</b> for opportunity "
             f"{html.escape(approval.opportunityId)}?</p>"
-            f'<form method="post"><input type="hidden" name="token" value="{html.escape(token)}">'
+            f'<form method="post" action="../{html.escape(approval.id)}">'
+            f'<input type="hidden" name="token" value="{html.escape(token)}">'
             f'<input type="hidden" name="decision" value="{html.escape(decision)}">{inputs}'
             f'<label>Comment <input name="comment" maxlength="1000"></label><br>'
             f'<button type="submit">Confirm: {html.escape(decision)}</button></form>')
+    # The token is in this page's URL: no referrer carries it away, no cache keeps it, no frame hosts the button.
     return func.HttpResponse(_page("Confirm your decision", page), status_code=200, mimetype="text/html",
-                             headers={"x-correlation-id": cid, "Cache-Control": "no-store"})
+                             headers={"x-correlation-id": cid, "Cache-Control": "no-store",
+                                      "Referrer-Policy": "no-referrer",
+                                      "Content-Security-Policy": "default-src 'none'; form-action 'self'; "
+                                                                 "frame-ancestors 'none'"})
 
 
 def _page(title: str, body: str) -> str:

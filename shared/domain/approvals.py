@@ -3,12 +3,17 @@
 The token is HMAC-SHA256 over (approval id, expiry, nonce) with a key from settings (Key Vault in Azure);
 only its SHA-256 is stored, so the record alone cannot be replayed. Single use is the record's own
 state: a decided approval refuses a second decision whatever token comes with it.
+
+Approval ids end in an HMAC of (opportunity, kind, revision) under a key derived from the same signing
+key: the opportunity id is an unsalted hash of the case key, so without it anyone who knows an invoice
+number could compute the id of its approval.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -18,6 +23,12 @@ from .errors import Conflict, Gone, Unauthorized
 
 APPROVE, ENRICH, ESCALATE = "approve", "enrich", "escalate"
 DECISIONS = {"approve": "approved", "reject": "rejected"}
+# The kinds an approval record can have, by the letter its id carries.
+_KINDS = {"a": APPROVE, "e": ENRICH}
+# Domain separation: the id key is derived from the signing key, so an id's MAC is never a token's MAC.
+_ID_LABEL = b"closedloop/approval-id/v1"
+_ID_HEX = 32  # 128 bits of the HMAC: guessing one id takes ~2^127 tries
+_ID = re.compile(r"^([0-9a-f]{32})-([a-z])(0|[1-9][0-9]{0,9})(?:-([0-9a-f]{32}))?$")
 
 
 @dataclass(slots=True)
@@ -49,9 +60,36 @@ class Approval:
                 "decidedAt": self.decidedAt.isoformat() if self.decidedAt else None, "comment": self.comment}
 
 
-def approval_id(opportunity_id: str, kind: str, revision: int) -> str:
-    """Deterministic per (opportunity, kind, revision): a planner run again asks the same question."""
-    return f"{opportunity_id}-{kind[0]}{revision}"
+def _id_mac(signing_key: bytes, opportunity_id: str, kind: str, revision: int) -> str:
+    id_key = hmac.new(signing_key, _ID_LABEL, hashlib.sha256).digest()
+    return hmac.new(id_key, f"{opportunity_id}|{kind}|{revision}".encode(), hashlib.sha256).hexdigest()[:_ID_HEX]
+
+
+def approval_id(opportunity_id: str, kind: str, revision: int, signing_key: bytes) -> str:
+    """`<opportunity>-<k><revision>-<hmac>`: stable per (opportunity, kind, revision) under one key, so a planner
+    run again asks the same question, and unguessable without the key."""
+    letter = kind[:1]
+    if _KINDS.get(letter) != kind:
+        raise ValueError(f"no approval kind {kind!r}")
+    return f"{opportunity_id}-{letter}{revision}-{_id_mac(signing_key, opportunity_id, kind, revision)}"
+
+
+def verify_id(signing_key: bytes, approval_id_: str) -> bool:
+    """Whether the id is one this key made (its HMAC compared in constant time), or a pre-HMAC id
+    (`<opportunity>-a3`), which still resolves: every route on it needs the approval's token or role."""
+    m = _ID.match(approval_id_)
+    if m is None or m.group(2) not in _KINDS:
+        return False
+    opportunity_id, letter, revision, mac = m.groups()
+    if mac is None:
+        return True
+    return hmac.compare_digest(mac, _id_mac(signing_key, opportunity_id, _KINDS[letter], int(revision)))
+
+
+def is_legacy_id(approval_id_: str) -> bool:
+    """An id made before ids carried an HMAC (see README, "Upgrading")."""
+    m = _ID.match(approval_id_)
+    return m is not None and m.group(4) is None
 
 
 def opportunity_of(approval_id_: str) -> Optional[str]:
@@ -81,8 +119,9 @@ def sign(key: bytes, approval: str, expires_at: datetime) -> str:
     return f"{payload}.{_mac(key, payload)}"
 
 
-def check(key: bytes, token: str, approval: Approval, now: datetime) -> None:
-    """Raise 401 for a forged or foreign token, 410 once expired, 409 once used."""
+def signed_for(key: bytes, token: str, approval_id_: str) -> datetime:
+    """The token's expiry when its signature verifies and it names this approval id; 401 otherwise.
+    Needs no record, so a forged token is refused before anything is looked up."""
     payload, _, mac = (token or "").partition(".")
     if not payload or not mac or not hmac.compare_digest(mac, _mac(key, payload)):
         raise Unauthorized("the approval token's signature does not verify")
@@ -91,8 +130,27 @@ def check(key: bytes, token: str, approval: Approval, now: datetime) -> None:
         expires = datetime.fromtimestamp(int(expiry), timezone.utc)
     except ValueError as exc:
         raise Unauthorized("the approval token is malformed") from exc
-    if bound != approval.id or not hmac.compare_digest(token_hash(token), approval.tokenHash):
+    if not hmac.compare_digest(bound.encode(), approval_id_.encode()):
         raise Unauthorized("the token belongs to another approval")
+    return expires
+
+
+def _bound(key: bytes, token: str, approval: Approval) -> datetime:
+    expires = signed_for(key, token, approval.id)
+    if not hmac.compare_digest(token_hash(token), approval.tokenHash):
+        raise Unauthorized("the token belongs to another approval")
+    return expires
+
+
+def check_view(key: bytes, token: str, approval: Approval, now: datetime) -> None:
+    """A token that may show its approval: 401 forged or foreign, 410 once expired; a used one still may."""
+    if now >= min(_bound(key, token, approval), approval.expiresAt):
+        raise Gone(f"approval {approval.id} expired at {approval.expiresAt.isoformat()}")
+
+
+def check(key: bytes, token: str, approval: Approval, now: datetime) -> None:
+    """Raise 401 for a forged or foreign token, 410 once expired, 409 once used."""
+    expires = _bound(key, token, approval)
     if approval.decision is not None:
         raise Conflict(f"approval {approval.id} was already decided: {approval.decision}")
     if now >= min(expires, approval.expiresAt):
@@ -103,7 +161,7 @@ def new_approval(opportunity_id: str, revision: int, kind: str, action_id: Optio
                  action_version: Optional[int], role: Optional[str], key: bytes, now: datetime, ttl: timedelta,
                  correlation_id: str) -> tuple[Approval, str]:
     """The approval record and its token (the token goes on the card only, never into a record)."""
-    aid = approval_id(opportunity_id, kind, revision)
+    aid = approval_id(opportunity_id, kind, revision, key)
     expires = now + ttl
     token = sign(key, aid, expires)
     return Approval(aid, opportunity_id, kind, action_id, action_version, role, token_hash(token), now, expires,

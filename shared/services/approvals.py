@@ -9,10 +9,10 @@ from typing import Any, Mapping, Optional
 from urllib.parse import quote
 
 from ..domain import cards
-from ..domain.approvals import APPROVE, ENRICH, Approval, check, new_approval
+from ..domain.approvals import APPROVE, ENRICH, Approval, check, check_view, new_approval, signed_for, verify_id
 from ..domain.catalog import Action
 from ..domain.contracts import missing, properties
-from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthorized
+from ..domain.errors import Conflict, FieldError, Forbidden, Gone, InvalidInput, NotFound, Unauthorized
 from ..domain.identity import Principal
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
@@ -43,8 +43,11 @@ def _case(opp: Opportunity) -> dict[str, Any]:
 
 
 def _links(services: Services, approval_id: str, token: str, decisions: tuple[str, ...]) -> dict[str, str]:
+    """Signed links to the confirmation page: anonymous at the Functions level, the token is the credential
+    (a function key in a card would open every function-level route to whoever sees the card)."""
     base = services.settings.public_base_url or "http://localhost:7071"
-    return {d: f"{base}/api/approvals/{approval_id}?decision={d}&token={quote(token)}" for d in decisions}
+    return {d: f"{base}/api/approvals/{approval_id}/confirm?decision={d}&token={quote(token, safe='')}"
+            for d in decisions}
 
 
 def open_approval(services: Services, opp: Opportunity, plan: Mapping[str, Any], risk: str, rationale: str,
@@ -77,13 +80,46 @@ def open_enrichment(services: Services, opp: Opportunity, action: Action, fields
                                 "links": cards.enrich_card(approval.id, _case(opp), action.id, fields, links)}}
 
 
+def find(services: Services, approval_id: str) -> Approval:
+    """The approval behind an id this app made; 404 for a wrong HMAC suffix (no store read) or no record."""
+    if not verify_id(signing_key(services), approval_id):
+        raise NotFound(f"no approval {approval_id}")
+    approval = services.store.approval(approval_id)
+    if approval is None:
+        raise NotFound(f"no approval {approval_id}")
+    return approval
+
+
+def view(services: Services, approval_id: str, token: Optional[str], principal: Optional[Principal]) -> Approval:
+    """An approval shown to the holder of its valid, unexpired token (used or not), or to a verified principal
+    holding its requiredRole: 401 with neither, 403 for the wrong role, 404 for an unknown id, 410 expired."""
+    key = signing_key(services)
+    if not verify_id(key, approval_id):
+        raise NotFound(f"no approval {approval_id}")
+    if not token and principal is None:  # refused before any read: no answer tells which ids exist
+        raise Unauthorized("send the approval's token (?token=) or sign in with its approval role")
+    if token and principal is None:
+        signed_for(key, token, approval_id)  # a forged token is refused before any read too
+    approval = find(services, approval_id)
+    if token:
+        try:
+            check_view(key, token, approval, services.clock.now())
+            return approval
+        except (Unauthorized, Gone):
+            if principal is None:
+                raise
+    if principal is None:  # unreachable: a token alone returned or raised above
+        raise Unauthorized("send the approval's token (?token=) or sign in with its approval role")
+    if not principal.holds(approval.requiredRole):
+        raise Forbidden(f"reading approval {approval.id} needs the role {approval.requiredRole}")
+    return approval
+
+
 def decide(services: Services, approval_id: str, token: str, decision: str, principal: Optional[Principal],
            data: Optional[Mapping[str, Any]], comment: Optional[str], cid: str,
            helpful: Optional[bool] = None) -> Approval:
     """Check the token and the approver, record the decision with the opportunity's move, resume the loop."""
-    approval = services.store.approval(approval_id)
-    if approval is None:
-        raise NotFound(f"no approval {approval_id}")
+    approval = find(services, approval_id)
     check(signing_key(services), token, approval, services.clock.now())  # 401 forged, 409 used, 410 expired
     if principal is None:
         raise Unauthorized("sign in (Easy Auth) or answer through the approval flow")
@@ -92,6 +128,8 @@ def decide(services: Services, approval_id: str, token: str, decision: str, prin
     opp = services.store.get(approval.opportunityId)
     if opp is None:
         raise NotFound(f"opportunity {approval.opportunityId} is gone")
+    # A comment is free text a person typed ("call ana@contoso.com"): kept, and shown, scrubbed.
+    comment = scrub(comment) if comment else comment
     decided = replace(approval, decidedBy=principal.id, decidedAt=services.clock.now(), comment=comment,
                       helpful=helpful)
     # "Was this helpful?" rides along in the audit entry, whose versions name the action version: telemetry.

@@ -93,15 +93,104 @@ def test_refusals_have_their_status_codes_and_change_nothing(local):
 
 
 def test_a_card_link_opens_a_confirmation_page_and_only_the_form_post_decides(local):
+    import re
+    from urllib.parse import urljoin
+
     server, _ = local
     oid, notice = card_for(local, "INV-H4")
-    page = requests.get(notice["links"]["reject"])
+    link = notice["links"]["reject"]
+    page = requests.get(link)  # anonymous, as a link scanner or a browser opens it
     assert page.status_code == 200 and "<form" in page.text and "text/html" in page.headers["content-type"]
+    assert page.headers["Referrer-Policy"] == "no-referrer" and page.headers["Cache-Control"] == "no-store"
     assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "awaiting_approval"
-    r = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", headers=ANA,
-                      data={"token": notice["token"], "decision": "reject"})
+    action = urljoin(link, re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))
+    assert action == f"{server.base_url}/approvals/{notice['approvalId']}"
+    r = requests.post(action, headers=ANA, data={"token": notice["token"], "decision": "reject"})
     assert r.status_code == 200 and "rejected" in r.text
     assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "rejected"
+    used = requests.get(link)
+    assert used.status_code == 409 and used.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_confirmation_page_shows_nothing_without_a_valid_token(local):
+    server, _ = local
+    _, notice = card_for(local, "INV-H6")
+    page = f"{server.base_url}/approvals/{notice['approvalId']}/confirm"
+    forged = requests.get(page, params={"decision": "approve", "token": notice["token"][:-4] + "AAAA"})
+    assert forged.status_code == 401 and "ap.post-gl-adjustment" not in forged.text
+    assert requests.get(page, params={"decision": "approve"}).status_code == 422
+    wrong_suffix = f"{server.base_url}/approvals/{notice['approvalId'][:-1]}x/confirm"
+    assert requests.get(wrong_suffix, params={"decision": "approve", "token": notice["token"]}).status_code == 404
+
+
+def test_the_json_view_needs_the_token_or_the_approval_role(local):
+    server, _ = local
+    oid, notice = card_for(local, "INV-H7")
+    url = f"{server.base_url}/approvals/{notice['approvalId']}"
+    anonymous = requests.get(url)
+    assert anonymous.status_code == 401 and anonymous.headers["content-type"].startswith("application/problem+json")
+    assert requests.get(url, params={"token": notice["token"][:-4] + "AAAA"}).status_code == 401
+    assert requests.get(url, headers=principal("bob@contoso.com", "Sales.Manager")).status_code == 403
+    by_token = requests.get(url, params={"token": notice["token"]})
+    assert by_token.status_code == 200 and by_token.json()["opportunityId"] == oid
+    assert requests.get(url, headers=ANA).json()["id"] == notice["approvalId"]
+    other = card_for(local, "INV-H8")[1]
+    assert requests.get(url, params={"token": other["token"]}).status_code == 401  # another approval's token
+    flipped = notice["approvalId"][:-1] + ("0" if notice["approvalId"][-1] != "0" else "1")
+    assert requests.get(f"{server.base_url}/approvals/{flipped}", headers=ANA).status_code == 404
+
+
+def test_approval_id_cannot_be_computed_from_the_case_key(local):
+    """The opportunity id is a hash of processArea, pattern and case key: anyone can compute it."""
+    from shared.domain.opportunity import opportunity_id
+
+    server, _ = local
+    oid, notice = card_for(local, "INV-H9")
+    case = requests.get(f"{server.base_url}/opportunities/{oid}").json()["caseKey"]
+    assert opportunity_id(PRICE["processArea"], PRICE["deviationPattern"], case) == oid
+    computed = [f"{oid}-a{revision}" for revision in range(8)]  # the old id format
+    assert notice["approvalId"] not in computed and notice["approvalId"].rpartition("-")[0] in computed
+    for guess in computed:
+        anonymous = requests.get(f"{server.base_url}/approvals/{guess}")
+        assert anonymous.status_code == 401 and "decidedBy" not in anonymous.text
+        assert requests.get(f"{server.base_url}/approvals/{guess}", headers=ANA).status_code == 404
+
+
+def test_a_decision_comment_is_stored_and_shown_scrubbed(local):
+    server, _ = local
+    oid, notice = card_for(local, "INV-H10")
+    comment = "ok, told ana.lopez@contoso.com and +49 170 1234567"
+    r = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", headers=ANA,
+                      json={"decision": "reject", "token": notice["token"], "comment": comment})
+    assert r.status_code == 200 and "ana.lopez@contoso.com" not in r.text
+    shown = requests.get(f"{server.base_url}/approvals/{notice['approvalId']}", headers=ANA).json()["comment"]
+    assert shown.startswith("ok, told ") and "ana.lopez" not in shown and "1234567" not in shown
+    view = requests.get(f"{server.base_url}/opportunities/{oid}").text
+    assert "ana.lopez@contoso.com" not in view and "170 1234567" not in view
+
+
+_AUTH_LEVELS = """
+import json, function_app
+found = {}
+for f in function_app.app.get_functions():
+    b = f.get_bindings_dict()["bindings"][0]
+    if b["type"] == "httpTrigger" and b["route"].startswith("approvals/"):
+        for m in b["methods"]:
+            found[f"{str(getattr(m, 'value', m)).upper()} {b['route']}"] = str(b.get("authLevel")).lower()
+print(json.dumps(found))
+"""
+
+
+def test_the_json_view_needs_the_function_key_and_only_answers_and_card_links_are_anonymous():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", _AUTH_LEVELS], cwd=ROOT, capture_output=True, text=True, check=True)
+    levels = {k: v.rpartition(".")[2] for k, v in json.loads(out.stdout).items()}
+    assert levels == {"GET approvals/{id}": "function", "POST approvals/{id}": "anonymous",
+                      "GET approvals/{id}/confirm": "anonymous"}
 
 
 @pytest.fixture(scope="module")
