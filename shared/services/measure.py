@@ -1,8 +1,6 @@
 """Measurement: outcomes in; treated-vs-control impact, baselines and ROI out (JSON and CSV)."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -121,21 +119,42 @@ CSV_COLUMNS = ["processArea", "deviationPattern", "actionId", "actionVersion", "
                "roiLow", "roiHigh", "currency"]
 
 
+# OWASP CSV injection: a spreadsheet takes a text cell starting with one of these as a formula
+# (=HYPERLINK(...) exfiltrates the sheet; tab and CR shift what a cell starts with); NUL per ASVS 1.2.10.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
+
+
+def csv_cell(value: Any) -> str:
+    """One RFC 4180 field. Text that a spreadsheet would run as a formula gets a leading ' and quotes; numbers
+    the app computed (int, float) are written as numbers, so a negative difference stays a number."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value) if isinstance(value, float) else str(value)
+    text = str(value)
+    neutralized = text.startswith(_FORMULA_START)
+    if neutralized:
+        text = "'" + text
+    if neutralized or any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def to_csv(report: dict[str, Any]) -> str:
-    """One line per experiment × metric × period ("all", then each ISO week): a flat table for Power BI."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(CSV_COLUMNS)
+    """One line per experiment × metric × period ("all", then each ISO week): a flat table for Power BI.
+    Every cell goes through csv_cell: process areas and patterns come from the catalog, i.e. from people."""
+    lines = [",".join(CSV_COLUMNS)]
     for e in report["items"]:
         r = e["roi"] or {}
         for m in e["metrics"]:
             periods: Iterable[tuple[str, dict[str, Any]]] = [("all", m), *((x["week"], x) for x in m.get("weeks", []))]
             for week, p in periods:
                 ci = p.get("ci") or {}
-                w.writerow([e["processArea"], e["deviationPattern"], e["actionId"], e["actionVersion"], m["metric"],
-                            week, p["status"], p["treated"]["n"], p["control"]["n"], p["treated"]["mean"],
-                            p["control"]["mean"], p.get("difference"), ci.get("low"), ci.get("high"), p.get("pValue"),
-                            p.get("method"), p["verdict"], m["actedShare"],
-                            m["baseline"]["treated"]["mean"], m["baseline"]["control"]["mean"],
-                            r.get("total"), r.get("totalLow"), r.get("totalHigh"), r.get("currency")])
-    return out.getvalue()
+                row = [e["processArea"], e["deviationPattern"], e["actionId"], e["actionVersion"], m["metric"],
+                       week, p["status"], p["treated"]["n"], p["control"]["n"], p["treated"]["mean"],
+                       p["control"]["mean"], p.get("difference"), ci.get("low"), ci.get("high"), p.get("pValue"),
+                       p.get("method"), p["verdict"], m["actedShare"],
+                       m["baseline"]["treated"]["mean"], m["baseline"]["control"]["mean"],
+                       r.get("total"), r.get("totalLow"), r.get("totalHigh"), r.get("currency")]
+                lines.append(",".join(csv_cell(v) for v in row))
+    return "\r\n".join(lines) + "\r\n"
