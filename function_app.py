@@ -8,12 +8,14 @@ from shared.api.findings_routes import bp as findings
 from shared.api.mcp_tools import bp as mcp
 from shared.api.measure_routes import bp as measurement
 from shared.api.opportunity_routes import bp as opportunities
+from shared.api.rule_routes import bp as rules
 from shared.api.stage_triggers import bp as stages
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(findings)
 app.register_functions(opportunities)
 app.register_functions(catalog)
+app.register_functions(rules)
 app.register_functions(approvals)
 app.register_functions(measurement)
 app.register_functions(docs)

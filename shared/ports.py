@@ -114,8 +114,15 @@ class Store(Protocol):
     def add_policy_version(self, doc: dict[str, Any]) -> None:
         """Record one; ConcurrencyConflict if that version is already stored."""
 
+    def prompt_versions(self) -> list[dict[str, Any]]:
+        """Every prompt version added over the API: {name, version, system, user, author, reason}."""
+
+    def add_prompt_version(self, doc: dict[str, Any]) -> None:
+        """Record one; ConcurrencyConflict if that name + version is already stored (never edited)."""
+
     def activations(self) -> list[dict[str, Any]]:
-        """Approvals that let a pending action version go live: {id, version, approvedBy, approvedAt}."""
+        """Approvals that let a pending version go live: {id, version, approvedBy, approvedAt}; `id` is an
+        action id, `~policy`, or `~prompt~<name>`."""
 
     def add_activation(self, doc: dict[str, Any]) -> None:
         """Record one; ConcurrencyConflict if that version is already active."""

@@ -36,6 +36,9 @@ class Services:
     rng: random.Random = field(default_factory=random.Random)
     # Set when an LLM is configured (AZURE_OPENAI_ENDPOINT or LLM_BASE_URL): plans may then come from it.
     llm: Optional[Llm] = None
+    # The policy shipped with the deployment (catalog/policy.json); `policy` is the one in use, which an
+    # activated API version newer than it replaces (services/rule_versions.py).
+    deployed_policy: Optional[Policy] = None
 
 
 def load_catalog(directory: Path, environment: str) -> Catalog:

@@ -25,7 +25,8 @@ from .dataverse_client import DataverseClient, key_path, literal, query
 from .dataverse_schema import BY_NAME, Names, status_value
 from .entities import (_dumps, action_entity, activation_entity, approval_entity, approval_from, audit_entity,
                        audit_from, audit_key, execution_entity, execution_from, execution_key, from_entity,
-                       incident_entity, incident_from, outcome_entity, outcome_from, policy_entity, to_entity, ts)
+                       incident_entity, incident_from, outcome_entity, outcome_from, policy_entity, prompt_entity,
+                       to_entity, ts)
 from .ingest_plan import fold, outcomes
 
 KEYS_PER_GET = 40  # keys per filtered GET inside a $batch: ~2 KB of URL each
@@ -326,6 +327,12 @@ class DataverseStore:
 
     def add_policy_version(self, doc: dict[str, Any]) -> None:
         self._add_catalog("policy", policy_entity(doc), f"policy v{doc['version']} exists")
+
+    def prompt_versions(self) -> list[dict[str, Any]]:
+        return self._catalog("prompt")
+
+    def add_prompt_version(self, doc: dict[str, Any]) -> None:
+        self._add_catalog("prompt", prompt_entity(doc), f"prompt {doc['name']} v{doc['version']} exists")
 
     def activations(self) -> list[dict[str, Any]]:
         return self._catalog("activation")

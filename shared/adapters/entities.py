@@ -28,6 +28,7 @@ _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImp
 # change its status, record the execution and append the audit entry together, or not at all.
 OPPORTUNITY, EXECUTION, AUDIT, INCIDENT, ACTION, CLAIM, APPROVAL, ACTIVATION, POLICY, OUTCOME = (
     "opp", "exec", "audit", "incident", "action", "claim", "approval", "activation", "policy", "outcome")
+PROMPT = "prompt"
 INCIDENTS_PARTITION, CATALOG_PARTITION = "incidents", "catalog"
 
 
@@ -52,6 +53,12 @@ def activation_entity(doc: dict[str, Any]) -> dict[str, Any]:
 def policy_entity(doc: dict[str, Any]) -> dict[str, Any]:
     return {"PartitionKey": CATALOG_PARTITION, "RowKey": f"policy~{int(doc['version']):06d}", "rowType": POLICY,
             "version": int(doc["version"]), "doc": _dumps(doc)}
+
+
+def prompt_entity(doc: dict[str, Any]) -> dict[str, Any]:
+    """One prompt version added over the API, kept whole: versions are only ever added, never edited."""
+    return {"PartitionKey": CATALOG_PARTITION, "RowKey": f"prompt~{doc['name']}~{int(doc['version']):06d}",
+            "rowType": PROMPT, "version": int(doc["version"]), "doc": _dumps(doc)}
 
 
 def action_entity(doc: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class MemoryStore:
         self._claims: dict[tuple[str, str], Claim] = {}
         self._activations: dict[tuple[str, int], dict[str, Any]] = {}
         self._policies: dict[int, dict[str, Any]] = {}
+        self._prompts: dict[tuple[str, int], dict[str, Any]] = {}
         self._limits: dict[str, tuple[int, ...]] = {}
         self._autonomy: Optional[tuple[dict[str, Any], str]] = None
         self._state: dict[str, dict[str, Any]] = {}
@@ -193,6 +194,16 @@ class MemoryStore:
             if int(doc["version"]) in self._policies:
                 raise ConcurrencyConflict(f"policy v{doc['version']} exists")
             self._policies[int(doc["version"])] = dict(doc)
+
+    def prompt_versions(self) -> list[dict[str, Any]]:
+        return [dict(d) for d in self._prompts.values()]
+
+    def add_prompt_version(self, doc: dict[str, Any]) -> None:
+        with self._lock:
+            key = (doc["name"], int(doc["version"]))
+            if key in self._prompts:
+                raise ConcurrencyConflict(f"prompt {doc['name']} v{doc['version']} exists")
+            self._prompts[key] = dict(doc)
 
     def activations(self) -> list[dict[str, Any]]:
         return [dict(d) for d in self._activations.values()]

@@ -15,7 +15,7 @@ from ..ports import Claim, ConcurrencyConflict, Incident
 from . import tables_batch, tables_limits, tables_query
 from .entities import (ACTION, ACTIVATION, CATALOG_PARTITION, INCIDENTS_PARTITION, POLICY, action_entity,
                        activation_entity, claim_entity, claim_from, claim_partition, incident_entity, incident_from,
-                       policy_entity, ts)
+                       PROMPT, policy_entity, prompt_entity, ts)
 
 
 class ReferenceRows:
@@ -45,6 +45,12 @@ class ReferenceRows:
 
     def add_policy_version(self, doc: dict[str, Any]) -> None:
         self._add_catalog_row(policy_entity(doc), f"policy v{doc['version']} exists")
+
+    def prompt_versions(self) -> list[dict[str, Any]]:
+        return self._catalog_docs(PROMPT)
+
+    def add_prompt_version(self, doc: dict[str, Any]) -> None:
+        self._add_catalog_row(prompt_entity(doc), f"prompt {doc['name']} v{doc['version']} exists")
 
     def _catalog_docs(self, row_type: str) -> list[dict[str, Any]]:
         self._ensure()

@@ -93,18 +93,6 @@ def set_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     return json_response(changed.to_dict(), 200, cid)
 
 
-@bp.route(route="policies", methods=["GET"])
-@endpoint
-def list_policies(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Every policy version the app has run with (author, reason, weights, thresholds), newest first."""
-    from ..runtime import services
-
-    svc = services()
-    items = sorted(svc.store.policy_versions(), key=lambda d: -int(d["version"]))
-    return json_response({"items": [{**d, "inUse": int(d["version"]) == svc.policy.version} for d in items],
-                          "continuationToken": None}, 200, cid)
-
-
 @bp.route(route="incidents", methods=["GET"])
 @endpoint
 def list_incidents(req: func.HttpRequest, cid: str) -> func.HttpResponse:

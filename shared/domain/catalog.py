@@ -112,6 +112,8 @@ class Catalog:
     def __init__(self, actions: Iterable[Action], environment: str = "local",
                  activated: Iterable[tuple[str, int]] = ()):
         self.environment = environment
+        # Prompt versions added over the API and activated, by name (services/rule_versions.py sets them).
+        self.prompts: dict[str, Any] = {}
         self.versions: dict[tuple[str, int], Action] = {(a.id, a.version): a for a in actions}
         from .change_control import activation_needed
 

@@ -88,6 +88,9 @@ class Policy(BaseModel):
     # Change control: who changed the policy and why, recorded with each version in the store.
     author: Optional[str] = None
     reason: Optional[str] = None
+    # "repo": shipped in catalog/policy.json; "api": added with PUT /api/policies (set by the server) and
+    # used only after a second person activates it.
+    origin: Literal["repo", "api"] = "repo"
     scoring: ScoringPolicy = Field(default_factory=ScoringPolicy)
     holdoutPercent: float = Field(default=10.0, ge=0, le=100)
     # Changing the salt starts a new experiment: every case is drawn into a cohort afresh.

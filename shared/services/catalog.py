@@ -17,8 +17,14 @@ log = logging.getLogger(__name__)
 
 def record_policy(services: Services) -> None:
     """Keep every policy version the app has run with (author and reason included), added once."""
-    doc = services.policy.model_dump(mode="json")
-    if any(int(d["version"]) == services.policy.version for d in services.store.policy_versions()):
+    deployed = services.deployed_policy or services.policy
+    doc = deployed.model_dump(mode="json")
+    same = next((d for d in services.store.policy_versions() if int(d["version"]) == deployed.version), None)
+    if same is not None:
+        if same.get("origin") == "api":
+            # A version added over the API took this number first: the deployed file must be renumbered.
+            log.error("catalog/policy.json v%d has the number of a policy added over the API; give it a "
+                      "higher version to deploy it", deployed.version)
         return
     try:
         services.store.add_policy_version(doc)
@@ -40,9 +46,19 @@ def sync(services: Services, repo_actions: list[Action]) -> Catalog:
 
 
 def rebuild(services: Services) -> Catalog:
+    """The rules in force from the store: action versions, the policy and prompts, each as activated."""
+    from .rule_versions import POLICY_ID, policy_in_use, prompts_in_use
+
     actions = [Action.model_validate(d) for d in services.store.action_versions()]
-    activated = [(d["id"], int(d["version"])) for d in services.store.activations()]
-    services.catalog = Catalog(actions, services.settings.environment, activated)
+    activations = services.store.activations()
+    activated = [(d["id"], int(d["version"])) for d in activations]
+    catalog = Catalog(actions, services.settings.environment, activated)
+    catalog.prompts = prompts_in_use(services.store.prompt_versions(), activations)
+    if services.deployed_policy is None:
+        services.deployed_policy = services.policy
+    services.policy = policy_in_use(services.deployed_policy, services.store.policy_versions(),
+                                    {v for i, v in activated if i == POLICY_ID})
+    services.catalog = catalog
     return services.catalog
 
 

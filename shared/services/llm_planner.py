@@ -72,7 +72,7 @@ def _ask(services: Services, key: str, prompt: llm_plan.Prompt, messages: list[d
 def template(services: Services, opp: Opportunity, candidates: Sequence[Action], cid: str
              ) -> tuple[Optional[dict[str, Any]], str, str]:
     """(the stored answer for this opportunity's key, its prompt version, the key)."""
-    prompt = prompts.load(services.settings.prompt_dir, services.settings.plan_prompt)
+    prompt = prompts.in_use(services)  # the deployed file, or a newer version activated over the API
     shape = llm_plan.shape(opp.attributes)
     key = llm_plan.cache_key(opp.processArea, opp.deviationPattern, candidates, prompt.version, shape)
     missing = object()

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..domain.llm_plan import Prompt
+from ..runtime import Services
 
 _SECTION = re.compile(r"^## (system|user)\s*$", re.MULTILINE)
 
@@ -21,3 +22,13 @@ def load(directory: Path, version: str) -> Prompt:
     if set(sections) != {"system", "user"} or "{data}" not in sections["user"]:
         raise ValueError(f"prompt {version} needs '## system' and '## user' sections, the user one with {{data}}")
     return Prompt(version, sections["system"], sections["user"])
+
+
+def in_use(services: Services) -> Prompt:
+    """The prompt PLAN_PROMPT names, unless a newer version of it was added over the API and activated."""
+    deployed = load(services.settings.prompt_dir, services.settings.plan_prompt)
+    name, _, number = services.settings.plan_prompt.rpartition(".v")
+    newer = services.catalog.prompts.get(name)
+    if newer is not None and int(newer.version.rpartition(".v")[2]) > int(number):
+        return newer
+    return deployed

@@ -258,3 +258,18 @@ def test_decided_approvals_are_listed_with_their_feedback(store):
     [found] = store.decided_approvals(NOW - timedelta(days=1))
     assert found.id == asked.id and found.helpful is False and found.decidedBy == "ana"
     assert store.decided_approvals(NOW + timedelta(minutes=1)) == []
+
+
+def test_prompt_versions_are_added_once_never_edited_and_activated_by_name(store):
+    doc = {"name": "plan", "version": 2, "system": "s" * 9000, "user": "{data}", "author": "max", "reason": "r"}
+    store.add_prompt_version(doc)
+    with pytest.raises(ConcurrencyConflict):
+        store.add_prompt_version({**doc, "system": "changed"})
+    store.add_prompt_version({**doc, "name": "triage"})
+    assert sorted((d["name"], d["version"], d["system"]) for d in store.prompt_versions()) == [
+        ("plan", 2, "s" * 9000), ("triage", 2, "s" * 9000)]
+    store.add_activation({"id": "~prompt~plan", "version": 2, "approvedBy": "ana"})
+    store.add_activation({"id": "~policy", "version": 2, "approvedBy": "ana"})
+    with pytest.raises(ConcurrencyConflict):
+        store.add_activation({"id": "~prompt~plan", "version": 2, "approvedBy": "eve"})
+    assert {(a["id"], a["version"]) for a in store.activations()} >= {("~prompt~plan", 2), ("~policy", 2)}
