@@ -106,9 +106,19 @@ def tune_gc() -> None:
     gc.freeze()
 
 
-def build_flows() -> Flows:
+def build_flows(settings: Optional[Settings] = None) -> Flows:
+    """HTTP child flows. A 202's Location is polled only on FLOW_POLL_HOSTS, else on the origins of the configured
+    flow URLs (every catalog action's flow.setting, and FLOW_READ_RECORD); https only outside the local host."""
     from .adapters.http_flows import HttpFlows
-    return HttpFlows()
+    settings = settings or Settings.from_env()
+
+    def flow_settings() -> set[str]:
+        # Read at each check: the stored catalog replaces the repo's after start, and PUT /api/actions adds to it.
+        from .services.sor import READ_SETTING
+        built = _services
+        return {a.flow.setting for a in (built.catalog.versions.values() if built else ())} | {READ_SETTING}
+
+    return HttpFlows(poll_hosts=settings.flow_poll_hosts, flow_settings=flow_settings, https_only=not settings.local)
 
 
 def build_llm(settings: Settings) -> Optional[Llm]:

@@ -10,7 +10,7 @@ from .. import telemetry
 from ..domain.catalog import Action
 from ..domain.execution import WAITING, Execution
 from ..domain.flow_contracts import ActionRef, ChildFlowRequest
-from ..domain.flowcall import DONE, RETRY, WAIT, FlowResponse, Outcome, classify
+from ..domain.flowcall import DONE, GIVE_UP, RETRY, WAIT, FlowResponse, Outcome, classify
 from ..domain.messages import nudge
 from ..runtime import Services
 from . import messaging
@@ -22,9 +22,24 @@ class Attempt:
     response: FlowResponse
 
 
+def _refusal(services: Services, response: FlowResponse) -> Optional[str]:
+    """Why a 202's Location must not be polled (off the flows' hosts), or None; adapters without a list poll."""
+    judge = getattr(services.flows, "refusal", None)
+    if response.status != 202 or not response.location or judge is None:
+        return None
+    return judge(response.location)
+
+
+def _not_polled(reason: str) -> Attempt:
+    # The flow may have accepted the work: a person must check it; polling elsewhere would be SSRF.
+    return Attempt(Outcome(GIVE_UP, "failed", message=f"{reason}; not polled, a person must check the flow's outcome"),
+                   FlowResponse(0, error="PollRefused"))
+
+
 def call(services: Services, action: Action, x: Execution, cid: str, poll_url: Optional[str]) -> Attempt:
-    """One call (or poll) of the flow; the idempotency key makes a repeat replay, not act again."""
-    from ..adapters.http_flows import FlowNotConfigured
+    """One call (or poll) of the flow; the idempotency key makes a repeat replay, not act again. A Location off
+    the poll allowlist fails the execution at once: it is never requested."""
+    from ..adapters.http_flows import FlowNotConfigured, PollRefused
 
     policy = services.policy
     x.attempts += 1
@@ -42,6 +57,11 @@ def call(services: Services, action: Action, x: Execution, cid: str, poll_url: O
             telemetry.flow_latency(x.actionId, x.actionVersion, (time.perf_counter() - started) * 1000)
     except FlowNotConfigured as exc:
         response = FlowResponse(404, {"status": "failed", "message": str(exc)})
+    except PollRefused as exc:
+        return _not_polled(str(exc))
+    refused = _refusal(services, response)
+    if refused:
+        return _not_polled(refused)
     waited = (services.clock.now() - x.createdAt).total_seconds()
     outcome = classify(response, x.attempts, policy.maxAttempts, policy.backoffBaseSeconds,
                        policy.backoffMaxSeconds, services.rng, waited, policy.flowMaxWaitSeconds)
