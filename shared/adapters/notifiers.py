@@ -85,11 +85,13 @@ class FlowNotifier(_Poster):
     def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
         cards = details.get("cards") or {}
         approval = details.get("approvalId")
+        from ..domain.cards import md
         from ..domain.flow_contracts import ApprovalFlowRequest
 
+        # A flow may show the subject beside the card (its Teams message text): Markdown, so escaped like card data.
         self.post(ApprovalFlowRequest(
-            kind=kind, opportunityId=opportunity_id, subject=subject, approvalId=approval, token=details.get("token"),
-            expiresAt=details.get("expiresAt"), requiredRole=details.get("requiredRole"),
+            kind=kind, opportunityId=opportunity_id, subject=md(subject), approvalId=approval,
+            token=details.get("token"), expiresAt=details.get("expiresAt"), requiredRole=details.get("requiredRole"),
             parameters=(details.get("plan") or {}).get("parameters"),
             callbackUrl=f"{self.base}/api/approvals/{approval}" if approval else None,
             card=cards.get("submit") or cards.get("links"),

@@ -4,32 +4,59 @@ Two ways to answer: `submit` cards (an approval flow's "Post adaptive card and w
 returns the Action.Submit data to the flow, which posts it back with the token), and `links` cards
 (a Teams Workflows webhook cannot take Action.Submit, so approve/reject are signed Action.OpenUrl links
 to a confirmation page). Text is kept short: Teams refuses cards over 28 KB.
+
+Teams renders TextBlock and FactSet text as Markdown, so every value that comes from data (finding
+attributes, case keys, parameters, reasons, messages) goes through `md`: a case key written
+`[Approve now](https://evil.example)` must show as text, not as a link next to the real buttons. The app's
+own labels and its signed Action.OpenUrl links are not data and are not escaped.
 """
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Mapping, Optional, Sequence
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 MAX_BYTES = 28 * 1024
 _TEXT = 600  # characters of any one free text shown on a card
 MAX_FACTS = 25  # per FactSet; the rest are counted, not shown
+# Markdown's inline and block syntax in Teams' subset (links, emphasis, lists, headings, quotes, tables, code),
+# plus `<` (autolinks `<https://…>`) and `:`: any ASCII punctuation may be backslash-escaped (CommonMark §2.4).
+_MD_SYNTAX = re.compile(r"([\\`*_\[\]()#+\-.!~>|<:&])")
+# A bare URL or domain is made a link by Teams without any syntax: a word joiner (U+2060, invisible, no line
+# break) after `:` or `.` before a letter or `/` breaks `https://` and `evil.com` for detectors that read the
+# rendered text too (markdown-it's linkify already stops at the escapes).
+_AUTOLINK = re.compile(r"(?<=[:.])(?=[A-Za-z/])")
+_JOINER = "\u2060"
+
+
+def md(value: Any) -> str:
+    """A data value as Markdown that renders as exactly its text: no link, emphasis, list or heading."""
+    text = " ".join(str(value).split()) if value is not None else "—"  # a line break could start a block
+    return _MD_SYNTAX.sub(r"\\\1", _AUTOLINK.sub(_JOINER, text))
 
 
 def _clip(text: Any, limit: int = _TEXT) -> str:
     text = str(text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    if (len(cut) - len(cut.rstrip("\\"))) % 2:  # never leave half of an escape before the ellipsis
+        cut = cut[:-1]
+    return cut + "…"
 
 
 def _facts(pairs: Mapping[str, Any]) -> dict[str, Any]:
+    """Facts from data: titles (contract field names) and values both escaped."""
     items = list(pairs.items())
-    facts = [{"title": _clip(k, 80), "value": _clip(v if v is not None else "—", 200)} for k, v in items[:MAX_FACTS]]
+    facts = [{"title": _clip(md(k), 80), "value": _clip(md(v), 200)} for k, v in items[:MAX_FACTS]]
     if len(items) > MAX_FACTS:
         facts.append({"title": "…", "value": f"{len(items) - MAX_FACTS} more in the app"})
     return {"type": "FactSet", "facts": facts}
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
+    """A TextBlock of Markdown the app wrote: data in it must already have gone through `md`."""
     return {"type": "TextBlock", "text": _clip(text), "wrap": True, **style}
 
 
@@ -73,13 +100,13 @@ def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, 
                   links: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
     """Approve or reject one proposed action: the case, the action and its parameters, risk and reasons."""
     body = [
-        _text(f"Approve {plan['actionId']} v{plan['actionVersion']}?", size="Medium", weight="Bolder"),
-        *([_text(f"Summary (AI-generated): {plan['summary']}")] if plan.get("summary") else []),
+        _text(f"Approve {md(plan['actionId'])} v{md(plan['actionVersion'])}?", size="Medium", weight="Bolder"),
+        *([_text(f"Summary (AI-generated): {md(plan['summary'])}")] if plan.get("summary") else []),
         _facts(case),
         _text("Proposed parameters", weight="Bolder", spacing="Medium"),
         _facts(plan.get("parameters") or {}),
-        _text(f"Risk: {risk}", color="Warning"),
-        _text(f"Why: {rationale}", isSubtle=True),
+        _text(f"Risk: {md(risk)}", color="Warning"),
+        _text(f"Why: {md(rationale)}", isSubtle=True),
     ]
     if links is None:  # inputs travel only with Action.Submit
         body.append(_helpful())
@@ -91,9 +118,9 @@ def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missi
                 links: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
     """Ask for exactly the contract fields that are missing; the answer goes back through triage."""
     body: list[dict[str, Any]] = [
-        _text(f"{action_id} needs data", size="Medium", weight="Bolder"),
+        _text(f"{md(action_id)} needs data", size="Medium", weight="Bolder"),
         _facts(case),
-        _text(f"Missing: {', '.join(missing)}"),
+        _text(f"Missing: {', '.join(md(name) for name in missing)}"),
     ]
     if links is None:
         body += [{"type": "Input.Text", "id": name, "label": name, "isRequired": True,
@@ -106,7 +133,7 @@ def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missi
 def escalation_card(case: Mapping[str, Any], headline: str, details: Mapping[str, Any],
                     link: Optional[str] = None) -> dict[str, Any]:
     """Tell a person something needs them: a watchdog breach, a dead letter, a freeze."""
-    body = [_text(headline, size="Medium", weight="Bolder", color="Attention"), _facts(case), _facts(details)]
+    body = [_text(md(headline), size="Medium", weight="Bolder", color="Attention"), _facts(case), _facts(details)]
     return _card(body, [{"type": "Action.OpenUrl", "title": "Open", "url": link}] if link else [])
 
 

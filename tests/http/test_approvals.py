@@ -100,13 +100,15 @@ def test_a_teams_webhook_gets_the_link_card_and_an_approval_flow_the_submit_card
     oid, notice = awaiting(svc)
     WebhookNotifier(sandbox.webhook_url()).notify("approve", oid, "approve?", notice)
     FlowNotifier(sandbox.people_settings()["APPROVAL_FLOW_URL"], "https://app.example").notify(
-        "approve", oid, "approve?", notice)
+        "approve", oid, "[Approve now](https://evil.example)?", notice)
     (teams, message), (flow, request) = sandbox.people.received[-2:]
     [attachment] = message["attachments"]
     assert teams == "teams" and attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
     assert {a["type"] for a in attachment["content"]["actions"]} == {"Action.OpenUrl"}
     assert flow == "approvals" and request["callbackUrl"] == f"https://app.example/api/approvals/{notice['approvalId']}"
     assert {a["type"] for a in request["card"]["actions"]} == {"Action.Submit"} and request["token"]
+    # the flow may show the subject as the Teams message beside the card: Markdown-escaped like card data
+    assert request["subject"] == "\\[Approve now\\]\\(https\\:\u2060//evil\\.\u2060example\\)?"
 
 
 def test_the_sweep_escalates_an_unanswered_approval_once_and_the_token_still_works(svc, sandbox):

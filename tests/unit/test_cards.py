@@ -67,3 +67,86 @@ def test_many_non_latin_facts_still_fit_because_they_travel_as_six_byte_escapes(
     assert len(json.dumps(card).encode()) <= cards.MAX_BYTES and events(card) == []
     [_, case_facts, details] = card["body"]
     assert len(details["facts"]) == cards.MAX_FACTS + 1 and details["facts"][-1]["value"] == "15 more in the app"
+
+
+def rendered(card):
+    """Every TextBlock and Fact of the card as the official library renders its Markdown (markdown-it, linkify)."""
+    node = shutil.which("node")
+    assert node, "node is needed (it runs Azurite too)"
+    assert (ROOT / "node_modules/markdown-it").is_dir(), "markdown-it is a devDependency: run npm ci"
+    out = subprocess.run([node, str(ROOT / "tests/js/card_markdown.js")], input=json.dumps(card), text=True,
+                         capture_output=True, check=True)
+    doc = json.loads(out.stdout)
+    assert doc["events"] == []
+    return doc["texts"]
+
+
+def as_text(html_):
+    """What a person reads: tags dropped, entities decoded, the invisible word joiners removed."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", html_)).replace("\u2060", "").strip()
+
+
+HOSTILE = ["[Approve now](https://evil.example/pay)", "<https://evil.example>", "https://evil.example/x?a=1",
+           "www.evil.com", "see evil.com now", "**urgent** _now_", "# Heading", "- item", "1. item", "> quote",
+           "a | b |", "`code`", "![img](https://evil.example/i.png)", "[x]: https://evil.example", "ana@contoso.com",
+           "~~gone~~", "line one\n\n[two](https://evil.example)", "\\[escaped\\](https://evil.example)"]
+
+
+def hostile_cards():
+    case = {"Case": HOSTILE[0], "Process": f"{HOSTILE[1]} / {HOSTILE[2]}", "Priority": "1,200", "Opportunity": "0" * 32}
+    params = {f"field{i}": value for i, value in enumerate(HOSTILE)} | {"[k](https://evil.example)": -120.5}
+    plan = {"actionId": "[ap](https://evil.example)", "actionVersion": 1, "parameters": params,
+            "summary": HOSTILE[3]}
+    return {
+        "approve-submit": cards.approval_card("a", case, plan, HOSTILE[4], " ".join(HOSTILE)),
+        "approve-links": cards.approval_card("a", case, plan, "medium", HOSTILE[0], LINKS),
+        "enrich-submit": cards.enrich_card("a", case, HOSTILE[0], ["vendorId", HOSTILE[2]]),
+        "enrich-links": cards.enrich_card("a", case, "ap.request-missing-fields", [HOSTILE[0]], LINKS),
+        "escalate": cards.escalation_card(case, f"{HOSTILE[0]}: leads.reassign failed",
+                                          {f"k{i}": v for i, v in enumerate(HOSTILE)},
+                                          "https://x.example/api/opportunities/0"),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(ALL))
+def test_no_data_value_on_a_card_renders_as_a_link_or_markup(kind):
+    card = hostile_cards()[kind]
+    assert events(card) == [] and cards.size_ok(card)
+    texts = rendered(card)
+    assert texts, "the card shows text"
+    for t in texts:
+        assert "<a " not in t["html"] and "<img" not in t["html"], t
+        assert not any(tag in t["html"] for tag in ("<strong>", "<em>", "<h1>", "<li>", "<blockquote>", "<code>",
+                                                    "<s>", "<table>")), t
+
+
+def test_an_escaped_value_reads_as_exactly_its_own_text():
+    card = cards.escalation_card({"Case": "INV-1"}, "headline", {f"k{i}": v for i, v in enumerate(HOSTILE)})
+    shown = {t["where"]: as_text(t["html"]) for t in rendered(card)}
+    values = [v for w, v in sorted(shown.items()) if w.startswith("body[2]") and w.endswith(".value")]
+    assert sorted(values) == sorted(" ".join(v.split()) for v in HOSTILE)  # line breaks become spaces
+
+
+def test_the_harness_does_see_a_link_when_a_card_has_one():
+    raw = {"type": "AdaptiveCard", "version": "1.5", "body": [
+        {"type": "TextBlock", "text": "[Approve now](https://evil.example)"},
+        {"type": "FactSet", "facts": [{"title": "x", "value": "see https://evil.example/x"}]}]}
+    assert all("<a href=" in t["html"] for t in rendered(raw) if t["where"] != "body[1].facts[0].title")
+
+
+def test_the_apps_own_labels_and_signed_links_are_not_escaped():
+    card = hostile_cards()["approve-links"]
+    texts = [b["text"] for b in card["body"] if b["type"] == "TextBlock"]
+    assert "Proposed parameters" in texts and any(t.startswith("Risk: ") for t in texts)
+    assert {a["url"] for a in card["actions"]} == {LINKS["approve"], LINKS["reject"]}
+    assert next(b for b in card["body"] if b["type"] == "FactSet")["facts"][0]["title"] == "Case"
+
+
+def test_a_clipped_value_never_ends_in_half_an_escape():
+    card = cards.approval_card("a", CASE, PLAN, "medium", "[" * 5000)
+    why = next(b["text"] for b in card["body"] if b["type"] == "TextBlock" and b["text"].startswith("Why: "))
+    body = why.removesuffix("…")
+    assert (len(body) - len(body.rstrip("\\"))) % 2 == 0
