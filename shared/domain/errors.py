@@ -1,6 +1,7 @@
 """Errors the domain and services raise; the HTTP layer maps each to one RFC 9457 problem."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -30,6 +31,11 @@ class ProblemError(Exception):
         self.errors = list(errors)
         self.extra = extra
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers the problem carries besides its body."""
+        return {}
+
 
 class InvalidInput(ProblemError):
     """The body parsed but its content is wrong: every bad field is named."""
@@ -41,6 +47,13 @@ class InvalidInput(ProblemError):
 class MalformedBody(ProblemError):
     status = 400
     title = "Malformed request body"
+
+
+class MalformedHeader(ProblemError):
+    """A header the app reads (the Easy Auth principal) that does not parse: named as `header:Name`."""
+
+    status = 400
+    title = "Malformed request header"
 
 
 class NotFound(ProblemError):
@@ -80,6 +93,23 @@ class UnsupportedMediaType(ProblemError):
     title = "Unsupported media type"
 
 
+class Unavailable(ProblemError):
+    """A part the app needs (the store, the bus) refused the connection, did not answer within its timeout, or
+    kept failing after its retries: 503, and the client may try again after `retry_after` seconds."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, retry_after: float = 5, errors: Iterable[FieldError] = (), **extra: Any):
+        super().__init__(detail, errors, **extra)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 def pointer(*parts: Any) -> str:
     """JSON Pointer (RFC 6901) from path parts."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .errors import Unauthorized
+from .errors import FieldError, MalformedHeader, Unauthorized
 
 _OID = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 _NAME = ("preferred_username", "name", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
@@ -33,12 +33,21 @@ class Principal:
 
 
 def from_easy_auth(header: str) -> Principal:
-    """The principal in an X-MS-CLIENT-PRINCIPAL header; 401 if it does not decode."""
+    """The principal in an X-MS-CLIENT-PRINCIPAL header: 400 naming the header when it is not base64 of a JSON
+    object with a list of {typ, val} claims, 401 when it names no user."""
     try:
-        doc = json.loads(base64.b64decode(header + "=" * (-len(header) % 4)))
-        claims = [(c["typ"], str(c["val"])) for c in doc.get("claims", [])]
-    except (ValueError, TypeError, KeyError) as exc:
-        raise Unauthorized("X-MS-CLIENT-PRINCIPAL does not decode") from exc
+        doc = json.loads(base64.b64decode(header + "=" * (-len(header) % 4)).decode("utf-8"))
+    except (ValueError, RecursionError):  # not base64, not UTF-8, not JSON, an integer of thousands of digits
+        raise _malformed("is not base64 of JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("claims", []), list):
+        raise _malformed("is not an object with a list of claims")
+    claims = []
+    for c in doc.get("claims") or []:
+        if not isinstance(c, dict) or not _text(c.get("typ")) or not _text(c.get("val"), scalar=True):
+            raise _malformed("holds a claim that is not {typ: text, val: text}")
+        claims.append((c["typ"], str(c["val"])))
+    if not _text(doc.get("name_typ"), optional=True) or not _text(doc.get("role_typ"), optional=True):
+        raise _malformed("has a name_typ or role_typ that is not text")
     name_types = (doc.get("name_typ"), *_NAME)
     role_types = {doc.get("role_typ"), *_ROLE}
 
@@ -48,8 +57,30 @@ def from_easy_auth(header: str) -> Principal:
     name = first(name_types)
     pid = first(_OID) or name
     if not pid:
-        raise Unauthorized("the principal names no user")
+        raise Unauthorized("the principal names no user", [FieldError(_HEADER, "names no user")])
     return Principal(pid, name or pid, frozenset(v for t, v in claims if t in role_types), "easy-auth")
+
+
+_HEADER = "header:X-MS-CLIENT-PRINCIPAL"
+
+
+def _malformed(why: str) -> MalformedHeader:
+    return MalformedHeader(f"X-MS-CLIENT-PRINCIPAL {why}.", [FieldError(_HEADER, why)])
+
+
+def _text(value: Any, optional: bool = False, scalar: bool = False) -> bool:
+    """Whether a claim part is text a store can keep: no lone surrogates (a \\ud800 escape decodes to one)."""
+    if value is None:
+        return optional
+    if scalar and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def flow_signature(key: str, body: bytes) -> str:

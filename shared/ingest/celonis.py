@@ -16,10 +16,10 @@ from typing import Annotated, Any, Mapping, Optional, Union
 
 import msgspec
 
-from ..domain.errors import FieldError, InvalidInput, MalformedBody, pointer
+from ..domain.errors import FieldError, InvalidInput, pointer
 from ..domain.findings import MAX_BATCH, Epoch
-from .generic import check_batch_size, decode_json, invalid_batch, parse_findings
-from .common import Normalized, iso, number, query_name, shape_errors, validated, when
+from .generic import check_batch_size, decode_as, invalid_batch, parse_findings
+from .common import Normalized, iso, number, query_name, shape_errors, shown, validated, when
 
 SOURCE = "celonis"
 MAPPING = Path(__file__).parent / "mappings" / "celonis.json"
@@ -70,21 +70,17 @@ class _Settings:
 
 def normalize(body: bytes, params: Mapping[str, str]) -> Normalized:
     """Findings from Celonis subscription events (one or a list), or normalized findings from an Action Flow."""
-    batch = body.lstrip()[:1] == b"["
-    try:
-        envelopes = _MANY.decode(body) if batch else [_ONE.decode(body)]
-    except msgspec.ValidationError:
-        data = decode_json(body)
-        items = data if isinstance(data, list) else [data]
+    batch = body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
+    typed, value = decode_as(_MANY if batch else _ONE, body)
+    if not typed:
+        items = value if isinstance(value, list) else [value]
         if not any(isinstance(x, dict) and _ENVELOPE_KEYS & x.keys() for x in items):
             return Normalized(parse_findings(body))
         if len(items) > MAX_BATCH:
             check_batch_size(len(items))
         errors = [e for k, x in enumerate(items) for e in shape_errors(x, _Envelope, (k,) if batch else ())]
-        raise invalid_batch(errors or [FieldError("", "invalid Celonis event")]) from None
-    except msgspec.DecodeError:
-        decode_json(body)  # names where the JSON broke
-        raise MalformedBody("The request body is not valid JSON.") from None
+        raise invalid_batch(errors or [FieldError("", "invalid Celonis event")])
+    envelopes = value if batch else [value]
     check_batch_size(len(envelopes))
     errors: list[FieldError] = []
     given = {key: query_name(params, key, errors) for key in ("processArea", "deviationPattern") if key in params}
@@ -268,5 +264,4 @@ def _coerce(value: Any, kind: Optional[str], as_list: bool) -> Any:
     try:
         return entry[0](value)
     except (ValueError, TypeError, KeyError, OverflowError, OSError):
-        shown = repr(value)
-        raise ValueError(f"expected {entry[1]}, got {shown if len(shown) <= 60 else shown[:57] + '...'}") from None
+        raise ValueError(f"expected {entry[1]}, got {shown(value)}") from None

@@ -44,6 +44,12 @@ def number(value: Any) -> Optional[float]:
     return result
 
 
+def shown(value: Any, most: int = 60) -> str:
+    """A sent value as an error message quotes it: its repr, cut to `most` characters (a 4 MB cell is no message)."""
+    text = repr(value)
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
 def iso(value: Union[datetime, int, float, None]) -> Optional[str]:
     """UTC ISO-8601 text of a datetime (naive = UTC) or of epoch seconds/milliseconds."""
     return None if value is None else instant(value).isoformat().replace("+00:00", "Z")

@@ -16,8 +16,8 @@ import msgspec
 
 from ..domain.errors import FieldError, InvalidInput, MalformedBody, pointer
 from ..domain.findings import MAX_BATCH, Epoch
-from .common import Normalized, iso, number, query_name, shape_errors, validated, when
-from .generic import check_batch_size, decode_json
+from .common import Normalized, iso, number, query_name, shape_errors, shown, validated, when
+from .generic import check_batch_size, decode_as
 
 SOURCE = "process-mining"
 # Microsoft documents the categories by name only (Error, Warning, OK: learn.microsoft.com "Business rules",
@@ -111,16 +111,11 @@ def _rejected(errors: list[FieldError]) -> InvalidInput:
 
 
 def _json_rows(body: bytes) -> list[_Row]:
-    try:
-        data = _DECODER.decode(body)
-    except msgspec.ValidationError:
-        raw = decode_json(body)
-        errors = ([e for k, v in enumerate(raw) for e in shape_errors(v, _Stat, (k,))] if isinstance(raw, list)
-                  else shape_errors(raw, _Refresh))
-        raise _rejected(errors or [FieldError("", "expected a refresh trigger body")]) from None
-    except msgspec.DecodeError:
-        decode_json(body)  # names where the JSON broke
-        raise MalformedBody("The request body is not valid JSON.") from None
+    typed, data = decode_as(_DECODER, body)
+    if not typed:
+        errors = ([e for k, v in enumerate(data) for e in shape_errors(v, _Stat, (k,))] if isinstance(data, list)
+                  else shape_errors(data, _Refresh))
+        raise _rejected(errors or [FieldError("", "expected a refresh trigger body")])
     stats, base = (data, ()) if isinstance(data, list) else (data.businessRuleStatistics, ("businessRuleStatistics",))
     rows, errors = [], []
     for k, s in enumerate(stats):
@@ -128,7 +123,7 @@ def _json_rows(body: bytes) -> list[_Row]:
         try:
             metric = number(s.value)
         except ValueError:
-            errors.append(FieldError(pointer(*at, "value"), f"expected a number, got {s.value!r}"))
+            errors.append(FieldError(pointer(*at, "value"), f"expected a number, got {shown(s.value)}"))
             continue
         start, end = s.startDate or None, s.endDate or None  # the connector sends 0 for "not set"
         index = k if s.valueIndex is None else s.valueIndex
@@ -177,7 +172,7 @@ def _csv_row(r: int, cell: dict[str, str], sent: dict[str, str], errors: list[Fi
         try:
             got[column] = parse(text) if text else None
         except (ValueError, OverflowError, OSError):
-            errors.append(FieldError(pointer("rows", r, sent[column]), f"expected {what}, got {text!r}"))
+            errors.append(FieldError(pointer("rows", r, sent[column]), f"expected {what}, got {shown(text)}"))
     if not cell["name"]:
         errors.append(FieldError(pointer("rows", r, sent["name"]), "the case id is required"))
     if len(errors) > before:
