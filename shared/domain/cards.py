@@ -20,20 +20,29 @@ SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 MAX_BYTES = 28 * 1024
 _TEXT = 600  # characters of any one free text shown on a card
 MAX_FACTS = 25  # per FactSet; the rest are counted, not shown
-# Markdown's inline and block syntax in Teams' subset (links, emphasis, lists, headings, quotes, tables, code),
-# plus `<` (autolinks `<https://…>`) and `:`: any ASCII punctuation may be backslash-escaped (CommonMark §2.4).
-_MD_SYNTAX = re.compile(r"([\\`*_\[\]()#+\-.!~>|<:&])")
-# A bare URL or domain is made a link by Teams without any syntax: a word joiner (U+2060, invisible, no line
-# break) after `:` or `.` before a letter or `/` breaks `https://` and `evil.com` for detectors that read the
-# rendered text too (markdown-it's linkify already stops at the escapes).
-_AUTOLINK = re.compile(r"(?<=[:.])(?=[A-Za-z/])")
+# Markdown that Teams renders in TextBlock and FactSet text, escaped as CommonMark allows (a backslash before
+# ASCII punctuation, §2.4) where it has a meaning. Inline syntax anywhere: code, emphasis, links and images,
+# strikethrough, autolinks and HTML (<, >), tables, entities.
+_INLINE = re.compile(r"[\\`*_\[\]()!~<>|&]")
+# Block syntax only starts a line, and `md` leaves one line: headings, rules and list items (-, +, "1. "), at the start.
+_BLOCK = re.compile(r"^(?:[#+\-]|\d{1,9}(?=\.(?: |$)))")
+# Bare URLs and domains (https://…, www.evil.com, evil.com) become links with no syntax at all: their `:` and
+# `.` are escaped (linkify stops there) and followed by a word joiner (U+2060, invisible, no line break) for
+# detectors that read the rendered text. Dotted ids whose last part holds a hyphen or digit stay as they are.
+_LINKISH = re.compile(r"(?<=[A-Za-z0-9])[.:](?=//|[A-Za-z]{2,}(?![\w-]))")
 _JOINER = "\u2060"
 
 
 def md(value: Any) -> str:
     """A data value as Markdown that renders as exactly its text: no link, emphasis, list or heading."""
     text = " ".join(str(value).split()) if value is not None else "—"  # a line break could start a block
-    return _MD_SYNTAX.sub(r"\\\1", _AUTOLINK.sub(_JOINER, text))
+    text = _INLINE.sub(lambda m: "\\" + m.group(), text)
+    text = _LINKISH.sub(lambda m: "\\" + m.group() + _JOINER, text)
+    block = _BLOCK.match(text)
+    if block:
+        end = block.end()
+        text = text[:end] + "\\" + text[end:] if block.group()[0].isdigit() else "\\" + text
+    return text
 
 
 def _clip(text: Any, limit: int = _TEXT) -> str:
