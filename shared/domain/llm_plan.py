@@ -1,7 +1,8 @@
 """LLM-assisted planning, the pure part: what the model is shown, what it may answer, and what is kept.
 
 The model never sees a finding's values or free text: only the process area, the pattern, the names and
-JSON types of the attributes (the *shape*) and the candidate actions. It answers with a plan template:
+JSON types of the attributes (the *shape*; names are identifiers, findings.ATTRIBUTE_NAME) and the candidate
+actions, every string of them scrubbed of personal data. It answers with a plan template:
 which candidate, which attribute fills which contract field, a rationale and a summary template. Code
 then fills the values from the finding's own attributes, validates them against the action's contract,
 and decides execute/approve/review by the same rules as the deterministic planner. So a finding cannot
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .catalog import Action
 from .contracts import properties, violations
+from .findings import ATTRIBUTE_NAME
 from .pii import redact, scrub
 from .planning import REVIEW, Decision, Plan, coverage_confidence, judge, parameters_for
 
@@ -68,8 +70,12 @@ def _kind(value: Any) -> str:
 
 
 def shape(attributes: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Attribute names and JSON types, sorted: what the model sees of a finding instead of its data."""
-    return sorted((str(k)[:100], _kind(v)) for k, v in attributes.items() if v not in (None, ""))[:MAX_ATTRIBUTES_SHOWN]
+    """Attribute names and JSON types, sorted: what the model sees of a finding instead of its data.
+
+    Ingest refuses names that are not identifiers; one stored before that rule, or set by a path that
+    skipped it, is left out here rather than shown to the model."""
+    return sorted((k, _kind(v)) for k, v in attributes.items()
+                  if v not in (None, "") and isinstance(k, str) and ATTRIBUTE_NAME.fullmatch(k))[:MAX_ATTRIBUTES_SHOWN]
 
 
 def cache_key(process_area: str, pattern: str, candidates: Sequence[Action], prompt_version: str,
@@ -94,10 +100,11 @@ def messages(prompt: Prompt, process_area: str, pattern: str, candidates: Sequen
     data = {"processArea": process_area, "deviationPattern": pattern,
             "attributes": [{"name": n, "type": t} for n, t in attribute_shape],
             "candidates": [_candidate(a) for a in candidates]}
-    block = json.dumps(data, ensure_ascii=False, indent=1)
-    # Attribute names come from the miner: personal data in a name is masked like any other text.
+    # The area, the pattern and the names come from the miner (an identifier can be an IBAN:
+    # "DE89370400440532013000"): each string is scrubbed as itself, before JSON escapes could split one.
+    block = json.dumps(redact(data), ensure_ascii=False, indent=1)
     return [{"role": "system", "content": prompt.system},
-            {"role": "user", "content": prompt.user.replace("{data}", scrub(block))}]
+            {"role": "user", "content": prompt.user.replace("{data}", block)}]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from ..domain.approvals import Approval
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
-from ..domain.pii import redact, scrub
 from ..domain.status import Status
 from ..runtime import Services
 
@@ -23,11 +22,10 @@ def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: 
         versions["action"] = f"{opp.plan['actionId']}@{opp.plan['actionVersion']}"
     if opp.plan and opp.plan.get("promptVersion"):  # an LLM-made plan: which prompt made it
         versions["prompt"] = opp.plan["promptVersion"]
-    # Append-only means forever: personal data never goes in (pii.py).
-    pii = services.catalog.pii_fields
-    return AuditEntry(opp.id, services.clock.now(), actor, event, scrub(reason), correlation_id,
-                      redact(inputs or {}, pii), redact(outputs or {}, pii), versions, seq,
-                      execution.id if execution else None)
+    # The entry scrubs its free text itself; the catalog's x-pii fields it is told (pii.py).
+    return AuditEntry(opp.id, services.clock.now(), actor, event, reason, correlation_id, inputs or {},
+                      outputs or {}, versions, seq, execution.id if execution else None,
+                      services.catalog.pii_fields)
 
 
 def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor: str, reason: str,
@@ -36,7 +34,6 @@ def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor:
             **changes: Any) -> Opportunity:
     """Walk `path` (each step checked against the status machine), audit it, commit it all at once."""
     now = services.clock.now()
-    reason = scrub(reason)  # the status history shows it too (audit() scrubs again: a no-op on clean text)
     moved = replace(opp, **changes) if changes else opp
     for target in path:
         moved = moved.transition(target, actor, reason, now)
