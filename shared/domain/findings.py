@@ -7,10 +7,13 @@ here), which is what lets normalize + validate + score reach 100,000 findings a 
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Optional, Union
 
 import msgspec
+
+from .errors import FieldError, pointer
 
 MAX_BATCH = 1000
 MAX_ATTRIBUTES = 100
@@ -28,6 +31,32 @@ Text = Annotated[str, msgspec.Meta(max_length=2000)]
 Money = Annotated[float, msgspec.Meta(ge=0, le=1e15)]
 Epoch = Union[Annotated[int, msgspec.Meta(ge=0, le=_MAX_EPOCH)], Annotated[float, msgspec.Meta(ge=0, le=_MAX_EPOCH)]]
 Severity = Literal["low", "medium", "high", "critical"]
+
+# Attribute names reach the LLM prompt (llm_plan.shape), and a sender chooses them: only identifiers,
+# never free text ("ignore previous instructions…", an e-mail address) are accepted.
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+ATTRIBUTE_NAME_RULE = "not an attribute name: a letter, then at most 63 letters, digits, '_', '.' or '-'"
+# Names seen valid: miners send the same few dozen, so a finding's check is one C-level superset test
+# (~0.05 µs) instead of a regex per name (~0.3 µs each). Bounded, since senders choose the names.
+_VALID_NAMES: set[str] = set()
+_MAX_VALID_NAMES = 4096
+
+
+def bad_attribute_names(attributes: Any) -> list[str]:
+    """The keys of `attributes` that are not attribute names (none when it is no dict)."""
+    if not isinstance(attributes, dict) or _VALID_NAMES.issuperset(attributes):
+        return []
+    bad = [k for k in attributes if not (isinstance(k, str) and ATTRIBUTE_NAME.fullmatch(k))]
+    if not bad and len(_VALID_NAMES) < _MAX_VALID_NAMES:
+        _VALID_NAMES.update(attributes)
+    return bad
+
+
+def attribute_name_errors(item: Any, at: tuple = ()) -> list[FieldError]:
+    """One error per bad attribute name of a finding as sent, pointed at `/attributes/<name>`."""
+    attributes = item.get("attributes") if isinstance(item, dict) else None
+    return [FieldError(pointer(*at, "attributes", name), ATTRIBUTE_NAME_RULE)
+            for name in bad_attribute_names(attributes)]
 
 
 class KpiImpact(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -59,6 +88,12 @@ class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     recommendedAction: Optional[Text] = None
     severity: Optional[Severity] = None
     complianceFlags: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=20)] = []
+
+    def __post_init__(self) -> None:
+        # Here, not as a key `pattern`: msgspec would run the regex per key (~1 µs each, ~5 a finding).
+        bad = bad_attribute_names(self.attributes)
+        if bad:
+            raise ValueError(f"attribute names {bad[:5]}: {ATTRIBUTE_NAME_RULE}")
 
     def blank_fields(self) -> list[str]:
         """Required text fields holding only whitespace."""
