@@ -123,7 +123,7 @@ def signed_for(key: bytes, token: str, approval_id_: str) -> datetime:
     """The token's expiry when its signature verifies and it names this approval id; 401 otherwise.
     Needs no record, so a forged token is refused before anything is looked up."""
     payload, _, mac = (token or "").partition(".")
-    if not payload or not mac or not hmac.compare_digest(mac, _mac(key, payload)):
+    if not payload or not mac or not token.isascii() or not hmac.compare_digest(mac, _mac(key, payload)):
         raise Unauthorized("the approval token's signature does not verify")
     try:
         bound, expiry, _nonce = _unb64(payload).decode().split("|")

@@ -140,3 +140,28 @@ def test_an_action_withdrawn_from_this_environment_after_approval_never_runs(svc
     drive(svc)
     assert svc.store.get(oid).status is Status.failed
     assert sandbox.effects.get("ap.post-gl-adjustment", 0) == 0
+
+
+def test_an_approval_stored_with_an_old_unsuffixed_id_still_resolves_for_its_token_and_role_only(svc, sandbox):
+    """Ids made before they carried an HMAC (`<opportunity>-a<revision>`) stay answerable after an upgrade."""
+    from dataclasses import replace
+
+    from shared.domain.approvals import sign, token_hash
+    from shared.domain.errors import NotFound
+
+    oid, notice = awaiting(svc)
+    [current] = svc.store.approvals(oid)
+    legacy = current.id.rpartition("-")[0]
+    key = approvals.signing_key(svc)
+    token = sign(key, legacy, current.expiresAt)
+    svc.store.commit(svc.store.get(oid), (), (), [replace(current, id=legacy, tokenHash=token_hash(token), etag=None)])
+    with pytest.raises(Unauthorized):
+        approvals.view(svc, legacy, None, None)
+    with pytest.raises(Forbidden):
+        approvals.view(svc, legacy, None, BOB)
+    assert approvals.view(svc, legacy, token, None).id == legacy
+    with pytest.raises(NotFound):
+        approvals.view(svc, f"{oid}-a999", None, ANA)
+    assert approvals.decide(svc, legacy, token, "approve", ANA, None, None, "cid").decision == "approved"
+    drive(svc)
+    assert svc.store.get(oid).status is Status.verified

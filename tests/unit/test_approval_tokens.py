@@ -25,7 +25,7 @@ def test_a_fresh_token_verifies_and_the_record_keeps_only_its_hash():
 def test_a_forged_or_tampered_token_is_401():
     approval, token = fresh()
     payload, _, mac = token.partition(".")
-    for bad in ("", "x.y", f"{payload}.{mac[:-2]}AA", f"{payload}x.{mac}"):
+    for bad in ("", "x.y", f"{payload}.{mac[:-2]}AA", f"{payload}x.{mac}", f"{payload}\ud800.{mac}", "é.é"):
         with pytest.raises(Unauthorized):
             check(KEY, bad, approval, NOW)
     with pytest.raises(Unauthorized):
