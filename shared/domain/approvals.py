@@ -86,12 +86,6 @@ def verify_id(signing_key: bytes, approval_id_: str) -> bool:
     return hmac.compare_digest(mac, _id_mac(signing_key, opportunity_id, _KINDS[letter], int(revision)))
 
 
-def is_legacy_id(approval_id_: str) -> bool:
-    """An id made before ids carried an HMAC (see README, "Upgrading")."""
-    m = _ID.match(approval_id_)
-    return m is not None and m.group(4) is None
-
-
 def opportunity_of(approval_id_: str) -> Optional[str]:
     head, sep, _ = approval_id_.partition("-")
     return head if sep and len(head) == 32 and all(c in "0123456789abcdef" for c in head) else None
