@@ -196,9 +196,15 @@ class LocalHost:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":  # a HEAD answer has headers only (RFC 9110 9.3.2)
+                    self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches dispatch, which answers 405 + Allow for one a route lacks (TRACE, QUERY,
+                # OPTIONS...), as the Functions host does; the stdlib would answer 501 with an HTML page.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), fmt % args)

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 from urllib.parse import quote
 
+from ..domain.errors import Unavailable
 from . import dataverse_batch as batch
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ def query(entity_set: str, where: Optional[str] = None, select: Sequence[str] = 
 
 
 class DataverseClient:
+    """Requests to one environment's Web API. `timeout` bounds each try (connect and read); 429 and 5xx answers
+    are sent again after Retry-After up to `max_retries` tries or `max_wait` seconds of waiting in all, after
+    which, as on a refused connection or no answer in time, the call raises Unavailable (503)."""
+
     def __init__(self, url: str, token: Callable[[], str], max_retries: int = 8, max_wait: float = 120.0,
                  timeout: float = 60.0, solution: Optional[str] = None):
         import requests
@@ -88,21 +93,31 @@ class DataverseClient:
 
     def send(self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[dict[str, str]] = None,
              absolute: bool = False) -> Any:
-        """One request, sent again after Retry-After on 429 (and 503) until `max_retries`."""
+        """One request, sent again after Retry-After on 429 and 5xx while tries and waiting time last."""
+        import requests
+
         url = path if absolute else self.api + path
+        waited = 0.0
         for attempt in range(self.max_retries + 1):
             with self._count:
                 self.requests += 1
-            with self._slots:
-                response = self.session.request(method, url, data=body, headers=self._headers(headers),
-                                                timeout=self.timeout)
-            if response.status_code not in (429, 503) or attempt == self.max_retries:
+            try:
+                with self._slots:
+                    response = self.session.request(method, url, data=body, headers=self._headers(headers),
+                                                    timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise Unavailable(f"Dataverse did not answer ({type(exc).__name__}); try again shortly.") from exc
+            if response.status_code != 429 and response.status_code < 500:
                 return response
             with self._count:
                 self.throttled += 1
             wait = _retry_after(response.headers.get("Retry-After"), attempt)
+            if attempt == self.max_retries or waited + wait > self.max_wait:
+                raise Unavailable(f"Dataverse answered {response.status_code} after {attempt + 1} tries; "
+                                  "try again shortly.", wait)
             log.warning("Dataverse answered %d; retrying in %.1fs", response.status_code, wait)
-            time.sleep(min(wait, self.max_wait))
+            time.sleep(wait)
+            waited += wait
         raise AssertionError("unreachable")
 
     def json(self, method: str, path: str, body: Any = None, headers: Optional[dict[str, str]] = None,

@@ -18,6 +18,7 @@ from typing import Any, Literal, Optional, Sequence
 
 import msgspec
 
+from ..domain.errors import Unavailable
 from . import tables_spill
 
 MAX_OPERATIONS = 100
@@ -162,8 +163,35 @@ def submit(table_client: Any, operations: Sequence[Operation]) -> list[Optional[
         "x-ms-version": table_client.api_version, "DataServiceVersion": "3.0",
         "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json",
         "Content-Type": f"multipart/mixed; boundary={boundary}"})
-    response = table_client._client.send_request(request, stream=True)
-    payload = response.read()
-    if response.status_code != 202:
-        raise TransactionFailed(response.status_code, "BatchRejected", 0, payload[:500].decode("utf-8", "replace"))
+    status, _, payload = send(table_client, request)
+    if status != 202:
+        raise TransactionFailed(status, "BatchRejected", 0, payload[:500].decode("utf-8", "replace"))
     return decode(payload, len(operations))
+
+
+# Statuses the service answers when it, not the request, is at fault (ServerBusy, OperationTimedOut); the
+# pipeline has retried them already.
+_DOWN = frozenset({500, 502, 503, 504})
+
+
+def send(table_client: Any, request: Any) -> tuple[int, Any, bytes]:
+    """One request through the TableClient's own pipeline (auth, bounded retries and timeouts): status, headers,
+    body. A refused connection, no answer in time or a 5xx after the retries is Unavailable (503)."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    try:
+        response = table_client._client.send_request(request, stream=True)
+        payload = response.read()
+    except (ServiceRequestError, ServiceResponseError, OSError) as exc:
+        raise Unavailable(f"Table storage did not answer ({type(exc).__name__}); try again shortly.") from exc
+    if response.status_code in _DOWN:
+        raise Unavailable(f"Table storage answered {response.status_code} after retries; try again shortly.",
+                          _retry_after(response.headers.get("Retry-After")))
+    return response.status_code, response.headers, payload
+
+
+def _retry_after(header: Optional[str]) -> float:
+    try:
+        return float(header) if header else 5.0
+    except ValueError:
+        return 5.0

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import quote
 
 from . import tables_spill
-from .tables_batch import TransactionFailed
+from .tables_batch import TransactionFailed, send
 
 _ACCEPT = "application/json;odata=minimalmetadata"
 
@@ -47,17 +47,16 @@ def query(table_client: Any, where: str, select: Optional[Sequence[str]] = None,
         url = base + "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query_params.items())
         request = HttpRequest("GET", url, headers={"x-ms-version": table_client.api_version, "Accept": _ACCEPT,
                                                    "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx"})
-        response = table_client._client.send_request(request, stream=True)
-        payload = response.read()
-        if response.status_code != 200:
-            raise TransactionFailed(response.status_code, "QueryFailed", 0, payload[:500].decode("utf-8", "replace"))
+        status, headers, payload = send(table_client, request)
+        if status != 200:
+            raise TransactionFailed(status, "QueryFailed", 0, payload[:500].decode("utf-8", "replace"))
         for entity in json.loads(payload).get("value", []):
             entity["etag"] = entity.pop("odata.etag", None)
             if tables_spill.MARKER in entity:  # a selected but absent property may come back as null
                 entity = tables_spill.joined(entity, lambda e=entity: _whole(table_client, e))
             yield entity
-        next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
-        next_rk = response.headers.get("x-ms-continuation-NextRowKey")
+        next_pk = headers.get("x-ms-continuation-NextPartitionKey")
+        next_rk = headers.get("x-ms-continuation-NextRowKey")
         if not next_pk or top:
             return
 

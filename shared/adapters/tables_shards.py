@@ -13,6 +13,7 @@ from __future__ import annotations
 import zlib
 from typing import Any, Optional, Sequence
 
+from ..domain.errors import Unavailable
 from . import tables_batch, tables_query
 
 AZURITE_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
@@ -37,11 +38,29 @@ def shard_names(table: str, shards: int) -> list[str]:
     return [table if i == 0 else f"{table}{i}" for i in range(max(1, shards))]
 
 
-def connect(connection: Optional[str], endpoint: Optional[str], names: Sequence[str]) -> list[Any]:
-    """One TableClient per table name over one shared HTTP session, by connection string or managed identity."""
+def bounded(timeout: float) -> dict[str, Any]:
+    """TableClient options that bound one store call to about `timeout` seconds in all (plus one short backoff).
+
+    The SDK's defaults are 300 s connect and read timeouts and 10 retries backing off up to 120 s: with the store
+    down a route answered after ~5 s, with it frozen (SIGSTOP) not within 120 s. Here each try may take `timeout`,
+    the retries share the same `timeout` (the pipeline refuses a try once it is spent), and backoffs stay short."""
+    return {"connection_timeout": timeout, "read_timeout": timeout, "timeout": timeout, "retry_total": 3,
+            "retry_connect": 3, "retry_read": 1, "retry_status": 3, "retry_backoff_factor": 0.2,
+            "retry_backoff_max": min(2.0, timeout / 2)}
+
+
+def connect(connection: Optional[str], endpoint: Optional[str], names: Sequence[str],
+            timeout: Optional[float] = None) -> list[Any]:
+    """One TableClient per table name over one shared HTTP session, by connection string or managed identity;
+    each call bounded by `timeout` seconds (default: STORE_TIMEOUT_SECONDS)."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from azure.data.tables import TableClient
+
+    if timeout is None:
+        from ..settings import Settings
+        timeout = Settings.from_env().store_timeout
+    options = bounded(timeout)
 
     # The stages run many threads against these clients; requests' default pool of 10 would churn sockets.
     session = requests.Session()
@@ -49,14 +68,16 @@ def connect(connection: Optional[str], endpoint: Optional[str], names: Sequence[
     session.trust_env = False
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
     session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=64))
-    transport = RequestsTransport(session=session, session_owner=True)
+    transport = RequestsTransport(session=session, session_owner=True, connection_timeout=timeout,
+                                  read_timeout=timeout)
     if connection:
         connection = resolve_connection_string(connection)
-        return [TableClient.from_connection_string(connection, table_name=n, transport=transport) for n in names]
+        return [TableClient.from_connection_string(connection, table_name=n, transport=transport, **options)
+                for n in names]
     if endpoint:
         from azure.identity import DefaultAzureCredential
         credential = DefaultAzureCredential()
-        return [TableClient(endpoint=endpoint, table_name=n, credential=credential, transport=transport)
+        return [TableClient(endpoint=endpoint, table_name=n, credential=credential, transport=transport, **options)
                 for n in names]
     raise ValueError("set AzureWebJobsStorage (or TABLES_CONNECTION) or AzureWebJobsStorage__tableServiceUri")
 
@@ -68,13 +89,15 @@ def shard_of(tables: Sequence[Any], partition: str) -> Any:
 
 def prepare(tables: Sequence[Any], *others: Any) -> None:
     """Create missing tables and check (or record) the shard count."""
-    from azure.core.exceptions import ResourceExistsError
+    from azure.core.exceptions import ResourceExistsError, ServiceRequestError, ServiceResponseError
 
     for table in {id(t): t for t in (*tables, *others)}.values():
         try:
             table.create_table()
         except ResourceExistsError:
             pass
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise Unavailable(f"Table storage did not answer ({type(exc).__name__}); try again shortly.") from exc
     try:
         tables_batch.submit(tables[0], [tables_batch.Operation("create", {**_LAYOUT, "shards": len(tables)})])
         return

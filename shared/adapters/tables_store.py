@@ -74,11 +74,12 @@ class TablesStore(ReferenceRows, OutcomeRows):
 
     @classmethod
     def from_settings(cls, connection: Optional[str], endpoint: Optional[str], prefix: str,
-                      shards: int = 1) -> "TablesStore":
+                      shards: int = 1, timeout: Optional[float] = None) -> "TablesStore":
         """Tables `<prefix>Opportunities…`, `<prefix>State` and `<prefix>Outcomes`, from a connection string
-        or from an endpoint plus managed identity (no keys in Azure)."""
+        or from an endpoint plus managed identity (no keys in Azure); each call bounded by `timeout` seconds
+        (default: STORE_TIMEOUT_SECONDS), past which it raises Unavailable."""
         names = [*tables_shards.shard_names(f"{prefix}Opportunities", shards), f"{prefix}State", f"{prefix}Outcomes"]
-        *tables, state, outcomes = tables_shards.connect(connection, endpoint, names)
+        *tables, state, outcomes = tables_shards.connect(connection, endpoint, names, timeout)
         return cls(tables, state=state, outcomes=outcomes)
 
     def _table(self, partition: str) -> Any:

@@ -6,12 +6,14 @@ import hmac
 import json
 import logging
 import re
+import sys
 import uuid
 from typing import Any, Callable, Iterable, Optional
 
 import azure.functions as func
 
-from ..domain.errors import FieldError, PayloadTooLarge, ProblemError, Unauthorized, UnsupportedMediaType
+from ..domain.errors import (FieldError, PayloadTooLarge, ProblemError, Unauthorized, Unavailable,
+                             UnsupportedMediaType)
 
 log = logging.getLogger("closedloop.http")
 PROBLEM = "application/problem+json"
@@ -37,7 +39,7 @@ def problem(exc: ProblemError, instance: str, cid: str) -> func.HttpResponse:
             "detail": exc.detail, "instance": instance, "correlationId": cid,
             "errors": [e.to_dict() for e in exc.errors], **exc.extra}
     return func.HttpResponse(json.dumps(body, default=str), status_code=exc.status, mimetype=PROBLEM,
-                             headers={"x-correlation-id": cid})
+                             headers={"x-correlation-id": cid, **exc.headers})
 
 
 def media_type(req: func.HttpRequest) -> str:
@@ -87,8 +89,45 @@ def principal(req: func.HttpRequest, settings: Any) -> Optional[Any]:
     return None
 
 
+# Exceptions meaning a part the app needs did not answer (module, class names): checked only when the module is
+# already loaded, so this file imports none of them (function_app's import stays cheap).
+_UNANSWERED = (("azure.core.exceptions", ("ServiceRequestError", "ServiceResponseError")),
+               ("requests.exceptions", ("ConnectionError", "Timeout")),
+               ("urllib3.exceptions", ("TimeoutError", "NewConnectionError", "ProtocolError")),
+               ("azure.servicebus.exceptions", ("ServiceBusConnectionError", "OperationTimeoutError",
+                                                "ServiceBusServerBusyError", "ServiceBusCommunicationError")))
+# Exceptions carrying the store's HTTP status (module, class, attribute): a 5xx or 429 after retries is an outage.
+_STATUSED = (("azure.core.exceptions", "HttpResponseError", "status_code"),
+             ("shared.adapters.tables_batch", "TransactionFailed", "status"),
+             ("shared.adapters.dataverse_client", "DataverseError", "status"))
+
+
+def unavailable(exc: BaseException) -> Optional[Unavailable]:
+    """The 503 an unexpected exception stands for when it (or what caused it) says a part the app needs did not
+    answer: a refused connection, a timeout, a 5xx or 429 after retries. None for a real fault."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, Unavailable):
+            return exc
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return Unavailable(f"A service the app needs did not answer ({type(exc).__name__}); try again shortly.")
+        for module, names in _UNANSWERED:
+            loaded = sys.modules.get(module)
+            if loaded is not None and isinstance(exc, tuple(getattr(loaded, n) for n in names if hasattr(loaded, n))):
+                return Unavailable(f"A service the app needs did not answer ({type(exc).__name__}); "
+                                   "try again shortly.")
+        for module, name, attribute in _STATUSED:
+            cls = getattr(sys.modules.get(module), name, None)
+            status = getattr(exc, attribute, None) if cls is not None and isinstance(exc, cls) else None
+            if isinstance(status, int) and (status >= 500 or status == 429):
+                return Unavailable(f"The store answered {status} after retries; try again shortly.")
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def endpoint(fn: Callable[[func.HttpRequest, str], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
-    """Wrap a route: correlation id in, ProblemError → problem+json, a real fault → logged 500."""
+    """Wrap a route: correlation id in, ProblemError → problem+json, a part that did not answer → 503 with
+    Retry-After, a real fault → logged 500."""
 
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         cid = correlation_id(req)
@@ -98,7 +137,12 @@ def endpoint(fn: Callable[[func.HttpRequest, str], func.HttpResponse]) -> Callab
         except ProblemError as exc:
             log.info("%s %s → %d %s", req.method, path, exc.status, exc.detail, extra={"correlationId": cid})
             return problem(exc, path, cid)
-        except Exception:
+        except Exception as exc:
+            down = unavailable(exc)
+            if down is not None:
+                log.warning("%s %s → 503 %s", req.method, path, down.detail, extra={"correlationId": cid},
+                            exc_info=True)
+                return problem(down, path, cid)
             log.exception("%s %s failed", req.method, path, extra={"correlationId": cid})
             err = ProblemError("The server failed; the request may be retried. Quote the correlation id.")
             err.status, err.title = 500, "Internal server error"

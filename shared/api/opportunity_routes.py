@@ -1,4 +1,6 @@
 """Backlog routes: the ranked list, one opportunity, curation, and the grouped weekly view."""
+import logging
+import threading
 from typing import Any, Optional
 
 import azure.functions as func
@@ -7,6 +9,7 @@ from ..domain.errors import FieldError, InvalidInput
 from .http import endpoint, json_response, principal, read_body, require_media_type
 
 bp = func.Blueprint()
+log = logging.getLogger("closedloop.http")
 
 
 def _filter(req: func.HttpRequest) -> Any:
@@ -114,23 +117,71 @@ def get_backlog(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     return json_response(backlog.backlog(services(), _filter(req), _top(req, 100, 1000)), 200, cid)
 
 
+# The platform's health probes and load balancers give up after a few seconds; 2.5 s keeps the answer under 3 s
+# whatever the store does (a SIGSTOPped Azurite held this route for more than 120 s).
+HEALTH_DEADLINE = 2.5
+_HEALTH_RETRY_AFTER = "5"
+_probe_lock = threading.Lock()
+_probe: Optional[Any] = None  # concurrent.futures.Future of the probe in flight
+
+
+def _store_probe() -> Any:
+    """The probe of the store in flight, or a new one: one at a time, however many health checks wait on it, so
+    a hung store holds one thread, not one per check."""
+    global _probe
+    from concurrent.futures import Future
+
+    with _probe_lock:
+        if _probe is None or _probe.done():
+            _probe = Future()
+            threading.Thread(target=_run_probe, args=(_probe,), name="health-probe", daemon=True).start()
+        return _probe
+
+
+def _run_probe(future: Any) -> None:
+    from ..runtime import services
+    from ..services.sweep import heartbeat
+
+    try:
+        svc = services()
+        svc.store.ping()
+        future.set_result((svc, heartbeat(svc)))
+    except BaseException as exc:  # the probe's failure is the answer, delivered to whoever waits
+        future.set_exception(exc)
+
+
+def _warnings(settings: Any) -> list[str]:
+    """What works only in part although the app serves: said plainly, for whoever reads the health check."""
+    if not settings.local and not settings.approval_signing_key:
+        return ["approvals off: APPROVAL_SIGNING_KEY is not set, so risky plans wait for review instead of "
+                "asking for approval"]
+    return []
+
+
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 def health(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Liveness with dependency checks: 200 when the store answers, 503 when it does not."""
-    from ..runtime import services
+    """Liveness with dependency checks, within 2.5 s: 200 when the store answers, 503 with Retry-After when not."""
+    from concurrent.futures import TimeoutError as NoAnswer
 
-    from ..services.sweep import heartbeat
+    from ..settings import Settings
 
     checks: dict[str, Any] = {}
-    svc = services()
     try:
-        svc.store.ping()
-        checks["store"] = "ok"
+        svc, sweep = _store_probe().result(timeout=HEALTH_DEADLINE)
+    except NoAnswer:
+        checks["store"] = f"no answer within {HEALTH_DEADLINE} s"
     except Exception as exc:  # any failure here is the answer, not an error of this route
         checks["store"] = f"failed: {type(exc).__name__}"
-        return json_response({"status": "down", "checks": checks}, 503, cid)
-    # A stopped timer does not make the app unable to serve: 200, but the status says so.
-    checks["sweep"] = heartbeat(svc)
-    status = "ok" if checks["sweep"]["ok"] else "degraded"
-    return json_response({"status": status, "checks": checks}, 200, cid)
+    else:
+        checks["store"] = "ok"
+        # A stopped timer or switched-off approvals do not make the app unable to serve: 200, the status says so.
+        checks["sweep"] = sweep
+        warnings = _warnings(svc.settings)
+        checks["approvals"] = "off: APPROVAL_SIGNING_KEY is not set" if warnings else "ok"
+        status = "ok" if sweep["ok"] and not warnings else "degraded"
+        return json_response({"status": status, "checks": checks, "warnings": warnings}, 200, cid)
+    log.warning("health: store %s", checks["store"], extra={"correlationId": cid})
+    warnings = _warnings(Settings.from_env())
+    return json_response({"status": "down", "checks": checks, "warnings": warnings}, 503, cid,
+                         {"Retry-After": _HEALTH_RETRY_AFTER})

@@ -120,3 +120,71 @@ def test_a_chunked_request_body_is_read_whole(api):
     r = api.post("/findings", data=(raw[i:i + 50] for i in range(0, len(raw), 50)),
                  headers={"content-type": "application/json"})
     assert r.status_code == 202 and r.json()["accepted"] == 2
+
+
+# Found by an outside attack, each of these was a 500: the body decoder now answers them all, naming the place.
+_HUGE = "1" * 4401
+_ADMIN = {"Catalog.Approver", "Autonomy.Admin", "Backlog.Owner"}
+_PM = {"processArea": "order-to-cash", "deviationPattern": "delivery-sla-at-risk"}
+
+
+def _signed_in(*roles):
+    from tests.http.test_catalog_http import _principal
+    return _principal("ana@contoso.com", *roles)
+
+
+def _send(api, method, route, raw, params=None, headers=None):
+    return api.request(method, route, data=raw, params=params,
+                       headers={"content-type": "application/json", **_signed_in(*_ADMIN), **(headers or {})})
+
+
+def _problem(r, status):
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("application/problem+json")
+    return r.json()["errors"]
+
+
+@pytest.mark.parametrize("method, route, raw, where", [
+    ("POST", "/findings", f'{{"eventId": "e", "attributes": {{"amount": {_HUGE}}}}}', "/attributes/amount"),
+    ("POST", "/findings/celonis", f'{{"eventId": "e", "kpiImpact": {_HUGE}}}', "/kpiImpact"),
+    ("POST", "/outcomes", f'[{{"caseKey": "C", "value": {_HUGE}}}]', "/0/value"),
+    ("PATCH", "/opportunities/0123456789abcdef0123456789abcdef", f'{{"notes": {_HUGE}}}', "/notes"),
+    ("PUT", "/actions/ap.request-missing-fields", f'{{"dailyCap": {_HUGE}}}', "/dailyCap"),
+    ("POST", "/autonomy", f'{{"reason": "r", "freeze": {_HUGE}}}', "/freeze"),
+])
+def test_an_integer_of_4401_digits_is_a_422_naming_the_field_on_every_route(api, method, route, raw, where):
+    errors = _problem(_send(api, method, route, raw.encode()), 422)
+    assert errors[0]["pointer"] == where and "4401 digits" in errors[0]["detail"]
+
+
+@pytest.mark.parametrize("route", ["/findings", "/findings/celonis"])
+def test_bytes_that_are_not_utf8_are_a_400_naming_the_field(api, route):
+    errors = _problem(_send(api, "POST", route, b'{"eventId": "ev-\xff\xfe"}'), 400)
+    assert errors[0]["pointer"] == "/eventId"
+
+
+@pytest.mark.parametrize("method, route, raw, where", [
+    ("PATCH", "/opportunities/0123456789abcdef0123456789abcdef", b'{"notes": "see \\ud800 here"}', "/notes"),
+    ("POST", "/outcomes", b'{"processArea": "ap", "caseKey": "INV-\\udc00", "metric": "m", "value": 1, '
+                          b'"observedAt": "2026-12-03T10:00:00Z"}', "/caseKey"),
+])
+def test_a_lone_surrogate_is_a_422_naming_the_field(api, method, route, raw, where):
+    assert _problem(_send(api, method, route, raw), 422)[0]["pointer"] == where
+
+
+@pytest.mark.parametrize("route, raw, params, where", [
+    ("/findings", '{"eventId": "e", "attributes": {"deep": ' + "[" * 1000 + "]" * 1000 + "}}", None,
+     "/attributes/deep"),
+    ("/findings/process-mining", '{"businessRuleStatistics": ' + "[" * 1000 + "]" * 1000 + "}", _PM,
+     "/businessRuleStatistics"),
+])
+def test_arrays_nested_a_thousand_deep_are_a_422_naming_where(api, route, raw, params, where):
+    errors = _problem(_send(api, "POST", route, raw.encode(), params), 422)
+    assert errors[0]["pointer"].startswith(where + "/0") and "deeper than" in errors[0]["detail"]
+
+
+def test_a_principal_header_holding_a_json_list_is_a_400_naming_the_header(api):
+    import base64
+    forged = {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(b'[{"typ": "roles", "val": "Autonomy.Admin"}]').decode()}
+    errors = _problem(_send(api, "POST", "/autonomy", b'{"freeze": true, "reason": "r"}', headers=forged), 400)
+    assert errors == [{"header": "X-MS-CLIENT-PRINCIPAL", "detail": "is not an object with a list of claims"}]
