@@ -29,6 +29,7 @@ EXPECTED = {
     "set_autonomy": ("httpTrigger", "autonomy"),
     "decide_approval": ("httpTrigger", "approvals/{id}"),
     "show_approval": ("httpTrigger", "approvals/{id}"),
+    "confirm_approval": ("httpTrigger", "approvals/{id}/confirm"),
     "post_outcomes": ("httpTrigger", "outcomes"),
     "get_kpis": ("httpTrigger", "kpis"),
     "get_kpis_csv": ("httpTrigger", "kpis.csv"),
