@@ -44,6 +44,9 @@ var plain = {
   VERIFY_QUEUE: 'verify'
   SWEEP_SCHEDULE: '0 */5 * * * *'
   MAX_BODY_BYTES: '4194304'
+  STORE_TIMEOUT_SECONDS: '5'
+  // Empty: a 202's Location is polled only on the configured flow URLs' hosts.
+  FLOW_POLL_HOSTS: ''
   PUBLIC_BASE_URL: 'https://${name}.azurewebsites.net'
   APPROVAL_TTL_HOURS: '72'
   DATAVERSE_URL: dataverseUrl
