@@ -64,14 +64,18 @@ _PIECE = re.compile(r"[^ \u00a0]+")
 
 # Cheap pre-check, run on every log line and free text: an address needs "@", and an IBAN or a phone
 # number three digits with at most one other character between each ("+33 1 23 45 67 89" has no \d{3}).
-_ANY = re.compile(r"@|\d\D?\d\D?\d")
+# `"@" in` plus this regex take 0.5 µs on a 33-character sentence here, one regex `@|\d\D?\d\D?\d` 1.0 µs.
+_DIGITS = re.compile(r"\d\D?\d\D?\d")
 
 
 def scrub(text: str) -> str:
     """Free text with e-mail addresses, IBANs and phone numbers replaced by a placeholder."""
-    if len(text) < 7 or not _ANY.search(text):  # nothing shorter than 7 characters is any of the three
+    if len(text) < 7:  # nothing shorter than 7 characters is any of the three
         return text
-    if "@" in text:
+    at = "@" in text
+    if not at and not _DIGITS.search(text):
+        return text
+    if at:
         text = _EMAIL.sub("[email]", text)
     text = _ibans(text)
     return _PHONE.sub(_phone, text)
