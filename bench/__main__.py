@@ -6,6 +6,8 @@ ingest_http_per_s  10,000 findings over HTTP into Azurite through the local host
                    paused: in Azure the HTTP and queue functions scale apart; e2e_per_s measures them together
 e2e_per_s          10,000 findings from HTTP ingest until every agent has settled them, sandbox flows (≥ 200)
 peak_rss_mb        the local host's peak memory in that run
+crash_*, flaky_*   a host SIGKILLed with 300 findings in flight then restarted and swept, and 40 cases against
+                   flows answering 30% 429 and 10% 5xx: cases finished, none parked a day, the longest (~30 s to run)
 """
 from __future__ import annotations
 
@@ -187,8 +189,37 @@ def limiter_per_s(n: int = 4000, threads: int = 4) -> dict:
     return {"limiter_per_s": round(granted / elapsed)}
 
 
+def retries(n_crash: int = 300, n_flaky: int = 40) -> dict:
+    """A retry never waits behind its own rate-limit grant (tests/http/test_retry_grants.py), in a child
+    process: a host SIGKILLed with n_crash findings in flight, restarted and swept; and n_flaky cases with
+    flows answering 30% 429 and 10% 5xx at the policy's own backoff. Cases finished, and the longest wait."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    out = subprocess.run([sys.executable, "-m", "bench", "retries", str(n_crash), str(n_flaky)], cwd=ROOT,
+                         capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _retries_child(n_crash: int, n_flaky: int) -> None:
+    from devhost.azurite import Azurite, free_port
+    from devhost.boot import configure_logging
+    from tests.http.test_retry_grants import crash_and_recover, flaky_flows
+
+    configure_logging("ERROR")
+    with Azurite(free_port(), location=None) as azurite:
+        crash = crash_and_recover(azurite, n_crash)
+        flaky = flaky_flows(azurite, n_flaky, backoff_base=None)
+    print(json.dumps({
+        "crash_cases": crash["cases"], "crash_granted_before_kill": crash["grantedBeforeKill"],
+        "crash_acted_before_kill": crash["actedBeforeKill"], "crash_finished": crash["finished"],
+        "crash_parked_a_day": crash["parkedADay"], "crash_longest_s": crash["longestSeconds"],
+        "flaky_cases": flaky["cases"], "flaky_finished": flaky["finished"],
+        "flaky_failed_max_attempts": flaky["failedByMaxAttempts"], "flaky_parked_a_day": flaky["parkedADay"],
+        "flaky_longest_s": flaky["longestSeconds"], "flaky_flow_answers": flaky["flowAnswers"]}))
+
+
 BUDGETS = {"import_ratio": ("<=", 1.3), "normalize_per_s": (">=", 100_000), "ingest_http_per_s": (">=", 2_000),
-           "e2e_per_s": (">=", 200), "dataverse_requests_per_1000": ("<=", 5)}
+           "e2e_per_s": (">=", 200), "dataverse_requests_per_1000": ("<=", 5),
+           "crash_parked_a_day": ("<=", 0), "flaky_parked_a_day": ("<=", 0)}
 
 
 def uncapped_catalog() -> str:
@@ -210,9 +241,13 @@ def uncapped_catalog() -> str:
 
 def main() -> None:
     import logging
+    if sys.argv[1:2] == ["retries"]:  # the child process of retries()
+        _retries_child(*(int(a) for a in sys.argv[2:]))
+        return
     logging.basicConfig(level=logging.WARNING)
     figures: dict = {}
-    for step in (import_ratio, normalize_per_s, ingest_http_per_s, limiter_per_s, llm_planner, dataverse, e2e_per_s):
+    for step in (import_ratio, normalize_per_s, ingest_http_per_s, limiter_per_s, retries, llm_planner, dataverse,
+                 e2e_per_s):
         found = step()
         figures.update(found)
         print(f"{step.__name__}: " + ", ".join(f"{k}={v}" for k, v in found.items()), flush=True)

@@ -8,7 +8,17 @@ A key this process has never seen is assumed new and created outright (no read);
 exists, and it is read. Each process remembers the logs it last saw. A remembered log that shows a full window is proof enough
 to refuse without asking the store (others can only add grants inside the window, never remove them),
 so a throttled executor costs the store nothing; a grant is written under the remembered ETag, and a
-412 means read again.
+412 means read again. The same holds for a retry finding its own grant in a remembered log: the grant
+is in the store (only written logs are remembered) and stays there while inside its window, so the
+retry is granted again without a write.
+
+A log is two string properties of one entity: `log`, the stamps as they always were ("t,t,t"), and
+`holders`, the holder tags in the same order ("tag,,tag"; absent when no grant is held). Beside the stamps,
+not inside them: rows written before holders read as anonymous grants, and an instance still running the
+older code (which parses `log` as integers) reads and replaces new rows without failing during a rollout.
+Sizes at MAX_LIMIT: 2,000 stamps are 27,999 characters, 2,000 tags of 10 digits 21,999; one property
+holds 32,768 (64 KiB of UTF-16; Azurite refuses 32,769), and tables_batch splits text past 15,000 over
+continuation properties joined on read (tables_spill), so a full log is ~100 KB of the entity's 1 MiB.
 """
 from __future__ import annotations
 
@@ -18,14 +28,14 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
-from ..domain.rate_limit import Rule, Verdict, admit, admit_all
+from ..domain.rate_limit import Grant, Log, Rule, Verdict, admit, admit_all
 from . import tables_batch, tables_query
 
 PARTITION = "limits"
 _KEYS_PER_QUERY = 14
 _ATTEMPTS = 200  # conflicts only come from concurrent acquirers of the same keys; each retry re-reads
 
-Seen = dict[str, tuple[tuple[int, ...], Optional[str]]]  # key -> (log, ETag or None when not stored yet)
+Seen = dict[str, tuple[Log, Optional[str]]]  # key -> (log, ETag or None when not stored yet)
 
 
 def _row_key(key: str) -> str:
@@ -39,8 +49,26 @@ def _read(table: Any, keys: Sequence[str]) -> Seen:
         part = keys[start:start + _KEYS_PER_QUERY]
         rows = " or ".join(f"RowKey eq '{_row_key(k)}'" for k in part)
         for e in tables_query.query(table, f"PartitionKey eq '{PARTITION}' and ( {rows} )"):
-            found[e["key"]] = (tuple(int(t) for t in e.get("log", "").split(",") if t), e["etag"])
+            found[e["key"]] = (decode(e.get("log") or "", e.get("holders")), e["etag"])
     return found
+
+
+def decode(stamps: str, holders: Optional[str]) -> Log:
+    """The log of one row; without `holders` (an older row), or with a count that disagrees, anonymous."""
+    ats = [int(t) for t in stamps.split(",") if t]
+    tags = holders.split(",") if holders else []
+    if len(tags) != len(ats):
+        tags = [""] * len(ats)
+    return tuple(Grant(at, tag) for at, tag in zip(ats, tags))
+
+
+def encode(key: str, log: Log) -> dict[str, Any]:
+    """The row of one log: stamps in `log`, and the holders beside them when any grant is held."""
+    row = {"PartitionKey": PARTITION, "RowKey": _row_key(key), "rowType": "limit", "key": key,
+           "log": ",".join(str(g.at) for g in log)}
+    if any(g.holder for g in log):
+        row["holders"] = ",".join(g.holder for g in log)
+    return row
 
 
 class Limits:
@@ -71,9 +99,7 @@ class Limits:
             if not changed:
                 self._remember(seen)
                 return verdicts
-            ops = [tables_batch.Operation("replace" if seen[k][1] else "create",
-                                          {"PartitionKey": PARTITION, "RowKey": _row_key(k), "rowType": "limit",
-                                           "key": k, "log": ",".join(map(str, logs[k]))}, seen[k][1])
+            ops = [tables_batch.Operation("replace" if seen[k][1] else "create", encode(k, logs[k]), seen[k][1])
                    for k in changed]
             try:
                 etags = tables_batch.submit(self.table, ops)

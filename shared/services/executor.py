@@ -79,11 +79,13 @@ def needs_call(p: Prepared) -> bool:
 
 
 def rules_of(p: Prepared, polling: bool) -> list[Rule]:
-    """The rate limits this call must pass (a poll of a running flow changes nothing: none)."""
+    """The rate limits this call must pass (a poll of a running flow changes nothing: none). The entity
+    and cap grants are held by the execution's idempotency key: a retry after a 429 or 5xx, or a replay
+    after a crash between grant and commit, reuses them instead of waiting 24 h behind its own grant."""
     if polling:
         return []
     return rules_for(p.action.id, p.action.flow.connector, p.action.rateLimit, p.execution.parameters,
-                     p.action.dailyCap)
+                     p.action.dailyCap, holder=p.execution.idempotencyKey)
 
 
 def throttled(services: Services, p: Prepared, msg: StageMessage, verdict: Verdict) -> str:
