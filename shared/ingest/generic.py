@@ -3,8 +3,8 @@
 The happy path decodes and validates in one msgspec call. When it fails, msgspec names only the
 first problem, so the error path walks the same Struct fields to name every bad one.
 Every route's JSON body goes through `decode_json` (or `decode_as`, its typed fast path): a body that is not
-JSON or not UTF-8 is a 400, and what JSON allows but the app cannot keep (an integer past 64 bits, a lone
-surrogate, nesting past MAX_DEPTH) a 422; each names where it is.
+JSON, not UTF-8 or nested past MAX_DEPTH is a 400, and what JSON allows but the app cannot keep (an integer past
+64 bits, a lone surrogate) a 422; each names where it is.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import msgspec
 
-from ..domain.errors import FieldError, InvalidInput, MalformedBody, pointer
+from ..domain.errors import FieldError, InvalidInput, MalformedBody, ProblemError, pointer
 from ..domain.findings import MAX_ATTRIBUTES_CHARS, MAX_BATCH, Finding
 
 _ONE = msgspec.json.Decoder(Finding, strict=False)
@@ -51,8 +51,8 @@ def _integer(text: str) -> Any:
 
 
 def decode_json(body: bytes) -> Any:
-    """The JSON value of a request body: 400 when it is not UTF-8 JSON; 422 for an integer past 64 bits, a lone
-    surrogate or nesting past MAX_DEPTH; each error names where (a JSON Pointer)."""
+    """The JSON value of a request body: 400 when it is not UTF-8 JSON or nests past MAX_DEPTH; 422 for an integer
+    past 64 bits or a lone surrogate; each error names where (a JSON Pointer)."""
     body = body[3:] if body[:3] == _BOM else body
     if not body.strip():
         raise MalformedBody("The request body is empty; send a JSON object or array.", [FieldError("", "empty")])
@@ -126,7 +126,11 @@ def _scalar_error(value: Any, at: tuple, surrogates: bool) -> FieldError | None:
     return None
 
 
-def _unkeepable(errors: list[FieldError]) -> InvalidInput:
+def _unkeepable(errors: list[FieldError]) -> ProblemError:
+    """Nesting past MAX_DEPTH is no body the app takes (400, as a body too deep to parse always was); integers
+    out of range and lone surrogates are values it cannot keep (422)."""
+    if any(e.detail.startswith("nests deeper") for e in errors):
+        return MalformedBody(f"The body nests deeper than {MAX_DEPTH} levels; nothing was stored.", errors)
     return InvalidInput("The body holds values the app cannot keep; nothing was stored.", errors)
 
 
@@ -212,8 +216,9 @@ def struct_errors(item: Any, typ: type, where: tuple = ()) -> list[FieldError]:
 
 
 def _content_errors(findings: Sequence[Finding], batch: bool) -> list[FieldError]:
-    """What the schema cannot say cheaply: blank text, attributes nested too deep, and too large to store."""
-    errors = []
+    """What the schema cannot say cheaply: blank text, and attributes too large to store. Attributes nested past
+    MAX_DEPTH are a 400, as the decoder answers them."""
+    errors, deep = [], []
     for i, f in enumerate(findings):
         at = (i,) if batch else ()
         if f.eventId.isspace() or f.processArea.isspace() or f.deviationPattern.isspace() or f.caseKey.isspace() \
@@ -224,14 +229,16 @@ def _content_errors(findings: Sequence[Finding], batch: bool) -> list[FieldError
             continue
         # Nesting first: str() of a value ~1,000 deep raises RecursionError. msgspec already refused
         # integers past 64 bits and lone surrogates, so only depth is left to check.
-        deep = [e for key, value in attributes.items() if value.__class__ in _NESTED
-                for e in audit(value, (*at, "attributes", key), surrogates=False, most=1)]
-        if deep:
-            errors += deep
+        found = [e for key, value in attributes.items() if value.__class__ in _NESTED
+                 for e in audit(value, (*at, "attributes", key), surrogates=False, most=1)]
+        if found:
+            deep += found
         # str() runs in C; an exact JSON length would cost a Python-level encode per finding.
         elif len(str(attributes)) > MAX_ATTRIBUTES_CHARS:
             errors.append(FieldError(pointer(*at, "attributes"),
                                      f"attributes take more than {MAX_ATTRIBUTES_CHARS} characters"))
+    if deep:
+        raise _unkeepable(deep)
     return errors
 
 

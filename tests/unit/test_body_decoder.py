@@ -50,8 +50,8 @@ def test_lone_surrogates_in_values_and_names_are_a_422_naming_them():
 
 
 @pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 1000, 50_000])
-def test_nesting_past_the_limit_is_a_422_naming_where_it_passes_it(levels):
-    with pytest.raises(InvalidInput) as exc:
+def test_nesting_past_the_limit_is_a_400_naming_where_it_passes_it(levels):
+    with pytest.raises(MalformedBody) as exc:
         decode_json(f'{{"a": [0, {{"b": {nested(levels)}}}]}}'.encode())
     # {a:[0,{b:...}]} holds three containers before b's value, so the limit is passed MAX_DEPTH - 3 levels into it.
     assert pointers(exc) == ["/a/1/b" + "/0" * (MAX_DEPTH - 3)]
@@ -65,17 +65,17 @@ def test_a_byte_order_mark_is_ignored():
     assert decode_json(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
 
 
-@pytest.mark.parametrize("raw, where", [
+@pytest.mark.parametrize("raw, where, refused", [
     (json.dumps([finding(), finding(attributes={"x": 0})]).replace('"x": 0', f'"x": {HUGE}').encode(),
-     "/1/attributes/x"),
+     "/1/attributes/x", InvalidInput),
     (json.dumps(finding(attributes={"x": 0})).replace('"x": 0', f'"x": {nested(1000)}').encode(),
-     "/attributes/x" + "/0" * (MAX_DEPTH - 2)),
+     "/attributes/x" + "/0" * (MAX_DEPTH - 2), MalformedBody),
     (json.dumps(finding(attributes={"x": 0})).replace('"x": 0', f'"x": {nested(100)}').encode(),
-     "/attributes/x" + "/0" * (MAX_DEPTH - 2)),
-    (json.dumps(finding(caseKey="C-1")).replace("C-1", "C\\udfff").encode(), "/caseKey"),
+     "/attributes/x" + "/0" * (MAX_DEPTH - 2), MalformedBody),
+    (json.dumps(finding(caseKey="C-1")).replace("C-1", "C\\udfff").encode(), "/caseKey", InvalidInput),
 ])
-def test_findings_that_the_app_cannot_keep_are_a_422_naming_the_field(raw, where):
-    with pytest.raises(InvalidInput) as exc:
+def test_findings_that_the_app_cannot_keep_are_refused_naming_the_field(raw, where, refused):
+    with pytest.raises(refused) as exc:
         parse_findings(raw)
     assert where in pointers(exc)
 
@@ -93,9 +93,9 @@ def _event(value: str) -> bytes:
                       ).replace('"value": 0', f'"value": {value}').encode()
 
 
-@pytest.mark.parametrize("value", [HUGE, nested(1000)])
-def test_celonis_events_that_the_app_cannot_keep_are_a_422_naming_the_field(value):
-    with pytest.raises(InvalidInput) as exc:
+@pytest.mark.parametrize("value, refused", [(HUGE, InvalidInput), (nested(1000), MalformedBody)])
+def test_celonis_events_that_the_app_cannot_keep_are_refused_naming_the_field(value, refused):
+    with pytest.raises(refused) as exc:
         celonis.normalize(_event(value), {"processArea": "ap", "deviationPattern": "late"})
     assert pointers(exc)[0].startswith("/event/fields/0/value")
 
@@ -106,13 +106,14 @@ def test_celonis_bodies_that_are_not_utf8_are_a_400():
                           {"processArea": "ap", "deviationPattern": "late"})
 
 
-@pytest.mark.parametrize("body, where", [
+@pytest.mark.parametrize("body, where, refused", [
     (f'{{"businessRuleStatistics": [{{"name": "A", "value": {nested(1000)}}}]}}',
-     "/businessRuleStatistics/0/value" + "/0" * (MAX_DEPTH - 3)),
-    (f'{{"businessRuleStatistics": [{{"name": "A", "count": {HUGE}}}]}}', "/businessRuleStatistics/0/count"),
+     "/businessRuleStatistics/0/value" + "/0" * (MAX_DEPTH - 3), MalformedBody),
+    (f'{{"businessRuleStatistics": [{{"name": "A", "count": {HUGE}}}]}}', "/businessRuleStatistics/0/count",
+     InvalidInput),
 ])
-def test_process_mining_bodies_that_the_app_cannot_keep_are_a_422_naming_the_field(body, where):
-    with pytest.raises(InvalidInput) as exc:
+def test_process_mining_bodies_that_the_app_cannot_keep_are_refused_naming_the_field(body, where, refused):
+    with pytest.raises(refused) as exc:
         process_mining.normalize(body.encode(), "application/json", {"processArea": "o2c", "deviationPattern": "late"})
     assert pointers(exc) == [where]
 
