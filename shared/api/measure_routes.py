@@ -29,8 +29,10 @@ def _report(req: func.HttpRequest):
 
     p = req.params
     version = p.get("actionVersion")
-    if version is not None and not version.isdecimal():
-        raise InvalidInput("actionVersion is a whole number.", [FieldError("?actionVersion", "expected an integer")])
+    # At most 9 digits, as the document says: int() of 4,301 digits raises ValueError, which was a 500.
+    if version is not None and not (version.isdecimal() and len(version) <= 9):
+        raise InvalidInput("actionVersion is a whole number.",
+                           [FieldError("?actionVersion", "an integer from 0 to 999999999")])
     weekly = p.get("weekly", "true").lower()
     if weekly not in ("true", "false"):
         raise InvalidInput("weekly is true or false.", [FieldError("?weekly", "expected true or false")])
@@ -64,7 +66,7 @@ def get_insights(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     from ..services.insights import weekly_review
 
     days = req.params.get("days", "28")
-    if not days.isdecimal() or not 1 <= int(days) <= 365:
+    if not days.isdecimal() or len(days) > 3 or not 1 <= int(days) <= 365:
         raise InvalidInput("days is a whole number from 1 to 365.", [FieldError("?days", "expected 1..365")])
     return json_response(weekly_review(services(), int(days)), 200, cid)
 

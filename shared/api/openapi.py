@@ -20,9 +20,9 @@ def _q(name: str, summary: str, description: str, kind: str = "string", required
             "description": description, **extra}
 
 
-def _path(name: str, summary: str, description: str, kind: str = "string") -> dict[str, Any]:
+def _path(name: str, summary: str, description: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
     return {"name": name, "in": "path", "type": kind, "required": True, "x-ms-summary": summary,
-            "description": description}
+            "description": description, **extra}
 
 
 def _body(schema: dict[str, Any], summary: str, description: str) -> dict[str, Any]:
@@ -30,9 +30,29 @@ def _body(schema: dict[str, Any], summary: str, description: str) -> dict[str, A
             "schema": schema}
 
 
-_PROBLEM = {"description": "Bad input: an RFC 9457 problem naming each bad field.",
-            "schema": {"$ref": "#/definitions/Problem"}}
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"$ref": "#/definitions/Problem"}}
+
+
+# Every error is an RFC 9457 problem (application/problem+json) with an `errors` list naming each bad field.
+_STATUSES = {
+    "400": "Malformed: the body is not UTF-8 JSON or nests past 32 levels, or a header (X-MS-CLIENT-PRINCIPAL) "
+           "does not parse.",
+    "401": "No or a wrong credential: the function key in Azure, the ingest API key, a signed-in principal or a "
+           "signed token, as the operation needs.",
+    "403": "The signed-in principal lacks the role the operation needs.",
+    "404": "No such resource.",
+    "409": "Conflict: already done, used, or changed meanwhile.",
+    "410": "Expired.",
+    "412": "If-Match names an ETag that is no longer current.",
+    "413": "The body is over MAX_BODY_BYTES (4 MB by default).",
+    "415": "The Content-Type is missing or not one the operation takes.",
+    "422": "Invalid input: every bad field named (pointer, parameter or header).",
+    "503": "The store did not answer in time: try again after Retry-After seconds.",
+}
+_RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds to wait before trying again."}}
 _ID = _path("id", "Opportunity id", "The 32-character opportunity id from the backlog.")
+_VERSION = {"minimum": 0, "maximum": 999_999_999}  # route versions: whole numbers of at most 9 digits
 _FILTERS = [
     _q("status", "Status", "Only opportunities in this status.",
        enum=["new", "triaged", "needs_data", "duplicate", "control", "planned", "needs_review",
@@ -41,183 +61,286 @@ _FILTERS = [
     _q("processArea", "Process area", "Only this process area, e.g. accounts-payable."),
     _q("deviationPattern", "Deviation pattern", "Only this deviation pattern, e.g. invoice-missing-po."),
 ]
+_TEXT = {"pattern": r"\S"}  # not blank: the server refuses text that is only whitespace
 _FINDING = {
     "type": "object", "required": ["eventId", "processArea", "deviationPattern", "caseKey", "detectedAt"],
+    "additionalProperties": False,
     "properties": {
-        "eventId": {"type": "string", "x-ms-summary": "Event id", "description": "Unique id of the miner's event."},
-        "processArea": {"type": "string", "x-ms-summary": "Process area"},
-        "deviationPattern": {"type": "string", "x-ms-summary": "Deviation pattern"},
-        "caseKey": {"type": "string", "x-ms-summary": "Case key", "description": "The case, e.g. an invoice number."},
-        "detectedAt": {"type": "string", "format": "date-time", "x-ms-summary": "Detected at"},
-        "source": {"type": "string", "x-ms-summary": "Source"},
-        "kpiImpact": {"type": "number", "x-ms-summary": "Money at stake"},
-        "attributes": {"type": "object", "x-ms-summary": "Attributes",
-                       "description": "Case fields the actions' data contracts read."},
-        "rootCause": {"type": "string", "x-ms-summary": "Root cause"},
-        "recommendedAction": {"type": "string", "x-ms-summary": "Recommended action"},
-        "severity": {"type": "string", "enum": ["low", "medium", "high", "critical"], "x-ms-summary": "Severity"},
+        "eventId": {"type": "string", "minLength": 1, "maxLength": 256, **_TEXT, "x-ms-summary": "Event id",
+                    "description": "Unique id of the miner's event."},
+        "processArea": {"type": "string", "minLength": 1, "maxLength": 100, **_TEXT, "x-ms-summary": "Process area"},
+        "deviationPattern": {"type": "string", "minLength": 1, "maxLength": 100, **_TEXT,
+                             "x-ms-summary": "Deviation pattern"},
+        "caseKey": {"type": "string", "minLength": 1, "maxLength": 256, **_TEXT, "x-ms-summary": "Case key",
+                    "description": "The case, e.g. an invoice number."},
+        "detectedAt": {"type": "string", "format": "date-time", "x-ms-summary": "Detected at",
+                       "description": "ISO-8601 (naive means UTC); epoch seconds or milliseconds are taken too."},
+        "source": {"type": "string", "minLength": 1, "maxLength": 64, **_TEXT, "x-ms-summary": "Source"},
+        "kpiImpact": {"$ref": "#/definitions/KpiImpact"},
+        "attributes": {"type": "object", "maxProperties": 100, "x-ms-summary": "Attributes",
+                       "description": "Case fields the actions' data contracts read. Names are identifiers (a "
+                                      "letter, then letters, digits, _ . -); at most 10,000 characters, 32 levels."},
+        "rootCause": {"type": "string", "maxLength": 2000, "x-nullable": True, "x-ms-summary": "Root cause"},
+        "recommendedAction": {"type": "string", "maxLength": 2000, "x-nullable": True,
+                              "x-ms-summary": "Recommended action"},
+        "severity": {"type": "string", "enum": ["low", "medium", "high", "critical", None], "x-nullable": True,
+                     "x-ms-summary": "Severity"},
+        "complianceFlags": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 64},
+                            "x-ms-summary": "Compliance flags"},
     },
     "example": {"eventId": "evt-1001", "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po",
-                "caseKey": "INV-1001", "detectedAt": "2026-11-20T08:30:00Z", "kpiImpact": 360.0,
+                "caseKey": "INV-1001", "detectedAt": "2026-11-20T08:30:00Z",
+                "kpiImpact": {"valueAtStake": 360.0, "currency": "EUR"},
                 "attributes": {"invoiceId": "INV-1001", "vendorId": "V-100", "missingFields": ["poNumber"]}},
 }
+_MONEY = {"type": "number", "minimum": 0, "maximum": 1e15, "x-nullable": True}
+_KPI = {"type": "object", "additionalProperties": False, "x-nullable": True, "x-ms-summary": "KPI impact",
+        "description": "Expected movement: money = days saved × cost of delay + value at stake + penalty avoided "
+                       "(a plain number of money at stake is taken too).",
+        "properties": {"daysSaved": {"type": "number", "minimum": 0, "maximum": 3650, "x-nullable": True},
+                       "costOfDelayPerDay": _MONEY, "valueAtStake": _MONEY, "penaltyAvoided": _MONEY,
+                       "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "x-nullable": True}}}
 _OUTCOME = {
     "type": "object", "required": ["processArea", "caseKey", "metric", "value", "observedAt"],
+    "additionalProperties": False,
     "properties": {
-        "processArea": {"type": "string", "x-ms-summary": "Process area"},
-        "caseKey": {"type": "string", "x-ms-summary": "Case key"},
-        "metric": {"type": "string", "x-ms-summary": "Metric", "description": "e.g. cycle_time_days, sla_met"},
-        "value": {"type": "number", "x-ms-summary": "Value"},
+        "processArea": {"type": "string", "minLength": 1, "maxLength": 100, **_TEXT, "x-ms-summary": "Process area"},
+        "caseKey": {"type": "string", "minLength": 1, "maxLength": 256, **_TEXT, "x-ms-summary": "Case key"},
+        "metric": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$", "x-ms-summary": "Metric",
+                   "description": "e.g. cycle_time_days, sla_met"},
+        "value": {"type": "number", "x-ms-summary": "Value", "description": "A finite number (true/false taken as 1/0)."},
         "observedAt": {"type": "string", "format": "date-time", "x-ms-summary": "Observed at"},
-        "source": {"type": "string", "x-ms-summary": "Source"},
+        "source": {"type": "string", "minLength": 1, "maxLength": 64, "x-ms-summary": "Source"},
     },
     "example": {"processArea": "accounts-payable", "caseKey": "INV-1001", "metric": "cycle_time_days", "value": 6.5,
                 "observedAt": "2026-12-03T10:00:00Z"},
 }
+_OBJECT = {"type": "object"}
+_KPI_FILTERS = [
+    _q("processArea", "Process area", "Only this process area."),
+    _q("deviationPattern", "Deviation pattern", "Only this pattern."),
+    _q("actionId", "Action", "Only this action."),
+    _q("actionVersion", "Version", "Only this version.", "integer", **_VERSION),
+    _q("metric", "Metric", "Only this KPI."),
+    _q("weekly", "Weekly", "Include weekly slices (default true).", enum=["true", "false"])]
+_LIST = {"$ref": "#/definitions/List"}
+_ACTION_ID = _path("id", "Action id", "e.g. ap.request-missing-fields")
+_PROMPT = _path("name", "Prompt name", "e.g. plan (lower-case letters, digits, - and _)",
+                pattern="^[a-z0-9_-]{1,40}$")
+_VERSION_PATH = _path("version", "Version", "The pending version.", "integer", **_VERSION)
 
 # (path, method, operationId, summary, description, parameters, success status, response schema, example body)
 OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, Optional[dict[str, Any]], Any]] = [
     ("/findings", "post", "IngestFindings", "Send findings",
      "Send process-mining findings (one or a list of up to 1,000) in the normalized shape. Use it when a "
      "user or flow has findings to add to the backlog; each becomes or updates an opportunity.",
-     [_body({"type": "array", "items": {"$ref": "#/definitions/Finding"}}, "Findings", "The findings.")],
+     [_body({"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": "#/definitions/Finding"}},
+            "Findings", "The findings (one object is taken too).")],
      "202", {"$ref": "#/definitions/IngestReport"}, [_FINDING["example"]]),
     ("/findings/celonis", "post", "IngestCelonis", "Send a Celonis event",
      "Forward a Celonis event-subscription callback or Action Flow body as it is. Use it from Celonis, not "
      "from a chat: it expects Celonis's own field names.",
-     [_body({"type": "object"}, "Celonis body", "The Celonis callback body."),
-      _q("processArea", "Process area", "Process area when the body does not say it."),
-      _q("deviationPattern", "Deviation pattern", "Deviation pattern when the body does not say it.")],
+     [_body({"$ref": "#/definitions/CelonisEvent"}, "Celonis body",
+            "The Celonis callback body (a list of them, or normalized findings, are taken too)."),
+      _q("processArea", "Process area", "Process area when the mapping does not say it.", minLength=1,
+         maxLength=100, **_TEXT),
+      _q("deviationPattern", "Deviation pattern", "Deviation pattern when the mapping does not say it.", minLength=1,
+         maxLength=100, **_TEXT)],
      "202", {"$ref": "#/definitions/IngestReport"}, None),
     ("/findings/process-mining", "post", "IngestProcessMining", "Send a Process Mining refresh",
      "Forward the Process Mining connector's 'When a Process data is refreshed' body as it is. Use it from a "
      "Power Automate flow, not from a chat.",
-     [_body({"type": "object"}, "Trigger body", "The trigger body."),
-      _q("processArea", "Process area", "The process area of the business rule.", required=True),
-      _q("deviationPattern", "Deviation pattern", "The deviation pattern the rule detects.", required=True),
-      _q("businessRule", "Business rule", "The rule's name.")],
+     [_body({"$ref": "#/definitions/ProcessRefresh"}, "Trigger body", "The trigger body."),
+      _q("processArea", "Process area", "The process area of the business rule.", required=True, minLength=1,
+         maxLength=100, **_TEXT),
+      _q("deviationPattern", "Deviation pattern", "The deviation pattern the rule detects.", required=True,
+         minLength=1, maxLength=100, **_TEXT),
+      _q("businessRule", "Business rule", "The rule's name.", minLength=1, maxLength=100, **_TEXT)],
      "202", {"$ref": "#/definitions/IngestReport"}, None),
     ("/opportunities", "get", "ListOpportunities", "List the backlog",
      "The ranked backlog, highest priority first. Use it to answer 'what should we fix first?' or to find "
      "an opportunity's id; filter by status, process area or pattern; page with continuationToken.",
-     [*_FILTERS, _q("top", "Page size", "How many to return (1-200, default 50).", "integer"),
-      _q("continuationToken", "Continuation token", "The token from the previous page.")],
+     [*_FILTERS, _q("top", "Page size", "How many to return (1-200, default 50).", "integer", minimum=1, maximum=200),
+      _q("continuationToken", "Continuation token", "The token from the previous page (only those).")],
      "200", {"$ref": "#/definitions/OpportunityPage"}, None),
     ("/opportunities/{id}", "get", "GetOpportunity", "Get an opportunity",
      "One opportunity with its score and rationale, executions (what was done, with evidence), audit trail "
      "and approvals. Use it to explain a case or check what happened to it.",
      [_ID], "200", {"$ref": "#/definitions/Opportunity"}, None),
     ("/opportunities/{id}", "patch", "UpdateOpportunity", "Update an opportunity",
-     "Set the owner or notes of an opportunity, or dismiss one nobody has acted on yet. Use it when a user "
-     "takes ownership or decides a case is not worth fixing.",
-     [_ID, _body({"type": "object", "properties": {
-         "owner": {"type": "string", "x-ms-summary": "Owner"}, "notes": {"type": "string", "x-ms-summary": "Notes"},
+     "Set the owner or notes of an opportunity, or dismiss one nobody has acted on yet (the policy's dismiss "
+     "role). Use it when a user takes ownership or decides a case is not worth fixing. Needs a signed-in user.",
+     [_ID, _body({"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
+         "owner": {"type": "string", "maxLength": 200, "x-nullable": True, "x-ms-summary": "Owner"},
+         "notes": {"type": "string", "maxLength": 4000, "x-nullable": True, "x-ms-summary": "Notes"},
          "dismiss": {"type": "boolean", "x-ms-summary": "Dismiss"},
-         "dismissReason": {"type": "string", "x-ms-summary": "Dismiss reason"}}}, "Changes", "Fields to change.")],
+         "dismissReason": {"type": "string", "maxLength": 500, "x-nullable": True, "x-ms-summary": "Dismiss reason"}}},
+         "Changes", "Fields to change."),
+      {"name": "If-Match", "in": "header", "type": "string", "required": False, "x-ms-summary": "ETag",
+       "description": "The ETag from GET, to refuse a lost update (412)."}],
      "200", {"$ref": "#/definitions/Opportunity"}, {"owner": "ana@contoso.com"}),
     ("/backlog", "get", "GetBacklog", "Summarize the backlog",
      "The backlog grouped by process area and pattern: cases, money at stake, mean priority and status "
      "counts. Use it for the weekly review or to compare areas.",
-     [*_FILTERS, _q("top", "Groups", "How many groups (default 50).", "integer")], "200", {"type": "object"}, None),
+     [*_FILTERS, _q("top", "Groups", "How many groups (1-1000, default 100).", "integer", minimum=1, maximum=1000)],
+     "200", _OBJECT, None),
     ("/health", "get", "GetHealth", "Check health",
-     "Whether the app, its store and its timer sweep are working. Use it when something seems stuck.",
-     [], "200", {"type": "object"}, None),
+     "Whether the app, its store and its timer sweep are working, and what is switched off. Use it when "
+     "something seems stuck. 503 with Retry-After when the store does not answer within 2.5 s.",
+     [], "200", {"$ref": "#/definitions/Health"}, None),
     ("/actions", "get", "ListActions", "List catalog actions",
      "The catalog of actions the agents may run: what each fixes, its risk tier, caps and data contract. "
      "Use it to say what can be automated.",
-     [_q("versions", "Versions", "'all' for every version.", enum=["all"])], "200", {"type": "object"}, None),
+     [_q("versions", "Versions", "'all' for every version; any other value, or none, the latest of each.")],
+     "200", _LIST, None),
     ("/actions/{id}", "get", "GetAction", "Get an action's versions",
-     "Every version of one catalog action, oldest first.",
-     [_path("id", "Action id", "e.g. ap.request-missing-fields")], "200", {"type": "object"}, None),
+     "Every version of one catalog action, oldest first.", [_ACTION_ID], "200", _LIST, None),
     ("/actions/{id}", "put", "AddActionVersion", "Add an action version",
-     "Add the next version of a catalog action (the server numbers it; versions are never edited). Risky "
-     "changes stay pending until a catalog approver activates them.",
-     [_path("id", "Action id", "e.g. ap.request-missing-fields"),
-      _body({"type": "object"}, "Action", "The action definition without id and version.")],
-     "201", {"type": "object"}, None),
+     "Add the next version of a catalog action (the server numbers it; versions are never edited). Needs the "
+     "Catalog.Approver role; risky changes stay pending until a second approver activates them.",
+     [_ACTION_ID, _body(_OBJECT, "Action", "The action definition without id and version.")],
+     "201", _OBJECT, None),
     ("/actions/{id}/versions/{version}/activate", "post", "ActivateActionVersion", "Activate an action version",
      "Let a pending action version go live. Needs the Catalog.Approver role and someone other than its author.",
-     [_path("id", "Action id", "The action."), _path("version", "Version", "The pending version.", "integer")],
-     "200", {"type": "object"}, None),
+     [_path("id", "Action id", "The action."), _VERSION_PATH], "200", _OBJECT, None),
     ("/autonomy", "get", "GetAutonomy", "Get autonomy",
      "The autonomy in force: global and per-action mode (auto, approval, off) and any freeze.",
-     [], "200", {"type": "object"}, None),
+     [], "200", _OBJECT, None),
     ("/autonomy", "post", "SetAutonomy", "Change autonomy or freeze",
      "Set modes, or freeze or unfreeze the agents (all, or some actions), with a reason. Use it to stop "
      "automation at once. Needs the Autonomy.Admin role.",
      [_body({"type": "object", "required": ["reason"], "properties": {
-         "mode": {"type": "string", "enum": ["auto", "approval", "off"], "x-ms-summary": "Mode"},
+         "mode": {"type": "string", "enum": ["autonomous", "approval", "off"], "x-ms-summary": "Mode"},
          "freeze": {"type": "boolean", "x-ms-summary": "Freeze"},
          "freezeActions": {"type": "array", "items": {"type": "string"}, "x-ms-summary": "Actions to freeze"},
-         "reason": {"type": "string", "x-ms-summary": "Reason"}}}, "Change", "What to change and why.")],
-     "200", {"type": "object"}, {"freeze": True, "reason": "quarter-end close"}),
+         "reason": {"type": "string", "minLength": 1, **_TEXT, "x-ms-summary": "Reason"}}},
+         "Change", "What to change and why.")],
+     "200", _OBJECT, {"freeze": True, "reason": "quarter-end close"}),
     ("/policies", "get", "ListPolicies", "List policy versions",
-     "Every policy version the app has run with: weights, thresholds, holdout, author and reason.",
-     [], "200", {"type": "object"}, None),
+     "Every policy version the app has run with: weights, thresholds, holdout, author, reason and state.",
+     [], "200", _LIST, None),
+    ("/policies", "put", "AddPolicyVersion", "Add a policy version",
+     "Add the next scoring policy version (Catalog.Approver role); it waits for a second approver's activation.",
+     [_body(_OBJECT, "Policy", "The whole policy document.")], "201", _OBJECT, None),
+    ("/policies/{version}/activate", "post", "ActivatePolicyVersion", "Activate a policy version",
+     "Let a pending policy version go live. Needs the Catalog.Approver role and someone other than its author.",
+     [_VERSION_PATH], "200", _OBJECT, None),
+    ("/prompts", "get", "ListPrompts", "List prompt versions",
+     "The planner's prompt versions (deployed and added ones), their state, and which one plans now.",
+     [], "200", _LIST, None),
+    ("/prompts/{name}", "put", "AddPromptVersion", "Add a prompt version",
+     "Add the next version of a prompt (Catalog.Approver role); it waits for a second approver's activation.",
+     [_PROMPT, _body(_OBJECT, "Prompt", "The prompt text and why it changed.")], "201", _OBJECT, None),
+    ("/prompts/{name}/versions/{version}/activate", "post", "ActivatePromptVersion", "Activate a prompt version",
+     "Let a pending prompt version plan. Needs the Catalog.Approver role and someone other than its author.",
+     [_PROMPT, _VERSION_PATH], "200", _OBJECT, None),
     ("/incidents", "get", "ListIncidents", "List incidents",
      "What the pipeline could not settle on its own (poison messages, dead letters, breaches), newest first.",
-     [_q("top", "How many", "At most this many (default 50).", "integer")], "200", {"type": "object"}, None),
+     [_q("top", "How many", "At most this many (1-500, default 50).", "integer", minimum=1, maximum=500)],
+     "200", _LIST, None),
     ("/approvals/{id}", "post", "DecideApproval", "Approve, reject or provide data",
      "Answer an approval or data request with its signed token. Use it when a person approves or rejects a "
-     "proposed action in the chat.",
+     "proposed action in the chat. Needs a signed-in user with the action's approval role.",
      [_path("id", "Approval id", "From the card or the opportunity's approvals."),
       _body({"type": "object", "required": ["token", "decision"], "properties": {
-          "token": {"type": "string", "x-ms-summary": "Token"},
+          "token": {"type": "string", "minLength": 1, "x-ms-summary": "Token"},
           "decision": {"type": "string", "enum": ["approve", "reject", "provide"], "x-ms-summary": "Decision"},
-          "data": {"type": "object", "x-ms-summary": "Data"}, "comment": {"type": "string", "x-ms-summary": "Comment"},
-          "helpful": {"type": "string", "enum": ["yes", "no"], "x-ms-summary": "Was the card helpful?"}}},
+          "data": {"type": "object", "x-nullable": True, "x-ms-summary": "Data"},
+          "comment": {"type": "string", "maxLength": 1000, "x-nullable": True, "x-ms-summary": "Comment"},
+          "helpful": {"type": "string", "enum": ["yes", "no", None], "x-nullable": True,
+                      "x-ms-summary": "Was the card helpful?"}}},
           "Decision", "The decision and its token.")],
-     "200", {"type": "object"}, None),
-    ("/approvals/{id}", "get", "ShowApproval", "Show an approval page",
-     "The confirmation page behind a card's link (HTML). A GET never decides.",
-     [_path("id", "Approval id", "The approval."), _q("token", "Token", "The signed token.", required=True),
-      _q("decision", "Decision", "approve, reject or provide.")], "200", None, None),
+     "200", _OBJECT, None),
+    ("/approvals/{id}", "get", "ShowApproval", "Show an approval",
+     "One approval request (JSON), for its token's holder or a principal with its approval role.",
+     [_path("id", "Approval id", "The approval."), _q("token", "Token", "The signed token from the card.")],
+     "200", _OBJECT, None),
+    ("/approvals/{id}/confirm", "get", "ConfirmApproval", "Open a card link's confirmation page",
+     "The page behind a card's approve or reject link (HTML); it asks to confirm. A GET never decides.",
+     [_path("id", "Approval id", "The approval."), _q("token", "Token", "The signed token.", required=True, minLength=1),
+      _q("decision", "Decision", "What the link proposes.", required=True, enum=["approve", "reject", "provide"])],
+     "200", None, None),
     ("/outcomes", "post", "SendOutcomes", "Send KPI outcomes",
      "Case-level KPI observations (cycle time, SLA met, rework, DSO), one or a list of up to 5,000, measured "
      "against the control group.",
-     [_body({"type": "array", "items": {"$ref": "#/definitions/Outcome"}}, "Outcomes", "The observations.")],
-     "202", {"type": "object"}, [_OUTCOME["example"]]),
+     [_body({"type": "array", "minItems": 1, "maxItems": 5000, "items": {"$ref": "#/definitions/Outcome"}},
+            "Outcomes", "The observations (one object is taken too).")],
+     "202", _OBJECT, [_OUTCOME["example"]]),
     ("/kpis", "get", "GetKpis", "Read measured impact",
      "Treated vs control per action version and KPI: difference, 95% confidence interval, p-value, ROI; "
      "'not enough data' when too few cases. Use it to answer 'did it work?' with numbers.",
-     [_q("processArea", "Process area", "Only this process area."),
-      _q("deviationPattern", "Deviation pattern", "Only this pattern."),
-      _q("actionId", "Action", "Only this action."), _q("actionVersion", "Version", "Only this version.", "integer"),
-      _q("metric", "Metric", "Only this KPI."), _q("weekly", "Weekly", "Include weekly slices (default true).",
-                                                   enum=["true", "false"])],
-     "200", {"type": "object"}, None),
+     _KPI_FILTERS, "200", _OBJECT, None),
     ("/kpis.csv", "get", "GetKpisCsv", "Export impact as CSV",
-     "The measured impact as a flat CSV for Power BI.", [], "200", None, None),
+     "The measured impact as a flat CSV for Power BI.", _KPI_FILTERS, "200", None, None),
     ("/insights", "get", "GetInsights", "Read the weekly review",
      "Catalog gaps, action versions with no or a negative effect, recurring failures, card feedback and the "
      "patterns people handle most. Use it to decide what to build or retire next.",
-     [_q("days", "Days", "The window in days (1-365, default 28).", "integer")], "200", {"type": "object"}, None),
+     [_q("days", "Days", "The window in days (1-365, default 28).", "integer", minimum=1, maximum=365)],
+     "200", _OBJECT, None),
     ("/dashboard", "get", "GetDashboard", "Open the KPI dashboard",
      "An HTML page of charts (throughput, success rate, treated vs control, ROI).", [], "200", None, None),
     ("/openapi.json", "get", "GetOpenApi", "Get this API's definition",
-     "This OpenAPI 2.0 document: every operation of the API with its parameters.", [], "200", {"type": "object"},
-     None),
+     "This OpenAPI 2.0 document: every operation of the API with its parameters.", [], "200", _OBJECT, None),
 ]
+
+# Statuses each operation answers besides its success, beyond what its shape implies (see `_responses`).
+_ERRORS: dict[str, str] = {
+    "UpdateOpportunity": "401 403 404 409 412", "GetOpportunity": "404",
+    "AddActionVersion": "401 403 404 409", "ActivateActionVersion": "401 403 404 409", "GetAction": "404",
+    "SetAutonomy": "401 403 409",
+    "AddPolicyVersion": "401 403 409", "ActivatePolicyVersion": "401 403 404 409",
+    "AddPromptVersion": "401 403 404 409", "ActivatePromptVersion": "401 403 404 409",
+    "DecideApproval": "401 403 404 409 410", "ShowApproval": "401 403 404 410",
+    "ConfirmApproval": "401 404 409 410",
+}
+# Anonymous at the Functions level: no function key, so no 401 for it (DecideApproval and ConfirmApproval check
+# a token instead, listed above).
+_ANONYMOUS = {"GetHealth", "GetOpenApi", "DecideApproval", "ConfirmApproval"}
+# Routes that read the Easy Auth principal: a header that does not parse is a 400.
+_PRINCIPAL = {"UpdateOpportunity", "AddActionVersion", "ActivateActionVersion", "SetAutonomy", "AddPolicyVersion",
+              "ActivatePolicyVersion", "AddPromptVersion", "ActivatePromptVersion", "DecideApproval", "ShowApproval"}
+_MEDIA = {"ConfirmApproval": "text/html", "GetDashboard": "text/html",
+          "GetKpisCsv": "text/csv"}
+_INTERNAL = {"IngestCelonis", "IngestProcessMining", "ConfirmApproval", "GetKpisCsv", "GetDashboard", "GetOpenApi"}
+
+
+def _responses(op_id: str, method: str, params: list[dict[str, Any]], status: str,
+               schema: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The success response, then every problem the operation can answer, each documented."""
+    codes = set(_ERRORS.get(op_id, "").split())
+    if any(p["in"] == "body" for p in params):
+        codes |= {"400", "413", "415", "422"}
+    if any(p["in"] in ("query", "path") for p in params):
+        codes.add("422")
+    if op_id not in _ANONYMOUS:
+        codes.add("401")  # the function key in Azure
+    if op_id in _PRINCIPAL:
+        codes.add("400")
+    if op_id != "GetOpenApi":
+        codes.add("503")
+    responses: dict[str, Any] = {status: {"description": "OK", **({"schema": schema} if schema else {})}}
+    for code in sorted(codes):
+        responses[code] = {**_problem(_STATUSES[code]), **({"headers": _RETRY_AFTER} if code == "503" else {})}
+    if op_id == "GetHealth":
+        responses["503"] = {"description": _STATUSES["503"], "schema": {"$ref": "#/definitions/Health"},
+                            "headers": _RETRY_AFTER}
+    return responses
 
 
 def document(host: str = "localhost:7071", scheme: str = "https") -> dict[str, Any]:
     """The OpenAPI 2.0 document for the app served at `host`."""
     paths: dict[str, dict[str, Any]] = {}
     for path, method, op_id, summary, description, params, status, schema, example in OPERATIONS:
-        responses: dict[str, Any] = {status: {"description": "OK", **({"schema": schema} if schema else {})}}
-        if params or method != "get":
-            responses["400"] = _PROBLEM
-            responses["422"] = _PROBLEM
         operation = {"operationId": op_id, "summary": summary, "description": description,
-                     "parameters": params, "responses": responses,
-                     "produces": ["text/html"] if op_id in ("ShowApproval", "GetDashboard") else
-                     ["text/csv"] if op_id == "GetKpisCsv" else ["application/json"]}
+                     "parameters": params, "responses": _responses(op_id, method, params, status, schema),
+                     "produces": [_MEDIA.get(op_id, "application/json"), "application/problem+json"]}
+        if op_id == "GetHealth":
+            operation["produces"] = ["application/json"]
         if any(p["in"] == "body" for p in params):
             operation["consumes"] = ["application/json"]
         if example is not None:
             operation["x-ms-examples"] = {"example": {"body": example}}
-        if op_id in ("IngestCelonis", "IngestProcessMining", "ShowApproval", "GetKpisCsv", "GetDashboard",
-                     "GetOpenApi"):
+        if op_id in _INTERNAL:
             operation["x-ms-visibility"] = "internal"  # for flows and browsers, not a chat's tool list
         paths.setdefault(path, {})[method] = operation
     return {
@@ -246,10 +369,49 @@ def document(host: str = "localhost:7071", scheme: str = "https") -> dict[str, A
                 "scores": {"type": "object"}, "rationale": {"type": "string"}}},
             "OpportunityPage": {"type": "object", "properties": {
                 "items": {"type": "array", "items": {"$ref": "#/definitions/Opportunity"}},
-                "continuationToken": {"type": "string"}}},
-            "Problem": {"type": "object", "properties": {
+                "continuationToken": {"type": "string", "x-nullable": True}}},
+            "List": {"type": "object", "properties": {
+                "items": {"type": "array", "items": {"type": "object"}},
+                "continuationToken": {"type": "string", "x-nullable": True}}},
+            "KpiImpact": _KPI,
+            "CelonisEvent": {"type": "object", "required": ["subscriberId", "triggerId", "creationDate", "event"],
+                             "properties": {
+                "subscriberId": {"type": "string", "minLength": 1, "maxLength": 64},
+                "triggerId": {"type": "string", "minLength": 1, "maxLength": 64},
+                "creationDate": {"type": "string", "format": "date-time",
+                                 "description": "ISO-8601, or epoch seconds or milliseconds."},
+                "offset": {"type": "integer", "x-nullable": True},
+                "event": {"type": "object", "required": ["id"], "properties": {
+                    "id": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "identifier": {"type": "string", "x-nullable": True},
+                    "fields": {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {
+                        "id": {"type": "string", "minLength": 1, "maxLength": 128},
+                        "value": {"description": "As the field's type says (STRING, INTEGER, FLOAT, DATE, BOOLEAN)."},
+                        "type": {"type": "string", "x-nullable": True},
+                        "isIdentifier": {"type": "boolean", "x-nullable": True}}}}}}}},
+            "ProcessRefresh": {"type": "object", "required": ["businessRuleStatistics"], "properties": {
+                "businessRuleStatistics": {"type": "array", "minItems": 1, "items": {"type": "object",
+                                                                                     "required": ["name"],
+                                                                      "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 256, "description": "The case id."},
+                    "valueIndex": {"type": "integer", "x-nullable": True},
+                    "startDate": {"type": "string", "format": "date-time", "x-nullable": True},
+                    "endDate": {"type": "string", "format": "date-time", "x-nullable": True},
+                    "count": {"type": "integer", "minimum": 0, "x-nullable": True},
+                    "value": {"type": "string", "x-nullable": True, "description": "The rule's metric, as text."},
+                    "category": {"type": "integer", "x-nullable": True,
+                                 "description": "0 OK (skipped), 1 Warning, 2 Error."}}}},
+                "businessRuleSummaryStatistics": {"type": "object", "x-nullable": True}}},
+            "Health": {"type": "object", "required": ["status", "checks", "warnings"], "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
+                "checks": {"type": "object"},
+                "warnings": {"type": "array", "items": {"type": "string"}}}},
+            "Problem": {"type": "object", "required": ["title", "status"], "properties": {
                 "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                "detail": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object"}}}},
+                "detail": {"type": "string"}, "instance": {"type": "string"}, "correlationId": {"type": "string"},
+                "errors": {"type": "array", "items": {"type": "object", "properties": {
+                    "pointer": {"type": "string"}, "parameter": {"type": "string"}, "header": {"type": "string"},
+                    "detail": {"type": "string"}}}}}},
         },
     }
 

@@ -28,7 +28,7 @@ def _top(req: func.HttpRequest, default: int, maximum: int) -> int:
     raw = req.params.get("top")
     if raw is None:
         return default
-    if not raw.isdecimal() or not 1 <= int(raw) <= maximum:
+    if not raw.isdecimal() or len(raw) > 9 or not 1 <= int(raw) <= maximum:
         raise InvalidInput("`top` must be a whole number.", [FieldError("?top", f"an integer from 1 to {maximum}")])
     return int(raw)
 
