@@ -205,3 +205,11 @@ def test_every_error_status_is_documented_as_a_problem_and_every_store_call_as_5
                 assert {"400", "413", "415", "422"} <= codes, (path, method)
             if op["operationId"] not in ("GetHealth", "GetOpenApi", "DecideApproval", "ConfirmApproval"):
                 assert "401" in codes, (path, method)  # the function key, in Azure
+
+
+@pytest.mark.parametrize("route, name", [("/opportunities", "top"), ("/backlog", "top"), ("/kpis", "actionVersion"),
+                                         ("/kpis.csv", "actionVersion"), ("/insights", "days")])
+def test_a_query_number_of_4401_digits_is_a_422_naming_the_parameter(served, route, name):
+    # int() of more than 4,300 digits raises ValueError: it was a 500.
+    r = requests.get(served.base_url + route, params={name: "1" * 4401})
+    assert r.status_code == 422 and r.json()["errors"][0]["parameter"] == name
