@@ -67,7 +67,7 @@ def build_store(settings: Settings) -> Store:
         return MemoryStore()
     from .adapters.tables_store import TablesStore
     tables = TablesStore.from_settings(settings.tables_connection, settings.tables_endpoint,
-                                       settings.table_prefix, settings.table_shards)
+                                       settings.table_prefix, settings.table_shards, settings.store_timeout)
     if settings.store == "dataverse":
         # Records in Dataverse; claims, rate limits, autonomy and heartbeats stay in Azure Tables.
         from .adapters.dataverse_client import DataverseClient
@@ -81,7 +81,8 @@ def build_store(settings: Settings) -> Store:
         else:
             from .adapters.dataverse_token import token_provider
             provider = token_provider(settings.dataverse_url)
-        return DataverseStore(DataverseClient(settings.dataverse_url, provider), Names(settings.dataverse_prefix),
+        return DataverseStore(DataverseClient(settings.dataverse_url, provider, timeout=settings.store_timeout),
+                              Names(settings.dataverse_prefix),
                               tables)
     return tables
 

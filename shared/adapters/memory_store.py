@@ -8,7 +8,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from ..domain.approvals import Approval, opportunity_of
 from ..domain.audit import AuditEntry
-from ..domain.rate_limit import Rule, Verdict, admit, admit_all
+from ..domain.rate_limit import Log, Rule, Verdict, admit, admit_all
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 from ..domain.outcomes import Outcome
@@ -31,7 +31,7 @@ class MemoryStore:
         self._activations: dict[tuple[str, int], dict[str, Any]] = {}
         self._policies: dict[int, dict[str, Any]] = {}
         self._prompts: dict[tuple[str, int], dict[str, Any]] = {}
-        self._limits: dict[str, tuple[int, ...]] = {}
+        self._limits: dict[str, Log] = {}
         self._autonomy: Optional[tuple[dict[str, Any], str]] = None
         self._state: dict[str, dict[str, Any]] = {}
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}

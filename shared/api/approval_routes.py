@@ -38,12 +38,9 @@ def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:
         fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         data = {k[5:]: v for k, v in fields.items() if k.startswith("data.")}
         return {**{k: v for k, v in fields.items() if not k.startswith("data.")}, "data": data or None}
-    try:
-        doc = json.loads(body or b"null")
-    except ValueError as exc:
-        raise MalformedBody("The body is not JSON.", [FieldError("", str(exc))]) from exc
-    except RecursionError:
-        raise MalformedBody("The body nests too deeply.", [FieldError("", "too deeply nested")]) from None
+    from ..ingest.generic import decode_json
+
+    doc = decode_json(body)
     if not isinstance(doc, dict):
         raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
     return doc

@@ -57,7 +57,7 @@ def activate_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 
     svc = services()
     raw = req.route_params.get("version", "")
-    if not raw.isdecimal():
+    if not raw.isdecimal() or len(raw) > 9:
         raise InvalidInput("The version is a whole number.", [FieldError("/version", "an integer")])
     action = catalog.activate(svc, req.route_params.get("id", ""), int(raw), principal(req, svc.settings))
     return json_response(catalog.view(action, action.version), 200, cid)
@@ -100,7 +100,7 @@ def list_incidents(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     from ..runtime import services
 
     raw = req.params.get("top", "50")
-    if not raw.isdecimal() or not 1 <= int(raw) <= 500:
+    if not raw.isdecimal() or len(raw) > 3 or not 1 <= int(raw) <= 500:
         raise InvalidInput("`top` must be a whole number.", [FieldError("?top", "an integer from 1 to 500")])
     items = [{"id": i.id, "at": i.at.isoformat(), "kind": i.kind, "stage": i.stage, "detail": i.detail,
               "opportunityId": i.opportunityId, "correlationId": i.correlationId}

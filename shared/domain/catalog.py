@@ -90,6 +90,28 @@ class Action(BaseModel):
     # set by the server, never by the body). API versions go live alone only when they tighten (change_control).
     origin: Literal["repo", "api"] = "repo"
 
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        # Stored beside the policy versions (row key policy~<version>): an action named so would collide.
+        if value in ("policy", "prompt"):
+            raise ValueError("policy and prompt are reserved names")
+        return value
+
+    @field_validator("dataContract")
+    @classmethod
+    def _contract(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Checked when the version is added: a contract change control or the planner cannot read would
+        # otherwise fail every later catalog build, on every instance.
+        for key in ("required", "x-pii"):
+            listed = value.get(key, [])
+            if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
+                raise ValueError(f"{key} must be a list of field names")
+        props = value.get("properties", {})
+        if not isinstance(props, dict) or not all(isinstance(p, dict) for p in props.values()):
+            raise ValueError("properties must be an object of JSON Schemas")
+        return value
+
     def required_fields(self) -> tuple[str, ...]:
         return tuple(self.dataContract.get("required", ()))
 

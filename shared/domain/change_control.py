@@ -12,8 +12,9 @@ from typing import Any, Callable, Optional
 from .catalog import Action, RiskTier
 
 _TIERS = {"low": 0, "medium": 1, "high": 2}
-# Fields that change neither what runs nor on which cases: wording and the scoring hint.
-NEUTRAL = frozenset({"id", "version", "name", "description", "author", "reason", "complexity", "origin"})
+# Fields that change neither what runs nor on which cases. Not `name` or `description`: the planner's model
+# reads them, so new words there can steer which action it picks and how it fills the parameters.
+NEUTRAL = frozenset({"id", "version", "author", "reason", "complexity", "origin"})
 _INF = float("inf")
 
 

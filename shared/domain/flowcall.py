@@ -9,6 +9,7 @@ from typing import Any, Optional
 from pydantic import ValidationError
 
 from .flow_contracts import ChildFlowResponse
+from .pii import scrub
 
 DONE, WAIT, RETRY, GIVE_UP = "done", "wait", "retry", "give_up"
 # Evidence is kept on the execution record, beside its other fields and in a transaction with others.
@@ -78,7 +79,7 @@ def classify(r: FlowResponse, attempt: int, max_attempts: int, base: float, cap:
     """Decide from one response; `attempt` counts calls made so far for this execution (polls too), this one
     included, and `waited` the seconds since the first."""
     body = r.body if isinstance(r.body, dict) else {}
-    message = str(body.get("message") or r.error or "")[:500]
+    message = scrub(str(body.get("message") or r.error or ""))[:500]  # a flow may quote what it acted on
     if r.status in (200, 201):
         try:
             answer = ChildFlowResponse.model_validate(body)

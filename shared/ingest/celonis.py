@@ -17,7 +17,7 @@ from typing import Annotated, Any, Mapping, Optional, Union
 import msgspec
 
 from ..domain.errors import FieldError, InvalidInput, pointer
-from ..domain.findings import MAX_BATCH, Epoch
+from ..domain.findings import ATTRIBUTE_NAME, ATTRIBUTE_NAME_RULE, MAX_BATCH, Epoch
 from .generic import check_batch_size, decode_as, invalid_batch, parse_findings
 from .common import Normalized, iso, number, query_name, shape_errors, shown, validated, when
 
@@ -158,6 +158,10 @@ def _finding(envelope: _Envelope, at: tuple, s: _Settings, area: Optional[str], 
         name = names.get(fid)
         if name is None:
             name = s.aliases.get(fid) or camel(fid)
+            if not ATTRIBUTE_NAME.fullmatch(name):  # checked once per field id: valid names are cached below
+                errors.append(FieldError(pointer(*fields_at, k, "id"), f"becomes the attribute {name!r}, "
+                                         f"{ATTRIBUTE_NAME_RULE} (map it in fieldAliases)"))
+                continue
             if len(names) < 4096:
                 names[fid] = name
         attributes[name] = value

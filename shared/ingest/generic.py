@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import msgspec
 
 from ..domain.errors import FieldError, InvalidInput, MalformedBody, ProblemError, pointer
-from ..domain.findings import MAX_ATTRIBUTES_CHARS, MAX_BATCH, Finding
+from ..domain.findings import MAX_ATTRIBUTES_CHARS, MAX_BATCH, Finding, attribute_name_errors
 
 _ONE = msgspec.json.Decoder(Finding, strict=False)
 _MANY = msgspec.json.Decoder(list[Finding], strict=False)
@@ -247,10 +247,12 @@ _NESTED = (dict, list)
 
 def _explain(data: Any, batch: bool) -> InvalidInput:
     if batch:
-        errors = [e for i, item in enumerate(data) for e in struct_errors(item, Finding, (i,))]
+        errors = [e for i, item in enumerate(data)
+                  for e in struct_errors(item, Finding, (i,)) + attribute_name_errors(item, (i,))]
         return invalid_batch(errors or [FieldError("", "invalid findings")])
     return InvalidInput("The finding is invalid; nothing was stored.",
-                        struct_errors(data, Finding) or [FieldError("", "invalid finding")])
+                        struct_errors(data, Finding) + attribute_name_errors(data)
+                        or [FieldError("", "invalid finding")])
 
 
 def validate_findings(items: Sequence[Any]) -> list[Finding]:

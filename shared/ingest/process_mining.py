@@ -6,7 +6,6 @@ CSV export. Each case of a case-scope business rule becomes one finding; cases t
 from __future__ import annotations
 
 import csv
-import re
 import io
 from collections import namedtuple
 from datetime import datetime
@@ -15,7 +14,7 @@ from typing import Annotated, Any, Mapping, Optional, Union
 import msgspec
 
 from ..domain.errors import FieldError, InvalidInput, MalformedBody, pointer
-from ..domain.findings import MAX_BATCH, Epoch
+from ..domain.findings import ATTRIBUTE_NAME, ATTRIBUTE_NAME_RULE, MAX_BATCH, Epoch
 from .common import Normalized, iso, number, query_name, shape_errors, shown, validated, when
 from .generic import check_batch_size, decode_as
 
@@ -29,7 +28,6 @@ _CATEGORY: dict[int, Optional[str]] = {0: _SKIP, 1: "medium", 2: "high"}
 _WORDS: dict[str, Optional[str]] = {"ok": _SKIP, "warning": "medium", "error": "high", "undefined": None,
                                     "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 _UNITS = ("days", "hours", "money")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # Designer export headers, matched case-insensitively in any order; Index and Event Count may be left out.
 _COLUMNS = ("name", "index", "start date", "end date", "event count", "metric value", "severity")
 _REQUIRED = ("name", "start date", "end date", "metric value", "severity")
@@ -82,8 +80,8 @@ def _options(params: Mapping[str, str]) -> tuple:
     rule = query_name(params, "businessRule", errors)
     # The mined case id is often a business key an action needs (orderId): copy it into that attribute.
     case_attribute = params.get("caseKeyAttribute") or None
-    if case_attribute is not None and not _IDENTIFIER.match(case_attribute):
-        errors.append(FieldError("?caseKeyAttribute", "an attribute name: letters, digits and _, at most 64"))
+    if case_attribute is not None and not ATTRIBUTE_NAME.fullmatch(case_attribute):
+        errors.append(FieldError("?caseKeyAttribute", ATTRIBUTE_NAME_RULE))
     unit = (params.get("metricUnit") or "").strip().lower() or None
     if unit is not None and unit not in _UNITS:
         errors.append(FieldError("?metricUnit", f"one of {', '.join(_UNITS)}"))

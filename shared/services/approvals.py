@@ -33,7 +33,10 @@ def signing_key(services: Services) -> bytes:
     if key:
         return key.encode()
     if not services.settings.local:
-        raise RuntimeError("APPROVAL_SIGNING_KEY is not set: approval links cannot be signed")
+        from ..domain.errors import Unavailable
+
+        # 503, not 500: approvals are switched off by configuration, and say so (health names it too).
+        raise Unavailable(f"{services.settings.approvals_off}.", retry_after=3600)
     return _EPHEMERAL
 
 

@@ -37,7 +37,7 @@ def decode_cursor(token: str) -> Cursor:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         return Cursor(float(data["p"]), str(data["id"]))
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         raise InvalidInput("The continuation token is not one this API issued.",
                            [FieldError("?continuationToken", "malformed token")]) from None
 

@@ -72,6 +72,11 @@ def activate(services: Services, action_id: str, version: int, principal: Any) -
         raise NotFound(f"No version {version} of {action_id!r}.", [FieldError("/version", "unknown version")])
     if (action_id, version) not in services.catalog.pending:
         raise Conflict(f"{action_id} v{version} needs no activation (or is already active).")
+    current = services.catalog.actions.get(action_id)
+    if current is not None and current.version > version:
+        # Its reasons were weighed against an older version in use: going live now would undo what went
+        # live since (a lower cap, a disable). Add it again to be compared with the version in use.
+        raise Conflict(f"{action_id} v{version} is superseded by v{current.version}, now in use; add it again.")
     check_second_person(principal, services.policy.catalogApproverRole, action.author)
     try:
         services.store.add_activation({"id": action_id, "version": version, "approvedBy": principal.id,
@@ -149,6 +154,7 @@ def add_version(services: Services, action_id: str, body: bytes, principal: Any)
             action = Action.model_validate(candidate)
         except ValidationError as exc:
             raise InvalidInput("The action definition is invalid; nothing was stored.", _errors(exc)) from None
+        _compiles(action)
         try:
             services.store.add_action_version(action.model_dump(mode="json"))
         except ConcurrencyConflict:
@@ -158,3 +164,14 @@ def add_version(services: Services, action_id: str, body: bytes, principal: Any)
         log.info("action %s v%d added by %s: %s", action.id, action.version, action.author, action.reason or "")
         return action
     raise Conflict(f"Action {action_id} is being changed by others; try again.")
+
+
+def _compiles(action: Action) -> None:
+    """The data contract is a JSON Schema the planner can compile (422 otherwise, before anything is stored)."""
+    import fastjsonschema
+
+    try:
+        fastjsonschema.compile(action.dataContract)
+    except (fastjsonschema.JsonSchemaDefinitionException, ValueError, TypeError, RecursionError) as exc:
+        raise InvalidInput("The data contract is not a JSON Schema the planner can use; nothing was stored.",
+                           [FieldError("/dataContract", str(exc)[:200])]) from None

@@ -134,12 +134,22 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
                                  {**notice, "caseKey": opp.caseKey, "processArea": opp.processArea,
                                   "deviationPattern": opp.deviationPattern})
         return "needs_data"
+    if candidates and all(gaps.values()):
+        # Approvals are off: nobody can be asked for the data, and the planner must not guess it either.
+        why = f"{best_gap(candidates, gaps)}; {services.settings.approvals_off}: a person completes it"
+        advance(services, opp, [Status.triaged, Status.needs_review], "triage", why, cid,
+                outputs={"missing": gaps}, cohort=cohort.TREATED, arm=arm)
+        return "needs_review"
     why = "data complete for a candidate action" if candidates else "no catalog action: a person plans it"
-    if candidates and all(gaps.values()):  # approvals are off: the planner sends it to review
-        why = f"data missing and nobody can be asked ({services.settings.approvals_off})"
     if filled:
         why = f"data completed from the system of record ({', '.join(filled)})"
     moved = advance(services, opp, [Status.triaged], "triage", why, cid,
                     outputs={"filledFromRecord": filled} if filled else None, cohort=cohort.TREATED, arm=arm)
     messaging.send(services, [nudge("plan", moved.id, moved.revision, cid)])
     return "triaged"
+
+
+def best_gap(candidates: Any, gaps: dict[str, list[str]]) -> str:
+    """The candidate missing the fewest contract fields, in words."""
+    best = min(candidates, key=lambda a: len(gaps[a.id]))
+    return f"{best.id} needs {', '.join(gaps[best.id])}"

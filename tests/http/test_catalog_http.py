@@ -152,3 +152,26 @@ def test_pointing_an_action_at_another_flow_setting_waits_for_a_second_person(ap
     r = api.put("/actions/o2c.close-case", json=body, headers=EDITOR)
     assert r.status_code == 201 and r.json()["state"] == "pending"
     assert r.json()["activationNeeded"] == ["flow changed"]
+
+
+def test_an_old_pending_version_cannot_undo_a_tightening_that_went_live_after_it(api):
+    body = repo_action("ap.cancel-field-request")
+    del body["id"], body["version"]
+    loose = api.put("/actions/ap.cancel-field-request", json={**body, "flow": {**body["flow"], "setting": "FLOW_X"}},
+                    headers=EDITOR)
+    assert loose.status_code == 201 and loose.json()["state"] == "pending"
+    tight = api.put("/actions/ap.cancel-field-request", json={**body, "dailyCap": 1}, headers=EDITOR)
+    assert tight.status_code == 201 and tight.json()["state"] == "active"
+    r = api.post(f"/actions/ap.cancel-field-request/versions/{loose.json()['version']}/activate",
+                 headers=_principal("ana@contoso.com", "Catalog.Approver"))
+    assert r.status_code == 409 and "superseded" in r.json()["detail"]
+    in_use = next(i for i in api.get("/actions").json()["items"] if i["id"] == "ap.cancel-field-request")
+    assert in_use["version"] == tight.json()["version"] and in_use["dailyCap"] == 1
+
+
+def test_a_contract_the_planner_cannot_compile_is_refused_before_it_is_stored(api):
+    body = repo_action("ap.cancel-field-request")
+    del body["id"], body["version"]
+    for contract in ({"required": 5}, {"type": "object", "properties": {"a": {"type": "no-such-type"}}}):
+        r = api.put("/actions/ap.cancel-field-request", json={**body, "dataContract": contract}, headers=EDITOR)
+        assert r.status_code == 422 and r.json()["errors"][0]["pointer"].startswith("/dataContract"), r.text

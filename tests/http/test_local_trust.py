@@ -60,3 +60,18 @@ def test_without_a_signing_key_approvals_are_off_and_the_case_waits_for_review(a
         assert opp["status"] == "needs_review", opp["status"]
         assert "APPROVAL_SIGNING_KEY" in opp["history"][-1]["reason"]
         assert opp["approvals"] == []  # nothing was signed with a made-up key
+
+
+def test_without_a_signing_key_missing_data_waits_for_review_and_answers_are_503_not_500(azurite):
+    with hosted(azurite, CLOSEDLOOP_ENV="", APPROVAL_SIGNING_KEY="") as server:
+        case = treated_case("NOKEYDATA", action="ap.post-gl-adjustment")
+        finding = {**PRICE, "eventId": f"e-{case}", "caseKey": case,
+                   "attributes": {"invoiceId": case, "vendorId": "V-1", "amount": 120.0}}  # no glAccount
+        oid = requests.post(server.base_url + "/findings", json=finding).json()["opportunities"][0]["id"]
+        settle(server, 60)
+        opp = requests.get(f"{server.base_url}/opportunities/{oid}").json()
+        assert opp["status"] == "needs_review" and opp["approvals"] == [], opp["status"]
+        assert "glAccount" in opp["history"][-1]["reason"]
+        r = requests.post(f"{server.base_url}/approvals/{oid}-a1-{'0' * 32}", json={"decision": "approve",
+                                                                                     "token": "x"})
+        assert r.status_code == 503 and r.headers.get("Retry-After"), (r.status_code, r.text)
