@@ -1,4 +1,4 @@
-"""Measure what the budgets in ARCHITECTURE section 7 promise, and record the figures.
+"""Measure the performance budgets (the `budget` column this prints; README `make bench`), and record the figures.
 
 import_ratio       `import function_app` ÷ a bare azure-functions app, median of fresh processes (≤ 1.3)
 normalize_per_s    normalize + validate + score of 100,000 findings in process (≥ 100,000)

@@ -123,7 +123,7 @@ class HttpFlows:
 
     def call(self, setting: str, payload: dict[str, Any], idempotency_key: str, correlation_id: str,
              timeout: float) -> FlowResponse:
-        """POST the ARCHITECTURE §5 request to the flow named by `setting`."""
+        """POST the child-flow request (infra/flows, README "Child flows") to the flow named by `setting`."""
         return self._send("POST", self.url(setting), json.dumps(payload).encode(), {
             "Content-Type": "application/json", "Idempotency-Key": idempotency_key,
             "x-correlation-id": correlation_id}, timeout)

@@ -48,7 +48,7 @@ class FlowRef(BaseModel):
 
 
 class Action(BaseModel):
-    """One version of a catalog action (ARCHITECTURE section 3)."""
+    """One version of a catalog action (README "The action catalog"; docs/change-control.md)."""
 
     model_config = ConfigDict(extra="forbid")
 

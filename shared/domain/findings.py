@@ -75,7 +75,7 @@ class KpiImpact(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """One normalized finding (ARCHITECTURE section 4, `POST /api/findings`)."""
+    """One normalized finding (README "Feeding findings", `POST /api/findings`)."""
 
     eventId: Key
     processArea: Name

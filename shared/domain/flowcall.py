@@ -1,4 +1,6 @@
-"""What a child flow's answer means for the execution: done, wait, retry, or give up (ARCHITECTURE §5)."""
+"""What a child flow's answer means for the execution: done, wait, retry, or give up.
+
+The contract is README "Child flows"; infra/flows holds it as JSON Schema."""
 from __future__ import annotations
 
 import json

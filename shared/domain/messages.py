@@ -10,7 +10,7 @@ STAGES = ("triage", "plan", "execute", "verify")
 
 
 class StageMessage(BaseModel):
-    """Body of a queue message (ARCHITECTURE section 2)."""
+    """Body of a queue message (ids only; README "The agents")."""
 
     model_config = ConfigDict(extra="ignore")
 

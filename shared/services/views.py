@@ -1,4 +1,4 @@
-"""The JSON shape of an Opportunity on the API (ARCHITECTURE section 3 fields, camelCase)."""
+"""The JSON shape of an Opportunity on the API (the Opportunity fields of shared/domain/opportunity.py, camelCase)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
