@@ -124,7 +124,7 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
         opp, filled = _filled(services, opp, candidates, found)
         gaps = {a.id: missing(a, opp.attributes) for a in candidates}
     if candidates and all(gaps.values()) and not services.settings.approvals_off:
-        best = min(candidates, key=lambda a: len(gaps[a.id]))
+        best = fewest_gaps(candidates, gaps)
         fields = gaps[best.id]
         request, notice = approvals.open_enrichment(services, opp, best, fields, cid)
         advance(services, opp, [Status.needs_data], "triage", f"{best.id} needs {', '.join(fields)}", cid,
@@ -136,7 +136,8 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
         return "needs_data"
     if candidates and all(gaps.values()):
         # Approvals are off: nobody can be asked for the data, and the planner must not guess it either.
-        why = f"{best_gap(candidates, gaps)}; {services.settings.approvals_off}: a person completes it"
+        best = fewest_gaps(candidates, gaps)
+        why = f"{best.id} needs {', '.join(gaps[best.id])}; {services.settings.approvals_off}: a person completes it"
         advance(services, opp, [Status.triaged, Status.needs_review], "triage", why, cid,
                 outputs={"missing": gaps}, cohort=cohort.TREATED, arm=arm)
         return "needs_review"
@@ -149,7 +150,7 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
     return "triaged"
 
 
-def best_gap(candidates: Any, gaps: dict[str, list[str]]) -> str:
-    """The candidate missing the fewest contract fields, in words."""
-    best = min(candidates, key=lambda a: len(gaps[a.id]))
-    return f"{best.id} needs {', '.join(gaps[best.id])}"
+
+def fewest_gaps(candidates: Any, gaps: dict[str, list[str]]) -> Any:
+    """The candidate action missing the fewest contract fields."""
+    return min(candidates, key=lambda a: len(gaps[a.id]))
