@@ -166,7 +166,7 @@ def limiter_per_s(n: int = 4000, threads: int = 4) -> dict:
     from azure.data.tables import TableClient
 
     from devhost.azurite import Azurite, free_port
-    from shared.adapters.tables_store import TablesStore
+    from shared.adapters.tables.store import TablesStore
     from shared.domain.rate_limit import Rule
 
     with Azurite(free_port(), location=None) as azurite:

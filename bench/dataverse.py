@@ -13,11 +13,10 @@ def main(n: int = 10_000, batch: int = 1000) -> None:
 
     from bench.__main__ import _findings
     from devhost.dataverse_fake import FakeDataverse
-    from shared.adapters.dataverse_client import DataverseClient
-    from shared.adapters.dataverse_provision import provision
-    from shared.adapters.dataverse_schema import Names
-    from shared.adapters.dataverse_store import DataverseStore
-    from shared.adapters.memory_store import MemoryStore
+    from shared.adapters.dataverse.client import DataverseClient
+    from shared.adapters.dataverse.provision import provision
+    from shared.adapters.dataverse.schema import Names
+    from shared.adapters.dataverse.store import DataverseStore
     from shared.domain.opportunity import from_findings, merge
     from shared.ingest.generic import validate_findings
     from shared.runtime import REPO_CATALOG, load_catalog, load_policy
@@ -28,7 +27,7 @@ def main(n: int = 10_000, batch: int = 1000) -> None:
     for label, throttle in (("plain", 0), ("throttled", 5)):
         with FakeDataverse() as server:
             provision(DataverseClient(server.url, lambda: "test-token"), Names("cl"))
-            store = DataverseStore(DataverseClient(server.url, lambda: "test-token"), Names("cl"), MemoryStore())
+            store = DataverseStore(DataverseClient(server.url, lambda: "test-token"), Names("cl"))
             server.requests, server.throttle_every, server.retry_after = 0, throttle, "1"
             batches = [validate_findings(_findings(batch, f"{label}{b}")) for b in range(n // batch)]
             start = time.perf_counter()

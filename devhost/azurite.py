@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 def connection_string(table_port: int) -> str:
-    from shared.adapters.tables_shards import AZURITE_ACCOUNT_KEY
+    from shared.adapters.tables.shards import AZURITE_ACCOUNT_KEY
     return ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
             f"AccountKey={AZURITE_ACCOUNT_KEY};TableEndpoint=http://127.0.0.1:{table_port}/devstoreaccount1;")
 

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from shared.adapters import dataverse_batch as batch
+from shared.adapters.dataverse import batch
 
 API = "/api/data/v9.2/"
 _TOKEN = re.compile(r"\s*(\(|\)|'(?:[^']|'')*'|[A-Za-z_][A-Za-z0-9_.]*|-?\d{4}-\d\d-\d\dT[\d:.]+Z|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")

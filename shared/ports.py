@@ -1,26 +1,30 @@
 """The ports: what services need from the outside world, as small Protocols."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Literal, Optional, Protocol, Sequence
 
 from .domain.approvals import Approval
 from .domain.audit import AuditEntry
+from .domain.catalog import Catalog
 from .domain.execution import Execution
 from .domain.flowcall import FlowResponse
 from .domain.opportunity import Opportunity
+from .domain.policy import Policy
 from .domain.outcomes import Outcome
 from .domain.rate_limit import Rule, Verdict
+from .settings import Settings
 
-Outcome = Literal["created", "updated", "duplicate"]
+IngestOutcome = Literal["created", "updated", "duplicate"]
 MergeFn = Callable[[Opportunity, Opportunity], Optional[Opportunity]]
 
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     opportunity: Opportunity
-    outcome: Outcome
+    outcome: IngestOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,9 @@ class ConcurrencyConflict(Exception):
     """Someone else changed the record since it was read; read again and retry."""
 
 
-class Store(Protocol):
+class Records(Protocol):
+    """The system of record: opportunities with their executions, approvals and audit trail."""
+
     def ingest(self, incoming: Sequence[Opportunity], merge: MergeFn) -> list[IngestResult]:
         """Create new opportunities and fold known ones with `merge`, atomically per opportunity."""
 
@@ -57,7 +63,7 @@ class Store(Protocol):
         and approvals (one without an ETag must not exist yet) and append audit entries. ConcurrencyConflict
         when a precondition fails; executions and approvals get their new ETags."""
 
-    def commit_many(self, commits: Sequence["Commit"]) -> list[Optional[Exception]]:
+    def commit_many(self, commits: Sequence[Commit]) -> list[Optional[Exception]]:
         """Many commits in as few transactions as the partitions allow; per commit, None or the
         ConcurrencyConflict that refused it (the others are written)."""
 
@@ -97,16 +103,20 @@ class Store(Protocol):
     def ping(self) -> None:
         """Raise if the store cannot be reached."""
 
-    def record_incident(self, incident: "Incident") -> None: ...
+
+class Reference(Protocol):
+    """Reference data kept beside the records: catalog, policy and prompt versions, incidents, telemetry, outcomes."""
+
+    def record_incident(self, incident: Incident) -> None: ...
+
+    def incidents(self, top: int) -> list[Incident]:
+        """The newest incidents first."""
 
     def action_versions(self) -> list[dict[str, Any]]:
         """Every stored version of every catalog action, as JSON documents."""
 
     def add_action_version(self, doc: dict[str, Any]) -> None:
         """Store a new version; ConcurrencyConflict if that id + version exists (versions are never edited)."""
-
-    def incidents(self, top: int) -> list["Incident"]:
-        """The newest incidents first."""
 
     def policy_versions(self) -> list[dict[str, Any]]:
         """Every policy version the app has run with, as JSON documents (author and reason included)."""
@@ -127,6 +137,25 @@ class Store(Protocol):
     def add_activation(self, doc: dict[str, Any]) -> None:
         """Record one; ConcurrencyConflict if that version is already active."""
 
+    def add_telemetry(self, kind: str, doc: dict[str, Any]) -> None:
+        """Append one telemetry record (an LLM call: prompt version, outcome, tokens, latency)."""
+
+    def telemetry(self, kind: str, since: datetime) -> list[dict[str, Any]]:
+        """Telemetry records of `kind` since `since`, oldest first."""
+
+    def add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Store KPI observations; one with a stored id replaces it (a redelivery or a correction)."""
+
+    def outcomes(self) -> Iterable[Outcome]:
+        """Every stored KPI observation, for measurement."""
+
+    def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
+
+class Coordination(Protocol):
+    """Coordination between processes: claims, rate limits, the autonomy switch and small operational state."""
+
     def state(self, name: str) -> Optional[dict[str, Any]]:
         """A small operational record (the sweep's heartbeat, drift baselines) by name."""
 
@@ -139,31 +168,26 @@ class Store(Protocol):
     def save_autonomy(self, doc: dict[str, Any], etag: Optional[str]) -> str:
         """Replace it if unchanged since read (create when `etag` is None); ConcurrencyConflict otherwise."""
 
-    def limit_full(self, rule: "Rule", now_ms: int) -> bool:
+    def limit_full(self, rule: Rule, now_ms: int) -> bool:
         """Would a request under `rule` be refused now (nothing is granted by asking)?"""
 
-    def acquire_many(self, requests: Sequence[Sequence["Rule"]], now_ms: int) -> list["Verdict"]:
+    def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
         """Rate-limit grants for many requests at once (each needs all its rules), in order. Never more
         than a rule's limit in any window, across processes: logs are written under their ETags."""
 
-    def claim_many(self, claims: Sequence["Claim"]) -> dict[str, "Claim"]:
+    def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
         """Create each claim unless its key is held; returns every key's claim as stored (the holder may be
         another opportunity), with the ETag a take-over needs."""
 
-    def take_over(self, claim: "Claim", holder: str) -> bool:
+    def take_over(self, claim: Claim, holder: str) -> bool:
         """Give a held claim to `holder` if it is unchanged since read (ETag); False if someone moved first."""
 
-    def add_telemetry(self, kind: str, doc: dict[str, Any]) -> None:
-        """Append one telemetry record (an LLM call: prompt version, outcome, tokens, latency)."""
+    def ping(self) -> None:
+        """Raise if the store cannot be reached."""
 
-    def telemetry(self, kind: str, since: datetime) -> list[dict[str, Any]]:
-        """Telemetry records of `kind` since `since`, oldest first."""
 
-    def add_outcomes(self, outcomes: Sequence["Outcome"]) -> None:
-        """Store KPI observations; one with a stored id replaces it (a redelivery or a correction)."""
-
-    def outcomes(self) -> Iterable["Outcome"]:
-        """Every stored KPI observation, for measurement."""
+class Store(Records, Reference, Coordination, Protocol):
+    """A backend that serves all three ports (memory and Azure Tables)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +252,10 @@ class Llm(Protocol):
 
 class Flows(Protocol):
     def call(self, setting: str, payload: dict[str, Any], idempotency_key: str, correlation_id: str,
-             timeout: float) -> "FlowResponse":
+             timeout: float) -> FlowResponse:
         """POST to the child flow whose URL is in app setting `setting`; status 0 when it did not answer."""
 
-    def poll(self, location: str, correlation_id: str, timeout: float) -> "FlowResponse": ...
+    def poll(self, location: str, correlation_id: str, timeout: float) -> FlowResponse: ...
 
 
 class Notifier(Protocol):
@@ -250,3 +274,33 @@ class Incident:
     detail: str
     opportunityId: Optional[str] = None
     correlationId: Optional[str] = None
+
+
+class FlowNotConfigured(Exception):
+    """The app setting naming a child flow's URL is empty: nothing was sent."""
+
+
+class PollRefused(Exception):
+    """A Location outside the poll allowlist: no request was sent to it."""
+
+
+@dataclass
+class Services:
+    """What a service needs, built by the composition root (shared/bootstrap.py) or by a test."""
+
+    settings: Settings
+    store: Records
+    reference: Reference
+    coordination: Coordination
+    bus: Bus
+    catalog: Catalog
+    policy: Policy
+    clock: Clock
+    flows: Optional[Flows] = None
+    notifier: Optional[Notifier] = None
+    rng: random.Random = field(default_factory=random.Random)
+    # Set when an LLM is configured (AZURE_OPENAI_ENDPOINT or LLM_BASE_URL): plans may then come from it.
+    llm: Optional[Llm] = None
+    # The policy shipped with the deployment (catalog/policy.json); `policy` is the one in use, which an
+    # activated API version newer than it replaces (services/rule_versions.py).
+    deployed_policy: Optional[Policy] = None

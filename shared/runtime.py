@@ -4,15 +4,13 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-import random
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 from .domain.catalog import Action, Catalog
 from .domain.policy import Policy
-from .ports import Bus, Clock, Flows, Llm, Notifier, Store
+from .ports import Bus, Coordination, Flows, Llm, Notifier, Records, Reference, Services
 from .settings import REPO, Settings
 
 REPO_CATALOG = REPO / "catalog"
@@ -21,24 +19,6 @@ REPO_CATALOG = REPO / "catalog"
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
-
-
-@dataclass
-class Services:
-    settings: Settings
-    store: Store
-    bus: Bus
-    catalog: Catalog
-    policy: Policy
-    clock: Clock
-    flows: Optional[Flows] = None
-    notifier: Optional[Notifier] = None
-    rng: random.Random = field(default_factory=random.Random)
-    # Set when an LLM is configured (AZURE_OPENAI_ENDPOINT or LLM_BASE_URL): plans may then come from it.
-    llm: Optional[Llm] = None
-    # The policy shipped with the deployment (catalog/policy.json); `policy` is the one in use, which an
-    # activated API version newer than it replaces (services/rule_versions.py).
-    deployed_policy: Optional[Policy] = None
 
 
 def load_catalog(directory: Path, environment: str) -> Catalog:
@@ -61,30 +41,33 @@ def load_policy(directory: Path) -> Policy:
     return Policy.model_validate_json(path.read_bytes()) if path.exists() else Policy()
 
 
-def build_store(settings: Settings) -> Store:
+def build_stores(settings: Settings) -> tuple[Records, Reference, Coordination]:
+    """The backends of the three store ports: one for all (memory, Azure Tables), or Dataverse for records and
+    reference data with Azure Tables for coordination."""
     if settings.store == "memory":
-        from .adapters.memory_store import MemoryStore
-        return MemoryStore()
-    from .adapters.tables_store import TablesStore
+        from .adapters.memory.store import MemoryStore
+        memory = MemoryStore()
+        return memory, memory, memory
+    from .adapters.tables.store import TablesStore
     tables = TablesStore.from_settings(settings.tables_connection, settings.tables_endpoint,
                                        settings.table_prefix, settings.table_shards, settings.store_timeout)
     if settings.store == "dataverse":
         # Records in Dataverse; claims, rate limits, autonomy and heartbeats stay in Azure Tables.
-        from .adapters.dataverse_client import DataverseClient
-        from .adapters.dataverse_schema import Names
-        from .adapters.dataverse_store import DataverseStore
+        from .adapters.dataverse.client import DataverseClient
+        from .adapters.dataverse.schema import Names
+        from .adapters.dataverse.store import DataverseStore
         if not settings.dataverse_url:
             raise RuntimeError("STORE=dataverse needs DATAVERSE_URL (https://<org>.crm.dynamics.com)")
         if settings.dataverse_token:  # a fixed token: for the local fake Dataverse only
             token = settings.dataverse_token
             provider = lambda: token  # noqa: E731
         else:
-            from .adapters.dataverse_token import token_provider
+            from .adapters.dataverse.token import token_provider
             provider = token_provider(settings.dataverse_url)
-        return DataverseStore(DataverseClient(settings.dataverse_url, provider, timeout=settings.store_timeout),
-                              Names(settings.dataverse_prefix),
-                              tables)
-    return tables
+        dataverse = DataverseStore(DataverseClient(settings.dataverse_url, provider, timeout=settings.store_timeout),
+                                   Names(settings.dataverse_prefix))
+        return dataverse, dataverse, tables
+    return tables, tables, tables
 
 
 def build_bus(settings: Settings) -> Bus:
@@ -173,9 +156,11 @@ def services() -> Services:
             if _services is None:
                 settings = Settings.from_env()
                 repo = load_catalog(settings.catalog_dir, settings.environment)
-                built = Services(settings, build_store(settings), build_bus(settings), repo,
-                                 load_policy(settings.catalog_dir), SystemClock(), build_flows(),
-                                 build_notifier(settings), llm=build_llm(settings))
+                records, reference, coordination = build_stores(settings)
+                built = Services(settings=settings, store=records, reference=reference, coordination=coordination,
+                                 bus=build_bus(settings), catalog=repo, policy=load_policy(settings.catalog_dir),
+                                 clock=SystemClock(), flows=build_flows(), notifier=build_notifier(settings),
+                                 llm=build_llm(settings))
                 _load_stored_catalog(built, repo)
                 _start_telemetry(settings)
                 _services = built

@@ -5,7 +5,8 @@ import itertools
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from shared.runtime import REPO_CATALOG, Services, load_catalog, load_policy
+from shared.ports import Services
+from shared.runtime import REPO_CATALOG, load_catalog, load_policy
 
 _ids = itertools.count(1)
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
@@ -66,7 +67,7 @@ def memory_services(flows=None, **settings: str) -> Services:
     """Services over the in-memory store and a recording bus, no holdout: for service tests, no cloud."""
     import random
 
-    from shared.adapters.memory_store import MemoryStore
+    from shared.adapters.memory.store import MemoryStore
     from shared.adapters.notifiers import RecordingNotifier
     from shared.settings import Settings
 
@@ -77,8 +78,10 @@ def memory_services(flows=None, **settings: str) -> Services:
     for action in catalog.versions.values():
         action.holdoutPercent = None
     policy = load_policy(REPO_CATALOG).model_copy(update={"holdoutPercent": 0.0})
-    return Services(cfg, MemoryStore(), RecordingBus(), catalog, policy, FixedClock(), flows,
-                    RecordingNotifier(), random.Random(7))
+    store = MemoryStore()
+    return Services(settings=cfg, store=store, reference=store, coordination=store, bus=RecordingBus(),
+                    catalog=catalog, policy=policy, clock=FixedClock(), flows=flows, notifier=RecordingNotifier(),
+                    rng=random.Random(7))
 
 
 def treated_case(prefix: str, process_area: str = "accounts-payable", action: Optional[str] = None) -> str:

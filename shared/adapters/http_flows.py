@@ -13,17 +13,10 @@ import os
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ..domain.flowcall import FlowResponse
+from ..ports import FlowNotConfigured, PollRefused
 
 Origin = tuple[str, str, int]
 _PORTS = {"https": 443, "http": 80}
-
-
-class FlowNotConfigured(Exception):
-    pass
-
-
-class PollRefused(Exception):
-    """A Location outside the poll allowlist: no request was sent to it."""
 
 
 def origin(url: str) -> Optional[Origin]:

@@ -104,5 +104,5 @@ def list_incidents(req: func.HttpRequest, cid: str) -> func.HttpResponse:
         raise InvalidInput("`top` must be a whole number.", [FieldError("?top", "an integer from 1 to 500")])
     items = [{"id": i.id, "at": i.at.isoformat(), "kind": i.kind, "stage": i.stage, "detail": i.detail,
               "opportunityId": i.opportunityId, "correlationId": i.correlationId}
-             for i in services().store.incidents(int(raw))]
+             for i in services().reference.incidents(int(raw))]
     return json_response({"items": items, "continuationToken": None}, 200, cid)

@@ -98,8 +98,8 @@ _UNANSWERED = (("azure.core.exceptions", ("ServiceRequestError", "ServiceRespons
                                                 "ServiceBusServerBusyError", "ServiceBusCommunicationError")))
 # Exceptions carrying the store's HTTP status (module, class, attribute): a 5xx or 429 after retries is an outage.
 _STATUSED = (("azure.core.exceptions", "HttpResponseError", "status_code"),
-             ("shared.adapters.tables_batch", "TransactionFailed", "status"),
-             ("shared.adapters.dataverse_client", "DataverseError", "status"))
+             ("shared.adapters.tables.batch", "TransactionFailed", "status"),
+             ("shared.adapters.dataverse.client", "DataverseError", "status"))
 
 
 def unavailable(exc: BaseException) -> Optional[Unavailable]:

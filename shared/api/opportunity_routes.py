@@ -144,7 +144,8 @@ def _run_probe(future: Any) -> None:
 
     try:
         svc = services()
-        svc.store.ping()
+        for backend in {id(b): b for b in (svc.store, svc.reference, svc.coordination)}.values():
+            backend.ping()  # each distinct backend once (Dataverse records, Azure Tables coordination)
         future.set_result((svc, heartbeat(svc)))
     except BaseException as exc:  # the probe's failure is the answer, delivered to whoever waits
         future.set_exception(exc)

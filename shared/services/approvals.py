@@ -18,7 +18,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
 from ..domain.pii import redact, scrub
 from ..domain.status import Status
-from ..runtime import Services
+from ..ports import Services
 from ..ports import ConcurrencyConflict
 from . import messaging, notices
 from .lifecycle import advance, audit

@@ -11,7 +11,7 @@ from ..domain.autonomy import MODES, Autonomy
 from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, Unauthorized
 from ..domain.identity import Principal
 from ..ports import ConcurrencyConflict
-from ..runtime import Services
+from ..ports import Services
 
 log = logging.getLogger(__name__)
 _CACHE_SECONDS = 2.0  # a freeze reaches every instance's planner within this long
@@ -23,12 +23,12 @@ _lock = threading.Lock()
 def current(services: Services, fresh: bool = False) -> Autonomy:
     """The autonomy in force (read at most every couple of seconds per store)."""
     # A batch gives each message a view of the store; the cache belongs to the store behind it.
-    key = getattr(services.store, "real", services.store)
+    key = services.coordination
     with _lock:
         hit = _cache.get(key)
     if hit and not fresh and time.monotonic() - hit[0] < _CACHE_SECONDS:
         return hit[1]
-    doc, etag = services.store.autonomy()
+    doc, etag = services.coordination.autonomy()
     found = Autonomy.from_dict(doc, etag) if doc else Autonomy()
     with _lock:
         _cache[key] = (time.monotonic(), found)
@@ -87,11 +87,11 @@ def change(services: Services, body: dict[str, Any], principal: Optional[Princip
         a.reason, a.changedBy = body["reason"].strip(), actor or (principal.id if principal else "")
         a.changedAt = now or services.clock.now().isoformat()
         try:
-            a.etag = services.store.save_autonomy(a.to_dict(), a.etag)
+            a.etag = services.coordination.save_autonomy(a.to_dict(), a.etag)
         except ConcurrencyConflict:
             continue
         with _lock:
-            _cache[getattr(services.store, "real", services.store)] = (time.monotonic(), a)
+            _cache[services.coordination] = (time.monotonic(), a)
         log.warning("autonomy changed by %s: %s", a.changedBy, a.to_dict())
         return a
     raise Conflict("autonomy is being changed by others; try again")

@@ -15,7 +15,7 @@ from ..domain.pii import scrub
 from ..domain.status import IllegalTransition, Status
 from ..logs import bind
 from ..ports import ConcurrencyConflict, Cursor, Filter
-from ..runtime import Services
+from ..ports import Services
 from .lifecycle import audit
 from .views import opportunity_view
 

@@ -22,7 +22,7 @@ from ..domain.messages import StageMessage, nudge
 from ..domain.status import Status
 from ..logs import bind
 from ..ports import Claim, Commit
-from ..runtime import Services
+from ..ports import Services
 from . import executor, flowrun, messaging, pipeline, planner, triage, watchdog
 from .lifecycle import advance
 
@@ -40,26 +40,31 @@ def _threads() -> ThreadPoolExecutor:
 class DeferredStore:
     """Reads go to the store; commits are kept for the batch to write."""
 
-    def __init__(self, real: Any, claims: Optional[dict[str, Claim]] = None):
+    def __init__(self, real: Any):
         self._real = real
         self.commits: list[Commit] = []
-        self._claims = claims or {}
 
-    @property
-    def real(self) -> Any:
-        """The store behind this view (process-wide caches key on it, not on the per-message view)."""
-        return self._real
+    def commit(self, opportunity: Any, executions: Sequence[Any] = (), audit: Sequence[Any] = (),
+               approvals: Sequence[Any] = ()) -> Any:
+        self.commits.append(Commit(opportunity, list(executions), list(audit), list(approvals)))
+        return opportunity
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class PreClaimed:
+    """Coordination whose claims the batch already made for every message."""
+
+    def __init__(self, real: Any, claims: Optional[dict[str, Claim]] = None):
+        self._real = real
+        self._claims = claims or {}
 
     def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
         # The batch claimed for every message up front (one transaction per space, not one per message).
         if all(c.key in self._claims for c in claims):
             return {c.key: self._claims[c.key] for c in claims}
         return self._real.claim_many(claims)
-
-    def commit(self, opportunity: Any, executions: Sequence[Any] = (), audit: Sequence[Any] = (),
-               approvals: Sequence[Any] = ()) -> Any:
-        self.commits.append(Commit(opportunity, list(executions), list(audit), list(approvals)))
-        return opportunity
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -93,7 +98,8 @@ class Item:
 
 
 def _deferred(services: Services, claims: Optional[dict[str, Claim]] = None) -> Services:
-    return replace(services, store=DeferredStore(services.store, claims), bus=DeferredBus(),
+    return replace(services, store=DeferredStore(services.store), coordination=PreClaimed(services.coordination, claims),
+                   bus=DeferredBus(),
                    notifier=DeferredNotifier())
 
 
@@ -146,7 +152,7 @@ def handle_batch(services: Services, stage: str, bodies: Sequence[tuple[bytes, i
 def _triage(services: Services, stage: str, items: list[Item]) -> None:
     fresh = [i for i in items if i.state.status is Status.new]
     wanted = [c for c in (triage.claim_of(services, i.state) for i in fresh) if c]
-    claims = services.store.claim_many(wanted) if wanted else {}
+    claims = services.coordination.claim_many(wanted) if wanted else {}
     # Lookups in the system of record are flow calls: overlap them, as the executor does.
     reading = [(i, actions) for i in fresh if (actions := triage.to_look_up(services, i.state))]
     found = dict(zip((id(i) for i, _ in reading), _threads().map(

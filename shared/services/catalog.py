@@ -10,7 +10,7 @@ from ..domain.catalog import Action, Catalog
 from ..domain.change_control import check_second_person
 from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthorized, pointer
 from ..ports import ConcurrencyConflict
-from ..runtime import Services
+from ..ports import Services
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def record_policy(services: Services) -> None:
     """Keep every policy version the app has run with (author and reason included), added once."""
     deployed = services.deployed_policy or services.policy
     doc = deployed.model_dump(mode="json")
-    same = next((d for d in services.store.policy_versions() if int(d["version"]) == deployed.version), None)
+    same = next((d for d in services.reference.policy_versions() if int(d["version"]) == deployed.version), None)
     if same is not None:
         if same.get("origin") == "api":
             # A version added over the API took this number first: the deployed file must be renumbered.
@@ -27,18 +27,18 @@ def record_policy(services: Services) -> None:
                       "higher version to deploy it", deployed.version)
         return
     try:
-        services.store.add_policy_version(doc)
+        services.reference.add_policy_version(doc)
     except ConcurrencyConflict:
         pass  # another instance recorded it first
 
 
 def sync(services: Services, repo_actions: list[Action]) -> Catalog:
     """Add repo versions the store lacks, then build the catalog from everything stored."""
-    stored = {(d["id"], int(d["version"])) for d in services.store.action_versions()}
+    stored = {(d["id"], int(d["version"])) for d in services.reference.action_versions()}
     for action in repo_actions:
         if (action.id, action.version) not in stored:
             try:
-                services.store.add_action_version(action.model_dump(mode="json"))
+                services.reference.add_action_version(action.model_dump(mode="json"))
             except ConcurrencyConflict:
                 pass  # another instance loaded it first
     record_policy(services)
@@ -49,14 +49,14 @@ def rebuild(services: Services) -> Catalog:
     """The rules in force from the store: action versions, the policy and prompts, each as activated."""
     from .rule_versions import POLICY_ID, policy_in_use, prompts_in_use
 
-    actions = [Action.model_validate(d) for d in services.store.action_versions()]
-    activations = services.store.activations()
+    actions = [Action.model_validate(d) for d in services.reference.action_versions()]
+    activations = services.reference.activations()
     activated = [(d["id"], int(d["version"])) for d in activations]
     catalog = Catalog(actions, services.settings.environment, activated)
-    catalog.prompts = prompts_in_use(services.store.prompt_versions(), activations)
+    catalog.prompts = prompts_in_use(services.reference.prompt_versions(), activations)
     if services.deployed_policy is None:
         services.deployed_policy = services.policy
-    services.policy = policy_in_use(services.deployed_policy, services.store.policy_versions(),
+    services.policy = policy_in_use(services.deployed_policy, services.reference.policy_versions(),
                                     {v for i, v in activated if i == POLICY_ID})
     services.catalog = catalog
     return services.catalog
@@ -79,7 +79,7 @@ def activate(services: Services, action_id: str, version: int, principal: Any) -
         raise Conflict(f"{action_id} v{version} is superseded by v{current.version}, now in use; add it again.")
     check_second_person(principal, services.policy.catalogApproverRole, action.author)
     try:
-        services.store.add_activation({"id": action_id, "version": version, "approvedBy": principal.id,
+        services.reference.add_activation({"id": action_id, "version": version, "approvedBy": principal.id,
                                        "approvedAt": datetime.now(timezone.utc).isoformat(),
                                        "reasons": services.catalog.pending[(action_id, version)]})
     except ConcurrencyConflict:
@@ -156,7 +156,7 @@ def add_version(services: Services, action_id: str, body: bytes, principal: Any)
             raise InvalidInput("The action definition is invalid; nothing was stored.", _errors(exc)) from None
         _compiles(action)
         try:
-            services.store.add_action_version(action.model_dump(mode="json"))
+            services.reference.add_action_version(action.model_dump(mode="json"))
         except ConcurrencyConflict:
             rebuild(services)  # someone added a version meanwhile: take the next number
             continue

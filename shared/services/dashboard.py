@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..domain.execution import FINAL, SUCCEEDED
-from ..runtime import Services
+from ..ports import Services
 from .measure import kpis
 
 DAYS = 14

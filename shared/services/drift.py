@@ -8,7 +8,7 @@ from datetime import timedelta
 from ..domain import drift
 from ..domain.execution import FAILED, FINAL, REJECTED
 from ..ports import Incident
-from ..runtime import Services
+from ..ports import Services
 from . import autonomy, notices
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from ..domain.opportunity import Opportunity
 from ..domain.rate_limit import Rule, Verdict, rules_for
 from ..domain.status import Status
 from ..ports import Incident
-from ..runtime import Services
+from ..ports import Services
 from . import flowrun, messaging, notices
 from .lifecycle import advance, audit
 
@@ -108,7 +108,7 @@ def admitted(services: Services, calls: list[tuple[Prepared, bool]]) -> list[Ver
     rules = [rules_of(p, polling) for p, polling in calls]
     if not any(rules):
         return [Verdict(granted_at=0)] * len(calls)
-    return services.store.acquire_many(rules, int(services.clock.now().timestamp() * 1000))
+    return services.coordination.acquire_many(rules, int(services.clock.now().timestamp() * 1000))
 
 
 def run(services: Services, opp: Opportunity, msg: StageMessage, run_log: Any) -> str:
@@ -133,7 +133,7 @@ def settle(services: Services, opp: Opportunity, x: Execution, cid: str) -> str:
         return "executed"
     advance(services, opp, [Status.failed], "executor", x.message or f"flow {x.status}", cid, executions=[x],
             outputs=outputs)
-    services.store.record_incident(Incident(f"{opp.id}:{x.id}", services.clock.now(), "failed", "execute",
+    services.reference.record_incident(Incident(f"{opp.id}:{x.id}", services.clock.now(), "failed", "execute",
                                             f"{x.actionId} v{x.actionVersion} {x.status}: {x.message}", opp.id, cid))
     notices.escalate(services, "escalate", opp, f"{opp.caseKey}: {x.actionId} {x.status}",
                      {"action": f"{x.actionId} v{x.actionVersion}", "status": x.status, "message": x.message or ""})

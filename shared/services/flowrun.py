@@ -12,7 +12,7 @@ from ..domain.execution import WAITING, Execution
 from ..domain.flow_contracts import ActionRef, ChildFlowRequest
 from ..domain.flowcall import DONE, GIVE_UP, RETRY, WAIT, FlowResponse, Outcome, classify
 from ..domain.messages import nudge
-from ..runtime import Services
+from ..ports import Services
 from . import messaging
 
 
@@ -39,7 +39,7 @@ def _not_polled(reason: str) -> Attempt:
 def call(services: Services, action: Action, x: Execution, cid: str, poll_url: Optional[str]) -> Attempt:
     """One call (or poll) of the flow; the idempotency key makes a repeat replay, not act again. A Location off
     the poll allowlist fails the execution at once: it is never requested."""
-    from ..adapters.http_flows import FlowNotConfigured, PollRefused
+    from ..ports import FlowNotConfigured, PollRefused
 
     policy = services.policy
     x.attempts += 1

@@ -11,7 +11,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import from_findings, merge
 from ..logs import bind
 from ..ports import IngestResult
-from ..runtime import Services
+from ..ports import Services
 from . import messaging
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 from ..domain.execution import FAILED, REJECTED
 from ..domain.impact import ACTED
 from ..ports import Filter
-from ..runtime import Services
+from ..ports import Services
 from .measure import kpis
 
 # Statuses where the case waits on a person now.
@@ -92,7 +92,7 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
                          for (a, v, k), c in sorted(feedback.items(), key=lambda kv: str(kv[0]))],
         "sentToPeople": people[:TOP],
         "decisionsByPeople": [{"actionId": a, "kind": k, "count": n} for (a, k), n in asked.most_common(TOP)],
-        "llm": llm_usage(services.store.telemetry("llm", since)),
+        "llm": llm_usage(services.reference.telemetry("llm", since)),
     }
 
 

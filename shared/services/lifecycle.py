@@ -9,7 +9,7 @@ from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
-from ..runtime import Services
+from ..ports import Services
 
 
 def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: str, correlation_id: str,

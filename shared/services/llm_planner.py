@@ -17,7 +17,7 @@ from ..domain.opportunity import Opportunity
 from ..domain.pii import scrub
 from ..domain.planning import Decision
 from ..logs import bind
-from ..runtime import Services
+from ..ports import Services
 from . import prompts
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _remember(key: str, doc: Optional[dict[str, Any]]) -> None:
 def _telemetry(services: Services, cid: str, doc: dict[str, Any]) -> None:
     """Record one LLM telemetry row; a refused write is logged, never a reason to fail the plan."""
     try:
-        services.store.add_telemetry("llm", doc)
+        services.reference.add_telemetry("llm", doc)
     except Exception:
         bind(log, cid).warning("LLM telemetry not recorded", exc_info=True)
 
@@ -56,7 +56,7 @@ def _ask(services: Services, key: str, prompt: llm_plan.Prompt, messages: list[d
     reply = services.llm.complete(messages, llm_plan.PlanProposal)
     doc = reply.parsed.model_dump() if reply.outcome == "ok" else None
     if reply.outcome == "ok":  # stored before anything else can fail: it is what the call paid for
-        services.store.put_state(f"llmplan~{key}", {"proposal": doc, "promptVersion": prompt.version})
+        services.coordination.put_state(f"llmplan~{key}", {"proposal": doc, "promptVersion": prompt.version})
     _telemetry(services, cid, {
         "at": services.clock.now().isoformat(), "promptVersion": prompt.version, "model": services.llm.model,
         "purpose": "plan", "outcome": reply.outcome, "detail": scrub(reply.detail), "key": key,
@@ -85,7 +85,7 @@ def template(services: Services, opp: Opportunity, candidates: Sequence[Action],
         cached = _templates.get(key, missing)
         if cached is not missing:
             return cached, prompt.version, key
-        stored = services.store.state(f"llmplan~{key}")
+        stored = services.coordination.state(f"llmplan~{key}")
         if stored is not None:
             doc: Optional[dict[str, Any]] = stored["proposal"]
         else:

@@ -13,7 +13,7 @@ from ..domain.impact import Assignment
 from ..domain.outcomes import Outcome, case_of
 from ..logs import bind
 from ..ports import Filter
-from ..runtime import Services
+from ..ports import Services
 
 log = logging.getLogger(__name__)
 BASELINES = "baselines"
@@ -23,7 +23,7 @@ BASELINE_EVERY = timedelta(hours=1)
 
 def record_outcomes(services: Services, outcomes: Sequence[Outcome], cid: str) -> dict[str, Any]:
     """Store a validated batch (a redelivered observation replaces itself) and say what was kept."""
-    services.store.add_outcomes(outcomes)
+    services.reference.add_outcomes(outcomes)
     metrics = sorted({o.metric for o in outcomes})
     bind(log, cid).info("%d outcome(s) stored (%s)", len(outcomes), ", ".join(metrics))
     return {"accepted": len(outcomes), "metrics": metrics, "correlationId": cid}
@@ -52,7 +52,7 @@ def kpis(services: Services, where: Filter = Filter(), action_id: Optional[str] 
     """Impact per action version (processArea + pattern + action + version), each KPI with its CI, and ROI."""
     # Both scans mostly wait on the store: read the outcomes while the assignments are read.
     with ThreadPoolExecutor(1, thread_name_prefix="kpis") as pool:
-        pending = pool.submit(lambda: list(services.store.outcomes()))
+        pending = pool.submit(lambda: list(services.reference.outcomes()))
         arms = [a for a in assignments(services, where)
                 if (action_id is None or a.actionId == action_id) and (version is None or a.version == version)]
         everything = pending.result()
@@ -60,7 +60,7 @@ def kpis(services: Services, where: Filter = Filter(), action_id: Optional[str] 
     outcomes = [o for o in everything if metric is None or o.metric == metric]
     matched = [o for o in outcomes if case_of(o.processArea, o.caseKey) in known]
     rows = impact.measure(arms, matched, services.policy.measurement, weekly)
-    frozen = (services.store.state(BASELINES) or {}).get("items", {})
+    frozen = (services.coordination.state(BASELINES) or {}).get("items", {})
     spans: dict[tuple, list[datetime]] = {}
     for a in arms:
         span = spans.setdefault(a.experiment, [a.at, a.at])
@@ -91,12 +91,12 @@ def kpis(services: Services, where: Filter = Filter(), action_id: Optional[str] 
 
 def snapshot_baselines(services: Services, cid: str, force: bool = False) -> int:
     """Freeze each new experiment's baseline (per cohort, outcomes before assignment); hourly from the sweep."""
-    doc = services.store.state(BASELINES) or {"items": {}}
+    doc = services.coordination.state(BASELINES) or {"items": {}}
     now = services.clock.now()
     checked = doc.get("checkedAt")
     if not force and checked and now - datetime.fromisoformat(checked) < BASELINE_EVERY:
         return 0
-    rows = impact.measure(assignments(services), services.store.outcomes(), services.policy.measurement, False)
+    rows = impact.measure(assignments(services), services.reference.outcomes(), services.policy.measurement, False)
     added = 0
     for r in rows:
         key = _key(r)
@@ -107,7 +107,7 @@ def snapshot_baselines(services: Services, cid: str, force: bool = False) -> int
                                                               "actionVersion", "metric")}}
         added += 1
     doc["checkedAt"] = now.isoformat()
-    services.store.put_state(BASELINES, doc)
+    services.coordination.put_state(BASELINES, doc)
     if added:
         bind(log, cid).info("baseline frozen for %d new experiment metric(s)", added)
     return added

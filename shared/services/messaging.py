@@ -6,7 +6,7 @@ from typing import Iterable, Optional
 
 from ..domain.messages import Nudge
 from ..ports import Message
-from ..runtime import Services
+from ..ports import Services
 
 
 def send(services: Services, nudges: Iterable[Nudge], at: Optional[datetime] = None) -> int:

@@ -8,7 +8,7 @@ from ..domain import cards
 from ..domain.opportunity import Opportunity
 from ..domain.pii import redact, scrub
 from ..ports import Incident
-from ..runtime import Services
+from ..ports import Services
 
 
 def escalate(services: Services, kind: str, opp: Opportunity, headline: str, details: Mapping[str, Any]) -> None:
@@ -26,7 +26,7 @@ def escalate(services: Services, kind: str, opp: Opportunity, headline: str, det
 def incident(services: Services, found: Incident) -> None:
     """Record an incident the pipeline cannot settle and escalate it with its context."""
     found = replace(found, detail=scrub(found.detail))  # a poison body may quote anyone's details
-    services.store.record_incident(found)
+    services.reference.record_incident(found)
     base = services.settings.public_base_url or "http://localhost:7071"
     headline = scrub(f"{found.kind} in {found.stage}: {found.detail}")[:300]
     card = cards.escalation_card({"Incident": found.id, "Stage": found.stage, "Kind": found.kind},

@@ -15,7 +15,7 @@ from ..domain.messages import StageMessage, nudge
 from ..domain.status import Status
 from ..logs import bind
 from ..ports import Incident
-from ..runtime import Services
+from ..ports import Services
 from . import executor, messaging, notices, planner, triage, watchdog
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
 from ..domain.rate_limit import Rule
 from ..domain.status import Status
-from ..runtime import Services
+from ..ports import Services
 from . import approvals, autonomy, messaging, notices, ramp
 from .lifecycle import advance
 
@@ -26,7 +26,7 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
         action = services.catalog.versions[(decision.plan.actionId, decision.plan.actionVersion)]
         if decision.outcome == planning.EXECUTE and services.policy.overCap == "person" and action.dailyCap:
             cap = Rule(f"cap:{action.id}", action.dailyCap, 86400.0)
-            if services.store.limit_full(cap, int(services.clock.now().timestamp() * 1000)):
+            if services.coordination.limit_full(cap, int(services.clock.now().timestamp() * 1000)):
                 decision = planning.Decision(planning.APPROVAL, decision.plan, f"{decision.reason}; the daily cap "
                                              f"of {action.dailyCap} is reached: a person decides",
                                              decision.problems)

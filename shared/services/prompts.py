@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..domain.llm_plan import Prompt
-from ..runtime import Services
+from ..ports import Services
 
 _SECTION = re.compile(r"^## (system|user)\s*$", re.MULTILINE)
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from ..domain.catalog import Action
 from ..domain.execution import SUCCEEDED
-from ..runtime import Services
+from ..ports import Services
 
 
 def stage_of(services: Services, action: Action) -> dict[str, Any]:
-    return services.store.state(f"ramp-{action.id}") or {"stage": 0, "since": None}
+    return services.coordination.state(f"ramp-{action.id}") or {"stage": 0, "since": None}
 
 
 def share(services: Services, action: Action) -> float:
@@ -40,7 +40,7 @@ def promote(services: Services) -> list[str]:
             continue
         since = datetime.fromisoformat(state["since"]) if state.get("since") else None
         if since is None:  # first look: the stage starts counting now
-            services.store.put_state(f"ramp-{action.id}", {"stage": state["stage"], "since": now.isoformat()})
+            services.coordination.put_state(f"ramp-{action.id}", {"stage": state["stage"], "since": now.isoformat()})
             continue
         recent = services.store.executions_since(since)
         # A compensation is another action's execution (the undo): match it by what it compensates.
@@ -48,8 +48,8 @@ def promote(services: Services) -> list[str]:
         runs = [x for x in recent if x.actionId == action.id and x.kind == "action"]
         good = sum(1 for x in runs if x.status == SUCCEEDED and x.id not in undone)
         if any(x.id in undone for x in runs):  # a breach at this stage: start counting again
-            services.store.put_state(f"ramp-{action.id}", {"stage": state["stage"], "since": now.isoformat()})
+            services.coordination.put_state(f"ramp-{action.id}", {"stage": state["stage"], "since": now.isoformat()})
         elif good >= services.policy.rampPromoteAfter:
-            services.store.put_state(f"ramp-{action.id}", {"stage": state["stage"] + 1, "since": now.isoformat()})
+            services.coordination.put_state(f"ramp-{action.id}", {"stage": state["stage"] + 1, "since": now.isoformat()})
             moved.append(f"{action.id} → {action.ramp[state['stage'] + 1]:g}%")
     return moved

@@ -19,7 +19,7 @@ from ..domain.errors import Conflict, FieldError, InvalidInput, NotFound, pointe
 from ..domain.llm_plan import Prompt
 from ..domain.policy import Policy
 from ..ports import ConcurrencyConflict
-from ..runtime import Services
+from ..ports import Services
 
 log = logging.getLogger(__name__)
 POLICY_ID = "~policy"  # "~" is in no action id, so an activation can never be mistaken for an action's
@@ -32,7 +32,7 @@ def prompt_id(name: str) -> str:
 
 
 def _activated(services: Services, key: str) -> set[int]:
-    return {int(a["version"]) for a in services.store.activations() if a.get("id") == key}
+    return {int(a["version"]) for a in services.reference.activations() if a.get("id") == key}
 
 
 def _object(body: bytes) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def policy_views(services: Services) -> list[dict[str, Any]]:
     """Every stored policy version, newest first, with its state (pending, active) and whether it is in use."""
     activated = _activated(services, POLICY_ID)
     items = []
-    for d in sorted(services.store.policy_versions(), key=lambda d: -int(d["version"])):
+    for d in sorted(services.reference.policy_versions(), key=lambda d: -int(d["version"])):
         pending = d.get("origin") == "api" and int(d["version"]) not in activated
         items.append({**d, "inUse": int(d["version"]) == services.policy.version,
                       "state": "pending" if pending else "active"})
@@ -72,13 +72,13 @@ def add_policy(services: Services, body: bytes, principal: Any) -> dict[str, Any
     author = require_author(services, principal).id
     doc = _object(body)
     for _ in range(3):
-        version = max([services.policy.version, *(int(d["version"]) for d in services.store.policy_versions())]) + 1
+        version = max([services.policy.version, *(int(d["version"]) for d in services.reference.policy_versions())]) + 1
         try:
             policy = Policy.model_validate({**doc, "version": version, "author": author, "origin": "api"})
         except ValidationError as exc:
             raise InvalidInput("The policy is invalid; nothing was stored.", _errors(exc)) from None
         try:
-            services.store.add_policy_version(policy.model_dump(mode="json"))
+            services.reference.add_policy_version(policy.model_dump(mode="json"))
         except ConcurrencyConflict:
             continue  # someone added a version meanwhile: take the next number
         rebuild(services)
@@ -91,7 +91,7 @@ def activate_policy(services: Services, version: int, principal: Any) -> dict[st
     """A second person (catalog approver, not the author) lets a pending policy version go live."""
     from .catalog import rebuild
 
-    doc = next((d for d in services.store.policy_versions() if int(d["version"]) == version), None)
+    doc = next((d for d in services.reference.policy_versions() if int(d["version"]) == version), None)
     if doc is None:
         raise NotFound(f"No policy version {version}.", [FieldError("/version", "unknown version")])
     if doc.get("origin") != "api" or version in _activated(services, POLICY_ID):
@@ -123,14 +123,14 @@ def prompt_views(services: Services) -> list[dict[str, Any]]:
     from .prompts import in_use
 
     current = in_use(services).version
-    activated = {(a["id"], int(a["version"])) for a in services.store.activations()}
+    activated = {(a["id"], int(a["version"])) for a in services.reference.activations()}
     items = []
     for path in sorted(services.settings.prompt_dir.glob("*.v*.md")):
         name, _, n = path.stem.rpartition(".v")
         if n.isdecimal():
             items.append({"name": name, "version": int(n), "origin": "repo", "state": "active",
                           "inUse": path.stem == current})
-    for d in services.store.prompt_versions():
+    for d in services.reference.prompt_versions():
         state = "active" if (prompt_id(d["name"]), int(d["version"])) in activated else "pending"
         items.append({**d, "state": state, "inUse": f"{d['name']}.v{d['version']}" == current})
     return sorted(items, key=lambda i: (i["name"], -int(i["version"])))
@@ -155,13 +155,13 @@ def add_prompt(services: Services, name: str, body: bytes, principal: Any) -> di
     if errors:
         raise InvalidInput("The prompt is invalid; nothing was stored.", errors)
     for _ in range(3):
-        stored = [int(d["version"]) for d in services.store.prompt_versions() if d["name"] == name]
+        stored = [int(d["version"]) for d in services.reference.prompt_versions() if d["name"] == name]
         version = max([0, *_file_versions(services, name), *stored]) + 1
         record = {"name": name, "version": version, "system": doc["system"], "user": doc["user"],
                   "reason": doc.get("reason"), "author": author, "origin": "api",
                   "createdAt": services.clock.now().isoformat()}
         try:
-            services.store.add_prompt_version(record)
+            services.reference.add_prompt_version(record)
         except ConcurrencyConflict:
             continue
         rebuild(services)
@@ -174,7 +174,7 @@ def activate_prompt(services: Services, name: str, version: int, principal: Any)
     """A second person (catalog approver, not the author) lets a pending prompt version go live."""
     from .catalog import rebuild
 
-    doc = next((d for d in services.store.prompt_versions() if d["name"] == name and int(d["version"]) == version),
+    doc = next((d for d in services.reference.prompt_versions() if d["name"] == name and int(d["version"]) == version),
                None)
     if doc is None:
         raise NotFound(f"No prompt {name}.v{version} added over the API.", [FieldError("/version", "unknown")])
@@ -188,7 +188,7 @@ def activate_prompt(services: Services, name: str, version: int, principal: Any)
 
 def _activate(services: Services, key: str, version: int, principal: Any) -> None:
     try:
-        services.store.add_activation({"id": key, "version": version, "approvedBy": principal.id,
+        services.reference.add_activation({"id": key, "version": version, "approvedBy": principal.id,
                                        "approvedAt": datetime.now(timezone.utc).isoformat()})
     except ConcurrencyConflict:
         pass  # someone activated it meanwhile: the outcome is the same

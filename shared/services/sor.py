@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..runtime import Services
+from ..ports import Services
 
 READ_SETTING = "FLOW_READ_RECORD"
 
@@ -11,7 +11,7 @@ READ_SETTING = "FLOW_READ_RECORD"
 def read(services: Services, params: dict[str, Any], key: str, cid: str,
          opportunity_id: str) -> Optional[dict[str, Any]]:
     """The record as the system of record has it now; None when there is no read flow or no such record."""
-    from ..adapters.http_flows import FlowNotConfigured
+    from ..ports import FlowNotConfigured
     try:
         r = services.flows.call(READ_SETTING, {"idempotencyKey": key, "correlationId": cid,
                                                "opportunityId": opportunity_id,

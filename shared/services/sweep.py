@@ -9,7 +9,7 @@ from ..domain.execution import FINAL
 from ..domain.messages import nudge
 from ..domain.status import Status
 from ..logs import bind
-from ..runtime import Services
+from ..ports import Services
 from . import messaging
 from .pipeline import RESUME
 
@@ -63,14 +63,14 @@ def run(services: Services, correlation_id: str) -> dict[str, object]:
     if failed:
         done["failed"] = failed
     # The heartbeat: GET /api/health shows a timer that stopped running, or a step that keeps failing.
-    services.store.put_state("sweep", {"at": services.clock.now().isoformat(), **done})
+    services.coordination.put_state("sweep", {"at": services.clock.now().isoformat(), **done})
     run_log.info("sweep done: %s", done)
     return done
 
 
 def heartbeat(services: Services) -> dict[str, object]:
     """When the sweep last ran, and whether that is too long ago or a step of it failed."""
-    last = services.store.state("sweep")
+    last = services.coordination.state("sweep")
     if last is None:  # a fresh deployment: give the timer its first runs before calling it stopped
         waited = time.monotonic() - _STARTED
         ok = waited <= services.policy.sweepStaleAfterSeconds

@@ -12,7 +12,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
 from ..domain.status import Status
 from ..ports import Claim
-from ..runtime import Services
+from ..ports import Services
 from . import approvals, messaging, sor
 from .lifecycle import advance
 
@@ -48,13 +48,13 @@ def twin_of(services: Services, opp: Opportunity) -> Optional[str]:
     if mine is None:
         return None
     for _ in range(3):
-        held = services.store.claim_many([mine])[mine.key]
+        held = services.coordination.claim_many([mine])[mine.key]
         if held.holder == opp.id:
             return None
         other = services.store.get(held.holder)
         if other is not None and other.status not in RELEASED:
             return other.id
-        if services.store.take_over(held, opp.id):
+        if services.coordination.take_over(held, opp.id):
             return None
     return held.holder  # three take-overs lost in a row: someone else is actively claiming; stand back
 

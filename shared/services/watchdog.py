@@ -12,7 +12,7 @@ from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..ports import Incident
 from .. import telemetry
-from ..runtime import Services
+from ..ports import Services
 from . import flowrun, notices, sor
 from .lifecycle import advance, audit
 
@@ -105,6 +105,6 @@ def compensate(services: Services, opp: Opportunity, action: Action, x: Executio
 
 
 def _escalate(services: Services, opp: Opportunity, kind: str, detail: str, cid: str) -> None:
-    services.store.record_incident(Incident(f"{opp.id}:{kind}", services.clock.now(), kind, "verify", detail,
+    services.reference.record_incident(Incident(f"{opp.id}:{kind}", services.clock.now(), kind, "verify", detail,
                                             opp.id, cid))
     notices.escalate(services, "escalate", opp, f"{opp.caseKey}: {detail}", {"detail": detail})

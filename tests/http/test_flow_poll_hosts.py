@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from shared.adapters.http_flows import HttpFlows, PollRefused
+from shared.adapters.http_flows import HttpFlows
+from shared.ports import PollRefused
 from tests.conftest import hosted, settle
 from tests.factories import treated_case
 

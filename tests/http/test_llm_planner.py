@@ -51,7 +51,7 @@ def test_a_good_answer_plans_with_the_llm_and_the_flow_runs_once(planner, llm_se
     [call] = llm_server.requests
     assert call["headers"]["authorization"] == "Bearer test-key"
     assert call["body"]["response_format"]["type"] == "json_schema"
-    [record] = planner.store.telemetry("llm", planner.clock.now().replace(year=2000))
+    [record] = planner.reference.telemetry("llm", planner.clock.now().replace(year=2000))
     assert record["outcome"] == "ok" and record["promptVersion"] == "plan.v1" and record["promptTokens"] > 0
 
 
@@ -83,7 +83,7 @@ def test_a_non_candidate_action_sends_the_case_to_a_person_and_calls_no_flow(pla
     [opp] = run(planner, lead(2))
     assert opp.status is Status.needs_review and opp.plan is None
     assert sandbox.requests == []
-    assert [t["outcome"] for t in planner.store.telemetry("llm", planner.clock.now().replace(year=2000))] == [
+    assert [t["outcome"] for t in planner.reference.telemetry("llm", planner.clock.now().replace(year=2000))] == [
         "ok", "non_candidate"]
 
 

@@ -106,7 +106,7 @@ def test_server_errors_retry_with_backoff_then_give_up_into_an_incident(svc, san
     assert opp.status is Status.failed and sandbox.effects["leads.reassign"] == 0
     [x] = svc.store.executions(oid)
     assert x.attempts == 3 and "gave up" in x.message
-    assert [i.kind for i in svc.store.incidents(10)] == ["failed"]
+    assert [i.kind for i in svc.reference.incidents(10)] == ["failed"]
 
 
 def test_rejected_parameters_are_permanent_and_not_retried(svc, sandbox):
@@ -144,7 +144,7 @@ def test_incomplete_data_asks_for_exactly_the_missing_fields(svc, sandbox):
 
 def test_a_poison_message_becomes_an_incident(svc):
     assert pipeline.handle(svc, "execute", b"\x00not json") == "poison"
-    [incident] = svc.store.incidents(5)
+    [incident] = svc.reference.incidents(5)
     assert incident.kind == "poison" and incident.stage == "execute"
 
 

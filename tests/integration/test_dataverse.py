@@ -7,12 +7,11 @@ import pytest
 import requests
 
 from devhost.dataverse_fake import FakeDataverse
-from shared.adapters.dataverse_client import DataverseClient
-from shared.adapters.dataverse_provision import main as provision_main
-from shared.adapters.dataverse_provision import plan, provision
-from shared.adapters.dataverse_schema import Names
-from shared.adapters.dataverse_store import DataverseStore
-from shared.adapters.tables_store import TablesStore
+from shared.adapters.dataverse.client import DataverseClient
+from shared.adapters.dataverse.provision import main as provision_main
+from shared.adapters.dataverse.provision import plan, provision
+from shared.adapters.dataverse.schema import Names
+from shared.adapters.dataverse.store import DataverseStore
 from shared.domain.opportunity import from_findings, merge
 from shared.domain.outcomes import Outcome, outcome_id
 from shared.domain.status import Status
@@ -37,7 +36,7 @@ def server():
 
 @pytest.fixture
 def store(server, table_client):
-    return DataverseStore(DataverseClient(server.url, lambda: "test-token"), NAMES, TablesStore(table_client))
+    return DataverseStore(DataverseClient(server.url, lambda: "test-token"), NAMES)
 
 
 def opportunities(n, **overrides):
@@ -69,7 +68,7 @@ def test_throttled_requests_wait_out_retry_after_and_lose_or_double_nothing(serv
 def test_a_write_over_a_concurrent_change_is_a_conflict_not_a_lost_update(server, store, table_client):
     [r] = store.ingest(opportunities(1), MERGE)
     mine = store.get(r.opportunity.id)
-    other = DataverseStore(DataverseClient(server.url, lambda: "test-token"), NAMES, TablesStore(table_client))
+    other = DataverseStore(DataverseClient(server.url, lambda: "test-token"), NAMES)
     other.commit(other.get(mine.id).transition(Status.triaged, "other", "first", NOW))
     with pytest.raises(ConcurrencyConflict):
         store.commit(mine.transition(Status.control, "me", "second", NOW))
@@ -110,7 +109,7 @@ def test_a_dry_run_prints_the_requests_and_sends_nothing(capsys):
 
 
 def test_an_unprovisioned_table_or_column_is_refused(server, table_client):
-    wrong = DataverseStore(DataverseClient(server.url, lambda: "test-token"), Names("zz"), TablesStore(table_client))
+    wrong = DataverseStore(DataverseClient(server.url, lambda: "test-token"), Names("zz"))
     with pytest.raises(Exception):
         wrong.ingest(opportunities(1), MERGE)
 
@@ -137,7 +136,7 @@ def test_a_process_never_has_more_than_its_share_of_the_52_concurrent_requests(s
     import threading
     import time
 
-    from shared.adapters.dataverse_client import MAX_CONCURRENT
+    from shared.adapters.dataverse.client import MAX_CONCURRENT
 
     live, peak, lock = [0], [0], threading.Lock()
     real = server.handle
@@ -163,7 +162,7 @@ def test_a_process_never_has_more_than_its_share_of_the_52_concurrent_requests(s
 
 
 def test_key_values_dataverse_cannot_address_are_escaped_one_to_one():
-    from shared.adapters.dataverse_store import dv_key
+    from shared.adapters.dataverse.store import dv_key
 
     keys = ["a:b", "a!3ab", "a!b", "x/y#z", "2026-11-26T07:00:00.000000Z~ab12", "plain~key.1"]
     escaped = [dv_key(k) for k in keys]

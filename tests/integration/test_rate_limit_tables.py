@@ -4,8 +4,8 @@ import threading
 import time
 from bisect import bisect_left
 
-from shared.adapters import tables_limits
-from shared.adapters.tables_store import TablesStore
+from shared.adapters.tables import limits as tables_limits
+from shared.adapters.tables.store import TablesStore
 from shared.domain.rate_limit import HOLDER_CHARS, MAX_LIMIT, Rule
 
 RULE = Rule("connector:erp", 25, 0.5)

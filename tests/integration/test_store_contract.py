@@ -6,8 +6,8 @@ from functools import partial
 
 import pytest
 
-from shared.adapters.memory_store import MemoryStore
-from shared.adapters.tables_store import TablesStore
+from shared.adapters.memory.store import MemoryStore
+from shared.adapters.tables.store import TablesStore
 from shared.domain.audit import AuditEntry
 from shared.domain.execution import SUCCEEDED, new_execution
 from shared.domain.opportunity import from_findings, merge
@@ -32,19 +32,29 @@ def store(request):
     return TablesStore(request.getfixturevalue("table_client"))
 
 
+@pytest.fixture(params=["memory", "tables", "tables-sharded"])
+def coordination(request):
+    """The backends that serve the coordination port (Dataverse does not: it is paired with Azure Tables)."""
+    if request.param == "memory":
+        return MemoryStore()
+    if request.param == "tables-sharded":
+        return TablesStore(request.getfixturevalue("shard_clients"))
+    return TablesStore(request.getfixturevalue("table_client"))
+
+
 @pytest.fixture
 def dataverse_store(table_client):
-    """Records in a fake Dataverse (provisioned as in production), operational state in Azurite."""
+    """Records and reference data in a fake Dataverse, provisioned as in production."""
     from devhost.dataverse_fake import FakeDataverse
-    from shared.adapters.dataverse_client import DataverseClient
-    from shared.adapters.dataverse_provision import provision
-    from shared.adapters.dataverse_schema import Names
-    from shared.adapters.dataverse_store import DataverseStore
+    from shared.adapters.dataverse.client import DataverseClient
+    from shared.adapters.dataverse.provision import provision
+    from shared.adapters.dataverse.schema import Names
+    from shared.adapters.dataverse.store import DataverseStore
 
     with FakeDataverse() as server:
         client = DataverseClient(server.url, lambda: "test-token", solution="closedloop")
         provision(client, Names("cl"))
-        yield DataverseStore(client, Names("cl"), TablesStore(table_client))
+        yield DataverseStore(client, Names("cl"))
 
 
 def seeded(store):
@@ -106,8 +116,11 @@ def test_text_longer_than_one_table_property_round_trips_and_shrinks_again(store
     store.commit(store.get(opp.id), [stored])
     assert [e.evidence for e in store.executions(opp.id)] == [{"recordIds": ["INV-1"]}]
     assert [r["caseKey"] for r in store.scan(Filter(), ["caseKey", "status"])] == [opp.caseKey]
-    store.put_state("big", {"items": {str(i): LONG[:1000] for i in range(120)}})
-    assert store.state("big") == {"items": {str(i): LONG[:1000] for i in range(120)}}
+
+
+def test_operational_state_longer_than_one_table_property_round_trips(coordination):
+    coordination.put_state("big", {"items": {str(i): LONG[:1000] for i in range(120)}})
+    assert coordination.state("big") == {"items": {str(i): LONG[:1000] for i in range(120)}}
 
 
 def test_commits_past_one_transactions_4_mib_land_whole_in_several(store):
@@ -174,19 +187,19 @@ def test_commit_many_writes_the_good_commits_and_names_the_stale_one(store):
     assert store.execution(current[0].id, x.id).id == x.id and store.execution(current[0].id, "nope") is None
 
 
-def test_first_claim_holds_a_key_and_a_later_claimant_sees_the_holder(store):
-    first = store.claim_many([Claim("s1", "k1", "opp-a"), Claim("s1", "k2", "opp-a"), Claim("s2", "k3", "opp-b")])
+def test_first_claim_holds_a_key_and_a_later_claimant_sees_the_holder(coordination):
+    first = coordination.claim_many([Claim("s1", "k1", "opp-a"), Claim("s1", "k2", "opp-a"), Claim("s2", "k3", "opp-b")])
     assert {k: c.holder for k, c in first.items()} == {"k1": "opp-a", "k2": "opp-a", "k3": "opp-b"}
-    again = store.claim_many([Claim("s1", "k0", "opp-c"), Claim("s1", "k1", "opp-c"), Claim("s1", "k2", "opp-a")])
+    again = coordination.claim_many([Claim("s1", "k0", "opp-c"), Claim("s1", "k1", "opp-c"), Claim("s1", "k2", "opp-a")])
     assert {k: c.holder for k, c in again.items()} == {"k0": "opp-c", "k1": "opp-a", "k2": "opp-a"}
     assert again["k1"].etag
 
 
-def test_take_over_needs_the_claim_unchanged_since_it_was_read(store):
-    held = store.claim_many([Claim("s", "k", "opp-a")])["k"]
-    assert store.take_over(held, "opp-b") is True
-    assert store.take_over(held, "opp-c") is False  # its ETag is gone: opp-b moved first
-    assert store.claim_many([Claim("s", "k", "opp-d")])["k"].holder == "opp-b"
+def test_take_over_needs_the_claim_unchanged_since_it_was_read(coordination):
+    held = coordination.claim_many([Claim("s", "k", "opp-a")])["k"]
+    assert coordination.take_over(held, "opp-b") is True
+    assert coordination.take_over(held, "opp-c") is False  # its ETag is gone: opp-b moved first
+    assert coordination.claim_many([Claim("s", "k", "opp-d")])["k"].holder == "opp-b"
 
 
 def test_approvals_are_committed_with_the_opportunity_and_decided_under_their_etag(store):

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from devhost.azurite import free_port
-from shared.adapters.dataverse_client import DataverseClient
+from shared.adapters.dataverse.client import DataverseClient
 from shared.domain.errors import Unavailable
 
 
@@ -76,7 +76,7 @@ def test_dataverse_refusing_connections_is_unavailable():
 def test_what_the_sdks_raise_when_a_part_does_not_answer_maps_to_503():
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseTimeoutError
 
-    from shared.adapters.tables_batch import TransactionFailed
+    from shared.adapters.tables.batch import TransactionFailed
     from shared.api.http import unavailable
 
     def caused_by(cause):

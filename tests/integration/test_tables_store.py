@@ -5,8 +5,8 @@ from functools import partial
 
 import pytest
 
-from shared.adapters.tables_shards import LayoutMismatch
-from shared.adapters.tables_store import TablesStore
+from shared.adapters.tables.shards import LayoutMismatch
+from shared.adapters.tables.store import TablesStore
 from shared.domain.opportunity import from_finding, merge
 from shared.domain.status import Status
 from shared.ports import ConcurrencyConflict, Cursor, Filter
@@ -127,7 +127,7 @@ def test_opening_sharded_tables_with_another_shard_count_is_refused(shard_client
 
 
 def test_a_projection_that_names_a_spilled_property_gets_it_whole(table_client):
-    from shared.adapters import tables_batch, tables_query
+    from shared.adapters.tables import batch as tables_batch, query as tables_query
 
     long = "😀ab" * 20_000  # 60,000 characters over several properties
     tables_batch.submit(table_client, [tables_batch.Operation("upsert", {
@@ -141,7 +141,7 @@ def test_a_projection_that_names_a_spilled_property_gets_it_whole(table_client):
 
 
 def test_a_null_marker_as_azure_returns_an_absent_selected_property_is_dropped():
-    from shared.adapters import tables_spill
+    from shared.adapters.tables import spill as tables_spill
 
     entity = {"PartitionKey": "p", "RowKey": "r", "short": "s", "spilled": None}
     assert tables_spill.joined(entity, lambda: {}) == {"PartitionKey": "p", "RowKey": "r", "short": "s"}

@@ -101,5 +101,5 @@ def test_dead_letter_counts_become_one_incident_per_count_in_the_sweep():
     svc.bus = bus
     assert sweep.run(svc, "s1")["deadLettered"] == 1
     sweep.run(svc, "s2")
-    assert [i.id for i in svc.store.incidents(10) if i.kind == "dead_letter"] == ["dlq-triage-1"]
+    assert [i.id for i in svc.reference.incidents(10) if i.kind == "dead_letter"] == ["dlq-triage-1"]
     assert any(n[0] == "escalate" and "dead-lettered" in n[2] for n in svc.notifier.sent)

@@ -149,7 +149,7 @@ def test_a_poison_message_becomes_one_escalated_incident_however_often_it_arrive
     body = b'{"type":"triage","note":"from ana@contoso.com"}'
     for n in (1, 2):
         assert pipeline.handle(svc, "triage", body, delivery_count=n) == "poison"
-    incidents = svc.store.incidents(10)
+    incidents = svc.reference.incidents(10)
     assert len(incidents) == 1 and incidents[0].kind == "poison" and "ana@contoso.com" not in incidents[0].detail
     escalations = [n for n in svc.notifier.sent if n[0] == "escalate"]
     assert escalations and escalations[0][3]["cards"]["links"]["type"] == "AdaptiveCard"

@@ -1,7 +1,7 @@
 """The hand-written OData $batch codec: what it sends and how it reads the answer."""
 import pytest
 
-from shared.adapters.tables_batch import Operation, TransactionFailed, decode, encode
+from shared.adapters.tables.batch import Operation, TransactionFailed, decode, encode
 
 
 def test_encode_types_doubles_and_large_integers_and_drops_nones():

@@ -13,8 +13,8 @@ from __future__ import annotations
 import zlib
 from typing import Any, Optional, Sequence
 
-from ..domain.errors import Unavailable
-from . import tables_batch, tables_query
+from ...domain.errors import Unavailable
+from . import batch as tables_batch, query as tables_query
 
 AZURITE_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
                        "K1SZFPTOtr/KBHBeksoGMGw==")
@@ -58,7 +58,7 @@ def connect(connection: Optional[str], endpoint: Optional[str], names: Sequence[
     from azure.data.tables import TableClient
 
     if timeout is None:
-        from ..settings import Settings
+        from ...settings import Settings
         timeout = Settings.from_env().store_timeout
     options = bounded(timeout)
 

@@ -3,7 +3,7 @@ with their columns, an alternate key per table and the relationships to the oppo
 the given solution under the publisher prefix. Each step is checked first, so running it twice changes
 nothing; --dry-run prints the requests instead of sending them.
 
-    python -m shared.adapters.dataverse_provision --url https://contoso.crm.dynamics.com --prefix cl \\
+    python -m shared.adapters.dataverse.provision --url https://contoso.crm.dynamics.com --prefix cl \\
         --solution closedloop [--dry-run]
 
 Authentication: azure-identity's DefaultAzureCredential (az login, managed identity), scope
@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from ..domain.status import Status
-from .dataverse_schema import BOOLEAN, CHOICE, DATETIME, DECIMAL, MEMO, STATUS_BASE, STRING, TABLES, Column, Names
+from ...domain.status import Status
+from .schema import BOOLEAN, CHOICE, DATETIME, DECIMAL, MEMO, STATUS_BASE, STRING, TABLES, Column, Names
 
 _TYPES = {STRING: "StringAttributeMetadata", MEMO: "MemoAttributeMetadata", DECIMAL: "DecimalAttributeMetadata",
           BOOLEAN: "BooleanAttributeMetadata", DATETIME: "DateTimeAttributeMetadata", CHOICE: "PicklistAttributeMetadata"}
@@ -137,8 +137,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     names = Names(args.prefix)
     client = None
     if not (args.dry_run and args.offline):
-        from .dataverse_client import DataverseClient
-        from .dataverse_token import token_provider
+        from .client import DataverseClient
+        from .token import token_provider
         client = DataverseClient(args.url, token_provider(args.url), solution=args.solution)
     steps = provision(client, names, args.dry_run)
     verb = "would send" if args.dry_run else "sent"

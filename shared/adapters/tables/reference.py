@@ -10,10 +10,10 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence
 
-from ..domain.rate_limit import Rule, Verdict
-from ..ports import Claim, ConcurrencyConflict, Incident
-from . import tables_batch, tables_limits, tables_query
-from .entities import (ACTION, ACTIVATION, CATALOG_PARTITION, INCIDENTS_PARTITION, POLICY, action_entity,
+from ...domain.rate_limit import Rule, Verdict
+from ...ports import Claim, ConcurrencyConflict, Incident
+from . import batch as tables_batch, limits as tables_limits, query as tables_query
+from ..entities import (ACTION, ACTIVATION, CATALOG_PARTITION, INCIDENTS_PARTITION, POLICY, action_entity,
                        activation_entity, claim_entity, claim_from, claim_partition, incident_entity, incident_from,
                        PROMPT, policy_entity, prompt_entity, ts)
 

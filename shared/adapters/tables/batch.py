@@ -18,8 +18,8 @@ from typing import Any, Literal, Optional, Sequence
 
 import msgspec
 
-from ..domain.errors import Unavailable
-from . import tables_spill
+from ...domain.errors import Unavailable
+from . import spill as tables_spill
 
 MAX_OPERATIONS = 100
 # The service takes at most 4 MiB per transaction; the rest is room for the multipart framing.

@@ -13,21 +13,20 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterable, Optional, Sequence
 
-from ..domain.approvals import Approval
-from ..domain.audit import AuditEntry
-from ..domain.execution import Execution
-from ..domain.opportunity import Opportunity
-from ..domain.outcomes import Outcome
-from ..domain.rate_limit import Rule, Verdict
-from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
-from . import dataverse_batch as batch
-from .dataverse_client import DataverseClient, key_path, literal, query
-from .dataverse_schema import BY_NAME, Names, status_value
-from .entities import (_dumps, action_entity, activation_entity, approval_entity, approval_from, audit_entity,
+from ...domain.approvals import Approval
+from ...domain.audit import AuditEntry
+from ...domain.execution import Execution
+from ...domain.opportunity import Opportunity
+from ...domain.outcomes import Outcome
+from ...ports import Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
+from . import batch
+from .client import DataverseClient, key_path, literal, query
+from .schema import BY_NAME, Names, status_value
+from ..entities import (_dumps, action_entity, activation_entity, approval_entity, approval_from, audit_entity,
                        audit_from, audit_key, execution_entity, execution_from, execution_key, from_entity,
                        incident_entity, incident_from, outcome_entity, outcome_from, policy_entity, prompt_entity,
                        to_entity, ts)
-from .ingest_plan import fold, outcomes
+from ..ingest_plan import fold, outcomes
 
 KEYS_PER_GET = 40  # keys per filtered GET inside a $batch: ~2 KB of URL each
 _CONFLICT = (404, 412)
@@ -48,8 +47,11 @@ def dv_key(key: str) -> str:
     return "".join(f"!{ord(c):02x}" if c in _RESERVED else c for c in key)
 
 class DataverseStore:
-    def __init__(self, client: DataverseClient, names: Names, operational: Any):
-        self.client, self.n, self.ops = client, names, operational
+    """Records and reference data in Dataverse; coordination lives elsewhere (the composition root pairs it
+    with Azure Tables, which the coordination port needs for ETag-guarded small writes)."""
+
+    def __init__(self, client: DataverseClient, names: Names):
+        self.client, self.n = client, names
 
     # -- naming --------------------------------------------------------------------------------------
     def _set(self, table: str) -> str:
@@ -210,7 +212,6 @@ class DataverseStore:
 
     def ping(self) -> None:
         self.client.json("GET", query(self._set("opportunity"), None, [self._col("key")], None, 1))
-        self.ops.ping()
 
     # -- writes --------------------------------------------------------------------------------------
     def ingest(self, incoming: Sequence[Opportunity], merge: MergeFn) -> list[IngestResult]:
@@ -364,28 +365,3 @@ class DataverseStore:
     def telemetry(self, kind: str, since: datetime) -> list[dict[str, Any]]:
         rows = self._select("telemetry", f"{self._col('kind')} eq {literal(kind)} and {self._col('at')} ge {ts(since)}")
         return [self._doc(r, self.n) for r in sorted(rows, key=lambda r: r[self._col("key")])]
-
-    # -- operational state: Azure Tables -------------------------------------------------------------
-    def state(self, name: str) -> Optional[dict[str, Any]]:
-        return self.ops.state(name)
-
-    def put_state(self, name: str, doc: dict[str, Any]) -> None:
-        self.ops.put_state(name, doc)
-
-    def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
-        return self.ops.autonomy()
-
-    def save_autonomy(self, doc: dict[str, Any], etag: Optional[str]) -> str:
-        return self.ops.save_autonomy(doc, etag)
-
-    def limit_full(self, rule: Rule, now_ms: int) -> bool:
-        return self.ops.limit_full(rule, now_ms)
-
-    def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
-        return self.ops.acquire_many(requests, now_ms)
-
-    def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
-        return self.ops.claim_many(claims)
-
-    def take_over(self, claim: Claim, holder: str) -> bool:
-        return self.ops.take_over(claim, holder)

@@ -11,8 +11,8 @@ import json
 from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import quote
 
-from . import tables_spill
-from .tables_batch import TransactionFailed, send
+from . import spill as tables_spill
+from .batch import TransactionFailed, send
 
 _ACCEPT = "application/json;odata=minimalmetadata"
 

@@ -6,16 +6,16 @@ import threading
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
-from ..domain.approvals import Approval, opportunity_of
-from ..domain.audit import AuditEntry
-from ..domain.rate_limit import Log, Rule, Verdict, admit, admit_all
-from ..domain.execution import Execution
-from ..domain.opportunity import Opportunity
-from ..domain.outcomes import Outcome
-from ..ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
-from .entities import (approval_entity, approval_from, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
+from ...domain.approvals import Approval, opportunity_of
+from ...domain.audit import AuditEntry
+from ...domain.rate_limit import Log, Rule, Verdict, admit, admit_all
+from ...domain.execution import Execution
+from ...domain.opportunity import Opportunity
+from ...domain.outcomes import Outcome
+from ...ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
+from ..entities import (approval_entity, approval_from, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
                        to_entity)
-from .ingest_plan import fold, outcomes
+from ..ingest_plan import fold, outcomes
 
 
 class MemoryStore:

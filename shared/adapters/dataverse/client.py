@@ -14,8 +14,8 @@ import time
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 from urllib.parse import quote
 
-from ..domain.errors import Unavailable
-from . import dataverse_batch as batch
+from ...domain.errors import Unavailable
+from . import batch
 
 log = logging.getLogger(__name__)
 API_PATH = "/api/data/v9.2/"

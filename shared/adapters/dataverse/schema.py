@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..domain.status import Status
+from ...domain.status import Status
 
 STRING, MEMO, DECIMAL, BOOLEAN, DATETIME, CHOICE = "String", "Memo", "Decimal", "Boolean", "DateTime", "Picklist"
 STATUS_BASE = 100_000_000  # Dataverse choice values of a publisher start at its option value prefix × 10,000

@@ -14,18 +14,18 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Iterable, Optional, Sequence
 
-from ..domain.approvals import Approval, opportunity_of
-from ..domain.audit import AuditEntry
-from ..domain.execution import Execution
-from ..domain.opportunity import Opportunity, group_key, partition_of
-from ..ports import Commit, ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
-from . import tables_batch, tables_query, tables_shards
-from .entities import (APPROVAL, EXECUTION, OPPORTUNITY, approval_entity, approval_from, approval_key, audit_entity, audit_from,
+from ...domain.approvals import Approval, opportunity_of
+from ...domain.audit import AuditEntry
+from ...domain.execution import Execution
+from ...domain.opportunity import Opportunity, group_key, partition_of
+from ...ports import Commit, ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
+from . import batch as tables_batch, query as tables_query, shards as tables_shards
+from ..entities import (APPROVAL, EXECUTION, OPPORTUNITY, approval_entity, approval_from, approval_key, audit_entity, audit_from,
                        execution_entity, execution_from, execution_key, from_entity, matches, to_entity, ts)
-from .ingest_plan import fold, outcomes
-from .recent import Recent
-from .tables_outcomes import OutcomeRows
-from .tables_reference import ReferenceRows
+from ..ingest_plan import fold, outcomes
+from ..recent import Recent
+from .outcomes import OutcomeRows
+from .reference import ReferenceRows
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from ..domain.outcomes import Outcome
-from . import tables_batch, tables_query
-from .entities import OUTCOME, outcome_entity, outcome_from
+from ...domain.outcomes import Outcome
+from . import batch as tables_batch, query as tables_query
+from ..entities import OUTCOME, outcome_entity, outcome_from
 
 _PER_TRANSACTION = 100
 _FIELDS = ["RowKey", "processArea", "caseKey", "metric", "value", "observedAt", "source"]

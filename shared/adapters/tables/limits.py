@@ -28,8 +28,8 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
-from ..domain.rate_limit import Grant, Log, Rule, Verdict, admit, admit_all
-from . import tables_batch, tables_query
+from ...domain.rate_limit import Grant, Log, Rule, Verdict, admit, admit_all
+from . import batch as tables_batch, query as tables_query
 
 PARTITION = "limits"
 _KEYS_PER_QUERY = 14

@@ -1,0 +1,1 @@
+"""The dataverse backend."""

@@ -1,0 +1,1 @@
+"""The memory backend (tests and the demo only)."""
