@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
 from .domain.pii import scrub
 
@@ -17,7 +18,7 @@ class Run(logging.LoggerAdapter):
     """A logger bound to one run's correlation id (and any other fixed fields)."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
-        extra = {**self.extra, **kwargs.get("extra", {})}
+        extra = {**(self.extra or {}), **kwargs.get("extra", {})}
         # Extra fields become customDimensions, which the record factory below never sees: scrubbed here.
         # Ids and counts are most of them; scrub() passes those at its pre-check (~0.2 µs a field).
         kwargs["extra"] = {k: scrub(v) if isinstance(v, str) else v for k, v in extra.items()}

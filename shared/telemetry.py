@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Optional
+from typing import Any
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_instruments: Optional[dict[str, Any]] = None
+_instruments: dict[str, Any] | None = None
 
 
 def configure(settings: Any, meter_provider: Any = None) -> bool:

@@ -12,9 +12,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Optional, Sequence
+from datetime import UTC, datetime
 
 from ..ports import Message
 
@@ -26,7 +26,7 @@ class Envelope:
     queue: str
     message_id: str
     body: bytes
-    correlation_id: Optional[str]
+    correlation_id: str | None
     enqueued_at: datetime
     delivery_count: int = 0
 
@@ -77,9 +77,9 @@ class LocalBus:
                 q.seen[m.message_id] = now + self.duplicate_window_s
                 due = now
                 if m.scheduled_at is not None:
-                    due += max(0.0, (m.scheduled_at - datetime.now(timezone.utc)).total_seconds())
+                    due += max(0.0, (m.scheduled_at - datetime.now(UTC)).total_seconds())
                 env = Envelope(m.queue, m.message_id, json.dumps(m.body).encode(), m.body.get("correlationId"),
-                               datetime.now(timezone.utc))
+                               datetime.now(UTC))
                 heapq.heappush(q.ready, (due, next(self._seq), env))
                 self.sent += 1
             self._cv.notify_all()
@@ -110,7 +110,7 @@ class LocalBus:
             q = self._queues[queue]
             while not self._stopping:
                 now = time.monotonic()
-                taken = []
+                taken: list[Envelope] = []
                 while q.ready and q.ready[0][0] <= now and len(taken) < most:
                     _, _, env = heapq.heappop(q.ready)
                     env.delivery_count += 1
@@ -154,7 +154,7 @@ class LocalBus:
             found = [d.envelope.queue for d in self.dead_letters]
         return {q: found.count(q) for q in queues}
 
-    def next_due(self) -> Optional[float]:
+    def next_due(self) -> float | None:
         """Seconds until the earliest scheduled message is due (0 if one is ready), None when none waits."""
         now = time.monotonic()
         with self._cv:

@@ -8,14 +8,14 @@ here: the timer sweep escalates approvals nobody answered within their SLA.
 from __future__ import annotations
 
 import json
-
-import msgspec
 import logging
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class OutboxNotifier:
             self._seq += 1
             seq = self._seq
         self.folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{stamp}-{seq:05d}-{kind}-{opportunity_id}.json")
         body = {"kind": kind, "opportunityId": opportunity_id, "subject": subject, "details": details}
         # msgspec: a card file is written for every approval; json.dumps(indent=2) cost ~10x as much.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Optional
+from typing import Any
 
 from ..ports import Completion
 
@@ -64,7 +64,7 @@ def _retry_after(exc: Any) -> str:
     return f"429, Retry-After {headers.get('retry-after', '?')}s"
 
 
-def build(settings: Any, token_provider: Optional[Any] = None) -> Optional[OpenAiLlm]:
+def build(settings: Any, token_provider: Any | None = None) -> OpenAiLlm | None:
     """The configured LLM, or None (deterministic planning only).
 
     Azure OpenAI when AZURE_OPENAI_ENDPOINT is set: its API key if given (a Key Vault reference), else a
@@ -79,10 +79,11 @@ def build(settings: Any, token_provider: Optional[Any] = None) -> Optional[OpenA
                 from azure.identity import DefaultAzureCredential, get_bearer_token_provider
                 token_provider = get_bearer_token_provider(DefaultAzureCredential(), AZURE_SCOPE)
             auth = {"azure_ad_token_provider": token_provider}
-        client = AzureOpenAI(azure_endpoint=settings.azure_openai_endpoint, api_version=settings.azure_openai_api_version,
-                             azure_deployment=settings.azure_openai_deployment, max_retries=1,
-                             timeout=settings.llm_timeout, **auth)
-        return OpenAiLlm(client, settings.azure_openai_deployment, settings.llm_timeout)
+        azure = AzureOpenAI(azure_endpoint=settings.azure_openai_endpoint,
+                            api_version=settings.azure_openai_api_version,
+                            azure_deployment=settings.azure_openai_deployment, max_retries=1,
+                            timeout=settings.llm_timeout, **auth)
+        return OpenAiLlm(azure, settings.azure_openai_deployment, settings.llm_timeout)
     if settings.llm_base_url:
         from openai import OpenAI
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..ports import Message
 
 
 class ServiceBusBus:
-    def __init__(self, connection_string: Optional[str] = None, namespace: Optional[str] = None):
+    def __init__(self, connection_string: str | None = None, namespace: str | None = None):
         if not connection_string and not namespace:
             raise ValueError("set ServiceBusConnection or ServiceBusConnection__fullyQualifiedNamespace")
         self._connection_string = connection_string
@@ -26,11 +27,7 @@ class ServiceBusBus:
         # Senders are not thread-safe; callers hold self._lock.
         if self._client is None:
             from azure.servicebus import ServiceBusClient
-            if self._connection_string:
-                self._client = ServiceBusClient.from_connection_string(self._connection_string)
-            else:
-                from azure.identity import DefaultAzureCredential
-                self._client = ServiceBusClient(self._namespace, DefaultAzureCredential())
+            self._client = self._connect(ServiceBusClient)
         if queue not in self._senders:
             self._senders[queue] = self._client.get_queue_sender(queue)
         return self._senders[queue]
@@ -64,10 +61,13 @@ class ServiceBusBus:
     def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]:
         """Messages sitting in each queue's dead-letter sub-queue (management API; Data Owner or Listen)."""
         from azure.servicebus.management import ServiceBusAdministrationClient
+        with self._connect(ServiceBusAdministrationClient) as admin:
+            # The SDK leaves the count None when the service did not report it: nothing seen is 0.
+            return {q: admin.get_queue_runtime_properties(q).dead_letter_message_count or 0 for q in queues}
+
+    def _connect(self, client_class: Any) -> Any:
+        """A data or management client: by connection string, else the namespace and the managed identity."""
         if self._connection_string:
-            admin = ServiceBusAdministrationClient.from_connection_string(self._connection_string)
-        else:
-            from azure.identity import DefaultAzureCredential
-            admin = ServiceBusAdministrationClient(self._namespace, DefaultAzureCredential())
-        with admin:
-            return {q: admin.get_queue_runtime_properties(q).dead_letter_message_count for q in queues}
+            return client_class.from_connection_string(self._connection_string)
+        from azure.identity import DefaultAzureCredential
+        return client_class(self._namespace, DefaultAzureCredential())

@@ -16,8 +16,8 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .errors import Conflict, Gone, Unauthorized
 
@@ -36,21 +36,21 @@ class Approval:
     id: str
     opportunityId: str
     kind: str
-    actionId: Optional[str]
-    actionVersion: Optional[int]
-    requiredRole: Optional[str]
+    actionId: str | None
+    actionVersion: int | None
+    requiredRole: str | None
     tokenHash: str
     createdAt: datetime
     expiresAt: datetime
     correlationId: str
-    decision: Optional[str] = None
-    decidedBy: Optional[str] = None
-    decidedAt: Optional[datetime] = None
-    comment: Optional[str] = None
-    escalatedAt: Optional[datetime] = None
+    decision: str | None = None
+    decidedBy: str | None = None
+    decidedAt: datetime | None = None
+    comment: str | None = None
+    escalatedAt: datetime | None = None
     # The card's "Was this helpful?" answer, kept for the weekly review's feedback scores.
-    helpful: Optional[bool] = None
-    etag: Optional[str] = None
+    helpful: bool | None = None
+    etag: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "opportunityId": self.opportunityId, "kind": self.kind, "actionId": self.actionId,
@@ -86,7 +86,7 @@ def verify_id(signing_key: bytes, approval_id_: str) -> bool:
     return hmac.compare_digest(mac, _id_mac(signing_key, opportunity_id, _KINDS[letter], int(revision)))
 
 
-def opportunity_of(approval_id_: str) -> Optional[str]:
+def opportunity_of(approval_id_: str) -> str | None:
     head, sep, _ = approval_id_.partition("-")
     return head if sep and len(head) == 32 and all(c in "0123456789abcdef" for c in head) else None
 
@@ -121,7 +121,7 @@ def signed_for(key: bytes, token: str, approval_id_: str) -> datetime:
         raise Unauthorized("the approval token's signature does not verify")
     try:
         bound, expiry, _nonce = _unb64(payload).decode().split("|")
-        expires = datetime.fromtimestamp(int(expiry), timezone.utc)
+        expires = datetime.fromtimestamp(int(expiry), UTC)
     except ValueError as exc:
         raise Unauthorized("the approval token is malformed") from exc
     if not hmac.compare_digest(bound.encode(), approval_id_.encode()):
@@ -151,8 +151,8 @@ def check(key: bytes, token: str, approval: Approval, now: datetime) -> None:
         raise Gone(f"approval {approval.id} expired at {approval.expiresAt.isoformat()}")
 
 
-def new_approval(opportunity_id: str, revision: int, kind: str, action_id: Optional[str],
-                 action_version: Optional[int], role: Optional[str], key: bytes, now: datetime, ttl: timedelta,
+def new_approval(opportunity_id: str, revision: int, kind: str, action_id: str | None,
+                 action_version: int | None, role: str | None, key: bytes, now: datetime, ttl: timedelta,
                  correlation_id: str) -> tuple[Approval, str]:
     """The approval record and its token (the token goes on the card only, never into a record)."""
     aid = approval_id(opportunity_id, kind, revision, key)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import InitVar, dataclass, field
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from .pii import redact, scrub
 
@@ -20,7 +20,7 @@ class AuditEntry:
     outputs: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)  # action, policy, prompt versions in force
     seq: int = 0  # orders entries written in the same microsecond
-    executionId: Optional[str] = None
+    executionId: str | None = None
     # The catalog's x-pii field names, masked wherever they occur in inputs and outputs; not stored.
     pii: InitVar[frozenset[str]] = frozenset()
 

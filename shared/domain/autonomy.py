@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 MODES = ("off", "approval", "autonomous")
 
@@ -20,8 +20,8 @@ class Autonomy:
     frozenActions: list[str] = field(default_factory=list)
     reason: str = ""
     changedBy: str = ""
-    changedAt: Optional[str] = None
-    etag: Optional[str] = None
+    changedAt: str | None = None
+    etag: str | None = None
 
     def mode_for(self, action_id: str) -> str:
         """The mode that decides one action's plans now."""
@@ -36,7 +36,7 @@ class Autonomy:
                 "changedAt": self.changedAt}
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], etag: Optional[str] = None) -> "Autonomy":
+    def from_dict(cls, doc: dict[str, Any], etag: str | None = None) -> Autonomy:
         return cls(doc.get("mode", "autonomous"), dict(doc.get("actions") or {}), bool(doc.get("frozen")),
                    list(doc.get("frozenActions") or []), doc.get("reason", ""), doc.get("changedBy", ""),
                    doc.get("changedAt"), etag)

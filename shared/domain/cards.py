@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 MAX_BYTES = 28 * 1024
@@ -94,8 +95,8 @@ def _fit(card: dict[str, Any]) -> dict[str, Any]:
     return card
 
 
-def _answers(approval_id: str, choices: Sequence[tuple[str, str, str]], links: Optional[Mapping[str, str]],
-             extra: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:
+def _answers(approval_id: str, choices: Sequence[tuple[str, str, str]], links: Mapping[str, str] | None,
+             extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One button per (decision, title, style): OpenUrl to a signed link, or Submit with the decision."""
     if links is not None:
         return [{"type": "Action.OpenUrl", "title": title, "url": links[decision]}
@@ -106,7 +107,7 @@ def _answers(approval_id: str, choices: Sequence[tuple[str, str, str]], links: O
 
 
 def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, Any], risk: str, rationale: str,
-                  links: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+                  links: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Approve or reject one proposed action: the case, the action and its parameters, risk and reasons."""
     body = [
         _text(f"Approve {md(plan['actionId'])} v{md(plan['actionVersion'])}?", size="Medium", weight="Bolder"),
@@ -124,7 +125,7 @@ def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, 
 
 
 def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missing: Sequence[str],
-                links: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+                links: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Ask for exactly the contract fields that are missing; the answer goes back through triage."""
     body: list[dict[str, Any]] = [
         _text(f"{md(action_id)} needs data", size="Medium", weight="Bolder"),
@@ -140,7 +141,7 @@ def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missi
 
 
 def escalation_card(case: Mapping[str, Any], headline: str, details: Mapping[str, Any],
-                    link: Optional[str] = None) -> dict[str, Any]:
+                    link: str | None = None) -> dict[str, Any]:
     """Tell a person something needs them: a watchdog breach, a dead letter, a freeze."""
     body = [_text(md(headline), size="Medium", weight="Bolder", color="Attention"), _facts(case), _facts(details)]
     return _card(body, [{"type": "Action.OpenUrl", "title": "Open", "url": link}] if link else [])

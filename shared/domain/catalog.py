@@ -1,14 +1,15 @@
 """The action catalog: versioned definitions of what the agents may do, and for which findings."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Iterable, Literal, Optional
+from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-class RiskTier(str, Enum):
+class RiskTier(StrEnum):
     low = "low"
     medium = "medium"
     high = "high"
@@ -34,9 +35,9 @@ class RateLimit(BaseModel):
     """Calls per minute through the action's connector, and changes per entity (e.g. per vendor) per day."""
 
     model_config = ConfigDict(extra="forbid")
-    perMinute: Optional[int] = Field(default=None, ge=1, le=2000)  # a sliding log of at most 2,000 stamps
-    perEntityPerDay: Optional[int] = Field(default=None, ge=1, le=2000)
-    entityField: Optional[str] = None
+    perMinute: int | None = Field(default=None, ge=1, le=2000)  # a sliding log of at most 2,000 stamps
+    perEntityPerDay: int | None = Field(default=None, ge=1, le=2000)
+    entityField: str | None = None
 
 
 class FlowRef(BaseModel):
@@ -57,35 +58,35 @@ class Action(BaseModel):
     name: str
     description: str = ""
     # Compensating actions match no finding: they are only ever run by the watchdog.
-    matches: Optional[Matches] = None
+    matches: Matches | None = None
     dataContract: dict[str, Any]
     flow: FlowRef
     riskTier: RiskTier
-    approvalRole: Optional[str] = None
+    approvalRole: str | None = None
     # Executions per 24 hours (a sliding day, held by the rate limiter); None: no cap.
-    dailyCap: Optional[int] = Field(default=100, ge=1, le=2000)
-    rateLimit: Optional[dict[str, Any]] = None
+    dailyCap: int | None = Field(default=100, ge=1, le=2000)
+    rateLimit: dict[str, Any] | None = None
 
     @field_validator("rateLimit")
     @classmethod
-    def _rate_limit(cls, value: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    def _rate_limit(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         # Kept as a plain dict for the stored JSON, checked by its model: a limit the limiter cannot
         # hold must be refused here, not discovered at the first execution.
         return None if value is None else RateLimit.model_validate(value).model_dump(exclude_none=True)
-    compensation: Optional[str] = None
+    compensation: str | None = None
     verify: dict[str, Any] = Field(default_factory=dict)
     environments: list[str] = Field(default_factory=lambda: ["local", "dev", "test", "prod"])
     enabled: bool = True
-    holdoutPercent: Optional[float] = Field(default=None, ge=0, le=100)
+    holdoutPercent: float | None = Field(default=None, ge=0, le=100)
     complexity: float = Field(default=0.0, ge=0, lt=1)
     # Contract field → attribute name, where the miner's vocabulary differs from the flow's.
-    parameterMap: Optional[dict[str, str]] = None
-    lookup: Optional[Lookup] = None
+    parameterMap: dict[str, str] | None = None
+    lookup: Lookup | None = None
     # Ramp-up: the shares (%) of eligible cases the action may act on alone, widened stage by stage after
     # the policy's rampPromoteAfter verified executions without a breach. None: all cases from the start.
-    ramp: Optional[list[float]] = Field(default=None, min_length=1)
-    author: Optional[str] = None
-    reason: Optional[str] = None
+    ramp: list[float] | None = Field(default=None, min_length=1)
+    author: str | None = None
+    reason: str | None = None
     # Where the version came from: "repo" (shipped with the deployment) or "api" (PUT /api/actions/{id},
     # set by the server, never by the body). API versions go live alone only when they tighten (change_control).
     origin: Literal["repo", "api"] = "repo"
@@ -167,9 +168,9 @@ class Catalog:
         # different opportunity ids, so only they need triage's duplicate claim (see claims.py).
         self.cross_pattern = frozenset(a.id for a in latest.values() if a.enabled and a.matches is not None
                                        and len({p.casefold() for p in a.matches.deviationPatterns}) > 1)
-        for key, actions in self._by_key.items():
-            self._fast[key] = tuple(Candidate(a.id, a.version, a.required_fields(), a.complexity, a.riskTier.value, a)
-                                    for a in actions)
+        for area_pattern, actions in self._by_key.items():
+            self._fast[area_pattern] = tuple(
+                Candidate(a.id, a.version, a.required_fields(), a.complexity, a.riskTier.value, a) for a in actions)
 
     def allows(self, action_id: str) -> bool:
         """May this action run here now: its version in use is enabled and allowlisted for this environment."""

@@ -7,7 +7,8 @@ holding the policy's catalogApproverRole, activates it. docs/change-control.md l
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from .catalog import Action, RiskTier
 
@@ -18,30 +19,30 @@ NEUTRAL = frozenset({"id", "version", "author", "reason", "complexity", "origin"
 _INF = float("inf")
 
 
-def _cap(value: Optional[int]) -> float:
+def _cap(value: int | None) -> float:
     return _INF if value is None else float(value)
 
 
-def _risk(old: Action, new: Action) -> Optional[str]:
+def _risk(old: Action, new: Action) -> str | None:
     # A higher tier asks people more often (medium and high need approval): that is a tightening.
     if _TIERS[new.riskTier.value] < _TIERS[old.riskTier.value]:
         return f"risk tier lowered {old.riskTier.value} → {new.riskTier.value}"
     return None
 
 
-def _approval_role(old: Action, new: Action) -> Optional[str]:
+def _approval_role(old: Action, new: Action) -> str | None:
     if old.approvalRole is not None and new.approvalRole != old.approvalRole:
         return f"approval role {old.approvalRole} → {new.approvalRole or 'none'}"
     return None
 
 
-def _daily_cap(old: Action, new: Action) -> Optional[str]:
+def _daily_cap(old: Action, new: Action) -> str | None:
     if _cap(new.dailyCap) > _cap(old.dailyCap):
         return f"daily cap {old.dailyCap} → {new.dailyCap or 'none'}"
     return None
 
 
-def _rate_limit(old: Action, new: Action) -> Optional[str]:
+def _rate_limit(old: Action, new: Action) -> str | None:
     before, after = old.rateLimit or {}, new.rateLimit or {}
     looser = [k for k in ("perMinute", "perEntityPerDay") if _cap(after.get(k)) > _cap(before.get(k))]
     if before.get("entityField") and after.get("entityField") != before.get("entityField"):
@@ -49,21 +50,22 @@ def _rate_limit(old: Action, new: Action) -> Optional[str]:
     return f"rate limit loosened ({', '.join(looser)})" if looser else None
 
 
-def _environments(old: Action, new: Action) -> Optional[str]:
+def _environments(old: Action, new: Action) -> str | None:
     added = set(new.environments) - set(old.environments)
     return f"environments added: {', '.join(sorted(added))}" if added else None
 
 
-def _matches(old: Action, new: Action) -> Optional[str]:
+def _matches(old: Action, new: Action) -> str | None:
     if new.matches is None:
         return None  # matching nothing: only the watchdog may run it as a compensation
     if old.matches is None or new.matches.processArea.casefold() != old.matches.processArea.casefold():
         return "matches another process area"
-    wider = {p.casefold() for p in new.matches.deviationPatterns} - {p.casefold() for p in old.matches.deviationPatterns}
+    before = {p.casefold() for p in old.matches.deviationPatterns}
+    wider = {p.casefold() for p in new.matches.deviationPatterns} - before
     return f"matches more patterns: {', '.join(sorted(wider))}" if wider else None
 
 
-def _contract(old: Action, new: Action) -> Optional[str]:
+def _contract(old: Action, new: Action) -> str | None:
     """Only more `required` fields or more `x-pii` marks tighten a contract; any other change may widen it."""
     def rest(contract: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in contract.items() if k not in ("required", "x-pii")}
@@ -74,13 +76,13 @@ def _contract(old: Action, new: Action) -> Optional[str]:
     return None if same_rest and more_required and more_pii else "data contract changed"
 
 
-def _enabled(old: Action, new: Action) -> Optional[str]:
+def _enabled(old: Action, new: Action) -> str | None:
     return "re-enabled" if new.enabled and not old.enabled else None
 
 
 # Fields with a direction: only a change one way is a tightening. Every other non-neutral field must be
 # unchanged (holdoutPercent, verify, compensation, ramp, flow, parameterMap, lookup, and any field added later).
-_DIRECTED: dict[str, Callable[[Action, Action], Optional[str]]] = {
+_DIRECTED: dict[str, Callable[[Action, Action], str | None]] = {
     "riskTier": _risk, "approvalRole": _approval_role, "dailyCap": _daily_cap, "rateLimit": _rate_limit,
     "environments": _environments, "matches": _matches, "dataContract": _contract, "enabled": _enabled,
 }
@@ -102,7 +104,7 @@ def loosenings(old: Action, new: Action) -> list[str]:
     return reasons
 
 
-def activation_needed(new: Action, active: Optional[Action]) -> list[str]:
+def activation_needed(new: Action, active: Action | None) -> list[str]:
     """Why `new` waits for a second person. Versions added over the API: unless a pure tightening of the
     version in use. Versions shipped with the deployment (reviewed where the repository is): when high risk,
     or raising the tier, the daily cap or the per-minute rate."""
@@ -123,7 +125,7 @@ def activation_needed(new: Action, active: Optional[Action]) -> list[str]:
     return reasons
 
 
-def check_second_person(principal: Any, role: str, author: Optional[str]) -> None:
+def check_second_person(principal: Any, role: str, author: str | None) -> None:
     """The activator must be signed in, hold `role`, and not be the author (401/403 otherwise)."""
     from .errors import Forbidden, Unauthorized
 

@@ -1,7 +1,8 @@
 """Data contracts: each action's JSON Schema for its flow input, compiled once and checked per plan."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .catalog import Action
 from .errors import FieldError, pointer
@@ -27,7 +28,7 @@ def violations(action: Action, parameters: Mapping[str, Any]) -> list[FieldError
     try:
         _validator(action)(dict(parameters))
     except fastjsonschema.JsonSchemaValueException as exc:
-        path = [p for p in (exc.path or [])[1:]]
+        path = list((exc.path or [])[1:])
         return [FieldError(pointer("parameters", *path), exc.message.replace("data.", "", 1).replace("data ", ""))]
     return []
 

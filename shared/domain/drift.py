@@ -4,26 +4,27 @@ Per action, the recent window (last `recentMinutes`) is compared with the baseli
 (`baselineHours`). Rates (failures; watchdog breaches) use a one-sided two-proportion z-test with the
 pooled rate; the planner's confidence uses a one-sided Welch z on the means; the whole outcome mix
 (ok, failed, breached) uses a chi-square test of the 2×3 table (df 2, 13.82 at p = 0.001), run only
-when every expected count is at least 5 (below that the rate tests, which need no such rule, decide). A signal counts only when
-both windows hold their minimum sample sizes, z reaches `zThreshold` (3.09: one false alarm in ~1,000
-tests of a stable action) and the change is practically large (`minIncrease` for rates,
-`minConfidenceDrop` for confidence): a busy action must not freeze over a statistically real but
-trivial wobble. Pure: the sweep gathers the executions and acts on what this returns.
+when every expected count is at least 5 (below that the rate tests, which need no such rule, decide). A signal
+counts only when both windows hold their minimum sample sizes, z reaches `zThreshold` (3.09: one false
+alarm in ~1,000 tests of a stable action) and the change is practically large (`minIncrease` for rates,
+`minConfidenceDrop` for confidence): a busy action must not freeze over a statistically real but trivial
+wobble. Pure: the sweep gathers the executions and acts on what this returns.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable, Optional, Sequence
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    recentMinutes: int = 60
-    baselineHours: int = 24
-    minRecent: int = 20
-    minBaseline: int = 50
+    # Floats, counts included: they come from Policy.drift, which holds numbers as floats (policy.py).
+    recentMinutes: float = 60
+    baselineHours: float = 24
+    minRecent: float = 20
+    minBaseline: float = 50
     zThreshold: float = 3.09
     minIncrease: float = 0.10
     minConfidenceDrop: float = 0.10
@@ -37,7 +38,7 @@ class Sample:
     at: datetime
     failed: bool
     breached: bool
-    confidence: Optional[float]
+    confidence: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ def _outcome(x: Sample) -> int:
     return 2 if x.breached else 1 if x.failed else 0
 
 
-def outcome_chi2(recent: Sequence[Sample], base: Sequence[Sample]) -> Optional[tuple[float, float]]:
+def outcome_chi2(recent: Sequence[Sample], base: Sequence[Sample]) -> tuple[float, float] | None:
     """(chi-square of the ok/failed/breached mix, largest share shift), or None when a cell is too sparse."""
     rows = [[0, 0, 0], [0, 0, 0]]
     for i, xs in enumerate((recent, base)):

@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from hashlib import sha256
-from typing import Any, Optional
+from typing import Any
 
 # pending: recorded, flow not yet answered · waiting: flow said 202, poll `pollUrl` · then a final status
 PENDING, WAITING, SUCCEEDED, FAILED, REJECTED = "pending", "waiting", "succeeded", "failed", "rejected"
@@ -33,13 +33,13 @@ class Execution:
     correlationId: str
     planner: dict[str, Any]
     kind: str = "action"  # or "compensation"
-    compensates: Optional[str] = None
+    compensates: str | None = None
     attempts: int = 0
     evidence: dict[str, Any] = field(default_factory=dict)
-    message: Optional[str] = None
-    pollUrl: Optional[str] = None
-    nextAttemptAt: Optional[datetime] = None
-    etag: Optional[str] = None
+    message: str | None = None
+    pollUrl: str | None = None
+    nextAttemptAt: datetime | None = None
+    etag: str | None = None
 
     @property
     def final(self) -> bool:
@@ -48,7 +48,7 @@ class Execution:
 
 def new_execution(opportunity_id: str, action_id: str, version: int, parameters: dict[str, Any], now: datetime,
                   correlation_id: str, planner: dict[str, Any], kind: str = "action",
-                  compensates: Optional[str] = None) -> Execution:
+                  compensates: str | None = None) -> Execution:
     key = idempotency_key(opportunity_id, action_id, version, parameters)
     return Execution(key, opportunity_id, action_id, version, key, parameters, PENDING, now, now, correlation_id,
                      planner, kind, compensates)

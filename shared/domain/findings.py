@@ -8,8 +8,8 @@ here), which is what lets normalize + validate + score reach 100,000 findings a 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Optional, Union
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -29,7 +29,7 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
 Money = Annotated[float, msgspec.Meta(ge=0, le=1e15)]
-Epoch = Union[Annotated[int, msgspec.Meta(ge=0, le=_MAX_EPOCH)], Annotated[float, msgspec.Meta(ge=0, le=_MAX_EPOCH)]]
+Epoch = Annotated[int, msgspec.Meta(ge=0, le=_MAX_EPOCH)] | Annotated[float, msgspec.Meta(ge=0, le=_MAX_EPOCH)]
 Severity = Literal["low", "medium", "high", "critical"]
 
 # Attribute names reach the LLM prompt (llm_plan.shape), and a sender chooses them: only identifiers,
@@ -63,11 +63,11 @@ def attribute_name_errors(item: Any, at: tuple = ()) -> list[FieldError]:
 class KpiImpact(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """Expected KPI movement; money = days × cost of delay + value at stake + penalty avoided."""
 
-    daysSaved: Optional[Annotated[float, msgspec.Meta(ge=0, le=3650)]] = None
-    costOfDelayPerDay: Optional[Money] = None
-    valueAtStake: Optional[Money] = None
-    penaltyAvoided: Optional[Money] = None
-    currency: Optional[Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]] = None
+    daysSaved: Annotated[float, msgspec.Meta(ge=0, le=3650)] | None = None
+    costOfDelayPerDay: Money | None = None
+    valueAtStake: Money | None = None
+    penaltyAvoided: Money | None = None
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] | None = None
 
     def money(self) -> float:
         return ((self.daysSaved or 0.0) * (self.costOfDelayPerDay or 0.0) + (self.valueAtStake or 0.0)
@@ -81,13 +81,13 @@ class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     processArea: Name
     deviationPattern: Name
     caseKey: Key
-    detectedAt: Union[datetime, Epoch]
+    detectedAt: datetime | Epoch
     source: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "generic"
-    kpiImpact: Union[Money, KpiImpact, None] = None
+    kpiImpact: Money | KpiImpact | None = None
     attributes: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_ATTRIBUTES)] = {}
-    rootCause: Optional[Text] = None
-    recommendedAction: Optional[Text] = None
-    severity: Optional[Severity] = None
+    rootCause: Text | None = None
+    recommendedAction: Text | None = None
+    severity: Severity | None = None
     complianceFlags: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=20)] = []
 
     def __post_init__(self) -> None:
@@ -103,7 +103,7 @@ class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         return [name for name in ("eventId", "processArea", "deviationPattern", "caseKey", "source")
                 if getattr(self, name).isspace()]
 
-    def impact_money(self) -> Optional[float]:
+    def impact_money(self) -> float | None:
         """Money at stake as reported, or None when the miner sent no estimate."""
         kpi = self.kpiImpact
         if kpi is None:
@@ -111,11 +111,11 @@ class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         return kpi.money() if isinstance(kpi, KpiImpact) else float(kpi)
 
 
-def instant(value: Union[datetime, int, float]) -> datetime:
+def instant(value: datetime | int | float) -> datetime:
     """A UTC datetime from ISO text (naive taken as UTC) or epoch seconds/milliseconds by magnitude."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
     seconds = value / 1000 if value > EPOCH_MS_THRESHOLD else value
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    return datetime.fromtimestamp(seconds, UTC)

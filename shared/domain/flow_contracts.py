@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,7 +48,7 @@ class ChildFlowResponse(BaseModel):
 
     status: Literal["succeeded", "failed", "rejected"]
     evidence: Evidence = Field(default_factory=Evidence)
-    message: Optional[str] = Field(default=None, max_length=2000)
+    message: str | None = Field(default=None, max_length=2000)
 
 
 class ApprovalFlowRequest(BaseModel):
@@ -60,21 +60,21 @@ class ApprovalFlowRequest(BaseModel):
     kind: str = Field(description="approve, enrich, review or escalate")
     opportunityId: str
     subject: str
-    approvalId: Optional[str] = None
-    token: Optional[str] = Field(default=None, description="Single-use, signed; send it back unchanged")
-    expiresAt: Optional[str] = None
-    requiredRole: Optional[str] = None
-    parameters: Optional[dict[str, Any]] = None
-    callbackUrl: Optional[str] = None
-    card: Optional[dict[str, Any]] = Field(default=None, description="Adaptive Card 1.5")
-    correlationId: Optional[str] = Field(default=None, description="The run that asked: quote it in the flow's logs")
+    approvalId: str | None = None
+    token: str | None = Field(default=None, description="Single-use, signed; send it back unchanged")
+    expiresAt: str | None = None
+    requiredRole: str | None = None
+    parameters: dict[str, Any] | None = None
+    callbackUrl: str | None = None
+    card: dict[str, Any] | None = Field(default=None, description="Adaptive Card 1.5")
+    correlationId: str | None = Field(default=None, description="The run that asked: quote it in the flow's logs")
 
 
 class Approver(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: str
-    name: Optional[str] = None
+    name: str | None = None
     roles: list[str] = Field(default_factory=list)
 
 
@@ -85,14 +85,15 @@ class ApprovalAnswer(BaseModel):
 
     token: str = Field(min_length=1, description="The token from the request, unchanged")
     decision: Literal["approve", "reject", "provide"]
-    data: Optional[dict[str, Any]] = Field(default=None, description="For provide: the missing contract fields")
-    comment: Optional[str] = Field(default=None, max_length=1000)
-    helpful: Optional[Union[bool, Literal["yes", "no"]]] = None
-    approver: Optional[Approver] = Field(default=None, description="Who answered (the flow's responder)")
+    data: dict[str, Any] | None = Field(default=None, description="For provide: the missing contract fields")
+    comment: str | None = Field(default=None, max_length=1000)
+    helpful: bool | Literal["yes", "no"] | None = None
+    approver: Approver | None = Field(default=None, description="Who answered (the flow's responder)")
 
 
-CONTRACTS = {"child-flow-request": ChildFlowRequest, "child-flow-response": ChildFlowResponse,
-             "approval-flow-request": ApprovalFlowRequest, "approval-answer": ApprovalAnswer}
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "child-flow-request": ChildFlowRequest, "child-flow-response": ChildFlowResponse,
+    "approval-flow-request": ApprovalFlowRequest, "approval-answer": ApprovalAnswer}
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:

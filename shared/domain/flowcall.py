@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -24,19 +24,19 @@ class FlowResponse:
     """One HTTP answer of a flow; status 0 means no answer (timeout or connection failure)."""
 
     status: int
-    body: Optional[dict[str, Any]] = None
-    retry_after: Optional[float] = None
-    location: Optional[str] = None
-    error: Optional[str] = None
+    body: dict[str, Any] | None = None
+    retry_after: float | None = None
+    location: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     kind: str  # DONE, WAIT, RETRY or GIVE_UP
-    status: Optional[str] = None  # execution status when DONE or GIVE_UP: succeeded, failed, rejected
+    status: str | None = None  # execution status when DONE or GIVE_UP: succeeded, failed, rejected
     delay: float = 0.0  # seconds before the next attempt or poll
     message: str = ""
-    evidence: Optional[dict[str, Any]] = None
+    evidence: dict[str, Any] | None = None
 
 
 def _chars(value: Any) -> int:

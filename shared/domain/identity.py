@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from .errors import FieldError, MalformedHeader, Unauthorized
 
@@ -28,7 +28,7 @@ class Principal:
     roles: frozenset[str]
     via: str  # "easy-auth" or "flow"
 
-    def holds(self, role: Optional[str]) -> bool:
+    def holds(self, role: str | None) -> bool:
         return role is None or role in self.roles
 
 
@@ -51,7 +51,7 @@ def from_easy_auth(header: str) -> Principal:
     name_types = (doc.get("name_typ"), *_NAME)
     role_types = {doc.get("role_typ"), *_ROLE}
 
-    def first(types: tuple) -> Optional[str]:
+    def first(types: tuple) -> str | None:
         return next((v for t in types for typ, v in claims if typ == t and t), None)
 
     name = first(name_types)
@@ -87,12 +87,12 @@ def flow_signature(key: str, body: bytes) -> str:
     return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
 
 
-def from_flow(key: str, body: bytes, signature: Optional[str], approver: Any) -> Principal:
+def from_flow(key: str, body: bytes, signature: str | None, approver: Any) -> Principal:
     """The responder an approval flow reports, trusted only with a valid HMAC of the body (401 otherwise)."""
     if not key or not signature or not hmac.compare_digest(signature, flow_signature(key, body)):
         raise Unauthorized("the flow's signature does not verify")
     if not isinstance(approver, dict) or not isinstance(approver.get("id"), str) or not approver["id"]:
         raise Unauthorized("the flow's payload names no approver")
-    roles = approver.get("roles") if isinstance(approver.get("roles"), list) else []
+    roles = approver["roles"] if isinstance(approver.get("roles"), list) else []
     return Principal(approver["id"], str(approver.get("name") or approver["id"]),
                      frozenset(str(r) for r in roles), "flow")

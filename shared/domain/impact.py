@@ -8,9 +8,10 @@ assignment is its outcome; its latest one before is its baseline.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 from . import stats
 from .cohort import CONTROL, TREATED
@@ -44,7 +45,7 @@ def week_of(when: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _r(x: Optional[float], digits: int = 4) -> Optional[float]:
+def _r(x: float | None, digits: int = 4) -> float | None:
     return None if x is None else round(x, digits)
 
 
@@ -52,7 +53,7 @@ def _cohort(values: Sequence[float]) -> dict[str, Any]:
     return {"n": len(values), "mean": _r(stats.mean(values)) if values else None}
 
 
-def estimate(treated: Sequence[float], control: Sequence[float], better: Optional[str], method: str,
+def estimate(treated: Sequence[float], control: Sequence[float], better: str | None, method: str,
              min_samples: int, seed: str) -> dict[str, Any]:
     """n and means per cohort; the difference, 95% CI and p-value once both cohorts have `min_samples`."""
     out: dict[str, Any] = {"treated": _cohort(treated), "control": _cohort(control), "minSamples": min_samples}
@@ -83,13 +84,14 @@ def measure(assignments: Iterable[Assignment], outcomes: Iterable[Outcome], poli
         tally[a.cohort] = tally.get(a.cohort, 0) + 1
         tally["acted"] += a.cohort == TREATED and a.status in ACTED
     # (experiment, metric) → case → [latest after, latest before] as (observedAt, value, assignment)
-    latest: dict[tuple, dict[tuple[str, str], list[Optional[tuple[datetime, float, Assignment]]]]] = {}
+    latest: dict[tuple, dict[tuple[str, str], list[tuple[datetime, float, Assignment] | None]]] = {}
     for o in outcomes:
         for a in by_case.get(case_of(o.processArea, o.caseKey), ()):
             slot = latest.setdefault((a.experiment, o.metric), {}).setdefault(case_of(a.processArea, a.caseKey),
                                                                                  [None, None])
             i = 0 if o.observedAt >= a.at else 1
-            if slot[i] is None or o.observedAt > slot[i][0]:
+            held = slot[i]
+            if held is None or o.observedAt > held[0]:
                 slot[i] = (o.observedAt, o.value, a)
     rows = []
     for (experiment, metric), cases in latest.items():

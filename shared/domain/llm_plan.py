@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,7 +76,7 @@ def shape(attributes: Mapping[str, Any]) -> list[tuple[str, str]]:
     Ingest refuses names that are not identifiers; one stored before that rule, or set by a path that
     skipped it, is left out here rather than shown to the model."""
     return sorted((k, _kind(v)) for k, v in attributes.items()
-                  if v not in (None, "") and isinstance(k, str) and ATTRIBUTE_NAME.fullmatch(k))[:MAX_ATTRIBUTES_SHOWN]
+                  if v not in (None, "") and ATTRIBUTE_NAME.fullmatch(k))[:MAX_ATTRIBUTES_SHOWN]
 
 
 def cache_key(process_area: str, pattern: str, candidates: Sequence[Action], prompt_version: str,

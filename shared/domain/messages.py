@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,11 +16,11 @@ class StageMessage(BaseModel):
 
     type: str = Field(pattern="^(triage|plan|execute|verify)$")
     opportunityId: str = Field(min_length=8, max_length=64)
-    executionId: Optional[str] = None
+    executionId: str | None = None
     correlationId: str = Field(min_length=1, max_length=128)
     attempt: int = Field(default=1, ge=1)
     # Where to poll a flow that answered 202; in the message, not a record, as it may carry a signature.
-    pollUrl: Optional[str] = Field(default=None, max_length=4000)
+    pollUrl: str | None = Field(default=None, max_length=4000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class Nudge:
 
 
 def nudge(stage: str, opportunity_id: str, revision: int, correlation_id: str, attempt: int = 1,
-          execution_id: Optional[str] = None, poll_url: Optional[str] = None) -> Nudge:
+          execution_id: str | None = None, poll_url: str | None = None) -> Nudge:
     """The message for `stage` of one opportunity revision: resending it is a no-op on the queue."""
     body: dict[str, Any] = {"type": stage, "opportunityId": opportunity_id, "correlationId": correlation_id,
                             "attempt": attempt}

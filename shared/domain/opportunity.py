@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import sha256
-from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .catalog import Catalog
 from .findings import MAX_ATTRIBUTES_CHARS, Finding, KpiImpact, instant
@@ -51,10 +52,10 @@ class Opportunity:
     detectedAt: datetime
     lastDetectedAt: datetime
     attributes: dict[str, Any]
-    kpiImpact: Optional[float]
-    rootCause: Optional[str]
-    recommendedAction: Optional[str]
-    severity: Optional[str]
+    kpiImpact: float | None
+    rootCause: str | None
+    recommendedAction: str | None
+    severity: str | None
     complianceFlags: list[str]
     scores: Scores
     rationale: str
@@ -63,16 +64,16 @@ class Opportunity:
     revision: int
     createdAt: datetime
     updatedAt: datetime
-    owner: Optional[str] = None
-    notes: Optional[str] = None
-    cohort: Optional[str] = None
-    correlationId: Optional[str] = None
+    owner: str | None = None
+    notes: str | None = None
+    cohort: str | None = None
+    correlationId: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-    plan: Optional[dict[str, Any]] = None
+    plan: dict[str, Any] | None = None
     # The draw triage made for the experiment: {"actionId", "version", "at"} (domain/impact.py reads it).
-    arm: Optional[dict[str, Any]] = None
+    arm: dict[str, Any] | None = None
     # Store concurrency token; never part of the domain's decisions.
-    etag: Optional[str] = None
+    etag: str | None = None
 
     @property
     def group(self) -> str:
@@ -82,7 +83,7 @@ class Opportunity:
         """The stored rationale, or the one rendered from the current score's terms."""
         return self.rationale or self.scores.rationale()
 
-    def transition(self, target: Status, actor: str, reason: str, at: datetime) -> "Opportunity":
+    def transition(self, target: Status, actor: str, reason: str, at: datetime) -> Opportunity:
         """A copy in `target` status with the move recorded; raises IllegalTransition if not allowed.
 
         The reason is free text (a dismiss reason, a flow's message) and the history is shown to anyone
@@ -91,7 +92,7 @@ class Opportunity:
         entry = {"from": self.status.value, "to": target.value, "at": at.isoformat(), "actor": actor,
                  "reason": scrub(reason)}
         return replace(self, status=target, revision=self.revision + 1, updatedAt=at,
-                       history=(self.history + [entry])[-MAX_HISTORY:])
+                       history=([*self.history, entry])[-MAX_HISTORY:])
 
 
 def rescore(opp: Opportunity, catalog: Catalog, policy: ScoringPolicy) -> Opportunity:
@@ -101,19 +102,19 @@ def rescore(opp: Opportunity, catalog: Catalog, policy: ScoringPolicy) -> Opport
 
 
 def from_findings(findings: Sequence[Finding], catalog: Catalog, policy: ScoringPolicy, now: datetime,
-                  correlation_id: Optional[str] = None) -> list[Opportunity]:
+                  correlation_id: str | None = None) -> list[Opportunity]:
     """New Opportunities from validated findings, scored. This is the ingest hot path (~10 µs a finding
     here, where a call costs ~0.3 µs), so lookups are hoisted, the record is built positionally, and its
     history starts empty: creation is told by createdAt and source. The miner's free text (rootCause,
     recommendedAction) is scrubbed; attribute values are kept, since the flows need them."""
     score_one = scorer(catalog, policy)
-    new, utc_zone, kpi_type = Status.new, timezone.utc, KpiImpact
+    new, utc_zone, kpi_type = Status.new, UTC, KpiImpact
     out = []
     for f in findings:
         area, pattern, case = f.processArea, f.deviationPattern, f.caseKey
         attributes, flags, severity = f.attributes, f.complianceFlags, f.severity
         kpi = f.kpiImpact
-        impact = None if kpi is None else kpi.money() if kpi.__class__ is kpi_type else float(kpi)
+        impact = None if kpi is None else kpi.money() if isinstance(kpi, kpi_type) else float(kpi)
         detected = f.detectedAt
         if detected.__class__ is not datetime or detected.tzinfo is not utc_zone:
             detected = instant(detected)
@@ -135,13 +136,13 @@ def from_findings(findings: Sequence[Finding], catalog: Catalog, policy: Scoring
 
 
 def from_finding(f: Finding, catalog: Catalog, policy: ScoringPolicy, now: datetime,
-                 correlation_id: Optional[str] = None) -> Opportunity:
+                 correlation_id: str | None = None) -> Opportunity:
     """One new Opportunity from a validated finding."""
     return from_findings([f], catalog, policy, now, correlation_id)[0]
 
 
 def merge(existing: Opportunity, incoming: Opportunity, catalog: Catalog, policy: ScoringPolicy,
-          now: datetime) -> Optional[Opportunity]:
+          now: datetime) -> Opportunity | None:
     """Fold a newly seen finding into an existing opportunity; None when it is a redelivery.
 
     A redelivered event changes nothing. A new event on the same case + pattern counts an occurrence,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from hashlib import sha256
-from typing import Annotated, Union
+from typing import Annotated
 
 import msgspec
 
@@ -27,8 +27,8 @@ class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     processArea: Name
     caseKey: Key
     metric: Metric
-    value: Union[bool, float]
-    observedAt: Union[datetime, Epoch]
+    value: bool | float
+    observedAt: datetime | Epoch
     source: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "api"
 
 

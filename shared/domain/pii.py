@@ -13,8 +13,9 @@ below and says why.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import cache
-from typing import Any, Iterable
+from typing import Any
 
 MASK = "***"
 

@@ -5,8 +5,9 @@ and falls back to this one.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from .catalog import Action
 from .contracts import properties, violations
@@ -25,12 +26,12 @@ class Plan:
     parameters: dict[str, Any]
     confidence: float
     riskTier: str
-    approvalRole: Optional[str]
+    approvalRole: str | None
     method: str = "deterministic"
-    promptVersion: Optional[str] = None
+    promptVersion: str | None = None
     # From an LLM plan: why this action (for the audit) and a one-line summary of the case (for cards).
-    rationale: Optional[str] = None
-    summary: Optional[str] = None
+    rationale: str | None = None
+    summary: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"actionId": self.actionId, "actionVersion": self.actionVersion, "parameters": self.parameters,
@@ -46,7 +47,7 @@ class Plan:
 @dataclass(slots=True)
 class Decision:
     outcome: str  # EXECUTE, APPROVAL or REVIEW
-    plan: Optional[Plan]
+    plan: Plan | None
     reason: str
     problems: list[FieldError] = field(default_factory=list)
 
@@ -97,12 +98,15 @@ def judge(plan: Plan, action: Action, reason: str, threshold: float) -> Decision
     if confidence < threshold:
         return Decision(REVIEW, plan, f"{reason}; confidence {confidence:.2f} is below {threshold:.2f}")
     if action.riskTier.value != "low":
-        return Decision(APPROVAL, plan, f"{reason}; {action.riskTier.value} risk needs {action.approvalRole or 'an approver'}")
+        approver = action.approvalRole or "an approver"
+        return Decision(APPROVAL, plan, f"{reason}; {action.riskTier.value} risk needs {approver}")
     return Decision(EXECUTE, plan, f"{reason}; confidence {confidence:.2f}, low risk")
 
 
 def govern(decision: Decision, mode: str) -> Decision:
     """The plan under the autonomy in force: `off` executes nothing, `approval` asks a person first."""
+    if decision.plan is None:  # nothing would be done: nothing to hold back
+        return decision
     if mode == "off":
         return Decision(REVIEW, decision.plan, f"{decision.reason}; autonomy is off for {decision.plan.actionId}",
                         decision.problems)

@@ -1,7 +1,7 @@
 """The policy: weights and thresholds an operations lead can read and version."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,7 +34,7 @@ class MetricSpec(BaseModel):
 
     better: Literal["lower", "higher"]
     method: Literal["auto", "welch", "bootstrap"] = "auto"
-    unit: Optional[str] = Field(default=None, max_length=20)
+    unit: str | None = Field(default=None, max_length=20)
 
 
 class RoiParams(BaseModel):
@@ -49,7 +49,7 @@ class RoiParams(BaseModel):
     handlingMinutes: float = Field(default=0.0, ge=0)
     hourlyCost: float = Field(default=0.0, ge=0)
     # The team that works these cases without the agent, for throughput per FTE.
-    teamFte: Optional[float] = Field(default=None, gt=0)
+    teamFte: float | None = Field(default=None, gt=0)
     fteHoursPerWeek: float = Field(default=40.0, gt=0)
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
 
@@ -74,10 +74,10 @@ class Measurement(BaseModel):
     # A pattern with at least this many open cases and no enabled action is a catalog gap (GET /api/insights).
     gapMinCases: int = Field(default=10, ge=1)
 
-    def spec(self, metric: str) -> Optional[MetricSpec]:
+    def spec(self, metric: str) -> MetricSpec | None:
         return self.metrics.get(metric)
 
-    def roi_for(self, action_id: str) -> Optional[RoiParams]:
+    def roi_for(self, action_id: str) -> RoiParams | None:
         return self.roi.get(action_id) or self.roi.get("*")
 
 
@@ -86,8 +86,8 @@ class Policy(BaseModel):
 
     version: int = Field(default=1, ge=1)
     # Change control: who changed the policy and why, recorded with each version in the store.
-    author: Optional[str] = None
-    reason: Optional[str] = None
+    author: str | None = None
+    reason: str | None = None
     # "repo": shipped in catalog/policy.json; "api": added with PUT /api/policies (set by the server) and
     # used only after a second person activates it.
     origin: Literal["repo", "api"] = "repo"

@@ -9,8 +9,9 @@ Pure: the store adapter keeps one log per key and writes it back under its ETag 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple
 
 MAX_LIMIT = 2000  # one log lives in one table property (64 KB): 2,000 millisecond stamps fit with room
 # 10 hex digits = 40 bits. A new execution is taken for a retry only if its tag equals one of the at most
@@ -57,12 +58,12 @@ def holder_tag(idempotency_key: str) -> str:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:HOLDER_CHARS]
 
 
-def grants(log: Sequence[Union[Grant, int]]) -> Log:
+def grants(log: Sequence[Grant | int]) -> Log:
     """A log as grants; plain stamps (logs written before holders existed) are anonymous grants."""
     return tuple(g if isinstance(g, Grant) else Grant(int(g)) for g in log)
 
 
-def admit(log: Sequence[Union[Grant, int]], now_ms: int, rule: Rule) -> Decision:
+def admit(log: Sequence[Grant | int], now_ms: int, rule: Rule) -> Decision:
     """Grant if the rule's holder already holds a grant inside the window (reused: nothing added), or if
     fewer than `limit` grants happened in the last `window`; else say when to come back.
 
@@ -77,23 +78,23 @@ def admit(log: Sequence[Union[Grant, int]], now_ms: int, rule: Rule) -> Decision
         # The log is handed back as it came, so a store sees no change and writes nothing.
         return Decision(True, given if isinstance(given, tuple) else log, now_ms, reused=True)
     if len(kept) < rule.limit:
-        return Decision(True, kept + (Grant(now_ms, rule.holder),), now_ms)
+        return Decision(True, (*kept, Grant(now_ms, rule.holder)), now_ms)
     oldest_that_must_leave = sorted(g.at for g in kept)[len(kept) - rule.limit]
     return Decision(False, kept, oldest_that_must_leave + int(rule.window * 1000) + 1)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    granted_at: Optional[int] = None  # ms; None when refused
-    retry_at: Optional[int] = None  # ms; when refused, the earliest moment to try again
+    granted_at: int | None = None  # ms; None when refused
+    retry_at: int | None = None  # ms; when refused, the earliest moment to try again
 
     @property
     def granted(self) -> bool:
         return self.granted_at is not None
 
 
-def rules_for(action_id: str, connector: str, rate: Optional[dict], parameters: dict,
-              daily_cap: Optional[int] = None, holder: Optional[str] = None) -> list[Rule]:
+def rules_for(action_id: str, connector: str, rate: dict | None, parameters: dict,
+              daily_cap: int | None = None, holder: str | None = None) -> list[Rule]:
     """The limits one execution of an action must pass: per connector per minute, per entity per day,
     and the action's cap per 24 hours (over it, the case waits until a slot of the last day frees).
 
@@ -122,7 +123,7 @@ def admit_all(logs: dict[str, Log], requests: Sequence[Sequence[Rule]], now_ms: 
     for rules in requests:
         decisions = [admit(logs.get(r.key, ()), now_ms, r) for r in rules]
         if all(d.granted for d in decisions):
-            for r, d in zip(rules, decisions):
+            for r, d in zip(rules, decisions, strict=True):
                 logs[r.key] = d.log
             out.append(Verdict(granted_at=max((d.at_ms for d in decisions), default=now_ms)))
         else:

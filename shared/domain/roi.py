@@ -11,8 +11,9 @@ A KPI without a significant estimate adds nothing: an effect not told apart from
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from .policy import RoiParams
 
@@ -25,8 +26,8 @@ def _label(metric: str) -> str:
     return "value of improvement"
 
 
-def compute(rows: Sequence[dict[str, Any]], params: Optional[RoiParams], first: Optional[datetime],
-            last: Optional[datetime]) -> Optional[dict[str, Any]]:
+def compute(rows: Sequence[dict[str, Any]], params: RoiParams | None, first: datetime | None,
+            last: datetime | None) -> dict[str, Any] | None:
     """ROI of one action version from its metric rows (impact.measure), or None without parameters."""
     if params is None or not rows:
         return None

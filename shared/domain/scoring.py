@@ -5,8 +5,9 @@ them once, when the opportunity is stored, so scoring stays a few microseconds a
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple
 
 from .catalog import Candidate, Catalog
 from .policy import ScoringPolicy
@@ -16,7 +17,7 @@ class Basis(NamedTuple):
     """The terms behind a score, enough to rebuild its arithmetic in words."""
 
     impact_source: str  # "reported", "severity:<level>" or "default"
-    action: Optional[Candidate]
+    action: Candidate | None
     present: int
     required: int
     tier: str
@@ -32,8 +33,8 @@ class Scores:
     feasibility: float
     risk: float
     priority: float
-    actionId: Optional[str] = None
-    basis: Optional[Basis] = field(default=None, compare=False)
+    actionId: str | None = None
+    basis: Basis | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"impact": round(self.impact, 2), "feasibility": round(self.feasibility, 4),
@@ -69,14 +70,14 @@ class Scores:
 class Scorer:
     """Scores findings against one catalog and policy, with the per-pattern work done once."""
 
-    __slots__ = ("_catalog", "_policy", "_plans")
+    __slots__ = ("_catalog", "_plans", "_policy")
 
     def __init__(self, catalog: Catalog, policy: ScoringPolicy):
         self._catalog, self._policy = catalog, policy
         self._plans: dict[tuple[str, str], tuple[Candidate, ...]] = {}
 
-    def __call__(self, process_area: str, pattern: str, attributes: Mapping[str, Any], impact_money: Optional[float],
-                 severity: Optional[str], compliance_flags: Sequence[str]) -> Scores:
+    def __call__(self, process_area: str, pattern: str, attributes: Mapping[str, Any], impact_money: float | None,
+                 severity: str | None, compliance_flags: Sequence[str]) -> Scores:
         p = self._policy
         if impact_money is not None:
             impact, source = impact_money, "reported"
@@ -125,8 +126,8 @@ def scorer(catalog: Catalog, policy: ScoringPolicy) -> Scorer:
     return cached[1]
 
 
-def score(process_area: str, pattern: str, attributes: Mapping[str, Any], impact_money: Optional[float],
-          severity: Optional[str], compliance_flags: Sequence[str], catalog: Catalog,
+def score(process_area: str, pattern: str, attributes: Mapping[str, Any], impact_money: float | None,
+          severity: str | None, compliance_flags: Sequence[str], catalog: Catalog,
           policy: ScoringPolicy) -> Scores:
     """Score one finding; pure, and cheap enough to call 100,000 times a second."""
     return scorer(catalog, policy)(process_area, pattern, attributes, impact_money, severity, compliance_flags)

@@ -7,9 +7,9 @@ which one a metric gets and why.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Optional, Sequence
 
 WELCH, BOOTSTRAP = "welch", "bootstrap"
 BOOTSTRAP_ROUNDS = 4000
@@ -25,7 +25,7 @@ class Estimate:
     high: float
     p_value: float
     method: str
-    df: Optional[float] = None
+    df: float | None = None
 
 
 def mean(xs: Sequence[float]) -> float:

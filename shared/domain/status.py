@@ -1,10 +1,10 @@
 """Opportunity lifecycle: which status may follow which. An illegal move is an error, never an overwrite."""
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     new = "new"
     triaged = "triaged"
     needs_data = "needs_data"

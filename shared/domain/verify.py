@@ -5,12 +5,13 @@ A verify policy names a record field and what it must hold, e.g.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 _MISSING = object()
 
 
-def record_ref(policy: Mapping[str, Any]) -> Optional[tuple[str, str]]:
+def record_ref(policy: Mapping[str, Any]) -> tuple[str, str] | None:
     """(record type, field) the policy looks at, or None for an action with nothing to verify."""
     path = policy.get("field")
     if not path or "." not in path:
@@ -19,7 +20,7 @@ def record_ref(policy: Mapping[str, Any]) -> Optional[tuple[str, str]]:
     return kind, name
 
 
-def check(policy: Mapping[str, Any], record: Optional[Mapping[str, Any]]) -> tuple[bool, str]:
+def check(policy: Mapping[str, Any], record: Mapping[str, Any] | None) -> tuple[bool, str]:
     """(holds, why) for one record snapshot; a policy without a field always holds."""
     ref = record_ref(policy)
     if ref is None:

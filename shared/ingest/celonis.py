@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Mapping, Optional, Union
+from typing import Annotated, Any
 
 import msgspec
 
 from ..domain.errors import FieldError, InvalidInput, pointer
 from ..domain.findings import ATTRIBUTE_NAME, ATTRIBUTE_NAME_RULE, MAX_BATCH, Epoch
-from .generic import check_batch_size, decode_as, invalid_batch, parse_findings
 from .common import Normalized, iso, number, query_name, shape_errors, shown, validated, when
+from .generic import check_batch_size, decode_as, invalid_batch, parse_findings
 
 SOURCE = "celonis"
 MAPPING = Path(__file__).parent / "mappings" / "celonis.json"
@@ -30,23 +31,23 @@ _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 class _Field(msgspec.Struct, gc=False):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     value: Any = None
-    type: Optional[str] = None  # None: the value is kept as sent
-    isIdentifier: Optional[bool] = False
+    type: str | None = None  # None: the value is kept as sent
+    isIdentifier: bool | None = False
 
 
 class _Event(msgspec.Struct, gc=False):
     # "celonis:" + two ids of at most 64 + this id must fit the finding's 256-character eventId.
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    identifier: Union[str, int, None] = None
+    identifier: str | int | None = None
     fields: list[_Field] = []
 
 
 class _Envelope(msgspec.Struct, gc=False):
     subscriberId: _Id
     triggerId: _Id
-    creationDate: Union[datetime, Epoch]
+    creationDate: datetime | Epoch
     event: _Event
-    offset: Optional[int] = None
+    offset: int | None = None
 
 
 _ONE = msgspec.json.Decoder(_Envelope, strict=False)
@@ -55,14 +56,14 @@ _MANY = msgspec.json.Decoder(list[_Envelope], strict=False)
 
 @dataclass(frozen=True)
 class _Settings:
-    area: Optional[str]
-    pattern: Optional[str]
+    area: str | None
+    pattern: str | None
     aliases: dict[str, str]
-    case_fields: Optional[tuple[str, ...]]
-    kpi: tuple[tuple[str, Optional[str], Any], ...]  # (kpiImpact key, field holding it, else constant)
-    severity_field: Optional[str]
-    severity: Optional[str]
-    root_cause_field: Optional[str]
+    case_fields: tuple[str, ...] | None
+    kpi: tuple[tuple[str, str | None, Any], ...]  # (kpiImpact key, field holding it, else constant)
+    severity_field: str | None
+    severity: str | None
+    root_cause_field: str | None
     list_fields: frozenset[str]
     wanted: frozenset[str]  # fields the case key, severity, root cause or impact are read from
     names: dict[str, str]  # field id → attribute name, filled as ids are seen
@@ -73,19 +74,20 @@ def normalize(body: bytes, params: Mapping[str, str]) -> Normalized:
     batch = body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
     typed, value = decode_as(_MANY if batch else _ONE, body)
     if not typed:
-        items = value if isinstance(value, list) else [value]
-        if not any(isinstance(x, dict) and _ENVELOPE_KEYS & x.keys() for x in items):
+        sent = value if isinstance(value, list) else [value]
+        if not any(isinstance(x, dict) and _ENVELOPE_KEYS & x.keys() for x in sent):
             return Normalized(parse_findings(body))
-        if len(items) > MAX_BATCH:
-            check_batch_size(len(items))
-        errors = [e for k, x in enumerate(items) for e in shape_errors(x, _Envelope, (k,) if batch else ())]
-        raise invalid_batch(errors or [FieldError("", "invalid Celonis event")])
+        if len(sent) > MAX_BATCH:
+            check_batch_size(len(sent))
+        shapes = [e for k, x in enumerate(sent) for e in shape_errors(x, _Envelope, (k,) if batch else ())]
+        raise invalid_batch(shapes or [FieldError("", "invalid Celonis event")])
     envelopes = value if batch else [value]
     check_batch_size(len(envelopes))
     errors: list[FieldError] = []
     given = {key: query_name(params, key, errors) for key in ("processArea", "deviationPattern") if key in params}
-    triggers: dict[str, tuple] = {}
-    items, origins = [], []
+    triggers: dict[str, _Trigger] = {}
+    items: list[dict[str, Any]] = []
+    origins: list[dict[str, tuple]] = []
     for k, envelope in enumerate(envelopes):
         trigger = triggers.get(envelope.triggerId)
         if trigger is None:
@@ -131,20 +133,28 @@ def _settings(trigger_id: str) -> _Settings:
                      frozenset(s.get("listFields") or ()), frozenset(wanted), {})
 
 
-def _trigger(trigger_id: str, given: dict[str, Optional[str]], errors: list[FieldError]) -> tuple:
+_Trigger = tuple[_Settings, str | None, str | None]  # the settings, the process area, the pattern
+
+
+def _trigger(trigger_id: str, given: dict[str, str | None], errors: list[FieldError]) -> _Trigger:
     s = _settings(trigger_id)
     names = []
     for key, mapped in (("processArea", s.area), ("deviationPattern", s.pattern)):
         if key not in given and not mapped:
             errors.append(FieldError(f"?{key}", f"not known for trigger {trigger_id!r}: add {key} to the "
                                                 f"callback URI's query or to shared/ingest/mappings/celonis.json"))
-        names.append(given[key] if key in given else mapped)
+        names.append(given.get(key, mapped))
     return s, names[0], names[1]
 
 
-def _finding(envelope: _Envelope, at: tuple, s: _Settings, area: Optional[str], pattern: Optional[str],
-             items: list, origins: list, errors: list[FieldError]) -> None:
-    event, attributes, found, identifiers, failed = envelope.event, {}, {}, [], len(errors)
+def _finding(envelope: _Envelope, at: tuple, s: _Settings, area: str | None, pattern: str | None,
+             items: list[dict[str, Any]], origins: list[dict[str, tuple]], errors: list[FieldError]) -> None:
+    event, failed = envelope.event, len(errors)
+    attributes: dict[str, Any] = {}
+    # (index, value) by field id and by attribute name; looked up by optional names, so None is a key no
+    # field ever has.
+    found: dict[str | None, tuple[int, Any]] = {}
+    identifiers: list[tuple[int, Any]] = []
     fields_at = (*at, "event", "fields")
     names, wanted, lists = s.names, s.wanted, s.list_fields
     for k, f in enumerate(event.fields):
@@ -169,9 +179,14 @@ def _finding(envelope: _Envelope, at: tuple, s: _Settings, area: Optional[str], 
             found[fid] = found[name] = (k, value)
         if f.isIdentifier:
             identifiers.append((k, value))
-    parts = [found.get(fid) for fid in s.case_fields] if s.case_fields else identifiers
-    if None in parts:
-        missing = [fid for fid, p in zip(s.case_fields or (), parts) if p is None]
+    case_key, case_at = "", at  # set below, or an error drops the finding
+    if s.case_fields:
+        looked_up = [found.get(fid) for fid in s.case_fields]
+        missing = [fid for fid, p in zip(s.case_fields, looked_up, strict=True) if p is None]
+        parts = [p for p in looked_up if p is not None]
+    else:
+        missing, parts = [], identifiers
+    if missing:
         errors.append(FieldError(pointer(*fields_at), f"no field {missing} for the case key (caseKeyFields of "
                                                       f"trigger {envelope.triggerId!r})"))
     elif parts:
@@ -184,9 +199,9 @@ def _finding(envelope: _Envelope, at: tuple, s: _Settings, area: Optional[str], 
         errors.append(FieldError(pointer(*at, "event", "identifier"), "no case key: send event.identifier, mark a "
                                                                       "field isIdentifier, or map caseKeyFields"))
     severity, severity_at = s.severity, fields_at
-    k, raw = found.get(s.severity_field) or (None, None)
+    raw_at, raw = found.get(s.severity_field) or (None, None)
     if raw not in (None, ""):
-        severity, severity_at = _SEVERITY.get(str(raw).strip().lower()), (*fields_at, k, "value")
+        severity, severity_at = _SEVERITY.get(str(raw).strip().lower()), (*fields_at, raw_at, "value")
         if severity is None:
             errors.append(FieldError(pointer(*severity_at), f"expected one of {', '.join(_SEVERITY)}"))
     if len(errors) > failed or area is None or pattern is None:
@@ -195,14 +210,14 @@ def _finding(envelope: _Envelope, at: tuple, s: _Settings, area: Optional[str], 
               "attributes": fields_at, "kpiImpact": fields_at, "severity": severity_at, "rootCause": fields_at}
     kpi = {}
     for key, field, constant in s.kpi:
-        k, value = found.get(field) or (None, constant if field is None else None)
+        value_at, value = found.get(field) or (None, constant if field is None else None)
         if value is not None and value != "":
             kpi[key] = value
-            if k is not None:
-                origin[f"kpiImpact/{key}"] = (*fields_at, k, "value")
-    k, cause = found.get(s.root_cause_field) or (None, None)
-    if k is not None:
-        origin["rootCause"] = (*fields_at, k, "value")
+            if value_at is not None:
+                origin[f"kpiImpact/{key}"] = (*fields_at, value_at, "value")
+    cause_at, cause = found.get(s.root_cause_field) or (None, None)
+    if cause_at is not None:
+        origin["rootCause"] = (*fields_at, cause_at, "value")
     item = {"eventId": f"celonis:{envelope.subscriberId}:{envelope.triggerId}:{event.id}", "source": SOURCE,
             "processArea": area, "deviationPattern": pattern, "caseKey": case_key,
             "detectedAt": envelope.creationDate, "attributes": attributes, "severity": severity,
@@ -225,14 +240,14 @@ def _text(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-def _integer(v: Any) -> Optional[int]:
+def _integer(v: Any) -> int | None:
     f = v if isinstance(v, int) and not isinstance(v, bool) else number(v)
     if f is not None and not float(f).is_integer():
         raise ValueError
     return None if f is None else int(f)
 
 
-def _date(v: Any) -> Optional[str]:
+def _date(v: Any) -> str | None:
     if isinstance(v, str):
         return iso(when(v.strip())) if v.strip() else None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -240,7 +255,7 @@ def _date(v: Any) -> Optional[str]:
     return iso(v)  # epoch seconds or milliseconds, told apart by magnitude
 
 
-def _boolean(v: Any) -> Optional[bool]:
+def _boolean(v: Any) -> bool | None:
     if isinstance(v, bool):
         return v
     word = str(v).strip().lower()
@@ -260,7 +275,7 @@ _COERCE = {**dict.fromkeys(("STRING", "TEXT"), (_text, "text")),
 _LIST = (_list, "comma-separated text or a list of text")
 
 
-def _coerce(value: Any, kind: Optional[str], as_list: bool) -> Any:
+def _coerce(value: Any, kind: str | None, as_list: bool) -> Any:
     """The value as its Celonis type says; a type not known here keeps the value as sent."""
     entry = _LIST if as_list else (_COERCE.get(kind) or _COERCE.get(kind.upper())) if kind else None
     if value is None or entry is None:

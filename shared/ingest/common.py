@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Callable, Mapping, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 import msgspec
 
@@ -21,7 +22,7 @@ class Normalized:
     skipped: int = 0
 
 
-def query_name(params: Mapping[str, str], key: str, errors: list[FieldError]) -> Optional[str]:
+def query_name(params: Mapping[str, str], key: str, errors: list[FieldError]) -> str | None:
     """A name from the query string (1 to 100 characters), None when absent; a bad one is added to errors."""
     value = params.get(key)
     if value is not None and not (0 < len(value.strip()) <= 100):
@@ -30,7 +31,7 @@ def query_name(params: Mapping[str, str], key: str, errors: list[FieldError]) ->
     return None if value is None else value.strip()
 
 
-def number(value: Any) -> Optional[float]:
+def number(value: Any) -> float | None:
     """A finite float from a number or numeric text ('' and None give None); ValueError otherwise."""
     if isinstance(value, str):
         value = value.strip()
@@ -50,7 +51,7 @@ def shown(value: Any, most: int = 60) -> str:
     return text if len(text) <= most else text[:most - 3] + "..."
 
 
-def iso(value: Union[datetime, int, float, None]) -> Optional[str]:
+def iso(value: datetime | int | float | None) -> str | None:
     """UTC ISO-8601 text of a datetime (naive = UTC) or of epoch seconds/milliseconds."""
     return None if value is None else instant(value).isoformat().replace("+00:00", "Z")
 
@@ -97,7 +98,7 @@ def _repoint(error: FieldError, origins: list[dict[str, tuple]]) -> FieldError:
     return FieldError(pointer(*at), f"{error.detail} (as the finding's {field})" if field else error.detail)
 
 
-def _struct_of(tp: Any) -> tuple[Optional[type], bool]:
+def _struct_of(tp: Any) -> tuple[type | None, bool]:
     tp = get_args(tp)[0] if get_origin(tp) is Annotated else tp
     many = get_origin(tp) is list
     tp = get_args(tp)[0] if many else tp

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -96,7 +97,8 @@ def audit(value: Any, at: tuple = (), surrogates: bool = True, most: int = 20) -
     root = _scalar_error(value, at, surrogates)
     if root is not None or value.__class__ not in (dict, list):
         return [root] if root is not None else []
-    stack = [(value, at)]
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, at)]
+    key: Any  # a name in a dict, an index in a list
     while stack and len(errors) < most:
         node, where = stack.pop()
         if len(where) >= MAX_DEPTH:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import csv
 import io
 from collections import namedtuple
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Mapping, Optional, Union
+from typing import Annotated, Any
 
 import msgspec
 
@@ -24,8 +25,8 @@ SOURCE = "process-mining"
 # carry (samples/process-mining-o2c-sla.json: the rows per integer match okCount, warningCount, errorCount).
 # Any other integer, or none, is taken as Undefined: still a finding, without a severity.
 _SKIP = "ok"
-_CATEGORY: dict[int, Optional[str]] = {0: _SKIP, 1: "medium", 2: "high"}
-_WORDS: dict[str, Optional[str]] = {"ok": _SKIP, "warning": "medium", "error": "high", "undefined": None,
+_CATEGORY: dict[int, str | None] = {0: _SKIP, 1: "medium", 2: "high"}
+_WORDS: dict[str, str | None] = {"ok": _SKIP, "warning": "medium", "error": "high", "undefined": None,
                                     "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 _UNITS = ("days", "hours", "money")
 # Designer export headers, matched case-insensitively in any order; Index and Event Count may be left out.
@@ -37,20 +38,20 @@ _Row = namedtuple("_Row", "name index start end count metric severity raw_start 
 
 class _Stat(msgspec.Struct, gc=False):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-    valueIndex: Optional[int] = None  # without one, the position in the list stands in
-    startDate: Union[datetime, Epoch, None] = None
-    endDate: Union[datetime, Epoch, None] = None
-    count: Optional[Annotated[int, msgspec.Meta(ge=0)]] = None
-    value: Union[float, str, None] = None  # the connector sends the metric as text
-    category: Optional[int] = None
+    valueIndex: int | None = None  # without one, the position in the list stands in
+    startDate: datetime | Epoch | None = None
+    endDate: datetime | Epoch | None = None
+    count: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    value: float | str | None = None  # the connector sends the metric as text
+    category: int | None = None
 
 
 class _Refresh(msgspec.Struct, gc=False):
     businessRuleStatistics: list[_Stat]
-    businessRuleSummaryStatistics: Optional[dict[str, Any]] = None
+    businessRuleSummaryStatistics: dict[str, Any] | None = None
 
 
-_DECODER = msgspec.json.Decoder(Union[_Refresh, list[_Stat]], strict=False)
+_DECODER = msgspec.json.Decoder(_Refresh | list[_Stat], strict=False)
 
 
 def normalize(body: bytes, content_type: str, params: Mapping[str, str]) -> Normalized:
@@ -153,7 +154,8 @@ def _csv_rows(body: bytes) -> list[_Row]:
         raise InvalidInput(f"The CSV header needs the columns {', '.join(c.title() for c in _REQUIRED)}.", missing)
     cols = [(c, *header[c]) for c in _COLUMNS if c in header]
     sent = {c: name for c, _, name in cols}
-    rows, errors = [], []
+    rows: list[_Row] = []
+    errors: list[FieldError] = []
     for r, cells in enumerate(lines[1:]):
         row = _csv_row(r, {c: cells[i].strip() if i < len(cells) else "" for c, i, _ in cols}, sent, errors)
         if row is not None:
@@ -163,7 +165,7 @@ def _csv_rows(body: bytes) -> list[_Row]:
     return rows
 
 
-def _csv_row(r: int, cell: dict[str, str], sent: dict[str, str], errors: list[FieldError]) -> Optional[_Row]:
+def _csv_row(r: int, cell: dict[str, str], sent: dict[str, str], errors: list[FieldError]) -> _Row | None:
     before, got = len(errors), {}
     for column, parse, what in _CELLS:
         text = cell.get(column, "")
@@ -188,7 +190,7 @@ def _integer(text: str) -> int:
     return int(value)
 
 
-def _severity(text: str) -> Optional[str]:
+def _severity(text: str) -> str | None:
     word = text.lower()
     if word.lstrip("-").isdecimal():
         return _CATEGORY.get(int(word))
@@ -203,7 +205,7 @@ _CELLS = (("start date", when, _DATE), ("end date", when, _DATE), ("index", _int
           ("severity", _severity, "a category number or ok, warning, error, undefined, low, medium, high, critical"))
 
 
-def _finding(options: tuple, row: _Row, items: list, origins: list) -> Optional[FieldError]:
+def _finding(options: tuple, row: _Row, items: list, origins: list) -> FieldError | None:
     area, pattern, rule, unit, cost, case_attribute = options
     detected = row.end if row.end is not None else row.start
     if detected is None:

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
 from ..domain.catalog import Action, Catalog
 from ..domain.change_control import check_second_person
 from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthorized, pointer
-from ..ports import ConcurrencyConflict
-from ..ports import Services
+from ..ports import ConcurrencyConflict, Services
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,8 @@ def record_policy(services: Services) -> None:
             log.error("catalog/policy.json v%d has the number of a policy added over the API; give it a "
                       "higher version to deploy it", deployed.version)
         return
-    try:
+    with suppress(ConcurrencyConflict):  # another instance recorded it first
         services.reference.add_policy_version(doc)
-    except ConcurrencyConflict:
-        pass  # another instance recorded it first
 
 
 def sync(services: Services, repo_actions: list[Action]) -> Catalog:
@@ -37,10 +36,8 @@ def sync(services: Services, repo_actions: list[Action]) -> Catalog:
     stored = {(d["id"], int(d["version"])) for d in services.reference.action_versions()}
     for action in repo_actions:
         if (action.id, action.version) not in stored:
-            try:
+            with suppress(ConcurrencyConflict):  # another instance loaded it first
                 services.reference.add_action_version(action.model_dump(mode="json"))
-            except ConcurrencyConflict:
-                pass  # another instance loaded it first
     record_policy(services)
     return rebuild(services)
 
@@ -65,8 +62,6 @@ def rebuild(services: Services) -> Catalog:
 def activate(services: Services, action_id: str, version: int, principal: Any) -> Action:
     """A second person lets a pending version go live: it needs the catalog approver role, and the
     author cannot approve their own version."""
-    from datetime import datetime, timezone
-
     action = services.catalog.versions.get((action_id, version))
     if action is None:
         raise NotFound(f"No version {version} of {action_id!r}.", [FieldError("/version", "unknown version")])
@@ -78,18 +73,16 @@ def activate(services: Services, action_id: str, version: int, principal: Any) -
         # live since (a lower cap, a disable). Add it again to be compared with the version in use.
         raise Conflict(f"{action_id} v{version} is superseded by v{current.version}, now in use; add it again.")
     check_second_person(principal, services.policy.catalogApproverRole, action.author)
-    try:
+    with suppress(ConcurrencyConflict):  # someone activated it meanwhile: the outcome is the same
         services.reference.add_activation({"id": action_id, "version": version, "approvedBy": principal.id,
-                                       "approvedAt": datetime.now(timezone.utc).isoformat(),
-                                       "reasons": services.catalog.pending[(action_id, version)]})
-    except ConcurrencyConflict:
-        pass  # someone activated it meanwhile: the outcome is the same
+                                           "approvedAt": datetime.now(UTC).isoformat(),
+                                           "reasons": services.catalog.pending[(action_id, version)]})
     rebuild(services)
     log.info("action %s v%d activated by %s", action_id, version, principal.id)
     return action
 
 
-def view(action: Action, latest_version: int, pending: Optional[list[str]] = None) -> dict[str, Any]:
+def view(action: Action, latest_version: int, pending: list[str] | None = None) -> dict[str, Any]:
     state = {"state": "pending", "activationNeeded": pending} if pending else {"state": "active"}
     return {**action.model_dump(mode="json"), "latestVersion": latest_version, **state}
 

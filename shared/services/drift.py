@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from ..domain import drift
 from ..domain.execution import FAILED, FINAL, REJECTED
-from ..ports import Incident
-from ..ports import Services
+from ..ports import Incident, Services
 from . import autonomy, notices
 
 log = logging.getLogger(__name__)
@@ -27,7 +26,8 @@ def check(services: Services, correlation_id: str) -> list[drift.Signal]:
     executions = services.store.executions_since(since)
     undone = {x.compensates for x in executions if x.kind == "compensation" and x.compensates}
     samples = [drift.Sample(x.actionId, x.updatedAt, x.status in (FAILED, REJECTED), x.id in undone,
-                            x.planner.get("confidence")) for x in executions if x.kind == "action" and x.status in FINAL]
+                            x.planner.get("confidence"))
+               for x in executions if x.kind == "action" and x.status in FINAL]
     signals = drift.detect(samples, now, s)
     current = autonomy.current(services, fresh=True)
     new = sorted({sig.actionId for sig in signals} - set(current.frozenActions))

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 from ..domain.findings import Finding
 from ..domain.messages import nudge
 from ..domain.opportunity import from_findings, merge
 from ..logs import bind
-from ..ports import IngestResult
-from ..ports import Services
+from ..ports import IngestResult, Services
 from . import messaging
 
 log = logging.getLogger(__name__)

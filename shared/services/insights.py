@@ -4,12 +4,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Any
 
 from ..domain.execution import FAILED, REJECTED
 from ..domain.impact import ACTED
-from ..ports import Filter
-from ..ports import Services
+from ..ports import Filter, Services
 from .measure import kpis
 
 # Statuses where the case waits on a person now.
@@ -18,7 +17,7 @@ _IDS = re.compile(r"\b[0-9a-f]{8,}\b|\b[A-Z]{2,}-?\d+\b|\d+(\.\d+)?")
 TOP = 10
 
 
-def _reason(message: Optional[str]) -> str:
+def _reason(message: str | None) -> str:
     """A failure message with its ids and numbers blanked, so the same cause groups as one reason."""
     return _IDS.sub("#", (message or "no message").strip())[:160]
 
@@ -29,16 +28,19 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
     now = services.clock.now()
     since = now - timedelta(days=days)
     measurement = services.policy.measurement
-    groups: dict[tuple[str, str], Counter] = {}
+    groups: dict[tuple[str, str], Counter[str]] = {}
+    impact: dict[tuple[str, str], float] = {}
     for row in services.store.scan(Filter(), ["processArea", "deviationPattern", "status", "actionId", "impact"]):
-        g = groups.setdefault((row["processArea"], row["deviationPattern"]), Counter())
+        key = (row["processArea"], row["deviationPattern"])
+        g = groups.setdefault(key, Counter())
         g["cases"] += 1
-        g["impact"] += row["impact"] or 0.0
         g[row["status"]] += 1
-    gaps = [{"processArea": pa, "deviationPattern": p, "cases": c["cases"], "totalImpact": round(c["impact"], 2),
-             "why": "no enabled action in the catalog for this pattern in this environment"}
-            for (pa, p), c in groups.items()
-            if c["cases"] >= measurement.gapMinCases and not services.catalog.candidates(pa, p)]
+        impact[key] = impact.get(key, 0.0) + (row["impact"] or 0.0)
+    gaps: list[dict[str, Any]] = [
+        {"processArea": pa, "deviationPattern": p, "cases": c["cases"], "totalImpact": round(impact[(pa, p)], 2),
+         "why": "no enabled action in the catalog for this pattern in this environment"}
+        for (pa, p), c in groups.items()
+        if c["cases"] >= measurement.gapMinCases and not services.catalog.candidates(pa, p)]
     gaps.sort(key=lambda g: -g["totalImpact"])
 
     weak = []
@@ -73,11 +75,12 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
         if a.helpful is not None:
             f = feedback.setdefault((a.actionId or "-", a.actionVersion, a.kind), Counter())
             f["yes" if a.helpful else "no"] += 1
-    people = [{"processArea": pa, "deviationPattern": p, "waitingOnPeople": sum(c[s] for s in WITH_PEOPLE),
-               "handledByAgent": sum(c[s] for s in ACTED), "cases": c["cases"],
-               "suggestion": "a new action variant could take these" if not any(c[s] for s in ACTED)
-               else "widen the action's data contract or autonomy"}
-              for (pa, p), c in groups.items() if any(c[s] for s in WITH_PEOPLE)]
+    people: list[dict[str, Any]] = [
+        {"processArea": pa, "deviationPattern": p, "waitingOnPeople": sum(c[s] for s in WITH_PEOPLE),
+         "handledByAgent": sum(c[s] for s in ACTED), "cases": c["cases"],
+         "suggestion": "a new action variant could take these" if not any(c[s] for s in ACTED)
+         else "widen the action's data contract or autonomy"}
+        for (pa, p), c in groups.items() if any(c[s] for s in WITH_PEOPLE)]
     people.sort(key=lambda g: -g["waitingOnPeople"])
     return {
         "window": {"from": since.isoformat(), "to": now.isoformat(), "days": days},

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from hashlib import sha256
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 from ..domain import impact, roi
 from ..domain.impact import Assignment
 from ..domain.outcomes import Outcome, case_of
 from ..logs import bind
-from ..ports import Filter
-from ..ports import Services
+from ..ports import Filter, Services
 
 log = logging.getLogger(__name__)
 BASELINES = "baselines"
@@ -47,8 +47,8 @@ def _key(row: dict[str, Any]) -> str:
     return sha256(text.encode()).hexdigest()[:16]
 
 
-def kpis(services: Services, where: Filter = Filter(), action_id: Optional[str] = None,
-         version: Optional[int] = None, metric: Optional[str] = None, weekly: bool = True) -> dict[str, Any]:
+def kpis(services: Services, where: Filter = Filter(), action_id: str | None = None,
+         version: int | None = None, metric: str | None = None, weekly: bool = True) -> dict[str, Any]:
     """Impact per action version (processArea + pattern + action + version), each KPI with its CI, and ROI."""
     # Both scans mostly wait on the store: read the outcomes while the assignments are read.
     with ThreadPoolExecutor(1, thread_name_prefix="kpis") as pool:
@@ -74,8 +74,8 @@ def kpis(services: Services, where: Filter = Filter(), action_id: Optional[str] 
         e = experiments.get(exp)
         if e is None:
             e = experiments[exp] = {"processArea": exp[0], "deviationPattern": exp[1], "actionId": exp[2],
-                                    "actionVersion": exp[3], "cases": r["cases"], "startedAt": spans[exp][0].isoformat(),
-                                    "metrics": []}
+                                    "actionVersion": exp[3], "cases": r["cases"],
+                                    "startedAt": spans[exp][0].isoformat(), "metrics": []}
         e["metrics"].append({k: v for k, v in r.items() if k not in
                              ("processArea", "deviationPattern", "actionId", "actionVersion", "cases")})
     for exp, e in experiments.items():

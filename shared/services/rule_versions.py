@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from contextlib import suppress
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,8 +19,7 @@ from ..domain.change_control import check_second_person
 from ..domain.errors import Conflict, FieldError, InvalidInput, NotFound, pointer
 from ..domain.llm_plan import Prompt
 from ..domain.policy import Policy
-from ..ports import ConcurrencyConflict
-from ..ports import Services
+from ..ports import ConcurrencyConflict, Services
 
 log = logging.getLogger(__name__)
 POLICY_ID = "~policy"  # "~" is in no action id, so an activation can never be mistaken for an action's
@@ -187,11 +187,9 @@ def activate_prompt(services: Services, name: str, version: int, principal: Any)
 
 
 def _activate(services: Services, key: str, version: int, principal: Any) -> None:
-    try:
+    with suppress(ConcurrencyConflict):  # someone activated it meanwhile: the outcome is the same
         services.reference.add_activation({"id": key, "version": version, "approvedBy": principal.id,
-                                       "approvedAt": datetime.now(timezone.utc).isoformat()})
-    except ConcurrencyConflict:
-        pass  # someone activated it meanwhile: the outcome is the same
+                                           "approvedAt": datetime.now(UTC).isoformat()})
     log.info("%s v%d activated by %s", key, version, principal.id)
 
 

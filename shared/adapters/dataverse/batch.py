@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 from urllib.parse import quote
 
 CRLF = "\r\n"
@@ -20,7 +21,7 @@ _SAFE = "/?=&$(),'@:*-._~;!+%"  # '%': a caller's own escapes (an '&' inside a v
 class Op:
     method: str
     url: str  # relative to the API root: "cl_opportunities(cl_key='…')"
-    body: Optional[dict[str, Any]] = None
+    body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -40,10 +41,10 @@ class Reply:
         return 200 <= self.status < 300
 
 
-Item = Union[Op, ChangeSet]
+Item = Op | ChangeSet
 
 
-def _http(op: Op, api: str, content_id: Optional[int]) -> str:
+def _http(op: Op, api: str, content_id: int | None) -> str:
     head = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
     if content_id is not None:
         head.append(f"Content-ID: {content_id}")
@@ -133,7 +134,7 @@ def _op(part: str, api_path: str) -> Op:
               {k: v for k, v in headers.items() if k not in ("content-type", "accept")})
 
 
-def _reply_text(reply: Reply, content_id: Optional[int]) -> str:
+def _reply_text(reply: Reply, content_id: int | None) -> str:
     head = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
     if content_id is not None:
         head.append(f"Content-ID: {content_id}")
@@ -146,7 +147,7 @@ def _reply_text(reply: Reply, content_id: Optional[int]) -> str:
     return CRLF.join(head) + CRLF + CRLF + CRLF.join(lines) + CRLF + CRLF + body + CRLF
 
 
-def encode_response(results: Sequence[Union[Reply, list[Reply]]]) -> tuple[str, bytes]:
+def encode_response(results: Sequence[Reply | list[Reply]]) -> tuple[str, bytes]:
     """The fake server's $batch answer: a Reply per request, a list of them per change set that succeeded
     (a failed change set answers with its one error Reply)."""
     boundary = f"batchresponse_{uuid.uuid4().hex}"
@@ -162,9 +163,9 @@ def encode_response(results: Sequence[Union[Reply, list[Reply]]]) -> tuple[str, 
     return f"multipart/mixed; boundary={boundary}", ("".join(parts) + f"--{boundary}--{CRLF}").encode()
 
 
-def decode_response(content_type: str, body: bytes) -> list[Union[Reply, list[Reply]]]:
+def decode_response(content_type: str, body: bytes) -> list[Reply | list[Reply]]:
     """The client's side: per batch item, a Reply, or the list of Replies of a change set."""
-    out: list[Union[Reply, list[Reply]]] = []
+    out: list[Reply | list[Reply]] = []
     for part in _parts(body.decode(), _boundary(content_type)):
         head, _ = _split(part)
         headers = _headers(head)

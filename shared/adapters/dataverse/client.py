@@ -11,11 +11,12 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, overload
 from urllib.parse import quote
 
 from ...domain.errors import Unavailable
-from . import batch
+from .batch import ChangeSet, Op, Reply, decode_response, encode_request
 
 log = logging.getLogger(__name__)
 API_PATH = "/api/data/v9.2/"
@@ -51,8 +52,8 @@ _PATH_SAFE = "'()=,:@!$*;+-._~"
 _QUERY_SAFE = "'()=,:@!$*;/-._~ "
 
 
-def query(entity_set: str, where: Optional[str] = None, select: Sequence[str] = (), orderby: Optional[str] = None,
-          top: Optional[int] = None) -> str:
+def query(entity_set: str, where: str | None = None, select: Sequence[str] = (), orderby: str | None = None,
+          top: int | None = None) -> str:
     """An entity-set query URL (relative), each option percent-encoded."""
     options = []
     if where:
@@ -72,7 +73,7 @@ class DataverseClient:
     which, as on a refused connection or no answer in time, the call raises Unavailable (503)."""
 
     def __init__(self, url: str, token: Callable[[], str], max_retries: int = 8, max_wait: float = 120.0,
-                 timeout: float = 60.0, solution: Optional[str] = None):
+                 timeout: float = 60.0, solution: str | None = None):
         import requests
 
         self.url, self.api = url.rstrip("/"), url.rstrip("/") + API_PATH
@@ -84,14 +85,14 @@ class DataverseClient:
         self._count = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
 
-    def _headers(self, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         h = {"Authorization": f"Bearer {self._token()}", "OData-MaxVersion": "4.0", "OData-Version": "4.0",
              "Accept": "application/json"}
         if self.solution:
             h["MSCRM.SolutionUniqueName"] = self.solution
         return {**h, **(extra or {})}
 
-    def send(self, method: str, path: str, body: Optional[bytes] = None, headers: Optional[dict[str, str]] = None,
+    def send(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
              absolute: bool = False) -> Any:
         """One request, sent again after Retry-After on 429 and 5xx while tries and waiting time last."""
         import requests
@@ -120,7 +121,7 @@ class DataverseClient:
             waited += wait
         raise AssertionError("unreachable")
 
-    def json(self, method: str, path: str, body: Any = None, headers: Optional[dict[str, str]] = None,
+    def json(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
              ok: Sequence[int] = (200, 201, 204)) -> Any:
         import json as _json
 
@@ -142,14 +143,19 @@ class DataverseClient:
             yield from doc.get("value", [])
             url, absolute = doc.get("@odata.nextLink"), True
 
-    def batch(self, items: Sequence[Union[batch.Op, batch.ChangeSet]]) -> list[Union[batch.Reply, list[batch.Reply]]]:
+    @overload
+    def batch(self, items: Sequence[Op]) -> list[Reply]: ...
+    @overload
+    def batch(self, items: Sequence[Op | ChangeSet]) -> list[Reply | list[Reply]]: ...
+
+    def batch(self, items: Sequence[Op | ChangeSet]) -> list[Reply] | list[Reply | list[Reply]]:
         """Run up to MAX_BATCH operations in one request per MAX_BATCH; each change set all or nothing,
         the others independent (continue-on-error). Per item: a Reply, or a change set's Replies."""
-        out: list[Union[batch.Reply, list[batch.Reply]]] = []
-        chunk: list[Union[batch.Op, batch.ChangeSet]] = []
+        out: list[Reply | list[Reply]] = []
+        chunk: list[Op | ChangeSet] = []
         size = 0
         for item in items:
-            n = len(item.ops) if isinstance(item, batch.ChangeSet) else 1
+            n = len(item.ops) if isinstance(item, ChangeSet) else 1
             if chunk and size + n > MAX_BATCH:
                 out += self._batch(chunk)
                 chunk, size = [], 0
@@ -159,19 +165,19 @@ class DataverseClient:
             out += self._batch(chunk)
         return out
 
-    def _batch(self, items: Sequence[Union[batch.Op, batch.ChangeSet]]) -> list[Union[batch.Reply, list[batch.Reply]]]:
-        content_type, body = batch.encode_request(items, self.api)
+    def _batch(self, items: Sequence[Op | ChangeSet]) -> list[Reply | list[Reply]]:
+        content_type, body = encode_request(items, self.api)
         response = self.send("POST", "$batch", body, {"Content-Type": content_type,
                                                       "Prefer": "odata.continue-on-error"})
         if response.status_code != 200:
             raise DataverseError(response.status_code, _message(response))
-        replies = batch.decode_response(response.headers["Content-Type"], response.content)
+        replies = decode_response(response.headers["Content-Type"], response.content)
         if len(replies) != len(items):
             raise DataverseError(502, f"$batch answered {len(replies)} parts for {len(items)} requests")
         return replies
 
 
-def _retry_after(header: Optional[str], attempt: int) -> float:
+def _retry_after(header: str | None, attempt: int) -> float:
     try:
         return max(0.0, float(header)) if header is not None else 2.0 ** attempt
     except ValueError:

@@ -14,14 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 from ...domain.status import Status
 from .schema import BOOLEAN, CHOICE, DATETIME, DECIMAL, MEMO, STATUS_BASE, STRING, TABLES, Column, Names
 
+if TYPE_CHECKING:  # the client imports requests: main() loads it only when it sends
+    from .client import DataverseClient
+
 _TYPES = {STRING: "StringAttributeMetadata", MEMO: "MemoAttributeMetadata", DECIMAL: "DecimalAttributeMetadata",
-          BOOLEAN: "BooleanAttributeMetadata", DATETIME: "DateTimeAttributeMetadata", CHOICE: "PicklistAttributeMetadata"}
+          BOOLEAN: "BooleanAttributeMetadata", DATETIME: "DateTimeAttributeMetadata",
+          CHOICE: "PicklistAttributeMetadata"}
 
 
 def label(text: str) -> dict[str, Any]:
@@ -40,9 +45,9 @@ class Step:
 
 
 def column(names: Names, c: Column, primary: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {"@odata.type": f"Microsoft.Dynamics.CRM.{_TYPES[c.kind]}", "SchemaName": names.column(c.name),
-                            "DisplayName": label(c.label), "RequiredLevel": {"Value": "ApplicationRequired" if primary
-                                                                                       else "None"}}
+    body: dict[str, Any] = {"@odata.type": f"Microsoft.Dynamics.CRM.{_TYPES[c.kind]}",
+                            "SchemaName": names.column(c.name), "DisplayName": label(c.label),
+                            "RequiredLevel": {"Value": "ApplicationRequired" if primary else "None"}}
     if c.kind == STRING:
         body.update(MaxLength=c.max_length or 100, FormatName={"Value": "Text"})
     elif c.kind == MEMO:
@@ -71,7 +76,8 @@ def plan(names: Names) -> list[Step]:
                       "Options": [{"Value": STATUS_BASE + i, "Label": label(s.value)} for i, s in enumerate(Status)]})]
     for t in TABLES:
         logical = names.table(t.name)
-        steps.append(Step(f"table {logical}", f"EntityDefinitions(LogicalName='{logical}')", "POST", "EntityDefinitions", {
+        check = f"EntityDefinitions(LogicalName='{logical}')"
+        steps.append(Step(f"table {logical}", check, "POST", "EntityDefinitions", {
             "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata", "SchemaName": logical,
             "EntitySetName": names.entity_set(t.name), "DisplayName": label(t.label),
             "DisplayCollectionName": label(t.plural), "Description": label(f"closedloop {t.label.lower()} records"),
@@ -103,7 +109,7 @@ def plan(names: Names) -> list[Step]:
     return steps
 
 
-def _exists(client: Any, step: Step) -> bool:
+def _exists(client: DataverseClient, step: Step) -> bool:
     if step.check.endswith("#key"):  # a table's key: listed under its Keys
         table = step.check.split("/")[0]
         keys = client.json("GET", f"{table}/Keys").get("value", [])
@@ -111,7 +117,7 @@ def _exists(client: Any, step: Step) -> bool:
     return client.send("GET", step.check).status_code == 200
 
 
-def provision(client: Optional[Any], names: Names, dry_run: bool = False,
+def provision(client: DataverseClient | None, names: Names, dry_run: bool = False,
               out: Callable[[str], None] = print) -> list[Step]:
     """Send (or print) the steps not yet done; returns the ones sent. Dry run without a client prints all."""
     done = []
@@ -120,13 +126,15 @@ def provision(client: Optional[Any], names: Names, dry_run: bool = False,
             continue
         if dry_run:
             out(f"{step.method} {step.path}  # {step.what}\n{json.dumps(step.body, indent=1)}")
+        elif client is None:
+            raise ValueError("only a dry run can go without a Dataverse client")
         else:
             client.json(step.method, step.path, step.body)
         done.append(step)
     return done
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Create closedloop's tables in Dataverse (idempotent).")
     parser.add_argument("--url", required=True, help="environment URL, e.g. https://contoso.crm.dynamics.com")
     parser.add_argument("--prefix", default="cl", help="the solution publisher's customization prefix")

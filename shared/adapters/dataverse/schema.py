@@ -8,7 +8,6 @@ between the app's model and the table's columns.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from ...domain.status import Status
 
@@ -21,7 +20,7 @@ class Column:
     name: str
     kind: str
     label: str
-    max_length: Optional[int] = None
+    max_length: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +29,7 @@ class Table:
     label: str
     plural: str
     columns: tuple[Column, ...]
-    parent: Optional[str] = None  # many-to-one to the opportunity (its lookup column is `<prefix>_opportunity`)
+    parent: str | None = None  # many-to-one to the opportunity (its lookup column is `<prefix>_opportunity`)
 
 
 KEY = Column("key", STRING, "Key", 200)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from ...domain.approvals import Approval
 from ...domain.audit import AuditEntry
@@ -19,14 +20,32 @@ from ...domain.execution import Execution
 from ...domain.opportunity import Opportunity
 from ...domain.outcomes import Outcome
 from ...ports import Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
+from ..entities import (
+    _dumps,
+    action_entity,
+    activation_entity,
+    approval_entity,
+    approval_from,
+    audit_entity,
+    audit_from,
+    audit_key,
+    execution_entity,
+    execution_from,
+    execution_key,
+    from_entity,
+    incident_entity,
+    incident_from,
+    outcome_entity,
+    outcome_from,
+    policy_entity,
+    prompt_entity,
+    to_entity,
+    ts,
+)
+from ..ingest_plan import fold, outcomes
 from . import batch
 from .client import DataverseClient, key_path, literal, query
 from .schema import BY_NAME, Names, status_value
-from ..entities import (_dumps, action_entity, activation_entity, approval_entity, approval_from, audit_entity,
-                       audit_from, audit_key, execution_entity, execution_from, execution_key, from_entity,
-                       incident_entity, incident_from, outcome_entity, outcome_from, policy_entity, prompt_entity,
-                       to_entity, ts)
-from ..ingest_plan import fold, outcomes
 
 KEYS_PER_GET = 40  # keys per filtered GET inside a $batch: ~2 KB of URL each
 _CONFLICT = (404, 412)
@@ -67,11 +86,10 @@ class DataverseStore:
         row = {self._col("key"): dv_key(key), self._col("doc"): _dumps(doc)}
         row.update({self._col(k): v for k, v in columns.items()})
         if BY_NAME[table].parent:
-            parent = columns.get("opportunitykey")
-            row[f"{self.n.lookup()}@odata.bind"] = "/" + self._path("opportunity", parent)
+            row[f"{self.n.lookup()}@odata.bind"] = "/" + self._path("opportunity", columns["opportunitykey"])
         return row
 
-    def _put(self, table: str, key: str, row: dict[str, Any], etag: Optional[str]) -> batch.Op:
+    def _put(self, table: str, key: str, row: dict[str, Any], etag: str | None) -> batch.Op:
         """Create-only without an ETag (If-None-Match: *), else replace-if-unchanged (If-Match)."""
         return batch.Op("PATCH", self._path(table, key), row,
                         {"If-Match": etag} if etag else {"If-None-Match": "*"})
@@ -106,8 +124,8 @@ class DataverseStore:
         return from_entity(self._doc(row, self.n), row.get("@odata.etag"))
 
     # -- reads ---------------------------------------------------------------------------------------
-    def _select(self, table: str, where: Optional[str] = None, orderby: Optional[str] = None,
-                top: Optional[int] = None) -> list[dict[str, Any]]:
+    def _select(self, table: str, where: str | None = None, orderby: str | None = None,
+                top: int | None = None) -> list[dict[str, Any]]:
         path = query(self._set(table), where, [self._col("key"), self._col("doc")], orderby, top)
         if top is not None:
             return list(self.client.json("GET", path)["value"])
@@ -132,7 +150,7 @@ class DataverseStore:
                 found[stored[row[self._col("key")]]] = row
         return found
 
-    def get(self, opportunity_id: str) -> Optional[Opportunity]:
+    def get(self, opportunity_id: str) -> Opportunity | None:
         return self.get_many([opportunity_id]).get(opportunity_id)
 
     def get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
@@ -141,7 +159,7 @@ class DataverseStore:
     def _children(self, table: str, opportunity_id: str) -> list[dict[str, Any]]:
         return self._select(table, f"{self._col('opportunitykey')} eq {literal(opportunity_id)}")
 
-    def execution(self, opportunity_id: str, execution_id: str) -> Optional[Execution]:
+    def execution(self, opportunity_id: str, execution_id: str) -> Execution | None:
         return self.executions_by_id([(opportunity_id, execution_id)]).get((opportunity_id, execution_id))
 
     def executions_by_id(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Execution]:
@@ -156,7 +174,7 @@ class DataverseStore:
         return [execution_from(self._doc(r, self.n), r.get("@odata.etag"))
                 for r in self._children("execution", opportunity_id)]
 
-    def approval(self, approval_id: str) -> Optional[Approval]:
+    def approval(self, approval_id: str) -> Approval | None:
         row = self._by_keys("approval", [approval_id]).get(approval_id)
         return approval_from(self._doc(row, self.n), row.get("@odata.etag")) if row else None
 
@@ -187,7 +205,7 @@ class DataverseStore:
                            f"{literal(where.deviationPattern.strip().casefold())}")
         return clauses
 
-    def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
+    def ranked(self, where: Filter, top: int, after: Cursor | None) -> list[Opportunity]:
         clauses = self._where(where)
         if after is not None:
             p, k = self._col("priority"), self._col("key")
@@ -216,7 +234,7 @@ class DataverseStore:
     # -- writes --------------------------------------------------------------------------------------
     def ingest(self, incoming: Sequence[Opportunity], merge: MergeFn) -> list[IngestResult]:
         pending = fold(incoming, merge)
-        known: dict[str, Optional[set[str]]] = {}
+        known: dict[str, set[str] | None] = {}
         final: dict[str, Opportunity] = {}
         todo = dict(pending)
         for _ in range(6):
@@ -237,7 +255,7 @@ class DataverseStore:
                 ops.append(self._put("opportunity", oid, self._opp_row(merged), current.etag))
                 order.append((oid, merged))
             raced: dict[str, Opportunity] = {}
-            for (oid, written), reply in zip(order, self.client.batch(ops)):
+            for (oid, written), reply in zip(order, self.client.batch(ops), strict=True):
                 if reply.ok:
                     written.etag = reply.headers.get("etag")
                     final[oid] = written
@@ -270,8 +288,8 @@ class DataverseStore:
             raise result
         return opportunity
 
-    def commit_many(self, commits: Sequence[Commit]) -> list[Optional[Exception]]:
-        results: list[Optional[Exception]] = [None] * len(commits)
+    def commit_many(self, commits: Sequence[Commit]) -> list[Exception | None]:
+        results: list[Exception | None] = [None] * len(commits)
         sets, index = [], []
         for i, c in enumerate(commits):
             try:
@@ -279,12 +297,14 @@ class DataverseStore:
                 index.append(i)
             except ConcurrencyConflict as exc:
                 results[i] = exc
-        for i, reply in zip(index, self.client.batch(sets)):
+        for i, reply in zip(index, self.client.batch(sets), strict=True):
             c = commits[i]
             if isinstance(reply, list) and all(r.ok for r in reply):
                 tags = [r.headers.get("etag") for r in reply]
                 c.opportunity.etag = tags[0]
-                for record, tag in zip([*c.executions, *c.approvals], tags[1:]):
+                records: list[Execution | Approval] = [*c.executions, *c.approvals]
+                # The audit rows' tags come last: an audit entry keeps none.
+                for record, tag in zip(records, tags[1:], strict=False):
                     record.etag = tag
                 continue
             status = reply.status if not isinstance(reply, list) else next(r.status for r in reply if not r.ok)
@@ -357,7 +377,7 @@ class DataverseStore:
         return [outcome_from(self._doc(r, self.n)) for r in self._select("outcome")]
 
     def add_telemetry(self, kind: str, doc: dict[str, Any]) -> None:
-        now = ts(datetime.now(timezone.utc))
+        now = ts(datetime.now(UTC))
         key = f"{now}~{uuid.uuid4().hex[:8]}"
         self.client.json("PATCH", self._path("telemetry", key), self._row("telemetry", key, doc, kind=kind, at=now),
                          headers={"If-None-Match": "*"})

@@ -5,7 +5,7 @@ closedloop tables. Tokens are cached by the credential and refreshed before they
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def token_provider(url: str) -> Callable[[], str]:
