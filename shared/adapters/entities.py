@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from hashlib import sha256
-from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -78,7 +78,7 @@ def audit_key(entry: AuditEntry) -> str:
 def ts(value: datetime) -> str:
     """Fixed-width UTC text, so string comparison in a table filter orders by time."""
     # isoformat with fixed microseconds is 5x cheaper than strftime, and this runs 4x per entity.
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_ts(text: str) -> datetime:

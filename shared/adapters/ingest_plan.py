@@ -1,10 +1,10 @@
 """Store-independent bookkeeping of one ingest batch: fold in-batch repeats, then name each item's outcome."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from ..domain.opportunity import Opportunity
-from ..ports import IngestResult, MergeFn
+from ..ports import IngestOutcome, IngestResult, MergeFn
 
 
 def fold(incoming: Sequence[Opportunity], merge: MergeFn) -> dict[str, Opportunity]:
@@ -22,7 +22,7 @@ def fold(incoming: Sequence[Opportunity], merge: MergeFn) -> dict[str, Opportuni
 
 
 def outcomes(incoming: Sequence[Opportunity], final: dict[str, Opportunity],
-             known_events: dict[str, Optional[set[str]]]) -> list[IngestResult]:
+             known_events: dict[str, set[str] | None]) -> list[IngestResult]:
     """Per input item: created, updated, or duplicate (its event was already known).
 
     `known_events[id]` holds the event ids stored before this batch, or None if the id was new.
@@ -38,6 +38,7 @@ def outcomes(incoming: Sequence[Opportunity], final: dict[str, Opportunity],
         else:
             first_new = False
         event = opp.sourceEventIds[0]
+        outcome: IngestOutcome
         if event in events:
             outcome = "duplicate"
         else:

@@ -8,22 +8,29 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import replace
-from typing import Any, Generic, Hashable, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T", bound="DataclassInstance")
 
 
-class Recent(Generic[T]):
+class Recent(Generic[K, T]):
+    """Up to `size` records by key, the oldest dropped first; each read hands out a copy."""
+
     def __init__(self, size: int, copy_on_put: bool = False):
         self.size = size
         # Executions are changed in place (attempts, status) after they are stored: keep a copy of those.
         self.copy_on_put = copy_on_put
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._items: OrderedDict[K, T] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def put(self, key: Hashable, value: T) -> None:
+    def put(self, key: K, value: T) -> None:
         if self.size <= 0:
             return
         if self.copy_on_put:
@@ -34,7 +41,7 @@ class Recent(Generic[T]):
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
-    def get(self, key: Hashable) -> Optional[T]:
+    def get(self, key: K) -> T | None:
         with self._lock:
             value = self._items.get(key)
             if value is None:
@@ -44,15 +51,15 @@ class Recent(Generic[T]):
         # A shallow copy: callers change records by replacing fields, never by mutating shared ones.
         return replace(value)
 
-    def split(self, keys: Sequence[Hashable]) -> tuple[dict[Hashable, T], list[Hashable]]:
+    def split(self, keys: Sequence[K]) -> tuple[dict[K, T], list[K]]:
         """(what is remembered, by key; the keys that must be read from the store)."""
-        found: dict[Hashable, T] = {}
+        found: dict[K, T] = {}
         for key in keys:
             hit = self.get(key)
             if hit is not None:
                 found[key] = hit
         return found, [k for k in keys if k not in found]
 
-    def forget(self, key: Hashable) -> None:
+    def forget(self, key: K) -> None:
         with self._lock:
             self._items.pop(key, None)

@@ -35,7 +35,7 @@ def server():
 
 
 @pytest.fixture
-def store(server, table_client):
+def store(server):
     return DataverseStore(DataverseClient(server.url, lambda: "test-token"), NAMES)
 
 
@@ -65,7 +65,7 @@ def test_throttled_requests_wait_out_retry_after_and_lose_or_double_nothing(serv
     assert [a.event for a in store.audit(opp.id)] == [f"e{i}" for i in range(6)]
 
 
-def test_a_write_over_a_concurrent_change_is_a_conflict_not_a_lost_update(server, store, table_client):
+def test_a_write_over_a_concurrent_change_is_a_conflict_not_a_lost_update(server, store):
     [r] = store.ingest(opportunities(1), MERGE)
     mine = store.get(r.opportunity.id)
     other = DataverseStore(DataverseClient(server.url, lambda: "test-token"), NAMES)
@@ -108,7 +108,7 @@ def test_a_dry_run_prints_the_requests_and_sends_nothing(capsys):
     assert '"KeyAttributes": [' in out and "xy_key" in out
 
 
-def test_an_unprovisioned_table_or_column_is_refused(server, table_client):
+def test_an_unprovisioned_table_or_column_is_refused(server):
     wrong = DataverseStore(DataverseClient(server.url, lambda: "test-token"), Names("zz"))
     with pytest.raises(Exception):
         wrong.ingest(opportunities(1), MERGE)

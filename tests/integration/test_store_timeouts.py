@@ -1,5 +1,6 @@
-"""Store calls are bounded: a Dataverse that refuses, does not answer, or keeps failing is Unavailable (503 with
-Retry-After) within its timeout and retry budget; the HTTP layer maps what the SDKs raise to the same 503."""
+"""Store calls are bounded: a Dataverse that refuses, does not answer, or keeps failing, and Azure Tables that refuse
+or do not answer, are Unavailable (503 with Retry-After) within their timeout and retry budget, on every port; the
+HTTP layer maps what the SDKs raise to the same 503."""
 import socket
 import threading
 import time
@@ -95,3 +96,33 @@ def test_what_the_sdks_raise_when_a_part_does_not_answer_maps_to_503():
     for exc in (ValueError("a bug"), TransactionFailed(412, "UpdateConditionNotSatisfied", 0, "etag"),
                 KeyError("x")):
         assert unavailable(exc) is None, exc
+
+
+def _tables_at(port: int) -> str:
+    from shared.adapters.tables.shards import AZURITE_ACCOUNT_KEY
+
+    return (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_ACCOUNT_KEY};"
+            f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+
+
+def test_azure_tables_that_do_not_answer_are_unavailable_within_the_timeout_on_every_port():
+    from shared.adapters.tables import open_tables
+
+    with socket.socket() as silent:  # listens, so connections open, but nothing ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        for port in open_tables(_tables_at(silent.getsockname()[1]), None, "t", shards=2, timeout=1.0):
+            started = time.monotonic()
+            with pytest.raises(Unavailable):
+                port.ping()
+            assert time.monotonic() - started < 5, type(port).__name__
+
+
+def test_azure_tables_refusing_connections_are_unavailable():
+    from shared.adapters.tables import open_tables
+
+    records, reference, coordination = open_tables(_tables_at(free_port()), None, "t", timeout=1.0)
+    with pytest.raises(Unavailable):
+        coordination.acquire_many([], 0)
+    with pytest.raises(Unavailable):
+        records.get("x")

@@ -1,4 +1,4 @@
-"""The Azure Tables store against a real Azurite: transactions, dedupe, concurrency, ranking."""
+"""The Azure Tables records port against a real Azurite: transactions, dedupe, concurrency, ranking, shards."""
 import threading
 from datetime import timedelta
 from functools import partial
@@ -6,10 +6,10 @@ from functools import partial
 import pytest
 
 from shared.adapters.tables.shards import LayoutMismatch
-from shared.adapters.tables.store import TablesStore
+from shared.adapters.tables import from_clients
 from shared.domain.opportunity import from_finding, merge
 from shared.domain.status import Status
-from shared.ports import ConcurrencyConflict, Cursor, Filter
+from shared.ports import ConcurrencyConflict, Cursor, Filter, Incident
 from shared.runtime import REPO_CATALOG, load_catalog, load_policy
 from tests.factories import NOW, finding, validated
 
@@ -24,7 +24,7 @@ def opps(*items):
 
 @pytest.fixture
 def store(table_client):
-    return TablesStore(table_client)
+    return from_clients(table_client).records
 
 
 def test_a_250_finding_batch_over_two_partitions_is_stored_whole(store, table_client):
@@ -36,7 +36,7 @@ def test_a_250_finding_batch_over_two_partitions_is_stored_whole(store, table_cl
     back = store.get(batch[0].id)
     assert back.scores == batch[0].scores and back.attributes == batch[0].attributes
     assert back.explained() == batch[0].explained()
-    fresh = TablesStore(table_client, remember=0).get(batch[0].id)  # read from the service, not memory
+    fresh = from_clients(table_client, remember=0).records.get(batch[0].id)  # read from the service, not memory
     assert fresh.rationale == batch[0].explained() and "Priority =" in fresh.rationale
     assert back.detectedAt == batch[0].detectedAt and back.etag
 
@@ -105,7 +105,7 @@ def test_stale_finds_opportunities_left_in_a_status(store):
 
 
 def test_sharded_store_spreads_partitions_and_keeps_each_whole_in_one_table(shard_clients):
-    store = TablesStore(shard_clients)
+    store = from_clients(shard_clients).records
     areas = [("accounts-payable", f"pattern-{i}") for i in range(12)]
     batch = opps(*[finding(processArea=a, deviationPattern=p) for a, p in areas for _ in range(5)])
     assert {r.outcome for r in store.ingest(batch, MERGE)} == {"created"}
@@ -115,15 +115,28 @@ def test_sharded_store_spreads_partitions_and_keeps_each_whole_in_one_table(shar
             homes.setdefault(e["PartitionKey"], set()).add(i)
     assert len(homes) == 12 and all(len(tables) == 1 for tables in homes.values())
     assert len({next(iter(t)) for t in homes.values()}) > 1  # more than one shard in use
-    fresh = TablesStore(shard_clients, remember=0)
+    fresh = from_clients(shard_clients, remember=0).records
     assert len(fresh.ranked(Filter(), 100, None)) == 60
     assert fresh.get(batch[-1].id).id == batch[-1].id
 
 
 def test_opening_sharded_tables_with_another_shard_count_is_refused(shard_clients):
-    TablesStore(shard_clients).ping()
+    from_clients(shard_clients).records.ping()
     with pytest.raises(LayoutMismatch, match="TABLE_SHARDS=3"):
-        TablesStore(shard_clients[:2]).ping()
+        from_clients(shard_clients[:2]).coordination.ping()  # whichever port is used first checks the layout
+
+
+def test_the_three_ports_create_and_check_their_tables_once_between_them(shard_clients, monkeypatch):
+    from shared.adapters.tables import shards as tables_shards
+
+    prepared = []
+    real = tables_shards.prepare
+    monkeypatch.setattr(tables_shards, "prepare", lambda *tables: prepared.append(tables) or real(*tables))
+    records, reference, coordination = from_clients(shard_clients)
+    coordination.put_state("heartbeat", {"at": 1})
+    reference.record_incident(Incident("i-1", NOW, "poison", "triage", "x"))
+    records.ping()
+    assert len(prepared) == 1 and coordination.state("heartbeat") == {"at": 1}
 
 
 def test_a_projection_that_names_a_spilled_property_gets_it_whole(table_client):

@@ -1,24 +1,37 @@
-"""In-memory Store for unit tests of services; same semantics as the Azure Tables store, no I/O."""
+"""In-memory store for tests of services; the same semantics as the Azure Tables ports, no I/O."""
 from __future__ import annotations
 
 import itertools
 import threading
-from datetime import datetime
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from ...domain.approvals import Approval, opportunity_of
 from ...domain.audit import AuditEntry
-from ...domain.rate_limit import Log, Rule, Verdict, admit, admit_all
 from ...domain.execution import Execution
 from ...domain.opportunity import Opportunity
 from ...domain.outcomes import Outcome
+from ...domain.rate_limit import Log, Rule, Verdict, admit, admit_all
 from ...ports import Claim, Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
-from ..entities import (approval_entity, approval_from, audit_entity, audit_from, execution_entity, execution_from, from_entity, matches, parse_ts,
-                       to_entity)
+from ..entities import (
+    approval_entity,
+    approval_from,
+    audit_entity,
+    audit_from,
+    execution_entity,
+    execution_from,
+    from_entity,
+    matches,
+    parse_ts,
+    to_entity,
+)
 from ..ingest_plan import fold, outcomes
 
 
 class MemoryStore:
+    """Serves all three store ports (Records, Reference, Coordination: ports.Store) from one object."""
+
     def __init__(self) -> None:
         self._rows: dict[str, tuple[dict[str, Any], str]] = {}
         self._etags = itertools.count(1)
@@ -32,7 +45,7 @@ class MemoryStore:
         self._policies: dict[int, dict[str, Any]] = {}
         self._prompts: dict[tuple[str, int], dict[str, Any]] = {}
         self._limits: dict[str, Log] = {}
-        self._autonomy: Optional[tuple[dict[str, Any], str]] = None
+        self._autonomy: tuple[dict[str, Any], str] | None = None
         self._state: dict[str, dict[str, Any]] = {}
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
         self._outcomes: dict[str, Outcome] = {}
@@ -47,7 +60,7 @@ class MemoryStore:
     def ingest(self, incoming: Sequence[Opportunity], merge: MergeFn) -> list[IngestResult]:
         with self._lock:
             pending = fold(incoming, merge)
-            known: dict[str, Optional[set[str]]] = {}
+            known: dict[str, set[str] | None] = {}
             final: dict[str, Opportunity] = {}
             for oid, opp in pending.items():
                 row = self._rows.get(oid)
@@ -83,8 +96,8 @@ class MemoryStore:
             self._audit.setdefault(opportunity.id, []).extend(audit_entity(a) for a in audit)
             return self._put(opportunity)
 
-    def commit_many(self, commits: Sequence[Commit]) -> list[Optional[Exception]]:
-        results: list[Optional[Exception]] = []
+    def commit_many(self, commits: Sequence[Commit]) -> list[Exception | None]:
+        results: list[Exception | None] = []
         for c in commits:
             try:
                 self.commit(c.opportunity, c.executions, c.audit, c.approvals)
@@ -96,7 +109,7 @@ class MemoryStore:
     def get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]:
         return {i: o for i in ids if (o := self.get(i)) is not None}
 
-    def execution(self, opportunity_id: str, execution_id: str) -> Optional[Execution]:
+    def execution(self, opportunity_id: str, execution_id: str) -> Execution | None:
         row = self._executions.get(opportunity_id, {}).get(execution_id)
         return execution_from(*row) if row else None
 
@@ -109,7 +122,7 @@ class MemoryStore:
     def approvals(self, opportunity_id: str) -> list[Approval]:
         return [approval_from(e, tag) for e, tag in self._approvals.get(opportunity_id, {}).values()]
 
-    def approval(self, approval_id: str) -> Optional[Approval]:
+    def approval(self, approval_id: str) -> Approval | None:
         row = self._approvals.get(opportunity_of(approval_id) or "", {}).get(approval_id)
         return approval_from(*row) if row else None
 
@@ -124,7 +137,7 @@ class MemoryStore:
     def audit(self, opportunity_id: str) -> list[AuditEntry]:
         return sorted((audit_from(e) for e in self._audit.get(opportunity_id, [])), key=lambda a: (a.at, a.seq))
 
-    def get(self, opportunity_id: str) -> Optional[Opportunity]:
+    def get(self, opportunity_id: str) -> Opportunity | None:
         row = self._rows.get(opportunity_id)
         return from_entity(*row) if row else None
 
@@ -135,7 +148,7 @@ class MemoryStore:
                 raise ConcurrencyConflict(opportunity.id)
             return self._put(opportunity)
 
-    def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
+    def ranked(self, where: Filter, top: int, after: Cursor | None) -> list[Opportunity]:
         rows = [(e, tag) for e, tag in self._rows.values() if matches(e, where)]
         rows.sort(key=lambda r: (-r[0]["priority"], r[0]["RowKey"]))
         if after is not None:
@@ -143,9 +156,8 @@ class MemoryStore:
         return [from_entity(e, tag) for e, tag in rows[:top]]
 
     def add_telemetry(self, kind: str, doc: dict[str, Any]) -> None:
-        from datetime import timezone
         with self._lock:
-            self._telemetry.append((kind, datetime.now(timezone.utc), dict(doc)))
+            self._telemetry.append((kind, datetime.now(UTC), dict(doc)))
 
     def telemetry(self, kind: str, since: datetime) -> list[dict[str, Any]]:
         return [dict(d) for k, at, d in list(self._telemetry) if k == kind and at >= since]
@@ -215,17 +227,17 @@ class MemoryStore:
                 raise ConcurrencyConflict(f"{doc['id']} v{doc['version']} is already active")
             self._activations[key] = dict(doc)
 
-    def state(self, name: str) -> Optional[dict[str, Any]]:
+    def state(self, name: str) -> dict[str, Any] | None:
         found = self._state.get(name)
         return dict(found) if found else None
 
     def put_state(self, name: str, doc: dict[str, Any]) -> None:
         self._state[name] = dict(doc)
 
-    def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    def autonomy(self) -> tuple[dict[str, Any] | None, str | None]:
         return (dict(self._autonomy[0]), self._autonomy[1]) if self._autonomy else (None, None)
 
-    def save_autonomy(self, doc: dict[str, Any], etag: Optional[str]) -> str:
+    def save_autonomy(self, doc: dict[str, Any], etag: str | None) -> str:
         with self._lock:
             if (self._autonomy[1] if self._autonomy else None) != etag:
                 raise ConcurrencyConflict("autonomy changed meanwhile")

@@ -13,8 +13,9 @@ import itertools
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal
 
 import msgspec
 
@@ -37,7 +38,7 @@ class Operation:
 
     kind: Literal["create", "replace", "upsert", "delete"]
     entity: dict[str, Any]
-    etag: Optional[str] = None
+    etag: str | None = None
 
 
 class TransactionFailed(Exception):
@@ -124,7 +125,7 @@ def encode(base_url: str, table: str, operations: Sequence[Operation]) -> tuple[
     return batch, start + b"".join(parts) + f"--{changeset}--\r\n--{batch}--\r\n".encode()
 
 
-def decode(payload: bytes, count: int) -> list[Optional[str]]:
+def decode(payload: bytes, count: int) -> list[str | None]:
     """ETags of the operations in order; raises TransactionFailed if the service refused the changeset."""
     statuses = [int(m.group(1)) for m in _STATUS.finditer(payload)]
     if statuses and all(200 <= s < 300 for s in statuses) and len(statuses) == count:
@@ -149,7 +150,7 @@ def decode(payload: bytes, count: int) -> list[Optional[str]]:
     raise TransactionFailed(status, code, index, message)
 
 
-def submit(table_client: Any, operations: Sequence[Operation]) -> list[Optional[str]]:
+def submit(table_client: Any, operations: Sequence[Operation]) -> list[str | None]:
     """Run up to 100 same-partition writes atomically; returns the new ETags in order."""
     from azure.core.rest import HttpRequest
 
@@ -190,7 +191,7 @@ def send(table_client: Any, request: Any) -> tuple[int, Any, bytes]:
     return response.status_code, response.headers, payload
 
 
-def _retry_after(header: Optional[str]) -> float:
+def _retry_after(header: str | None) -> float:
     try:
         return float(header) if header else 5.0
     except ValueError:

@@ -5,12 +5,12 @@ it changed still had the ETag it was read with, or nothing is written and the ba
 a fresh read. That is what keeps "at most `limit` in any window" true across threads and instances.
 
 A key this process has never seen is assumed new and created outright (no read); a conflict means it
-exists, and it is read. Each process remembers the logs it last saw. A remembered log that shows a full window is proof enough
-to refuse without asking the store (others can only add grants inside the window, never remove them),
-so a throttled executor costs the store nothing; a grant is written under the remembered ETag, and a
-412 means read again. The same holds for a retry finding its own grant in a remembered log: the grant
-is in the store (only written logs are remembered) and stays there while inside its window, so the
-retry is granted again without a write.
+exists, and it is read. Each process remembers the logs it last saw. A remembered log that shows a full
+window is proof enough to refuse without asking the store (others can only add grants inside the window,
+never remove them), so a throttled executor costs the store nothing; a grant is written under the
+remembered ETag, and a 412 means read again. The same holds for a retry finding its own grant in a
+remembered log: the grant is in the store (only written logs are remembered) and stays there while
+inside its window, so the retry is granted again without a write.
 
 A log is two string properties of one entity: `log`, the stamps as they always were ("t,t,t"), and
 `holders`, the holder tags in the same order ("tag,,tag"; absent when no grant is held). Beside the stamps,
@@ -26,16 +26,17 @@ import hashlib
 import random
 import threading
 import time
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ...domain.rate_limit import Grant, Log, Rule, Verdict, admit, admit_all
-from . import batch as tables_batch, query as tables_query
+from . import batch as tables_batch
+from . import query as tables_query
 
 PARTITION = "limits"
-_KEYS_PER_QUERY = 14
 _ATTEMPTS = 200  # conflicts only come from concurrent acquirers of the same keys; each retry re-reads
 
-Seen = dict[str, tuple[Log, Optional[str]]]  # key -> (log, ETag or None when not stored yet)
+Seen = dict[str, tuple[Log, str | None]]  # key -> (log, ETag or None when not stored yet)
 
 
 def _row_key(key: str) -> str:
@@ -44,22 +45,19 @@ def _row_key(key: str) -> str:
 
 
 def _read(table: Any, keys: Sequence[str]) -> Seen:
-    found: Seen = {k: ((), None) for k in keys}
-    for start in range(0, len(keys), _KEYS_PER_QUERY):
-        part = keys[start:start + _KEYS_PER_QUERY]
-        rows = " or ".join(f"RowKey eq '{_row_key(k)}'" for k in part)
-        for e in tables_query.query(table, f"PartitionKey eq '{PARTITION}' and ( {rows} )"):
-            found[e["key"]] = (decode(e.get("log") or "", e.get("holders")), e["etag"])
+    found: Seen = dict.fromkeys(keys, ((), None))
+    for e in tables_query.rows_by_key([(PARTITION, _row_key(k)) for k in keys], lambda _: table):
+        found[e["key"]] = (decode(e.get("log") or "", e.get("holders")), e["etag"])
     return found
 
 
-def decode(stamps: str, holders: Optional[str]) -> Log:
+def decode(stamps: str, holders: str | None) -> Log:
     """The log of one row; without `holders` (an older row), or with a count that disagrees, anonymous."""
     ats = [int(t) for t in stamps.split(",") if t]
     tags = holders.split(",") if holders else []
     if len(tags) != len(ats):
         tags = [""] * len(ats)
-    return tuple(Grant(at, tag) for at, tag in zip(ats, tags))
+    return tuple(Grant(at, tag) for at, tag in zip(ats, tags, strict=True))
 
 
 def encode(key: str, log: Log) -> dict[str, Any]:
@@ -113,7 +111,7 @@ class Limits:
                 # Back off a little, randomly: contenders for one hot log otherwise collide again at once.
                 time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
                 continue
-            self._remember({**seen, **{k: (logs[k], etag) for k, etag in zip(changed, etags)}})
+            self._remember({**seen, **{k: (logs[k], etag) for k, etag in zip(changed, etags, strict=True)}})
             return verdicts
         raise RuntimeError(f"rate limiter lost {_ATTEMPTS} races in a row")
 

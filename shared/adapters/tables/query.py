@@ -8,13 +8,18 @@ Format: https://learn.microsoft.com/rest/api/storageservices/query-entities
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Optional, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any
 from urllib.parse import quote
 
 from . import spill as tables_spill
 from .batch import TransactionFailed, send
 
 _ACCEPT = "application/json;odata=minimalmetadata"
+# Table Storage allows at most 15 comparisons in one filter: one for the partition, 14 row keys.
+KEYS_PER_QUERY = 14
 
 
 def literal(value: Any) -> str:
@@ -26,15 +31,34 @@ def literal(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def query(table_client: Any, where: str, select: Optional[Sequence[str]] = None,
-          top: Optional[int] = None) -> Iterator[dict[str, Any]]:
+def bind(where: str, params: dict[str, Any]) -> str:
+    """Substitute @name parameters with OData literals (quotes escaped)."""
+    return re.sub(r"@(\w+)", lambda m: literal(params[m.group(1)]), where)
+
+
+def rows_by_key(keys: Sequence[tuple[str, str]], table_of: Callable[[str], Any]) -> Iterator[dict[str, Any]]:
+    """Rows for (PartitionKey, RowKey) pairs, 14 to a query, each read from the table `table_of(PartitionKey)`."""
+    by_partition: dict[str, list[str]] = {}
+    for pk, rk in keys:
+        by_partition.setdefault(pk, []).append(rk)
+    for pk, rks in by_partition.items():
+        for start in range(0, len(rks), KEYS_PER_QUERY):
+            part = rks[start:start + KEYS_PER_QUERY]
+            params = {"pk": pk, **{f"k{i}": k for i, k in enumerate(part)}}
+            rows = " or ".join(f"RowKey eq @k{i}" for i in range(len(part)))
+            yield from query(table_of(pk), bind(f"PartitionKey eq @pk and ( {rows} )", params))
+
+
+def query(table_client: Any, where: str, select: Sequence[str] | None = None,
+          top: int | None = None) -> Iterator[dict[str, Any]]:
     """Entities matching an OData filter, page after page; each has its ETag under "etag"."""
     from azure.core.rest import HttpRequest
 
     base = f"{table_client.scheme}://{table_client._primary_hostname}/{table_client.table_name}()"
     params = {"$filter": where}
-    if select:
-        params["$select"] = ",".join(tables_spill.select_with_marker(select))
+    selected = tables_spill.select_with_marker(select) if select else None
+    if selected:
+        params["$select"] = ",".join(selected)
     if top:
         params["$top"] = str(top)
     next_pk = next_rk = None
@@ -53,7 +77,7 @@ def query(table_client: Any, where: str, select: Optional[Sequence[str]] = None,
         for entity in json.loads(payload).get("value", []):
             entity["etag"] = entity.pop("odata.etag", None)
             if tables_spill.MARKER in entity:  # a selected but absent property may come back as null
-                entity = tables_spill.joined(entity, lambda e=entity: _whole(table_client, e))
+                entity = tables_spill.joined(entity, partial(_whole, table_client, entity))
             yield entity
         next_pk = headers.get("x-ms-continuation-NextPartitionKey")
         next_rk = headers.get("x-ms-continuation-NextRowKey")

@@ -1,44 +1,81 @@
-"""The Azure Tables store's small records beside the opportunities: the catalog's action versions,
-activations and policy versions, incidents, and case claims. Mixed into TablesStore, whose tables,
-queries and key helpers it uses.
+"""The reference-data port on Azure Tables: catalog action versions, activations, policy and prompt versions
+and incidents in their own partitions of the shard tables; telemetry in the State table; outcomes in
+`<prefix>Outcomes`.
+
+Outcomes have their own table, a partition per process area, upserted 100 to a transaction: they grow with
+every KPI feed, and Azurite's write cost grows with a table's size (shards.py), which would slow the
+rate-limit logs in the State table on the hot path.
 """
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from ...domain.rate_limit import Rule, Verdict
-from ...ports import Claim, ConcurrencyConflict, Incident
-from . import batch as tables_batch, limits as tables_limits, query as tables_query
-from ..entities import (ACTION, ACTIVATION, CATALOG_PARTITION, INCIDENTS_PARTITION, POLICY, action_entity,
-                       activation_entity, claim_entity, claim_from, claim_partition, incident_entity, incident_from,
-                       PROMPT, policy_entity, prompt_entity, ts)
+from ...domain.outcomes import Outcome
+from ...ports import ConcurrencyConflict, Incident
+from ..entities import (
+    ACTION,
+    ACTIVATION,
+    CATALOG_PARTITION,
+    INCIDENTS_PARTITION,
+    OUTCOME,
+    POLICY,
+    PROMPT,
+    action_entity,
+    activation_entity,
+    incident_entity,
+    incident_from,
+    outcome_entity,
+    outcome_from,
+    policy_entity,
+    prompt_entity,
+    ts,
+)
+from . import batch as tables_batch
+from . import query as tables_query
+from . import shards as tables_shards
+
+_OUTCOME_FIELDS = ["RowKey", "processArea", "caseKey", "metric", "value", "observedAt", "source"]
 
 
-class ReferenceRows:
-    _state: Any
+class TablesReference:
+    """Serves the Reference port: catalog, policy and prompt versions, incidents, telemetry and outcomes."""
+
+    def __init__(self, shards: Sequence[Any], state: Any, outcomes: Any, prepared: tables_shards.Prepared):
+        # The catalog and incident partitions live in the shard tables beside the opportunities (where earlier
+        # versions wrote them: moving them would be a migration).
+        self._catalog = tables_shards.shard_of(shards, CATALOG_PARTITION)
+        self._incidents = tables_shards.shard_of(shards, INCIDENTS_PARTITION)
+        self._state = state
+        self._outcomes = outcomes
+        self._prepared = prepared
 
     def record_incident(self, incident: Incident) -> None:
-        self._ensure()
+        self._prepared.ensure()
         # Upsert: a stage run again after a refused commit records the same incident id again.
-        tables_batch.submit(self._table(INCIDENTS_PARTITION),
-                            [tables_batch.Operation("upsert", incident_entity(incident))])
+        tables_batch.submit(self._incidents, [tables_batch.Operation("upsert", incident_entity(incident))])
 
     def incidents(self, top: int) -> list[Incident]:
-        self._ensure()
+        self._prepared.ensure()
         # Incidents are few (each is a person's to-do); sorting them here beats a time-ordered key that a
         # re-recorded incident would duplicate.
-        rows = self._query(INCIDENTS_PARTITION, "PartitionKey eq @pk", {"pk": INCIDENTS_PARTITION})
+        rows = tables_query.query(self._incidents, f"PartitionKey eq '{INCIDENTS_PARTITION}'")
         return sorted((incident_from(e) for e in rows), key=lambda i: i.at, reverse=True)[:top]
 
     def action_versions(self) -> list[dict[str, Any]]:
         return self._catalog_docs(ACTION)
 
+    def add_action_version(self, doc: dict[str, Any]) -> None:
+        self._add_catalog_row(action_entity(doc), f"{doc['id']} v{doc['version']} exists")
+
     def activations(self) -> list[dict[str, Any]]:
         return self._catalog_docs(ACTIVATION)
+
+    def add_activation(self, doc: dict[str, Any]) -> None:
+        self._add_catalog_row(activation_entity(doc), f"{doc['id']} v{doc['version']} is already active")
 
     def policy_versions(self) -> list[dict[str, Any]]:
         return self._catalog_docs(POLICY)
@@ -53,117 +90,48 @@ class ReferenceRows:
         self._add_catalog_row(prompt_entity(doc), f"prompt {doc['name']} v{doc['version']} exists")
 
     def _catalog_docs(self, row_type: str) -> list[dict[str, Any]]:
-        self._ensure()
-        rows = self._query(CATALOG_PARTITION, "PartitionKey eq @pk and rowType eq @t",
-                           {"pk": CATALOG_PARTITION, "t": row_type})
-        return [json.loads(e["doc"]) for e in rows]
-
-    def add_action_version(self, doc: dict[str, Any]) -> None:
-        self._add_catalog_row(action_entity(doc), f"{doc['id']} v{doc['version']} exists")
-
-    def add_activation(self, doc: dict[str, Any]) -> None:
-        self._add_catalog_row(activation_entity(doc), f"{doc['id']} v{doc['version']} is already active")
+        self._prepared.ensure()
+        where = tables_query.bind("PartitionKey eq @pk and rowType eq @t", {"pk": CATALOG_PARTITION, "t": row_type})
+        return [json.loads(e["doc"]) for e in tables_query.query(self._catalog, where)]
 
     def _add_catalog_row(self, entity: dict[str, Any], conflict: str) -> None:
-        self._ensure()
+        self._prepared.ensure()
         try:
-            tables_batch.submit(self._table(CATALOG_PARTITION), [tables_batch.Operation("create", entity)])
+            tables_batch.submit(self._catalog, [tables_batch.Operation("create", entity)])
         except tables_batch.TransactionFailed as exc:
             if exc.conflict:
                 raise ConcurrencyConflict(conflict) from exc
             raise
 
-    def state(self, name: str) -> Optional[dict[str, Any]]:
-        self._ensure()
-        row = next(iter(tables_query.query(self._state, f"PartitionKey eq 'state' and RowKey eq '{name}'")), None)
-        return json.loads(row["doc"]) if row else None
-
     def add_telemetry(self, kind: str, doc: dict[str, Any]) -> None:
-        self._ensure()
-        row = {"PartitionKey": f"telemetry~{kind}", "RowKey": f"{ts(datetime.now(timezone.utc))}~{uuid.uuid4().hex[:8]}",
+        self._prepared.ensure()
+        row = {"PartitionKey": f"telemetry~{kind}", "RowKey": f"{ts(datetime.now(UTC))}~{uuid.uuid4().hex[:8]}",
                "rowType": "telemetry", "doc": json.dumps(doc, default=str)}
         tables_batch.submit(self._state, [tables_batch.Operation("create", row)])
 
     def telemetry(self, kind: str, since: datetime) -> list[dict[str, Any]]:
-        self._ensure()
+        self._prepared.ensure()
         where = f"PartitionKey eq 'telemetry~{kind}' and RowKey ge '{ts(since)}'"
         return [json.loads(e["doc"]) for e in sorted(tables_query.query(self._state, where), key=lambda e: e["RowKey"])]
 
-    def put_state(self, name: str, doc: dict[str, Any]) -> None:
-        self._ensure()
-        tables_batch.submit(self._state, [tables_batch.Operation("upsert", {
-            "PartitionKey": "state", "RowKey": name, "rowType": "state", "doc": json.dumps(doc, default=str)})])
+    def add_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        self._prepared.ensure()
+        by_partition: dict[str, dict[str, dict[str, Any]]] = {}
+        for o in outcomes:
+            e = outcome_entity(o)
+            by_partition.setdefault(e["PartitionKey"], {})[e["RowKey"]] = e  # the last of a repeated id wins
+        for rows in by_partition.values():
+            entities = list(rows.values())
+            for start in range(0, len(entities), tables_batch.MAX_OPERATIONS):
+                tables_batch.submit(self._outcomes, [tables_batch.Operation("upsert", e)
+                                                     for e in entities[start:start + tables_batch.MAX_OPERATIONS]])
 
-    def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
-        self._ensure()
-        where = "PartitionKey eq 'autonomy' and RowKey eq 'current'"
-        row = next(iter(tables_query.query(self._state, where)), None)
-        return (json.loads(row["doc"]), row["etag"]) if row else (None, None)
+    def outcomes(self) -> Iterable[Outcome]:
+        self._prepared.ensure()
+        rows = tables_query.query(self._outcomes, f"rowType eq '{OUTCOME}'", _OUTCOME_FIELDS)
+        return [outcome_from(e) for e in rows]
 
-    def save_autonomy(self, doc: dict[str, Any], etag: Optional[str]) -> str:
-        self._ensure()
-        entity = {"PartitionKey": "autonomy", "RowKey": "current", "rowType": "autonomy", "doc": json.dumps(doc)}
-        try:
-            [new] = tables_batch.submit(self._state, [tables_batch.Operation("replace" if etag else "create",
-                                                                             entity, etag)])
-        except tables_batch.TransactionFailed as exc:
-            if exc.conflict:
-                raise ConcurrencyConflict("autonomy changed meanwhile") from exc
-            raise
-        return new or ""
-
-    def _limiter(self) -> "tables_limits.Limits":
-        self._ensure()
-        if getattr(self, "_limits", None) is None:
-            self._limits = tables_limits.Limits(self._state)
-        return self._limits
-
-    def limit_full(self, rule: Rule, now_ms: int) -> bool:
-        return self._limiter().full(rule, now_ms)
-
-    def acquire_many(self, requests: Sequence[Sequence[Rule]], now_ms: int) -> list[Verdict]:
-        self._limiter()
-        # At most 50 requests (two rules each) per round, so one transaction carries all of its writes.
-        out: list[Verdict] = []
-        for start in range(0, len(requests), 50):
-            out += self._limits.acquire_many(requests[start:start + 50], now_ms)
-        return out
-
-    def claim_many(self, claims: Sequence[Claim]) -> dict[str, Claim]:
-        # One transaction per space chunk; a create refused because the key is held is dropped and the
-        # rest resubmitted, then the held ones are read back with their holders and ETags.
-        self._ensure()
-        out: dict[str, Claim] = {}
-        held: list[Claim] = []
-        by_space: dict[str, dict[str, Claim]] = {}
-        for c in claims:
-            by_space.setdefault(c.space, {})[c.key] = c
-        for mine in by_space.values():
-            pending = list(mine.values())
-            while pending:
-                chunk = pending[:tables_batch.MAX_OPERATIONS]
-                try:
-                    etags = tables_batch.submit(self._state, [tables_batch.Operation("create", claim_entity(c))
-                                                              for c in chunk])
-                except tables_batch.TransactionFailed as exc:
-                    if not exc.conflict:
-                        raise
-                    held.append(chunk[min(exc.index, len(chunk) - 1)])
-                    pending.remove(held[-1])
-                    continue
-                out.update({c.key: replace(c, etag=etag) for c, etag in zip(chunk, etags)})
-                pending = pending[len(chunk):]
-        rows = self._rows_by_key([(claim_partition(c.space), c.key) for c in held], self._state)
-        out.update({e["RowKey"]: claim_from(e) for e in rows})
-        return out
-
-    def take_over(self, claim: Claim, holder: str) -> bool:
-        self._ensure()
-        try:
-            tables_batch.submit(self._state, [tables_batch.Operation(
-                "replace", claim_entity(replace(claim, holder=holder)), claim.etag)])
-        except tables_batch.TransactionFailed as exc:
-            if exc.status in (404, 409, 412):
-                return False
-            raise
-        return True
+    def ping(self) -> None:
+        self._prepared.ensure()
+        for table in {id(t): t for t in (self._catalog, self._incidents, self._state, self._outcomes)}.values():
+            next(iter(tables_query.query(table, "PartitionKey eq 'ping'", ["RowKey"], top=1)), None)

@@ -11,10 +11,12 @@ table, and a store opened with another count refuses to start rather than silent
 from __future__ import annotations
 
 import zlib
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ...domain.errors import Unavailable
-from . import batch as tables_batch, query as tables_query
+from . import batch as tables_batch
+from . import query as tables_query
 
 AZURITE_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
                        "K1SZFPTOtr/KBHBeksoGMGw==")
@@ -49,8 +51,8 @@ def bounded(timeout: float) -> dict[str, Any]:
             "retry_backoff_max": min(2.0, timeout / 2)}
 
 
-def connect(connection: Optional[str], endpoint: Optional[str], names: Sequence[str],
-            timeout: Optional[float] = None) -> list[Any]:
+def connect(connection: str | None, endpoint: str | None, names: Sequence[str],
+            timeout: float | None = None) -> list[Any]:
     """One TableClient per table name over one shared HTTP session, by connection string or managed identity;
     each call bounded by `timeout` seconds (default: STORE_TIMEOUT_SECONDS)."""
     import requests
@@ -85,6 +87,22 @@ def connect(connection: Optional[str], endpoint: Optional[str], names: Sequence[
 def shard_of(tables: Sequence[Any], partition: str) -> Any:
     """The table holding a partition: the same answer in every process and after every restart."""
     return tables[0] if len(tables) == 1 else tables[zlib.crc32(partition.encode()) % len(tables)]
+
+
+class Prepared:
+    """The store's tables created if missing and their shard count checked, once, before the first call of any
+    port that uses them (records, reference data and coordination share one)."""
+
+    def __init__(self, shards: Sequence[Any], *others: Any):
+        self._shards, self._others = list(shards), others
+        self._done = False
+
+    def ensure(self) -> None:
+        # No lock: two first calls racing both prepare, which is idempotent (exists is fine, the layout row
+        # is created once and then compared).
+        if not self._done:
+            prepare(self._shards, *self._others)
+            self._done = True
 
 
 def prepare(tables: Sequence[Any], *others: Any) -> None:

@@ -8,7 +8,8 @@ A long value `v` of property `p` is stored as `p`, `p_1`, `p_2`, ... and the ent
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 # 15,000 characters fit in 64 KiB even if every one needs a UTF-16 surrogate pair.
 PART = 15_000
@@ -39,7 +40,7 @@ def gather(entity: dict[str, Any]) -> bool:
     return True
 
 
-def select_with_marker(select: Optional[Iterable[str]]) -> Optional[list[str]]:
+def select_with_marker(select: Iterable[str] | None) -> list[str] | None:
     """A projection that also brings the marker (so a spilled property in it is noticed) and the keys
     (so the entity can then be read whole)."""
     return None if select is None else list(dict.fromkeys([*select, MARKER, "PartitionKey", "RowKey"]))
