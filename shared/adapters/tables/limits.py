@@ -17,8 +17,8 @@ A log is two string properties of one entity: `log`, the stamps as they always w
 not inside them: rows written before holders read as anonymous grants, and an instance still running the
 older code (which parses `log` as integers) reads and replaces new rows without failing during a rollout.
 Sizes at MAX_LIMIT: 2,000 stamps are 27,999 characters, 2,000 tags of 10 digits 21,999; one property
-holds 32,768 (64 KiB of UTF-16; Azurite refuses 32,769), and tables_batch splits text past 15,000 over
-continuation properties joined on read (tables_spill), so a full log is ~100 KB of the entity's 1 MiB.
+holds 32,768 (64 KiB of UTF-16; Azurite refuses 32,769), and batch.py splits text past 15,000 over
+continuation properties joined on read (spill.py), so a full log is ~100 KB of the entity's 1 MiB.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Temporary: the one-object `TablesStore` that shared/runtime.py and bench/__main__.py still open. Delete this
+"""Temporary: the one-object `TablesStore` that shared/bootstrap.py and bench/__main__.py still open. Delete this
 module once they call `open_tables` / `from_clients` (shared/adapters/tables/__init__.py) instead."""
 from __future__ import annotations
 
