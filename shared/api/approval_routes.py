@@ -9,26 +9,36 @@ local host enforces no keys, the approval's token or a principal holding its rol
 from __future__ import annotations
 
 import html
-import json
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import azure.functions as func
 
-from ..domain.errors import FieldError, InvalidInput, MalformedBody
-from .http import endpoint, json_response, principal, read_body, require_media_type
+from ..domain.errors import FieldError, InvalidInput
+from .edge import lazy, services
+from .http import endpoint, json_object, json_response, principal, read_body, require_media_type
+
+if TYPE_CHECKING:
+    import pydantic
+
+    from ..domain import approvals as approval_rules
+    from ..domain import contracts, flow_contracts, identity
+    from ..domain.identity import Principal
+    from ..services import approvals
+else:
+    approvals, approval_rules = lazy("shared.services.approvals"), lazy("shared.domain.approvals")
+    contracts, flow_contracts = lazy("shared.domain.contracts"), lazy("shared.domain.flow_contracts")
+    identity, pydantic = lazy("shared.domain.identity"), lazy("pydantic")
 
 bp = func.Blueprint()
 _FORM = "application/x-www-form-urlencoded"
 
 
-def _principal(req: func.HttpRequest, settings: Any, body: bytes, doc: dict[str, Any]) -> Optional[Any]:
-    """The approval flow's signed responder, else the Easy Auth user."""
-    from ..domain.identity import from_flow
-
+def _principal(req: func.HttpRequest, settings: Any, body: bytes, doc: dict[str, Any]) -> Principal | None:
+    """The approval flow's signed responder, else the Easy Auth user (the edge's one rule for believing it)."""
     signature = req.headers.get("x-closedloop-signature")
     if signature is not None:
-        return from_flow(settings.approval_flow_key, body, signature, doc.get("approver"))
+        return identity.from_flow(settings.approval_flow_key, body, signature, doc.get("approver"))
     return principal(req, settings)
 
 
@@ -38,27 +48,18 @@ def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:
         fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         data = {k[5:]: v for k, v in fields.items() if k.startswith("data.")}
         return {**{k: v for k, v in fields.items() if not k.startswith("data.")}, "data": data or None}
-    from ..ingest.generic import decode_json
-
-    doc = decode_json(body)
-    if not isinstance(doc, dict):
-        raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
-    return doc
+    return json_object(body)
 
 
 _HINTS = {"token": "the signed token from the card or link", "decision": "approve, reject or provide",
           "data": "an object of contract fields", "comment": "a string of at most 1000 characters"}
 
 
-def _fields(doc: dict[str, Any]) -> tuple[str, str, Optional[dict[str, Any]], Optional[str]]:
+def _fields(doc: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None, str | None]:
     """The answer checked against ApprovalAnswer, the model infra/flows/approval-answer.schema.json comes from."""
-    from pydantic import ValidationError
-
-    from ..domain.flow_contracts import ApprovalAnswer
-
     try:
-        answer = ApprovalAnswer.model_validate(doc)
-    except ValidationError as exc:
+        answer = flow_contracts.ApprovalAnswer.model_validate(doc)
+    except pydantic.ValidationError as exc:
         errors = []
         for e in exc.errors():
             field = str(e["loc"][0]) if e["loc"] else ""
@@ -71,9 +72,6 @@ def _fields(doc: dict[str, Any]) -> tuple[str, str, Optional[dict[str, Any]], Op
 @endpoint
 def decide_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Approve, reject or supply data: 401 forged token or no principal, 403 wrong role, 409 used, 410 expired."""
-    from ..runtime import services
-    from ..services import approvals
-
     svc = services()
     body = read_body(req, svc.settings.max_body_bytes)
     doc = _parse(req, body)
@@ -83,7 +81,8 @@ def decide_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     decided = approvals.decide(svc, req.route_params.get("id", ""), token, decision, principal, data, comment, cid,
                                helpful)
     if approvals_form(req):
-        page = f"<p>Recorded: <b>{html.escape(decided.decision or '')}</b> by {html.escape(decided.decidedBy or '')}.</p>"
+        page = (f"<p>Recorded: <b>{html.escape(decided.decision or '')}</b> by "
+                f"{html.escape(decided.decidedBy or '')}.</p>")
         return func.HttpResponse(_page("Decision recorded", page), status_code=200, mimetype="text/html",
                                  headers={"x-correlation-id": cid})
     return json_response(decided.to_dict(), 200, cid)
@@ -97,9 +96,6 @@ def approvals_form(req: func.HttpRequest) -> bool:
 @endpoint
 def show_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """The approval as JSON, for its token's holder (?token=) or a principal with its role: 401, 403, 404, 410."""
-    from ..runtime import services
-    from ..services import approvals
-
     svc = services()
     approval = approvals.view(svc, req.route_params.get("id", ""), req.params.get("token") or None,
                               principal(req, svc.settings))
@@ -113,10 +109,6 @@ def confirm_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 
     A GET never decides: mail and chat link scanners open links by themselves. Only the form's POST, with a
     signed-in approver, does."""
-    from ..domain.approvals import check
-    from ..runtime import services
-    from ..services import approvals
-
     svc = services()
     token, decision = req.params.get("token") or "", req.params.get("decision")
     if not token or decision not in ("approve", "reject", "provide"):
@@ -125,12 +117,11 @@ def confirm_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
                             *([] if decision in ("approve", "reject", "provide") else
                               [FieldError("?decision", "approve, reject or provide")])])
     approval = approvals.find(svc, req.route_params.get("id", ""))
-    check(approvals.signing_key(svc), token, approval, svc.clock.now())
+    approval_rules.check(approvals.signing_key(svc), token, approval, svc.clock.now())
     inputs = ""
-    if approval.kind == "enrich":
+    if approval.kind == "enrich" and approval.actionId and approval.actionVersion is not None:
         action = svc.catalog.versions.get((approval.actionId, approval.actionVersion))
-        from ..domain.contracts import properties
-        names = properties(action) if action else []
+        names = contracts.properties(action) if action else []
         inputs = "".join(f'<label>{html.escape(n)} <input name="data.{html.escape(n)}"></label><br>' for n in names)
     # The form posts to the answer route, approvals/{id}: "../<id>" from approvals/{id}/confirm.
     page = (f"<p>{html.escape(decision.capitalize())} <b>{html.escape(approval.actionId or '')}</b> for opportunity "

@@ -1,8 +1,24 @@
 """Catalog and operations routes: action versions, and the incidents the pipeline could not settle."""
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
-from ..domain.errors import FieldError, InvalidInput
-from .http import endpoint, json_response, principal, read_body, require_media_type
+from .edge import lazy, services
+from .http import (
+    endpoint,
+    json_object,
+    json_response,
+    principal,
+    query_int,
+    read_body,
+    require_media_type,
+    route_version,
+)
+
+if TYPE_CHECKING:
+    from ..services import autonomy, catalog
+else:
+    autonomy, catalog = lazy("shared.services.autonomy"), lazy("shared.services.catalog")
 
 bp = func.Blueprint()
 
@@ -11,9 +27,6 @@ bp = func.Blueprint()
 @endpoint
 def list_actions(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """The catalog: the latest version of each action, or every version with ?versions=all."""
-    from ..runtime import services
-    from ..services import catalog
-
     return json_response(catalog.list_actions(services(), req.params.get("versions") == "all"), 200, cid)
 
 
@@ -21,9 +34,6 @@ def list_actions(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @endpoint
 def get_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Every version of one action, oldest first."""
-    from ..runtime import services
-    from ..services import catalog
-
     svc = services()
     found = catalog.versions_of(svc, req.route_params.get("id", ""))
     pending = svc.catalog.pending
@@ -36,9 +46,6 @@ def get_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 def put_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Add the next version of an action (needs the catalog approver role; the author is the signed-in
     principal); earlier versions are never edited."""
-    from ..runtime import services
-    from ..services import catalog
-
     svc = services()
     require_media_type(req, ("application/json",))
     who = principal(req, svc.settings)
@@ -52,14 +59,8 @@ def put_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @endpoint
 def activate_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """A second person lets a pending version go live (anything over the API that is not a pure tightening)."""
-    from ..runtime import services
-    from ..services import catalog
-
     svc = services()
-    raw = req.route_params.get("version", "")
-    if not raw.isdecimal() or len(raw) > 9:
-        raise InvalidInput("The version is a whole number.", [FieldError("/version", "an integer")])
-    action = catalog.activate(svc, req.route_params.get("id", ""), int(raw), principal(req, svc.settings))
+    action = catalog.activate(svc, req.route_params.get("id", ""), route_version(req), principal(req, svc.settings))
     return json_response(catalog.view(action, action.version), 200, cid)
 
 
@@ -67,9 +68,6 @@ def activate_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @endpoint
 def get_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """How far the agents act alone: the global mode, per-action modes, and what is frozen."""
-    from ..runtime import services
-    from ..services import autonomy
-
     svc = services()
     current = autonomy.current(svc, fresh=True)
     effective = {a: current.mode_for(a) for a in sorted(svc.catalog.actions)}
@@ -80,15 +78,9 @@ def get_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @endpoint
 def set_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Set modes, freeze or unfreeze (needs the policy's autonomyAdminRole); `reason` is required."""
-    from ..ingest.generic import decode_json
-    from ..runtime import services
-    from ..services import autonomy
-
     svc = services()
     require_media_type(req, ("application/json",))
-    body = decode_json(read_body(req, svc.settings.max_body_bytes))
-    if not isinstance(body, dict):
-        raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
+    body = json_object(read_body(req, svc.settings.max_body_bytes))
     changed = autonomy.change(svc, body, principal(req, svc.settings))
     return json_response(changed.to_dict(), 200, cid)
 
@@ -97,12 +89,7 @@ def set_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @endpoint
 def list_incidents(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """What the pipeline could not settle by itself (poison messages, failed flows, breaches), newest first."""
-    from ..runtime import services
-
-    raw = req.params.get("top", "50")
-    if not raw.isdecimal() or len(raw) > 3 or not 1 <= int(raw) <= 500:
-        raise InvalidInput("`top` must be a whole number.", [FieldError("?top", "an integer from 1 to 500")])
     items = [{"id": i.id, "at": i.at.isoformat(), "kind": i.kind, "stage": i.stage, "detail": i.detail,
               "opportunityId": i.opportunityId, "correlationId": i.correlationId}
-             for i in services().reference.incidents(int(raw))]
+             for i in services().reference.incidents(query_int(req, "top", 50, 1, 500))]
     return json_response({"items": items, "continuationToken": None}, 200, cid)

@@ -5,8 +5,9 @@ reads cannot disagree. Every text that came from data is escaped.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
-from typing import Any, Sequence
+from typing import Any
 
 # One colour per chart, so a screenshot check can tell that each chart drew (tests/test_dashboard.py).
 THROUGHPUT, SUCCESS, EFFECT, ROI = "#2e7d32", "#0078d4", "#c42b1c", "#ca5010"
@@ -94,8 +95,8 @@ def render(data: dict[str, Any]) -> str:
             for e in data["kpis"]["items"] for m in e["metrics"]]
     success = [(f"{a} v{v}", rate * 100, f"{rate * 100:.0f}% of {n}") for (a, v), (rate, n) in data["success"].items()]
     rois = [(f"{e['actionId']} v{e['actionVersion']}", e["roi"]["total"],
-             f"{e['roi']['total']:,.0f} {e['roi']['currency']} [{e['roi']['totalLow']:,.0f}, "
-             f"{e['roi']['totalHigh']:,.0f}]") for e in data["kpis"]["items"] if e.get("roi")]
+             (f"{e['roi']['total']:,.0f} {e['roi']['currency']} [{e['roi']['totalLow']:,.0f}, "
+              f"{e['roi']['totalHigh']:,.0f}]")) for e in data["kpis"]["items"] if e.get("roi")]
     top_roi = max((v for _, v, _ in rois), default=0.0)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>closedloop · measured impact</title>

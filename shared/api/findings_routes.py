@@ -1,15 +1,22 @@
 """Ingest routes: findings from Celonis, Power Automate Process Mining, or anything else."""
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
+from .edge import lazy, services
 from .http import check_api_key, endpoint, json_response, read_body, require_media_type
+
+if TYPE_CHECKING:
+    from ..ingest import celonis, generic, process_mining
+    from ..services import ingest
+else:
+    celonis, generic = lazy("shared.ingest.celonis"), lazy("shared.ingest.generic")
+    process_mining, ingest = lazy("shared.ingest.process_mining"), lazy("shared.services.ingest")
 
 bp = func.Blueprint()
 
 
 def _accept(req: func.HttpRequest, cid: str, source: str) -> func.HttpResponse:
-    from ..runtime import services
-    from ..services.ingest import ingest
-
     svc = services()
     check_api_key(req, svc.settings.ingest_api_key)
     kinds = ("application/json", "text/csv") if source == "process-mining" else ("application/json",)
@@ -18,17 +25,14 @@ def _accept(req: func.HttpRequest, cid: str, source: str) -> func.HttpResponse:
     params = dict(req.params)
     skipped = 0
     if source == "celonis":
-        from ..ingest import celonis
         result = celonis.normalize(body, params)
         findings, skipped = result.findings, result.skipped
     elif source == "process-mining":
-        from ..ingest import process_mining
         result = process_mining.normalize(body, kind, params)
         findings, skipped = result.findings, result.skipped
     else:
-        from ..ingest.generic import parse_findings
-        findings = parse_findings(body)
-    report = ingest(svc, findings, cid, skipped)
+        findings = generic.parse_findings(body)
+    report = ingest.ingest(svc, findings, cid, skipped)
     return json_response(report.to_dict(), 202, cid)
 
 

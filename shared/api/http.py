@@ -1,21 +1,30 @@
 """HTTP plumbing shared by the route blueprints: problem+json, body checks, API key, correlation id.
 
-Imports nothing heavy: it is loaded when `function_app` is imported, at cold start.
+Imports nothing heavy: it is loaded when `function_app` is imported, at cold start. No `from __future__ import
+annotations`: the Functions worker reads the wrapper's annotations as types, not strings.
 """
 import hmac
 import json
 import logging
 import re
-import sys
 import uuid
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.functions as func
 
-from ..domain.errors import (FieldError, PayloadTooLarge, ProblemError, Unauthorized, Unavailable,
-                             UnsupportedMediaType)
+from ..domain.errors import FieldError, InvalidInput, PayloadTooLarge, ProblemError, Unauthorized, UnsupportedMediaType
+from .edge import easy_auth_principal, lazy, problem_body, refusal
+from .edge import unavailable as unavailable  # where tests/integration/test_store_timeouts.py finds it
+
+if TYPE_CHECKING:
+    from ..domain.identity import Principal
+    from ..ingest import generic
+else:
+    generic = lazy("shared.ingest.generic")
 
 log = logging.getLogger("closedloop.http")
+D = TypeVar("D", int, None)
 PROBLEM = "application/problem+json"
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -26,8 +35,8 @@ def correlation_id(req: func.HttpRequest) -> str:
     return given if _CORRELATION.match(given) else str(uuid.uuid4())
 
 
-def json_response(body: Any, status: int = 200, cid: Optional[str] = None,
-                  headers: Optional[dict[str, str]] = None) -> func.HttpResponse:
+def json_response(body: Any, status: int = 200, cid: str | None = None,
+                  headers: dict[str, str] | None = None) -> func.HttpResponse:
     h = {"x-correlation-id": cid} if cid else {}
     h.update(headers or {})
     return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
@@ -35,10 +44,9 @@ def json_response(body: Any, status: int = 200, cid: Optional[str] = None,
 
 
 def problem(exc: ProblemError, instance: str, cid: str) -> func.HttpResponse:
-    body = {"type": f"https://closedloop.dev/problems/{exc.status}", "title": exc.title, "status": exc.status,
-            "detail": exc.detail, "instance": instance, "correlationId": cid,
-            "errors": [e.to_dict() for e in exc.errors], **exc.extra}
-    return func.HttpResponse(json.dumps(body, default=str), status_code=exc.status, mimetype=PROBLEM,
+    """The refusal as application/problem+json, with the headers the problem carries (Retry-After)."""
+    return func.HttpResponse(json.dumps(problem_body(exc, instance, cid), default=str), status_code=exc.status,
+                             mimetype=PROBLEM,
                              headers={"x-correlation-id": cid, **exc.headers})
 
 
@@ -69,7 +77,16 @@ def read_body(req: func.HttpRequest, limit: int) -> bytes:
     return body
 
 
-def check_api_key(req: func.HttpRequest, secret: Optional[str]) -> None:
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object: 400 when it is not JSON (ingest.generic.decode_json's limits), 422 when it is
+    JSON but not an object."""
+    doc = generic.decode_json(body)
+    if not isinstance(doc, dict):
+        raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
+    return doc
+
+
+def check_api_key(req: func.HttpRequest, secret: str | None) -> None:
     """When a key is configured, `x-api-key` or `AppKey` (what Celonis sends) must match it."""
     if not secret:
         return
@@ -79,74 +96,45 @@ def check_api_key(req: func.HttpRequest, secret: Optional[str]) -> None:
                            [FieldError("header:x-api-key", "missing or wrong")])
 
 
-def principal(req: func.HttpRequest, settings: Any) -> Optional[Any]:
-    """The Easy Auth principal, trusted only where Easy Auth is on (or on the local host): elsewhere a
-    client could forge the header. None when there is none."""
-    header = req.headers.get("x-ms-client-principal")
-    if header and (settings.easy_auth or settings.local):
-        from ..domain.identity import from_easy_auth
-        return from_easy_auth(header)
-    return None
+def principal(req: func.HttpRequest, settings: Any) -> "Principal | None":
+    """The request's Easy Auth principal, under the edge's one rule for believing it (edge.easy_auth_principal)."""
+    return easy_auth_principal(req.headers.get("x-ms-client-principal"), settings)
 
 
-# Exceptions meaning a part the app needs did not answer (module, class names): checked only when the module is
-# already loaded, so this file imports none of them (function_app's import stays cheap).
-_UNANSWERED = (("azure.core.exceptions", ("ServiceRequestError", "ServiceResponseError")),
-               ("requests.exceptions", ("ConnectionError", "Timeout")),
-               ("urllib3.exceptions", ("TimeoutError", "NewConnectionError", "ProtocolError")),
-               ("azure.servicebus.exceptions", ("ServiceBusConnectionError", "OperationTimeoutError",
-                                                "ServiceBusServerBusyError", "ServiceBusCommunicationError")))
-# Exceptions carrying the store's HTTP status (module, class, attribute): a 5xx or 429 after retries is an outage.
-_STATUSED = (("azure.core.exceptions", "HttpResponseError", "status_code"),
-             ("shared.adapters.tables.batch", "TransactionFailed", "status"),
-             ("shared.adapters.dataverse.client", "DataverseError", "status"))
+def query_int(req: func.HttpRequest, name: str, default: D, lowest: int, highest: int) -> int | D:
+    """A whole-number query parameter within [lowest, highest], else 422 naming it (at most 9 digits: int() of
+    thousands of digits raises ValueError, which was a 500)."""
+    raw = req.params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdecimal() or len(raw) > 9 or not lowest <= int(raw) <= highest:
+        raise InvalidInput(f"`{name}` must be a whole number from {lowest} to {highest}.",
+                           [FieldError(f"?{name}", f"an integer from {lowest} to {highest}")])
+    return int(raw)
 
 
-def unavailable(exc: BaseException) -> Optional[Unavailable]:
-    """The 503 an unexpected exception stands for when it (or what caused it) says a part the app needs did not
-    answer: a refused connection, a timeout, a 5xx or 429 after retries. None for a real fault."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, Unavailable):
-            return exc
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            return Unavailable(f"A service the app needs did not answer ({type(exc).__name__}); try again shortly.")
-        for module, names in _UNANSWERED:
-            loaded = sys.modules.get(module)
-            if loaded is not None and isinstance(exc, tuple(getattr(loaded, n) for n in names if hasattr(loaded, n))):
-                return Unavailable(f"A service the app needs did not answer ({type(exc).__name__}); "
-                                   "try again shortly.")
-        for module, name, attribute in _STATUSED:
-            cls = getattr(sys.modules.get(module), name, None)
-            status = getattr(exc, attribute, None) if cls is not None and isinstance(exc, cls) else None
-            if isinstance(status, int) and (status >= 500 or status == 429):
-                return Unavailable(f"The store answered {status} after retries; try again shortly.")
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
+def route_version(req: func.HttpRequest) -> int:
+    """The `{version}` in the route: a whole number of at most 9 digits, else 422."""
+    raw = req.route_params.get("version", "")
+    if not raw.isdecimal() or len(raw) > 9:
+        raise InvalidInput("The version is a whole number.", [FieldError("/version", "an integer")])
+    return int(raw)
 
 
-def endpoint(fn: Callable[[func.HttpRequest, str], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
-    """Wrap a route: correlation id in, ProblemError → problem+json, a part that did not answer → 503 with
-    Retry-After, a real fault → logged 500."""
+Route = Callable[[func.HttpRequest, str], func.HttpResponse]
+
+
+def endpoint(fn: Route) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Wrap a route: correlation id in, every failure out as the problem edge.refusal maps it to (problem+json,
+    503 with Retry-After, or a logged 500)."""
 
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         cid = correlation_id(req)
         path = "/" + req.url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
         try:
             return fn(req, cid)
-        except ProblemError as exc:
-            log.info("%s %s → %d %s", req.method, path, exc.status, exc.detail, extra={"correlationId": cid})
-            return problem(exc, path, cid)
         except Exception as exc:
-            down = unavailable(exc)
-            if down is not None:
-                log.warning("%s %s → 503 %s", req.method, path, down.detail, extra={"correlationId": cid},
-                            exc_info=True)
-                return problem(down, path, cid)
-            log.exception("%s %s failed", req.method, path, extra={"correlationId": cid})
-            err = ProblemError("The server failed; the request may be retried. Quote the correlation id.")
-            err.status, err.title = 500, "Internal server error"
-            return problem(err, path, cid)
+            return problem(refusal(exc, log, f"{req.method} {path}", cid), path, cid)
 
     # Not functools.wraps: the Functions worker reads the signature, and `__wrapped__` would expose `cid`.
     wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__

@@ -3,20 +3,36 @@
 Each tool calls the same service as its HTTP route, with the same checks: approving needs the approval's
 signed token and a principal holding its role; freezing needs the autonomy admin role. The principal is
 the Easy Auth header of the MCP request (X-MS-CLIENT-PRINCIPAL, put there by App Service authentication in
-front of the MCP endpoint), trusted under the same rule as the HTTP routes. A tool answers JSON text; a
-refusal is {"error": {status, title, detail, errors}}, the problem the HTTP route would have answered.
+front of the MCP endpoint), trusted under the same rule as the HTTP routes (shared/api/edge.py). A tool answers
+JSON text; a refusal is {"error": <problem>}, the problem body the HTTP route would have answered.
+
+No `from __future__ import annotations`: the Functions worker reads the triggers' annotations as types.
 """
 import json
 import logging
 import uuid
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput, MalformedBody, ProblemError
+from .edge import easy_auth_principal, lazy, problem_body, refusal, services
+
+if TYPE_CHECKING:
+    from .. import ports
+    from ..domain.identity import Principal
+    from ..ports import Services
+    from ..services import approvals, autonomy, backlog, measure
+else:
+    approvals, autonomy = lazy("shared.services.approvals"), lazy("shared.services.autonomy")
+    backlog, measure, ports = lazy("shared.services.backlog"), lazy("shared.services.measure"), lazy("shared.ports")
 
 bp = func.Blueprint()
 log = logging.getLogger("closedloop.mcp")
+# Where the Functions MCP extension serves the tools: the `instance` of a refusal, as a route's path is over HTTP.
+INSTANCE = "/runtime/webhooks/mcp"
+Tool = Callable[["Services", dict[str, Any], dict[str, Any], str], Any]
 
 
 def _props(*props: tuple[str, str, str]) -> str:
@@ -31,20 +47,15 @@ def _headers(context: dict[str, Any]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
 
 
-def principal_of(context: dict[str, Any], settings: Any) -> Optional[Any]:
-    """The Easy Auth principal of the MCP request, where Easy Auth is on (or on the local host)."""
-    header = _headers(context).get("x-ms-client-principal")
-    if header and (settings.easy_auth or settings.local):
-        from ..domain.identity import from_easy_auth
-        return from_easy_auth(header)
-    return None
+def principal_of(context: dict[str, Any], settings: Any) -> "Principal | None":
+    """The MCP request's Easy Auth principal, under the edge's one rule for believing it (edge.easy_auth_principal)."""
+    return easy_auth_principal(_headers(context).get("x-ms-client-principal"), settings)
 
 
-def _string(args: dict[str, Any], name: str, required: bool = False, limit: int = 200) -> Optional[str]:
+def _string(args: dict[str, Any], name: str, limit: int = 200) -> str | None:
+    """An optional text argument; "" counts as absent (models fill optional arguments with empty strings)."""
     value = args.get(name)
     if value is None or value == "":
-        if required:
-            raise InvalidInput(f"{name} is required.", [FieldError(f"/arguments/{name}", "required")])
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise InvalidInput(f"{name} is text of at most {limit} characters.",
@@ -52,13 +63,21 @@ def _string(args: dict[str, Any], name: str, required: bool = False, limit: int 
     return value
 
 
+def _required(args: dict[str, Any], name: str, limit: int = 200) -> str:
+    value = _string(args, name, limit)
+    if value is None:
+        raise InvalidInput(f"{name} is required.", [FieldError(f"/arguments/{name}", "required")])
+    return value
+
+
 def _refusal(exc: ProblemError, cid: str) -> str:
-    """The problem the HTTP route would answer, as the tool's JSON result."""
-    return json.dumps({"error": {"status": exc.status, "title": exc.title, "detail": exc.detail,
-                                 "errors": [e.to_dict() for e in exc.errors], "correlationId": cid}})
+    """The problem the HTTP route would answer (edge.problem_body), as the tool's JSON result; headers the problem
+    carries (Retry-After) ride along, an MCP result having none of its own."""
+    headers = {"headers": exc.headers} if exc.headers else {}
+    return json.dumps({"error": {**problem_body(exc, INSTANCE, cid), **headers}}, default=str)
 
 
-def run(context: str, tool: Callable[[Any, dict[str, Any], dict[str, Any], str], Any]) -> str:
+def run(context: str | dict[str, Any], tool: Tool) -> str:
     """Parse the tool context, run the tool, answer JSON text (a problem object on refusal, never a raise)."""
     cid = str(uuid.uuid4())
     try:
@@ -69,68 +88,44 @@ def run(context: str, tool: Callable[[Any, dict[str, Any], dict[str, Any], str],
         args = doc.get("arguments") or {}
         if not isinstance(args, dict):
             raise InvalidInput("arguments must be an object.", [FieldError("/arguments", "an object")])
-        from ..runtime import services
         return json.dumps(tool(services(), args, doc, cid), default=str)
-    except ProblemError as exc:
-        return _refusal(exc, cid)
-    except Exception:
-        log.exception("MCP tool failed", extra={"correlationId": cid})
-        failed = ProblemError("the tool failed; quote the correlation id")
-        failed.status, failed.title = 500, "Internal server error"
-        return _refusal(failed, cid)
+    except Exception as exc:
+        return _refusal(refusal(exc, log, f"MCP {tool.__name__.lstrip('_')}", cid), cid)
 
 
-def _backlog(svc: Any, args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
-    from ..domain.status import Status
-    from ..ports import Filter
-    from ..services import backlog
-
-    status = _string(args, "status")
-    if status is not None and status not in Status.__members__:
-        raise InvalidInput("Unknown status.", [FieldError("/arguments/status", "a known status")])
+def _backlog(svc: "Services", args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
+    where = backlog.where(_string(args, "status"), _string(args, "processArea"), _string(args, "deviationPattern"),
+                          at="/arguments/")
     top = args.get("top", 10)
     if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 50:
         raise InvalidInput("top is 1 to 50.", [FieldError("/arguments/top", "an integer from 1 to 50")])
-    return backlog.list_opportunities(svc, Filter(status, _string(args, "processArea"),
-                                                  _string(args, "deviationPattern")), top, None)
+    return backlog.list_opportunities(svc, where, top, None)
 
 
-def _opportunity(svc: Any, args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
-    from ..services import backlog
-    from ..services.views import opportunity_view
-
-    opp = backlog.get(svc, _string(args, "id", required=True, limit=64))
-    return opportunity_view(opp, executions=svc.store.executions(opp.id), audit=svc.store.audit(opp.id),
-                            approvals=svc.store.approvals(opp.id))
+def _opportunity(svc: "Services", args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
+    return backlog.detail(svc, _required(args, "id", limit=64))
 
 
-def _decide(svc: Any, args: dict[str, Any], ctx: dict[str, Any], cid: str) -> Any:
-    from ..services import approvals
-
-    decision = _string(args, "decision", required=True)
+def _decide(svc: "Services", args: dict[str, Any], ctx: dict[str, Any], cid: str) -> Any:
+    decision = _required(args, "decision")
     if decision not in ("approve", "reject"):
         raise InvalidInput("decision is approve or reject.", [FieldError("/arguments/decision", "approve or reject")])
-    decided = approvals.decide(svc, _string(args, "approvalId", required=True, limit=100),
-                               _string(args, "token", required=True, limit=1000), decision,
-                               principal_of(ctx, svc.settings), None, _string(args, "comment", limit=1000), cid)
+    decided = approvals.decide(svc, _required(args, "approvalId", limit=100), _required(args, "token", limit=1000),
+                               decision, principal_of(ctx, svc.settings), None, _string(args, "comment", limit=1000),
+                               cid)
     return decided.to_dict()
 
 
-def _kpis(svc: Any, args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
-    from ..ports import Filter
-    from ..services.measure import kpis
-
-    return kpis(svc, Filter(None, _string(args, "processArea"), _string(args, "deviationPattern")),
-                _string(args, "actionId"), None, _string(args, "metric"), weekly=False)
+def _kpis(svc: "Services", args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
+    where = ports.Filter(processArea=_string(args, "processArea"), deviationPattern=_string(args, "deviationPattern"))
+    return measure.kpis(svc, where, _string(args, "actionId"), None, _string(args, "metric"), weekly=False)
 
 
-def _freeze(svc: Any, args: dict[str, Any], ctx: dict[str, Any], _cid: str) -> Any:
-    from ..services import autonomy
-
+def _freeze(svc: "Services", args: dict[str, Any], ctx: dict[str, Any], _cid: str) -> Any:
     actions = args.get("actions")
     if actions is not None and not (isinstance(actions, list) and all(isinstance(a, str) for a in actions)):
         raise InvalidInput("actions is a list of action ids.", [FieldError("/arguments/actions", "a list of strings")])
-    change: dict[str, Any] = {"reason": _string(args, "reason", required=True, limit=500)}
+    change: dict[str, Any] = {"reason": _required(args, "reason", limit=500)}
     change.update({"freezeActions": actions} if actions else {"freeze": True})
     return autonomy.change(svc, change, principal_of(ctx, svc.settings)).to_dict()
 

@@ -1,8 +1,21 @@
 """Measurement routes: outcomes in; KPI impact (JSON, CSV), the weekly review and the dashboard out."""
+from typing import TYPE_CHECKING, Any
+
 import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
-from .http import check_api_key, endpoint, json_response, read_body, require_media_type
+from .edge import lazy, services
+from .http import check_api_key, endpoint, json_response, query_int, read_body, require_media_type
+
+if TYPE_CHECKING:
+    from .. import ports
+    from ..ingest import outcomes
+    from ..services import dashboard, insights, measure
+    from . import dashboard_page
+else:
+    dashboard, insights = lazy("shared.services.dashboard"), lazy("shared.services.insights")
+    measure, outcomes = lazy("shared.services.measure"), lazy("shared.ingest.outcomes")
+    dashboard_page, ports = lazy("shared.api.dashboard_page"), lazy("shared.ports")
 
 bp = func.Blueprint()
 
@@ -11,34 +24,22 @@ bp = func.Blueprint()
 @endpoint
 def post_outcomes(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Case-level KPI observations, one object or a list of up to 5,000."""
-    from ..ingest.outcomes import parse_outcomes
-    from ..runtime import services
-    from ..services.measure import record_outcomes
-
     svc = services()
     check_api_key(req, svc.settings.ingest_api_key)
     require_media_type(req, ("application/json",))
-    outcomes = parse_outcomes(read_body(req, svc.settings.max_body_bytes))
-    return json_response(record_outcomes(svc, outcomes, cid), 202, cid)
+    observed = outcomes.parse_outcomes(read_body(req, svc.settings.max_body_bytes))
+    return json_response(measure.record_outcomes(svc, observed, cid), 202, cid)
 
 
-def _report(req: func.HttpRequest):
-    from ..ports import Filter
-    from ..runtime import services
-    from ..services.measure import kpis
-
+def _report(req: func.HttpRequest) -> dict[str, Any]:
     p = req.params
-    version = p.get("actionVersion")
-    # At most 9 digits, as the document says: int() of 4,301 digits raises ValueError, which was a 500.
-    if version is not None and not (version.isdecimal() and len(version) <= 9):
-        raise InvalidInput("actionVersion is a whole number.",
-                           [FieldError("?actionVersion", "an integer from 0 to 999999999")])
+    version = query_int(req, "actionVersion", None, 0, 999_999_999)
     weekly = p.get("weekly", "true").lower()
     if weekly not in ("true", "false"):
         raise InvalidInput("weekly is true or false.", [FieldError("?weekly", "expected true or false")])
-    where = Filter(processArea=p.get("processArea") or None, deviationPattern=p.get("deviationPattern") or None)
-    return kpis(services(), where, p.get("actionId") or None, int(version) if version else None,
-                p.get("metric") or None, weekly == "true")
+    where = ports.Filter(processArea=p.get("processArea") or None, deviationPattern=p.get("deviationPattern") or None)
+    return measure.kpis(services(), where, p.get("actionId") or None, version, p.get("metric") or None,
+                        weekly == "true")
 
 
 @bp.route(route="kpis", methods=["GET"])
@@ -52,9 +53,7 @@ def get_kpis(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @endpoint
 def get_kpis_csv(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """The same report as a flat CSV (one line per action version, KPI and week) for Power BI."""
-    from ..services.measure import to_csv
-
-    return func.HttpResponse(to_csv(_report(req)), status_code=200, mimetype="text/csv",
+    return func.HttpResponse(measure.to_csv(_report(req)), status_code=200, mimetype="text/csv",
                              headers={"x-correlation-id": cid, "content-disposition": 'inline; filename="kpis.csv"'})
 
 
@@ -62,22 +61,12 @@ def get_kpis_csv(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @endpoint
 def get_insights(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """The weekly review: catalog gaps, weak action versions, failure reasons, feedback, work sent to people."""
-    from ..runtime import services
-    from ..services.insights import weekly_review
-
-    days = req.params.get("days", "28")
-    if not days.isdecimal() or len(days) > 3 or not 1 <= int(days) <= 365:
-        raise InvalidInput("days is a whole number from 1 to 365.", [FieldError("?days", "expected 1..365")])
-    return json_response(weekly_review(services(), int(days)), 200, cid)
+    return json_response(insights.weekly_review(services(), query_int(req, "days", 28, 1, 365)), 200, cid)
 
 
 @bp.route(route="dashboard", methods=["GET"])
 @endpoint
 def get_dashboard(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """An HTML page of charts: throughput, success rate, treated vs control with CIs, ROI."""
-    from ..runtime import services
-    from ..services.dashboard import data
-    from .dashboard_page import render
-
-    return func.HttpResponse(render(data(services())), status_code=200, mimetype="text/html",
+    return func.HttpResponse(dashboard_page.render(dashboard.data(services())), status_code=200, mimetype="text/html",
                              headers={"x-correlation-id": cid, "cache-control": "no-store"})

@@ -2,14 +2,17 @@
 infra/connector/apiDefinition.swagger.json (`python -m shared.api.openapi`) for the Power Platform custom
 connector that Copilot Studio uses. Descriptions are written for an agent choosing a tool.
 
-Plain data, no imports beyond the standard library: the route module that serves it stays cheap.
+Plain data, no imports beyond the standard library and the status names (shared/domain/status.py, the list the
+status filter checks): the route module that serves it stays cheap.
 """
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
+
+from ..domain.status import Status
 
 CONNECTOR = Path(__file__).resolve().parents[2] / "infra" / "connector"
 
@@ -52,16 +55,14 @@ _STATUSES = {
 }
 _RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds to wait before trying again."}}
 _ID = _path("id", "Opportunity id", "The 32-character opportunity id from the backlog.")
-_VERSION = {"minimum": 0, "maximum": 999_999_999}  # route versions: whole numbers of at most 9 digits
+_VERSION: dict[str, Any] = {"minimum": 0, "maximum": 999_999_999}  # route versions: whole numbers of at most 9 digits
 _FILTERS = [
     _q("status", "Status", "Only opportunities in this status.",
-       enum=["new", "triaged", "needs_data", "duplicate", "control", "planned", "needs_review",
-             "awaiting_approval", "approved", "rejected", "executing", "executed", "failed", "verified",
-             "compensated", "closed", "dismissed"]),
+       enum=[s.value for s in Status]),
     _q("processArea", "Process area", "Only this process area, e.g. accounts-payable."),
     _q("deviationPattern", "Deviation pattern", "Only this deviation pattern, e.g. invoice-missing-po."),
 ]
-_TEXT = {"pattern": r"\S"}  # not blank: the server refuses text that is only whitespace
+_TEXT: dict[str, Any] = {"pattern": r"\S"}  # not blank: the server refuses text that is only whitespace
 _FINDING = {
     "type": "object", "required": ["eventId", "processArea", "deviationPattern", "caseKey", "detectedAt"],
     "additionalProperties": False,
@@ -108,7 +109,8 @@ _OUTCOME = {
         "caseKey": {"type": "string", "minLength": 1, "maxLength": 256, **_TEXT, "x-ms-summary": "Case key"},
         "metric": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$", "x-ms-summary": "Metric",
                    "description": "e.g. cycle_time_days, sla_met"},
-        "value": {"type": "number", "x-ms-summary": "Value", "description": "A finite number (true/false taken as 1/0)."},
+        "value": {"type": "number", "x-ms-summary": "Value",
+                  "description": "A finite number (true/false taken as 1/0)."},
         "observedAt": {"type": "string", "format": "date-time", "x-ms-summary": "Observed at"},
         "source": {"type": "string", "minLength": 1, "maxLength": 64, "x-ms-summary": "Source"},
     },
@@ -130,16 +132,16 @@ _PROMPT = _path("name", "Prompt name", "e.g. plan (lower-case letters, digits, -
 _VERSION_PATH = _path("version", "Version", "The pending version.", "integer", **_VERSION)
 
 # (path, method, operationId, summary, description, parameters, success status, response schema, example body)
-OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, Optional[dict[str, Any]], Any]] = [
+OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[str, Any] | None, Any]] = [
     ("/findings", "post", "IngestFindings", "Send findings",
-     "Send process-mining findings (one or a list of up to 1,000) in the normalized shape. Use it when a "
-     "user or flow has findings to add to the backlog; each becomes or updates an opportunity.",
+     ("Send process-mining findings (one or a list of up to 1,000) in the normalized shape. Use it when a "
+      "user or flow has findings to add to the backlog; each becomes or updates an opportunity."),
      [_body({"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": "#/definitions/Finding"}},
             "Findings", "The findings (one object is taken too).")],
      "202", {"$ref": "#/definitions/IngestReport"}, [_FINDING["example"]]),
     ("/findings/celonis", "post", "IngestCelonis", "Send a Celonis event",
-     "Forward a Celonis event-subscription callback or Action Flow body as it is. Use it from Celonis, not "
-     "from a chat: it expects Celonis's own field names.",
+     ("Forward a Celonis event-subscription callback or Action Flow body as it is. Use it from Celonis, not "
+      "from a chat: it expects Celonis's own field names."),
      [_body({"$ref": "#/definitions/CelonisEvent"}, "Celonis body",
             "The Celonis callback body (a list of them, or normalized findings, are taken too)."),
       _q("processArea", "Process area", "Process area when the mapping does not say it.", minLength=1,
@@ -148,8 +150,8 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, Optio
          maxLength=100, **_TEXT)],
      "202", {"$ref": "#/definitions/IngestReport"}, None),
     ("/findings/process-mining", "post", "IngestProcessMining", "Send a Process Mining refresh",
-     "Forward the Process Mining connector's 'When a Process data is refreshed' body as it is. Use it from a "
-     "Power Automate flow, not from a chat.",
+     ("Forward the Process Mining connector's 'When a Process data is refreshed' body as it is. Use it from a "
+      "Power Automate flow, not from a chat."),
      [_body({"$ref": "#/definitions/ProcessRefresh"}, "Trigger body", "The trigger body."),
       _q("processArea", "Process area", "The process area of the business rule.", required=True, minLength=1,
          maxLength=100, **_TEXT),
@@ -158,18 +160,18 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, Optio
       _q("businessRule", "Business rule", "The rule's name.", minLength=1, maxLength=100, **_TEXT)],
      "202", {"$ref": "#/definitions/IngestReport"}, None),
     ("/opportunities", "get", "ListOpportunities", "List the backlog",
-     "The ranked backlog, highest priority first. Use it to answer 'what should we fix first?' or to find "
-     "an opportunity's id; filter by status, process area or pattern; page with continuationToken.",
+     ("The ranked backlog, highest priority first. Use it to answer 'what should we fix first?' or to find "
+      "an opportunity's id; filter by status, process area or pattern; page with continuationToken."),
      [*_FILTERS, _q("top", "Page size", "How many to return (1-200, default 50).", "integer", minimum=1, maximum=200),
       _q("continuationToken", "Continuation token", "The token from the previous page (only those).")],
      "200", {"$ref": "#/definitions/OpportunityPage"}, None),
     ("/opportunities/{id}", "get", "GetOpportunity", "Get an opportunity",
-     "One opportunity with its score and rationale, executions (what was done, with evidence), audit trail "
-     "and approvals. Use it to explain a case or check what happened to it.",
+     ("One opportunity with its score and rationale, executions (what was done, with evidence), audit trail "
+      "and approvals. Use it to explain a case or check what happened to it."),
      [_ID], "200", {"$ref": "#/definitions/Opportunity"}, None),
     ("/opportunities/{id}", "patch", "UpdateOpportunity", "Update an opportunity",
-     "Set the owner or notes of an opportunity, or dismiss one nobody has acted on yet (the policy's dismiss "
-     "role). Use it when a user takes ownership or decides a case is not worth fixing. Needs a signed-in user.",
+     ("Set the owner or notes of an opportunity, or dismiss one nobody has acted on yet (the policy's dismiss "
+      "role). Use it when a user takes ownership or decides a case is not worth fixing. Needs a signed-in user."),
      [_ID, _body({"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
          "owner": {"type": "string", "maxLength": 200, "x-nullable": True, "x-ms-summary": "Owner"},
          "notes": {"type": "string", "maxLength": 4000, "x-nullable": True, "x-ms-summary": "Notes"},
@@ -180,24 +182,24 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, Optio
        "description": "The ETag from GET, to refuse a lost update (412)."}],
      "200", {"$ref": "#/definitions/Opportunity"}, {"owner": "ana@contoso.com"}),
     ("/backlog", "get", "GetBacklog", "Summarize the backlog",
-     "The backlog grouped by process area and pattern: cases, money at stake, mean priority and status "
-     "counts. Use it for the weekly review or to compare areas.",
+     ("The backlog grouped by process area and pattern: cases, money at stake, mean priority and status "
+      "counts. Use it for the weekly review or to compare areas."),
      [*_FILTERS, _q("top", "Groups", "How many groups (1-1000, default 100).", "integer", minimum=1, maximum=1000)],
      "200", _OBJECT, None),
     ("/health", "get", "GetHealth", "Check health",
-     "Whether the app, its store and its timer sweep are working, and what is switched off. Use it when "
-     "something seems stuck. 503 with Retry-After when the store does not answer within 2.5 s.",
+     ("Whether the app, its store and its timer sweep are working, and what is switched off. Use it when "
+      "something seems stuck. 503 with Retry-After when the store does not answer within 2.5 s."),
      [], "200", {"$ref": "#/definitions/Health"}, None),
     ("/actions", "get", "ListActions", "List catalog actions",
-     "The catalog of actions the agents may run: what each fixes, its risk tier, caps and data contract. "
-     "Use it to say what can be automated.",
+     ("The catalog of actions the agents may run: what each fixes, its risk tier, caps and data contract. "
+      "Use it to say what can be automated."),
      [_q("versions", "Versions", "'all' for every version; any other value, or none, the latest of each.")],
      "200", _LIST, None),
     ("/actions/{id}", "get", "GetAction", "Get an action's versions",
      "Every version of one catalog action, oldest first.", [_ACTION_ID], "200", _LIST, None),
     ("/actions/{id}", "put", "AddActionVersion", "Add an action version",
-     "Add the next version of a catalog action (the server numbers it; versions are never edited). Needs the "
-     "Catalog.Approver role; risky changes stay pending until a second approver activates them.",
+     ("Add the next version of a catalog action (the server numbers it; versions are never edited). Needs the "
+      "Catalog.Approver role; risky changes stay pending until a second approver activates them."),
      [_ACTION_ID, _body(_OBJECT, "Action", "The action definition without id and version.")],
      "201", _OBJECT, None),
     ("/actions/{id}/versions/{version}/activate", "post", "ActivateActionVersion", "Activate an action version",
@@ -207,8 +209,8 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, Optio
      "The autonomy in force: global and per-action mode (auto, approval, off) and any freeze.",
      [], "200", _OBJECT, None),
     ("/autonomy", "post", "SetAutonomy", "Change autonomy or freeze",
-     "Set modes, or freeze or unfreeze the agents (all, or some actions), with a reason. Use it to stop "
-     "automation at once. Needs the Autonomy.Admin role.",
+     ("Set modes, or freeze or unfreeze the agents (all, or some actions), with a reason. Use it to stop "
+      "automation at once. Needs the Autonomy.Admin role."),
      [_body({"type": "object", "required": ["reason"], "properties": {
          "mode": {"type": "string", "enum": ["autonomous", "approval", "off"], "x-ms-summary": "Mode"},
          "freeze": {"type": "boolean", "x-ms-summary": "Freeze"},
@@ -239,8 +241,8 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, Optio
      [_q("top", "How many", "At most this many (1-500, default 50).", "integer", minimum=1, maximum=500)],
      "200", _LIST, None),
     ("/approvals/{id}", "post", "DecideApproval", "Approve, reject or provide data",
-     "Answer an approval or data request with its signed token. Use it when a person approves or rejects a "
-     "proposed action in the chat. Needs a signed-in user with the action's approval role.",
+     ("Answer an approval or data request with its signed token. Use it when a person approves or rejects a "
+      "proposed action in the chat. Needs a signed-in user with the action's approval role."),
      [_path("id", "Approval id", "From the card or the opportunity's approvals."),
       _body({"type": "object", "required": ["token", "decision"], "properties": {
           "token": {"type": "string", "minLength": 1, "x-ms-summary": "Token"},
@@ -257,24 +259,25 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, Optio
      "200", _OBJECT, None),
     ("/approvals/{id}/confirm", "get", "ConfirmApproval", "Open a card link's confirmation page",
      "The page behind a card's approve or reject link (HTML); it asks to confirm. A GET never decides.",
-     [_path("id", "Approval id", "The approval."), _q("token", "Token", "The signed token.", required=True, minLength=1),
+     [_path("id", "Approval id", "The approval."),
+      _q("token", "Token", "The signed token.", required=True, minLength=1),
       _q("decision", "Decision", "What the link proposes.", required=True, enum=["approve", "reject", "provide"])],
      "200", None, None),
     ("/outcomes", "post", "SendOutcomes", "Send KPI outcomes",
-     "Case-level KPI observations (cycle time, SLA met, rework, DSO), one or a list of up to 5,000, measured "
-     "against the control group.",
+     ("Case-level KPI observations (cycle time, SLA met, rework, DSO), one or a list of up to 5,000, measured "
+      "against the control group."),
      [_body({"type": "array", "minItems": 1, "maxItems": 5000, "items": {"$ref": "#/definitions/Outcome"}},
             "Outcomes", "The observations (one object is taken too).")],
      "202", _OBJECT, [_OUTCOME["example"]]),
     ("/kpis", "get", "GetKpis", "Read measured impact",
-     "Treated vs control per action version and KPI: difference, 95% confidence interval, p-value, ROI; "
-     "'not enough data' when too few cases. Use it to answer 'did it work?' with numbers.",
+     ("Treated vs control per action version and KPI: difference, 95% confidence interval, p-value, ROI; "
+      "'not enough data' when too few cases. Use it to answer 'did it work?' with numbers."),
      _KPI_FILTERS, "200", _OBJECT, None),
     ("/kpis.csv", "get", "GetKpisCsv", "Export impact as CSV",
      "The measured impact as a flat CSV for Power BI.", _KPI_FILTERS, "200", None, None),
     ("/insights", "get", "GetInsights", "Read the weekly review",
-     "Catalog gaps, action versions with no or a negative effect, recurring failures, card feedback and the "
-     "patterns people handle most. Use it to decide what to build or retire next.",
+     ("Catalog gaps, action versions with no or a negative effect, recurring failures, card feedback and the "
+      "patterns people handle most. Use it to decide what to build or retire next."),
      [_q("days", "Days", "The window in days (1-365, default 28).", "integer", minimum=1, maximum=365)],
      "200", _OBJECT, None),
     ("/dashboard", "get", "GetDashboard", "Open the KPI dashboard",
@@ -305,7 +308,7 @@ _INTERNAL = {"IngestCelonis", "IngestProcessMining", "ConfirmApproval", "GetKpis
 
 
 def _responses(op_id: str, method: str, params: list[dict[str, Any]], status: str,
-               schema: Optional[dict[str, Any]]) -> dict[str, Any]:
+               schema: dict[str, Any] | None) -> dict[str, Any]:
     """The success response, then every problem the operation can answer, each documented."""
     codes = set(_ERRORS.get(op_id, "").split())
     if any(p["in"] == "body" for p in params):

@@ -1,46 +1,37 @@
 """Backlog routes: the ranked list, one opportunity, curation, and the grouped weekly view."""
 import logging
 import threading
-from typing import Any, Optional
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as NoAnswer
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
-from .http import endpoint, json_response, principal, read_body, require_media_type
+from .edge import lazy, services
+from .http import endpoint, json_object, json_response, principal, query_int, read_body, require_media_type
+
+if TYPE_CHECKING:
+    from .. import settings as app_settings
+    from ..ports import Filter
+    from ..services import backlog, sweep, views
+else:
+    backlog, sweep = lazy("shared.services.backlog"), lazy("shared.services.sweep")
+    views, app_settings = lazy("shared.services.views"), lazy("shared.settings")
 
 bp = func.Blueprint()
 log = logging.getLogger("closedloop.http")
 
 
-def _filter(req: func.HttpRequest) -> Any:
-    from ..domain.status import Status
-    from ..ports import Filter
-
-    status = req.params.get("status")
-    if status is not None and status not in Status.__members__:
-        raise InvalidInput("Unknown status filter.",
-                           [FieldError("?status", f"one of {', '.join(Status.__members__)}")])
-    return Filter(status=status, processArea=req.params.get("processArea") or None,
-                  deviationPattern=req.params.get("deviationPattern") or None)
-
-
-def _top(req: func.HttpRequest, default: int, maximum: int) -> int:
-    raw = req.params.get("top")
-    if raw is None:
-        return default
-    if not raw.isdecimal() or len(raw) > 9 or not 1 <= int(raw) <= maximum:
-        raise InvalidInput("`top` must be a whole number.", [FieldError("?top", f"an integer from 1 to {maximum}")])
-    return int(raw)
+def _filter(req: func.HttpRequest) -> "Filter":
+    return backlog.where(req.params.get("status"), req.params.get("processArea"), req.params.get("deviationPattern"))
 
 
 @bp.route(route="opportunities", methods=["GET"])
 @endpoint
 def list_opportunities(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """The ranked backlog, highest priority first; filters status, processArea, deviationPattern."""
-    from ..runtime import services
-    from ..services import backlog
-
-    page = backlog.list_opportunities(services(), _filter(req), _top(req, 50, backlog.MAX_TOP),
+    page = backlog.list_opportunities(services(), _filter(req), query_int(req, "top", 50, 1, backlog.MAX_TOP),
                                       req.params.get("continuationToken") or None)
     return json_response(page, 200, cid)
 
@@ -49,27 +40,17 @@ def list_opportunities(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @endpoint
 def get_opportunity(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """One opportunity with its scores, rationale, plan, status history, executions and audit trail."""
-    from ..runtime import services
-    from ..services import backlog
-    from ..services.views import opportunity_view
-
-    svc = services()
-    opp = backlog.get(svc, req.route_params.get("id", ""))
-    view = opportunity_view(opp, executions=svc.store.executions(opp.id), audit=svc.store.audit(opp.id),
-                            approvals=svc.store.approvals(opp.id))
-    return json_response(view, 200, cid, {"ETag": opp.etag or ""})
+    view = backlog.detail(services(), req.route_params.get("id", ""))
+    return json_response(view, 200, cid, {"ETag": view["etag"] or ""})
 
 
 _PATCHABLE = {"owner": 200, "notes": 4000, "dismissReason": 500}
 
 
 def _changes(body: bytes) -> dict[str, Any]:
-    from ..ingest.generic import decode_json
-
-    data = decode_json(body)
-    if not isinstance(data, dict):
-        raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
-    errors, changes = [], {}
+    data = json_object(body)
+    errors: list[FieldError] = []
+    changes: dict[str, Any] = {}
     for key, value in data.items():
         if key in _PATCHABLE:
             if value is not None and (not isinstance(value, str) or len(value) > _PATCHABLE[key]):
@@ -95,26 +76,19 @@ def _changes(body: bytes) -> dict[str, Any]:
 def patch_opportunity(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Set owner or notes (a signed-in person), or dismiss an opportunity that has not been acted on (the
     policy's dismissRole); recorded in the audit trail as the verified principal's change."""
-    from ..runtime import services
-    from ..services import backlog
-    from ..services.views import opportunity_view
-
     svc = services()
     require_media_type(req, ("application/json", "application/merge-patch+json"))
     changes = _changes(read_body(req, svc.settings.max_body_bytes))
-    if_match: Optional[str] = req.headers.get("if-match")
-    opp = backlog.patch(svc, req.route_params.get("id", ""), changes, principal(req, svc.settings), cid, if_match)
-    return json_response(opportunity_view(opp), 200, cid, {"ETag": opp.etag or ""})
+    opp = backlog.patch(svc, req.route_params.get("id", ""), changes, principal(req, svc.settings), cid,
+                        req.headers.get("if-match"))
+    return json_response(views.opportunity_view(opp), 200, cid, {"ETag": opp.etag or ""})
 
 
 @bp.route(route="backlog", methods=["GET"])
 @endpoint
 def get_backlog(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Opportunities grouped by processArea + deviationPattern, for the weekly commit to the top items."""
-    from ..runtime import services
-    from ..services import backlog
-
-    return json_response(backlog.backlog(services(), _filter(req), _top(req, 100, 1000)), 200, cid)
+    return json_response(backlog.backlog(services(), _filter(req), query_int(req, "top", 100, 1, 1000)), 200, cid)
 
 
 # The platform's health probes and load balancers give up after a few seconds; 2.5 s keeps the answer under 3 s
@@ -122,15 +96,13 @@ def get_backlog(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 HEALTH_DEADLINE = 2.5
 _HEALTH_RETRY_AFTER = "5"
 _probe_lock = threading.Lock()
-_probe: Optional[Any] = None  # concurrent.futures.Future of the probe in flight
+_probe: Future[Any] | None = None  # the probe in flight
 
 
-def _store_probe() -> Any:
+def _store_probe() -> Future[Any]:
     """The probe of the store in flight, or a new one: one at a time, however many health checks wait on it, so
     a hung store holds one thread, not one per check."""
     global _probe
-    from concurrent.futures import Future
-
     with _probe_lock:
         if _probe is None or _probe.done():
             _probe = Future()
@@ -138,15 +110,12 @@ def _store_probe() -> Any:
         return _probe
 
 
-def _run_probe(future: Any) -> None:
-    from ..runtime import services
-    from ..services.sweep import heartbeat
-
+def _run_probe(future: Future[Any]) -> None:
     try:
         svc = services()
         for backend in {id(b): b for b in (svc.store, svc.reference, svc.coordination)}.values():
             backend.ping()  # each distinct backend once (Dataverse records, Azure Tables coordination)
-        future.set_result((svc, heartbeat(svc)))
+        future.set_result((svc, sweep.heartbeat(svc)))
     except BaseException as exc:  # the probe's failure is the answer, delivered to whoever waits
         future.set_exception(exc)
 
@@ -154,8 +123,8 @@ def _run_probe(future: Any) -> None:
 def _warnings(settings: Any) -> list[str]:
     """What works only in part although the app serves: said plainly, for whoever reads the health check."""
     if not settings.local and not settings.approval_signing_key:
-        return ["approvals off: APPROVAL_SIGNING_KEY is not set, so risky plans wait for review instead of "
-                "asking for approval"]
+        return [("approvals off: APPROVAL_SIGNING_KEY is not set, so risky plans wait for review instead of "
+                 "asking for approval")]
     return []
 
 
@@ -163,13 +132,9 @@ def _warnings(settings: Any) -> list[str]:
 @endpoint
 def health(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Liveness with dependency checks, within 2.5 s: 200 when the store answers, 503 with Retry-After when not."""
-    from concurrent.futures import TimeoutError as NoAnswer
-
-    from ..settings import Settings
-
     checks: dict[str, Any] = {}
     try:
-        svc, sweep = _store_probe().result(timeout=HEALTH_DEADLINE)
+        svc, timer = _store_probe().result(timeout=HEALTH_DEADLINE)
     except NoAnswer:
         checks["store"] = f"no answer within {HEALTH_DEADLINE} s"
     except Exception as exc:  # any failure here is the answer, not an error of this route
@@ -177,12 +142,12 @@ def health(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     else:
         checks["store"] = "ok"
         # A stopped timer or switched-off approvals do not make the app unable to serve: 200, the status says so.
-        checks["sweep"] = sweep
+        checks["sweep"] = timer
         warnings = _warnings(svc.settings)
         checks["approvals"] = "off: APPROVAL_SIGNING_KEY is not set" if warnings else "ok"
-        status = "ok" if sweep["ok"] and not warnings else "degraded"
+        status = "ok" if timer["ok"] and not warnings else "degraded"
         return json_response({"status": status, "checks": checks, "warnings": warnings}, 200, cid)
     log.warning("health: store %s", checks["store"], extra={"correlationId": cid})
-    warnings = _warnings(Settings.from_env())
+    warnings = _warnings(app_settings.Settings.from_env())
     return json_response({"status": "down", "checks": checks, "warnings": warnings}, 503, cid,
                          {"Retry-After": _HEALTH_RETRY_AFTER})

@@ -6,7 +6,7 @@ import binascii
 import json
 import logging
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any
 
 from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, ProblemError, Unauthorized
 from ..domain.identity import Principal
@@ -14,8 +14,7 @@ from ..domain.opportunity import Opportunity
 from ..domain.pii import scrub
 from ..domain.status import IllegalTransition, Status
 from ..logs import bind
-from ..ports import ConcurrencyConflict, Cursor, Filter
-from ..ports import Services
+from ..ports import ConcurrencyConflict, Cursor, Filter, Services
 from .lifecycle import audit
 from .views import opportunity_view
 
@@ -42,7 +41,7 @@ def decode_cursor(token: str) -> Cursor:
                            [FieldError("?continuationToken", "malformed token")]) from None
 
 
-def list_opportunities(services: Services, where: Filter, top: int, token: Optional[str]) -> dict[str, Any]:
+def list_opportunities(services: Services, where: Filter, top: int, token: str | None) -> dict[str, Any]:
     """One page of the backlog, highest priority first, with the token for the next page."""
     after = decode_cursor(token) if token else None
     page = services.store.ranked(where, top + 1, after)
@@ -50,6 +49,23 @@ def list_opportunities(services: Services, where: Filter, top: int, token: Optio
     page = page[:top]
     return {"items": [opportunity_view(o, detail=False) for o in page],
             "continuationToken": encode_cursor(page[-1]) if more else None}
+
+
+def where(status: str | None, process_area: str | None, deviation_pattern: str | None, at: str = "?") -> Filter:
+    """The backlog filter, HTTP's and MCP's alike: an unknown status is a 422 naming the field as `at` + status
+    ("?" a query parameter, "/arguments/" an MCP tool's argument) and listing the statuses there are."""
+    if status is not None and status not in Status.__members__:
+        raise InvalidInput("Unknown status filter.",
+                           [FieldError(f"{at}status", f"one of {', '.join(Status.__members__)}")])
+    return Filter(status=status, processArea=process_area or None, deviationPattern=deviation_pattern or None)
+
+
+def detail(services: Services, opportunity_id: str) -> dict[str, Any]:
+    """One opportunity in full (GET /api/opportunities/{id} and the get_opportunity tool): scores, rationale, plan,
+    history, executions with evidence, approvals and audit trail."""
+    opp = get(services, opportunity_id)
+    return opportunity_view(opp, executions=services.store.executions(opp.id), audit=services.store.audit(opp.id),
+                            approvals=services.store.approvals(opp.id))
 
 
 def get(services: Services, opportunity_id: str) -> Opportunity:
@@ -63,8 +79,8 @@ def _plausible_id(value: str) -> bool:
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
-def patch(services: Services, opportunity_id: str, changes: dict[str, Any], principal: Optional[Principal],
-          correlation_id: str, if_match: Optional[str] = None) -> Opportunity:
+def patch(services: Services, opportunity_id: str, changes: dict[str, Any], principal: Principal | None,
+          correlation_id: str, if_match: str | None = None) -> Opportunity:
     """Set owner and notes, or dismiss, as the signed-in principal (dismissal needs the policy's dismissRole),
     audited with the change; retried on a concurrent write unless the caller pinned an ETag."""
     if principal is None:
@@ -76,7 +92,7 @@ def patch(services: Services, opportunity_id: str, changes: dict[str, Any], prin
     changes = {k: scrub(v) if k in ("notes", "dismissReason") and isinstance(v, str) else v
                for k, v in changes.items()}
     run = bind(log, correlation_id, opportunityId=opportunity_id)
-    for attempt in range(5):
+    for _attempt in range(5):
         opp = get(services, opportunity_id)
         if if_match is not None and if_match != opp.etag:
             raise PreconditionFailed("The opportunity changed since you read it; GET it again.",
@@ -94,8 +110,9 @@ def patch(services: Services, opportunity_id: str, changes: dict[str, Any], prin
                 raise Conflict(f"Cannot dismiss an opportunity that is {opp.status.value}.",
                                [FieldError("/dismiss", str(exc))]) from None
         event = "dismissed" if changes.get("dismiss") else "updated"
-        entry = audit(services, opp, actor, event, changes.get("dismissReason") or f"changed {', '.join(sorted(changes))}",
-                      correlation_id, inputs={"changes": changes, "via": principal.via})
+        why = changes.get("dismissReason") or f"changed {', '.join(sorted(changes))}"
+        entry = audit(services, opp, actor, event, why, correlation_id,
+                      inputs={"changes": changes, "via": principal.via})
         try:
             saved = services.store.commit(updated, [], [entry])
         except ConcurrencyConflict:

@@ -1,7 +1,8 @@
 """The JSON shape of an Opportunity on the API (the Opportunity fields of shared/domain/opportunity.py, camelCase)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
@@ -41,7 +42,7 @@ def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[E
     if detail:
         view.update(sourceEventIds=o.sourceEventIds, attributes=o.attributes, rootCause=o.rootCause,
                     recommendedAction=o.recommendedAction, complianceFlags=o.complianceFlags, notes=o.notes,
-                    correlationId=o.correlationId, history=[created(o)] + o.history, etag=o.etag, plan=o.plan,
+                    correlationId=o.correlationId, history=[created(o), *o.history], etag=o.etag, plan=o.plan,
                     executions=[execution_view(x) for x in sorted(executions, key=lambda x: x.createdAt)],
                     audit=[audit_view(a) for a in audit],
                     approvals=[a.to_dict() for a in sorted(approvals, key=lambda a: a.createdAt)])
