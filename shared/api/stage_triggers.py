@@ -1,6 +1,5 @@
 """The four agent stages, each fed by its Service Bus queue (queue names from app settings)."""
 import logging
-from typing import List
 
 import azure.functions as func
 
@@ -8,35 +7,35 @@ bp = func.Blueprint()
 log = logging.getLogger("closedloop.stages")
 
 
-def _run(stage: str, msgs: List[func.ServiceBusMessage]) -> None:
-    # Batches (cardinality many): the stage gathers reads, writes and flow calls across messages.
+def _run(stage: str, msgs: list[func.ServiceBusMessage]) -> None:
+    # Batches (cardinality many): the runner gathers reads, writes and flow calls across messages.
     from ..runtime import services
-    from ..services.batch import handle_batch
+    from ..services.runner import run
 
-    handle_batch(services(), stage, [(m.get_body(), getattr(m, "delivery_count", None) or 1) for m in msgs])
+    run(services(), stage, [(m.get_body(), getattr(m, "delivery_count", None) or 1) for m in msgs])
 
 
 @bp.service_bus_queue_trigger(arg_name="msgs", queue_name="%TRIAGE_QUEUE%", connection="ServiceBusConnection",
                               cardinality=func.Cardinality.MANY)
-def triage(msgs: List[func.ServiceBusMessage]) -> None:
+def triage(msgs: list[func.ServiceBusMessage]) -> None:
     _run("triage", msgs)
 
 
 @bp.service_bus_queue_trigger(arg_name="msgs", queue_name="%PLAN_QUEUE%", connection="ServiceBusConnection",
                               cardinality=func.Cardinality.MANY)
-def plan(msgs: List[func.ServiceBusMessage]) -> None:
+def plan(msgs: list[func.ServiceBusMessage]) -> None:
     _run("plan", msgs)
 
 
 @bp.service_bus_queue_trigger(arg_name="msgs", queue_name="%EXECUTE_QUEUE%", connection="ServiceBusConnection",
                               cardinality=func.Cardinality.MANY)
-def execute(msgs: List[func.ServiceBusMessage]) -> None:
+def execute(msgs: list[func.ServiceBusMessage]) -> None:
     _run("execute", msgs)
 
 
 @bp.service_bus_queue_trigger(arg_name="msgs", queue_name="%VERIFY_QUEUE%", connection="ServiceBusConnection",
                               cardinality=func.Cardinality.MANY)
-def verify(msgs: List[func.ServiceBusMessage]) -> None:
+def verify(msgs: list[func.ServiceBusMessage]) -> None:
     _run("verify", msgs)
 
 

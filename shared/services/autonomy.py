@@ -22,7 +22,7 @@ _lock = threading.Lock()
 
 def current(services: Services, fresh: bool = False) -> Autonomy:
     """The autonomy in force (read at most every couple of seconds per store)."""
-    # A batch gives each message a view of the store; the cache belongs to the store behind it.
+    # Every message of a batch decides against the same coordination store, so one read serves the batch.
     key = services.coordination
     with _lock:
         hit = _cache.get(key)

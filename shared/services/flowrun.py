@@ -13,7 +13,7 @@ from ..domain.flow_contracts import ActionRef, ChildFlowRequest
 from ..domain.flowcall import DONE, GIVE_UP, RETRY, WAIT, FlowResponse, Outcome, classify
 from ..domain.messages import nudge
 from ..ports import Services
-from . import messaging
+from .stage import Send
 
 
 @dataclass
@@ -83,14 +83,13 @@ def apply(x: Execution, attempt: Attempt, now: Any) -> None:
         x.status = WAITING
 
 
-def reschedule(services: Services, stage: str, opportunity_id: str, revision: int, cid: str, attempt_no: int,
-               attempt: Attempt) -> None:
-    """Complete this message and schedule the next try: after Retry-After, or backoff with jitter."""
+def later(services: Services, stage: str, opportunity_id: str, revision: int, cid: str, attempt_no: int,
+          attempt: Attempt) -> Send:
+    """The next try of this message: after Retry-After, or backoff with jitter (a 202 polls its Location)."""
     o = attempt.outcome
     poll = attempt.response.location if o.kind == WAIT else None
     at = services.clock.now() + timedelta(seconds=o.delay)
-    messaging.send(services, [nudge(stage, opportunity_id, revision, cid, attempt=attempt_no + 1, poll_url=poll)],
-                   at=at)
+    return Send((nudge(stage, opportunity_id, revision, cid, attempt=attempt_no + 1, poll_url=poll),), at)
 
 
 def pending_retry(attempt: Attempt) -> bool:

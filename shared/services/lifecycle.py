@@ -9,7 +9,7 @@ from ..domain.audit import AuditEntry
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
-from ..ports import Services
+from ..ports import Commit, Services
 
 
 def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: str, correlation_id: str,
@@ -28,11 +28,10 @@ def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: 
                       services.catalog.pii_fields)
 
 
-def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor: str, reason: str,
-            correlation_id: str, executions: Sequence[Execution] = (), inputs: Optional[dict[str, Any]] = None,
-            outputs: Optional[dict[str, Any]] = None, approvals: Sequence[Approval] = (),
-            **changes: Any) -> Opportunity:
-    """Walk `path` (each step checked against the status machine), audit it, commit it all at once."""
+def step(services: Services, opp: Opportunity, path: Sequence[Status], actor: str, reason: str,
+         correlation_id: str, executions: Sequence[Execution] = (), inputs: Optional[dict[str, Any]] = None,
+         outputs: Optional[dict[str, Any]] = None, approvals: Sequence[Approval] = (), **changes: Any) -> Commit:
+    """Walk `path` (each step checked against the status machine) and audit it: the commit, not yet written."""
     now = services.clock.now()
     moved = replace(opp, **changes) if changes else opp
     for target in path:
@@ -40,4 +39,13 @@ def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor:
     event = path[-1].value if path else "updated"
     entry = audit(services, opp, actor, event, reason, correlation_id, inputs, outputs,
                   executions[0] if executions else None)
-    return services.store.commit(moved, executions, [entry], approvals)
+    return Commit(moved, list(executions), [entry], list(approvals))
+
+
+def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor: str, reason: str,
+            correlation_id: str, executions: Sequence[Execution] = (), inputs: Optional[dict[str, Any]] = None,
+            outputs: Optional[dict[str, Any]] = None, approvals: Sequence[Approval] = (),
+            **changes: Any) -> Opportunity:
+    """`step`, committed at once (for the HTTP edge; the agent stages hand their commits to the runner)."""
+    c = step(services, opp, path, actor, reason, correlation_id, executions, inputs, outputs, approvals, **changes)
+    return services.store.commit(c.opportunity, c.executions, c.audit, c.approvals)

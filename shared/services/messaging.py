@@ -9,8 +9,13 @@ from ..ports import Message
 from ..ports import Services
 
 
+def messages(services: Services, nudges: Iterable[Nudge], at: Optional[datetime] = None) -> list[Message]:
+    """The bus messages for `nudges` (scheduled for `at` when given)."""
+    return [Message(services.settings.queues[n.stage], n.body, n.message_id, at) for n in nudges]
+
+
 def send(services: Services, nudges: Iterable[Nudge], at: Optional[datetime] = None) -> int:
-    messages = [Message(services.settings.queues[n.stage], n.body, n.message_id, at) for n in nudges]
-    if messages:
-        services.bus.send(messages)
-    return len(messages)
+    found = messages(services, nudges, at)
+    if found:
+        services.bus.send(found)
+    return len(found)

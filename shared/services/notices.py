@@ -9,10 +9,11 @@ from ..domain.opportunity import Opportunity
 from ..domain.pii import redact, scrub
 from ..ports import Incident
 from ..ports import Services
+from .stage import Note
 
 
-def escalate(services: Services, kind: str, opp: Opportunity, headline: str, details: Mapping[str, Any]) -> None:
-    """Notify `kind` (review or escalate) with an escalation card linking to the opportunity."""
+def escalation(services: Services, kind: str, opp: Opportunity, headline: str, details: Mapping[str, Any]) -> Note:
+    """The `kind` (review or escalate) notification with an escalation card linking to the opportunity."""
     base = services.settings.public_base_url or "http://localhost:7071"
     if opp.plan and opp.plan.get("summary") and "summary" not in details:
         details = {**details, "summary": opp.plan["summary"]}  # an LLM plan's words for a person
@@ -20,17 +21,29 @@ def escalate(services: Services, kind: str, opp: Opportunity, headline: str, det
     facts = {k: v for k, v in details.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
     case = {"Case": opp.caseKey, "Process": f"{opp.processArea} / {opp.deviationPattern}", "Status": opp.status.value}
     card = cards.escalation_card(case, headline, facts, f"{base}/api/opportunities/{opp.id}")
-    services.notifier.notify(kind, opp.id, headline, {**details, "cards": {"submit": card, "links": card}})
+    return Note(kind, opp.id, headline, {**details, "cards": {"submit": card, "links": card}})
 
 
-def incident(services: Services, found: Incident) -> None:
-    """Record an incident the pipeline cannot settle and escalate it with its context."""
+def escalate(services: Services, kind: str, opp: Opportunity, headline: str, details: Mapping[str, Any]) -> None:
+    """Notify `kind` (review or escalate) with an escalation card linking to the opportunity."""
+    note = escalation(services, kind, opp, headline, details)
+    services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
+
+
+def incident_of(services: Services, found: Incident) -> tuple[Incident, Note]:
+    """The incident as kept (its detail scrubbed) and the escalation that goes with it."""
     found = replace(found, detail=scrub(found.detail))  # a poison body may quote anyone's details
-    services.reference.record_incident(found)
     base = services.settings.public_base_url or "http://localhost:7071"
     headline = scrub(f"{found.kind} in {found.stage}: {found.detail}")[:300]
     card = cards.escalation_card({"Incident": found.id, "Stage": found.stage, "Kind": found.kind},
                                  headline, {"Correlation id": found.correlationId or "-"},
                                  f"{base}/api/incidents")
-    services.notifier.notify("escalate", found.opportunityId or found.id, headline,
-                             {"incidentId": found.id, "cards": {"submit": card, "links": card}})
+    return found, Note("escalate", found.opportunityId or found.id, headline,
+                       {"incidentId": found.id, "cards": {"submit": card, "links": card}})
+
+
+def incident(services: Services, found: Incident) -> None:
+    """Record an incident the pipeline cannot settle and escalate it with its context."""
+    kept, note = incident_of(services, found)
+    services.reference.record_incident(kept)
+    services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)

@@ -1,21 +1,21 @@
 """Planner: a deterministic plan among the catalog's candidates, then execute, ask, or hand to a person."""
 from __future__ import annotations
 
-from typing import Any
-
 from ..domain import planning
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
 from ..domain.rate_limit import Rule
 from ..domain.status import Status
 from ..ports import Services
-from . import approvals, autonomy, messaging, notices, ramp
-from .lifecycle import advance
+from . import approvals, autonomy, notices, ramp
+from .lifecycle import step
+from .stage import Note, Outcome, Result
 
 
-def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
+def decide(services: Services, opp: Opportunity, cid: str) -> Outcome:
+    """Plan one opportunity: act, ask for approval, or hand it to a person (reads autonomy, caps and ramps)."""
     if opp.status is not Status.triaged:
-        return "already planned"
+        return Outcome(Result.ALREADY_PLANNED)
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
     decision = planning.decide(opp.attributes, candidates, services.policy.confidenceThreshold)
     if services.llm is not None and candidates:
@@ -43,17 +43,16 @@ def run(services: Services, opp: Opportunity, cid: str, run_log: Any) -> str:
     plan = decision.plan.to_dict() if decision.plan else None
     outputs = {"outcome": decision.outcome, "plan": plan, "problems": [p.to_dict() for p in decision.problems]}
     if decision.outcome == planning.REVIEW:
-        advance(services, opp, [Status.needs_review], "planner", decision.reason, cid, outputs=outputs, plan=plan)
+        moved = step(services, opp, [Status.needs_review], "planner", decision.reason, cid, outputs=outputs, plan=plan)
         summary = {"summary": plan["summary"]} if plan and plan.get("summary") else {}
-        notices.escalate(services, "review", opp, f"{opp.caseKey}: {decision.reason}",
-                         {**outputs, "reason": decision.reason, **summary})  # opp.plan is not set yet
-        return "needs_review"
+        review = notices.escalation(services, "review", opp, f"{opp.caseKey}: {decision.reason}",
+                                    {**outputs, "reason": decision.reason, **summary})  # opp.plan is not set yet
+        return Outcome(Result.NEEDS_REVIEW, [moved], notes=[review])
     if decision.outcome == planning.APPROVAL:
         approval, notice = approvals.open_approval(services, opp, plan, decision.plan.riskTier, decision.reason, cid)
-        advance(services, opp, [Status.planned, Status.awaiting_approval], "planner", decision.reason, cid,
-                outputs={**outputs, "approvalId": approval.id}, plan=plan, approvals=[approval])
-        services.notifier.notify("approve", opp.id, f"{opp.caseKey}: approve {plan['actionId']}?", notice)
-        return "awaiting_approval"
-    moved = advance(services, opp, [Status.planned], "planner", decision.reason, cid, outputs=outputs, plan=plan)
-    messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
-    return "planned"
+        moved = step(services, opp, [Status.planned, Status.awaiting_approval], "planner", decision.reason, cid,
+                     outputs={**outputs, "approvalId": approval.id}, plan=plan, approvals=[approval])
+        ask = Note("approve", opp.id, f"{opp.caseKey}: approve {plan['actionId']}?", notice)
+        return Outcome(Result.AWAITING_APPROVAL, [moved], notes=[ask])
+    moved = step(services, opp, [Status.planned], "planner", decision.reason, cid, outputs=outputs, plan=plan)
+    return Outcome(Result.PLANNED, [moved]).send(nudge("execute", opp.id, moved.opportunity.revision, cid))

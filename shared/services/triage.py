@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..domain import cohort
 from ..domain.catalog import Action
@@ -13,8 +13,9 @@ from ..domain.opportunity import Opportunity, rescore
 from ..domain.status import Status
 from ..ports import Claim
 from ..ports import Services
-from . import approvals, messaging, sor
-from .lifecycle import advance
+from . import approvals
+from .lifecycle import step
+from .stage import Found, Needs, Note, Outcome, Read, Result
 
 
 def holdout_percent(services: Services, opp: Opportunity) -> float:
@@ -42,21 +43,34 @@ def claim_of(services: Services, opp: Opportunity) -> Optional[Claim]:
     return Claim(claim_space(opp), key, opp.id) if key else None
 
 
-def twin_of(services: Services, opp: Opportunity) -> Optional[str]:
-    """The live opportunity already holding this case for this action, or None once this one holds it."""
-    mine = claim_of(services, opp)
-    if mine is None:
-        return None
+def twins(services: Services, claims: Sequence[tuple[str, Claim]]) -> list[Optional[str]]:
+    """For each (opportunity id, its claim): the live opportunity already holding that case for that action,
+    or None once this one holds it. One claim call for the batch; a holder that let go is taken over."""
+    out: dict[int, Optional[str]] = {}
+    held: dict[str, Claim] = {}
+    pending = list(enumerate(claims))
     for _ in range(3):
-        held = services.coordination.claim_many([mine])[mine.key]
-        if held.holder == opp.id:
-            return None
-        other = services.store.get(held.holder)
-        if other is not None and other.status not in RELEASED:
-            return other.id
-        if services.coordination.take_over(held, opp.id):
-            return None
-    return held.holder  # three take-overs lost in a row: someone else is actively claiming; stand back
+        held = services.coordination.claim_many([c for _, (_, c) in pending])
+        foreign = {held[c.key].holder for _, (oid, c) in pending if held[c.key].holder != oid}
+        others = services.store.get_many(list(foreign)) if foreign else {}
+        lost = []
+        for n, (oid, c) in pending:
+            holder = held[c.key]
+            other = others.get(holder.holder)
+            if holder.holder == oid:
+                out[n] = None
+            elif other is not None and other.status not in RELEASED:
+                out[n] = other.id
+            elif services.coordination.take_over(holder, oid):
+                out[n] = None
+            else:
+                lost.append((n, (oid, c)))
+        pending = lost
+        if not pending:
+            break
+    for n, (_, c) in pending:
+        out[n] = held[c.key].holder  # three take-overs lost in a row: someone else is actively claiming; stand back
+    return [out[n] for n in range(len(claims))]
 
 
 def to_look_up(services: Services, opp: Opportunity) -> list[Action]:
@@ -71,17 +85,28 @@ def to_look_up(services: Services, opp: Opportunity) -> list[Action]:
     return out
 
 
-def lookups(services: Services, opp: Opportunity, cid: str,
-            actions: Optional[list[Action]] = None) -> dict[str, dict[str, Any]]:
-    """Records the system of record holds for what the candidates lack, by action id (flow calls: I/O)."""
-    out: dict[str, dict[str, Any]] = {}
-    for action in to_look_up(services, opp) if actions is None else actions:
-        lookup = action.lookup
-        record = sor.read(services, {"type": lookup.record, "id": str(opp.attributes[lookup.key])},
-                          f"lookup:{opp.id}:{opp.revision}:{action.id}", cid, opp.id)
-        if record is not None:
-            out[action.id] = record
-    return out
+def reads(opp: Opportunity, actions: list[Action]) -> dict[str, Read]:
+    """The system-of-record reads for `actions`, by action id (one per candidate's lookup)."""
+    return {a.id: Read(f"lookup:{opp.id}:{opp.revision}:{a.id}", {"type": lookup.record,
+                                                                  "id": str(opp.attributes[lookup.key])})
+            for a in actions if (lookup := a.lookup) is not None}
+
+
+def needs(services: Services, opp: Opportunity) -> Needs:
+    """Its claim on the case, and the records that could fill its gaps when every candidate has some."""
+    if opp.status is not Status.new:
+        return Needs()
+    claim = claim_of(services, opp)
+    candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
+    gaps = candidates and all(missing(a, opp.attributes) for a in candidates)
+    wanted = list(reads(opp, to_look_up(services, opp)).values()) if gaps and not _control(services, opp) else []
+    return Needs([claim] if claim else [], [], wanted)
+
+
+def _control(services: Services, opp: Opportunity) -> bool:
+    # Control cases are drawn before anything else, so data quality cannot bias who is held out.
+    share = holdout_percent(services, opp)
+    return cohort.assign(services.policy.experimentSalt, f"{opp.processArea}|{opp.caseKey}", share) == cohort.CONTROL
 
 
 def _filled(services: Services, opp: Opportunity, candidates: list, found: dict[str, dict[str, Any]]
@@ -98,57 +123,53 @@ def _filled(services: Services, opp: Opportunity, candidates: list, found: dict[
     return rescore(replace(opp, attributes=attributes), services.catalog, services.policy.scoring), sorted(filled)
 
 
-def run(services: Services, opp: Opportunity, cid: str, run_log: Any,
-        found: Optional[dict[str, dict[str, Any]]] = None) -> str:
-    """Triage one opportunity; `found` carries lookups done ahead (the batch does them concurrently)."""
+def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outcome:
+    """Triage one opportunity: a duplicate, a control case, short of data, or on to the planner."""
     if opp.status is not Status.new:
-        return "already triaged"
-    twin = twin_of(services, opp)
+        return Outcome(Result.ALREADY_TRIAGED)
+    mine = claim_of(services, opp)
+    twin = found.twins.get(mine.key) if mine else None
     if twin is not None:
-        advance(services, opp, [Status.duplicate], "triage", f"{twin} already holds this case for "
-                f"{opp.scores.actionId}", cid, outputs={"duplicateOf": twin})
-        return "duplicate"
+        return Outcome(Result.DUPLICATE, [step(services, opp, [Status.duplicate], "triage",
+                                               f"{twin} already holds this case for {opp.scores.actionId}", cid,
+                                               outputs={"duplicateOf": twin})])
     policy = services.policy
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
-    # Control cases are drawn before anything else, so data quality cannot bias who is held out.
-    group = cohort.assign(policy.experimentSalt, f"{opp.processArea}|{opp.caseKey}", holdout_percent(services, opp))
     arm = arm_of(services, opp, candidates)
-    if group == cohort.CONTROL:
-        advance(services, opp, [Status.control], "triage", f"held out as a control case ({policy.experimentSalt})",
-                cid, cohort=cohort.CONTROL, arm=arm)
-        return "control"
+    if _control(services, opp):
+        return Outcome(Result.CONTROL, [step(services, opp, [Status.control], "triage",
+                                             f"held out as a control case ({policy.experimentSalt})", cid,
+                                             cohort=cohort.CONTROL, arm=arm)])
     gaps = {a.id: missing(a, opp.attributes) for a in candidates}
     filled: list[str] = []
     if candidates and all(gaps.values()):
-        found = lookups(services, opp, cid) if found is None else found
-        opp, filled = _filled(services, opp, candidates, found)
+        records = {a: found.records.get(r.key) for a, r in reads(opp, to_look_up(services, opp)).items()}
+        opp, filled = _filled(services, opp, candidates, {a: r for a, r in records.items() if r is not None})
         gaps = {a.id: missing(a, opp.attributes) for a in candidates}
     if candidates and all(gaps.values()) and not services.settings.approvals_off:
         best = fewest_gaps(candidates, gaps)
         fields = gaps[best.id]
         request, notice = approvals.open_enrichment(services, opp, best, fields, cid)
-        advance(services, opp, [Status.needs_data], "triage", f"{best.id} needs {', '.join(fields)}", cid,
-                outputs={"missing": fields, "actionId": best.id, "approvalId": request.id}, cohort=cohort.TREATED,
-                approvals=[request], arm=arm)
-        services.notifier.notify("enrich", opp.id, f"{opp.caseKey}: {best.name} needs {', '.join(fields)}",
-                                 {**notice, "caseKey": opp.caseKey, "processArea": opp.processArea,
-                                  "deviationPattern": opp.deviationPattern})
-        return "needs_data"
+        moved = step(services, opp, [Status.needs_data], "triage", f"{best.id} needs {', '.join(fields)}", cid,
+                     outputs={"missing": fields, "actionId": best.id, "approvalId": request.id},
+                     cohort=cohort.TREATED, approvals=[request], arm=arm)
+        ask = Note("enrich", opp.id, f"{opp.caseKey}: {best.name} needs {', '.join(fields)}",
+                   {**notice, "caseKey": opp.caseKey, "processArea": opp.processArea,
+                    "deviationPattern": opp.deviationPattern})
+        return Outcome(Result.NEEDS_DATA, [moved], notes=[ask])
     if candidates and all(gaps.values()):
         # Approvals are off: nobody can be asked for the data, and the planner must not guess it either.
         best = fewest_gaps(candidates, gaps)
         why = f"{best.id} needs {', '.join(gaps[best.id])}; {services.settings.approvals_off}: a person completes it"
-        advance(services, opp, [Status.triaged, Status.needs_review], "triage", why, cid,
-                outputs={"missing": gaps}, cohort=cohort.TREATED, arm=arm)
-        return "needs_review"
+        return Outcome(Result.NEEDS_REVIEW, [step(services, opp, [Status.triaged, Status.needs_review], "triage",
+                                                  why, cid, outputs={"missing": gaps}, cohort=cohort.TREATED,
+                                                  arm=arm)])
     why = "data complete for a candidate action" if candidates else "no catalog action: a person plans it"
     if filled:
         why = f"data completed from the system of record ({', '.join(filled)})"
-    moved = advance(services, opp, [Status.triaged], "triage", why, cid,
-                    outputs={"filledFromRecord": filled} if filled else None, cohort=cohort.TREATED, arm=arm)
-    messaging.send(services, [nudge("plan", moved.id, moved.revision, cid)])
-    return "triaged"
-
+    moved = step(services, opp, [Status.triaged], "triage", why, cid,
+                 outputs={"filledFromRecord": filled} if filled else None, cohort=cohort.TREATED, arm=arm)
+    return Outcome(Result.TRIAGED, [moved]).send(nudge("plan", opp.id, moved.opportunity.revision, cid))
 
 
 def fewest_gaps(candidates: Any, gaps: dict[str, list[str]]) -> Any:

@@ -3,44 +3,61 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .. import telemetry
 from ..domain import verify
 from ..domain.catalog import Action
 from ..domain.contracts import properties
-from ..domain.execution import FINAL, SUCCEEDED, Execution, new_execution
+from ..domain.execution import SUCCEEDED, Execution, idempotency_key, new_execution
 from ..domain.messages import StageMessage
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
-from ..ports import Incident
-from .. import telemetry
+from ..ports import Commit, Incident
 from ..ports import Services
-from . import flowrun, notices, sor
-from .lifecycle import advance, audit
+from . import flowrun, notices
+from .lifecycle import audit, step
+from .stage import Call, Found, Needs, Outcome, Read, Result
 
 
-
-def run(services: Services, opp: Opportunity, msg: StageMessage, run_log: Any) -> str:
-    cid = msg.correlationId
-    if opp.status is not Status.executed:
-        return "nothing to verify"
-    executions = services.store.executions(opp.id)
-    done = [x for x in executions if x.kind == "action" and x.status == SUCCEEDED]
-    if not done:
-        return "nothing to verify"
-    x = max(done, key=lambda e: e.updatedAt)
+def needs(services: Services, opp: Opportunity, found: Found) -> Needs:
+    """In turn: the execution that succeeded, its compensation if one was begun, else the record to check."""
+    if opp.status is not Status.executed or not opp.plan:
+        return Needs()
+    plan = opp.plan
+    key = (opp.id, idempotency_key(opp.id, plan["actionId"], plan["actionVersion"], plan["parameters"]))
+    if key not in found.executions:
+        return Needs(executions=[key])
+    x = found.executions[key]
+    if x is None or x.status != SUCCEEDED:
+        return Needs()
     action = services.catalog.versions[(x.actionId, x.actionVersion)]
-    comp = next((c for c in executions if c.kind == "compensation" and c.compensates == x.id), None)
-    if comp is None:
-        ok, why = verify.check(action.verify, observed(services, action, x, cid))
-        if ok:
-            advance(services, opp, [Status.verified], "watchdog", why, cid, outputs={"verify": action.verify})
-            return "verified"
-        return compensate(services, opp, action, x, why, msg)
-    return compensate(services, opp, action, x, comp.message or "verification failed", msg, comp)
+    undo = services.catalog.actions.get(action.compensation or "")
+    comp = (opp.id, compensation_of(undo, x).id) if undo else None
+    if comp and comp not in found.executions:
+        return Needs(executions=[comp])
+    read = observation(action, x)
+    return Needs(reads=[read]) if read and not (comp and found.executions[comp]) else Needs()
 
 
-def observed(services: Services, action: Action, x: Execution, cid: str) -> Optional[dict[str, Any]]:
-    """The record the verify policy names: read fresh from the system of record when a read flow exists,
-    else as the flow's own evidence reported it."""
+def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found) -> Outcome:
+    """Verify the succeeded execution, or compensate it (resuming a compensation already begun)."""
+    done = [x for x in found.executions.values() if x and x.kind == "action" and x.status == SUCCEEDED]
+    if opp.status is not Status.executed or not done:
+        return Outcome(Result.NOTHING_TO_VERIFY)
+    x = done[0]
+    action = services.catalog.versions[(x.actionId, x.actionVersion)]
+    undo = services.catalog.actions.get(action.compensation or "")
+    comp = found.executions.get((opp.id, compensation_of(undo, x).id)) if undo else None
+    if comp is not None:
+        return compensate(services, opp, action, x, comp.message or "verification failed", msg, comp)
+    ok, why = verify.check(action.verify, observed(action, x, found))
+    if ok:
+        return Outcome(Result.VERIFIED, [step(services, opp, [Status.verified], "watchdog", why, msg.correlationId,
+                                              outputs={"verify": action.verify})])
+    return compensate(services, opp, action, x, why, msg)
+
+
+def observation(action: Action, x: Execution) -> Optional[Read]:
+    """The system-of-record read of the record the verify policy names, or None when it names none."""
     ref = verify.record_ref(action.verify)
     if ref is None:
         return None
@@ -48,13 +65,23 @@ def observed(services: Services, action: Action, x: Execution, cid: str) -> Opti
     params = {"type": kind, "id": x.parameters.get(f"{kind}Id")}
     if kind == "case" and not params["id"]:
         params = {"type": "case", "orderId": x.parameters.get("orderId")}
-    record = sor.read(services, params, f"read:{x.id}", cid, x.opportunityId)
-    return record if record is not None else (x.evidence.get("after") or {}).get(kind)
+    return Read(f"read:{x.id}", params)
+
+
+def observed(action: Action, x: Execution, found: Found) -> Optional[dict[str, Any]]:
+    """The record the verify policy names: as read fresh from the system of record when a read flow exists,
+    else as the flow's own evidence reported it."""
+    read = observation(action, x)
+    if read is None:
+        return None
+    record = found.records.get(read.key)
+    return record if record is not None else (x.evidence.get("after") or {}).get(read.params["type"])
 
 
 def compensation_parameters(comp: Action, x: Execution) -> dict[str, Any]:
     """The undo's inputs: the original parameters first, then the state before, then the ids created."""
-    before = {k: v for rec in (x.evidence.get("before") or {}).values() if isinstance(rec, dict) for k, v in rec.items()}
+    before = {k: v for rec in (x.evidence.get("before") or {}).values() if isinstance(rec, dict)
+              for k, v in rec.items()}
     after = x.evidence.get("after") or {}
     out = {}
     for name in properties(comp):
@@ -69,42 +96,59 @@ def compensation_parameters(comp: Action, x: Execution) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def compensation_of(undo: Action, x: Execution, now: Any = None, cid: str = "") -> Execution:
+    """The undo's execution (its id is its idempotency key, so a redelivery finds the one already begun)."""
+    return new_execution(x.opportunityId, undo.id, undo.version, compensation_parameters(undo, x), now or x.updatedAt,
+                         cid, {"method": "compensation"}, kind="compensation", compensates=x.id)
+
+
 def compensate(services: Services, opp: Opportunity, action: Action, x: Execution, why: str, msg: StageMessage,
-               comp: Optional[Execution] = None) -> str:
+               comp: Optional[Execution] = None) -> Outcome:
+    """Record the undo (with the breach) before calling it; with no undo, fail and call a person."""
     cid = msg.correlationId
     undo = services.catalog.actions.get(action.compensation or "")
     if undo is None:
-        advance(services, opp, [Status.failed], "watchdog", f"verification failed ({why}); nothing to undo it", cid)
-        _escalate(services, opp, "breach", f"{action.id} failed verification and has no compensation: {why}", cid)
-        return "failed"
+        failed = step(services, opp, [Status.failed], "watchdog", f"verification failed ({why}); nothing to undo it",
+                      cid)
+        return _breach(services, Outcome(Result.FAILED, [failed]), opp,
+                       f"{action.id} failed verification and has no compensation: {why}", cid)
+    commits = []
     if comp is None:
-        comp = new_execution(opp.id, undo.id, undo.version, compensation_parameters(undo, x), services.clock.now(),
-                             cid, {"method": "compensation"}, kind="compensation", compensates=x.id)
+        comp = compensation_of(undo, x, services.clock.now(), cid)
         comp.message = why
-        opp = services.store.commit(opp, [comp], [audit(services, opp, "watchdog", "breach", why, cid, execution=x)])
-    if comp.status not in FINAL:
-        attempt = flowrun.call(services, undo, comp, cid, msg.pollUrl)
+        commits = [Commit(opp, [comp], [audit(services, opp, "watchdog", "breach", why, cid, execution=x)])]
+    return Outcome(Result.CALLING, commits, call=Call(
+        undo, comp, msg.pollUrl, [], lambda attempt: undone(services, opp, action, x, undo, comp, why, msg, attempt),
+        lambda verdict: undone(services, opp, action, x, undo, comp, why, msg, None)))
+
+
+def undone(services: Services, opp: Opportunity, action: Action, x: Execution, undo: Action, comp: Execution,
+           why: str, msg: StageMessage, attempt: Optional[flowrun.Attempt]) -> Outcome:
+    """Record what the undo's flow answered: retry it later, or settle compensated or failed."""
+    cid = msg.correlationId
+    if attempt is not None:
         flowrun.apply(comp, attempt, services.clock.now())
         if flowrun.pending_retry(attempt):
-            opp = services.store.commit(opp, [comp], [audit(services, opp, "watchdog", "compensation.retry",
-                                                            attempt.outcome.message, cid, execution=comp)])
-            flowrun.reschedule(services, "verify", opp.id, opp.revision, cid, msg.attempt, attempt)
-            return attempt.outcome.kind
+            entry = audit(services, opp, "watchdog", "compensation.retry", attempt.outcome.message, cid, execution=comp)
+            later = flowrun.later(services, "verify", opp.id, opp.revision, cid, msg.attempt, attempt)
+            return Outcome(Result(attempt.outcome.kind), [Commit(opp, [comp], [entry])], [later])
     outputs = {"compensation": comp.id, "status": comp.status, "evidence": comp.evidence}
     if comp.status == SUCCEEDED:
-        advance(services, opp, [Status.compensated], "watchdog", f"{why}; undone by {undo.id}", cid,
-                executions=[comp], outputs=outputs)
+        moved = step(services, opp, [Status.compensated], "watchdog", f"{why}; undone by {undo.id}", cid,
+                     executions=[comp], outputs=outputs)
         telemetry.compensated(action.id, x.actionVersion)
-        notices.escalate(services, "review", opp, f"{opp.caseKey}: {action.id} was undone ({why})",
-                         {"action": action.id, "compensation": undo.id, "status": comp.status})
-        return "compensated"
-    advance(services, opp, [Status.failed], "watchdog", f"{why}; compensation {comp.status}", cid,
-            executions=[comp], outputs=outputs)
-    _escalate(services, opp, "breach", f"{action.id} breached ({why}) and {undo.id} {comp.status}", cid)
-    return "failed"
+        review = notices.escalation(services, "review", opp, f"{opp.caseKey}: {action.id} was undone ({why})",
+                                    {"action": action.id, "compensation": undo.id, "status": comp.status})
+        return Outcome(Result.COMPENSATED, [moved], notes=[review])
+    failed = step(services, opp, [Status.failed], "watchdog", f"{why}; compensation {comp.status}", cid,
+                  executions=[comp], outputs=outputs)
+    return _breach(services, Outcome(Result.FAILED, [failed]), opp,
+                   f"{action.id} breached ({why}) and {undo.id} {comp.status}", cid)
 
 
-def _escalate(services: Services, opp: Opportunity, kind: str, detail: str, cid: str) -> None:
-    services.reference.record_incident(Incident(f"{opp.id}:{kind}", services.clock.now(), kind, "verify", detail,
-                                            opp.id, cid))
-    notices.escalate(services, "escalate", opp, f"{opp.caseKey}: {detail}", {"detail": detail})
+def _breach(services: Services, outcome: Outcome, opp: Opportunity, detail: str, cid: str) -> Outcome:
+    outcome.incidents.append(Incident(f"{opp.id}:breach", services.clock.now(), "breach", "verify", detail, opp.id,
+                                      cid))
+    outcome.notes.append(notices.escalation(services, "escalate", opp, f"{opp.caseKey}: {detail}",
+                                            {"detail": detail}))
+    return outcome

@@ -3,7 +3,7 @@ import json
 
 from shared.domain.status import Status
 from shared.services import backlog, pipeline
-from shared.services.batch import handle_batch
+from shared.services.runner import run
 from shared.services.ingest import ingest
 from tests.factories import finding, memory_services, person, validated
 
@@ -74,7 +74,7 @@ def test_in_one_batch_twins_make_one_triaged_and_one_duplicate():
     svc = memory_services()
     both = ids(svc, case(PATTERNS[0]), case(PATTERNS[1]), case(PATTERNS[0], "INV-9"))
     bodies = [(json.dumps(m.body).encode(), 1) for m in svc.bus.take("triage")]
-    results = handle_batch(svc, "triage", bodies)
+    results = run(svc, "triage", bodies)
     assert sorted(results) == ["duplicate", "triaged", "triaged"]
     statuses = {oid: svc.store.get(oid).status for oid in both}
     assert statuses[both[2]] is Status.triaged
