@@ -1,15 +1,16 @@
 """Serve and feed the functions of `function_app.app` the way the Functions host does."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import os
 import re
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
@@ -26,14 +27,14 @@ log = logging.getLogger("devhost")
 _SETTING = re.compile(r"^%([^%]+)%$")
 
 
-def resolve(value: str) -> str:
-    """`%NAME%` binding expressions read the app setting NAME, as the Functions host does."""
+def resolve(value: str, settings: Mapping[str, str]) -> str:
+    """`%NAME%` binding expressions read the app setting NAME from `settings`, as the Functions host does."""
     m = _SETTING.match(value or "")
     if not m:
         return value
-    if m.group(1) not in os.environ:
+    if not settings.get(m.group(1)):
         raise KeyError(f"binding expression {value} names an app setting that is not set")
-    return os.environ[m.group(1)]
+    return settings[m.group(1)]
 
 
 def _route_regex(template: str) -> re.Pattern:
@@ -67,19 +68,22 @@ class HttpFunction:
 
 
 class LocalHost:
-    """Discovers the functions of a FunctionApp and runs them: HTTP, Service Bus queue and timer."""
+    """Discovers the functions of a FunctionApp and runs them: HTTP, Service Bus queue and timer. `settings` are
+    the app settings its `%NAME%` binding expressions (queue names, schedules) read."""
 
-    def __init__(self, app: func.FunctionApp, bus: LocalBus, port: int = 7071, host: str = "127.0.0.1",
-                 batch_size: int = 100):
+    def __init__(self, app: func.FunctionApp, bus: LocalBus, settings: Mapping[str, str], port: int = 7071,
+                 host: str = "127.0.0.1", batch_size: int = 100):
         self.app, self.bus, self.port, self.host = app, bus, port, host
+        self.settings = settings
         self.batch_size = batch_size  # like host.json's serviceBus maxMessageBatchSize
         self.http: list[HttpFunction] = []
         self.timers: list[tuple[str, Schedule, str, Callable[..., Any]]] = []
         self.queues: dict[str, str] = {}
         self.tools: dict[str, mcp.Tool] = {}
-        self._server: Optional[ThreadingHTTPServer] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._serving = False
         self.sandbox: Any = None  # the child-flow sandbox the boot started, if any
-        self.pointed_settings: list[str] = []
+        self.on_stop: list[Callable[[], object]] = []  # run last by stop (the boot's services uninstalled)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._discover()
@@ -94,13 +98,13 @@ class LocalHost:
                 route = trigger.get("route") or name
                 self.http.append(HttpFunction(name, methods, _route_regex(route), trigger["name"], call))
             elif kind == "serviceBusTrigger":
-                queue = resolve(trigger["queueName"])
+                queue = resolve(trigger["queueName"], self.settings)
                 self.queues[name] = queue
                 many = str(getattr(trigger.get("cardinality"), "value", trigger.get("cardinality"))).lower() == "many"
                 self.bus.subscribe(queue, self._queue_handler(name, trigger["name"], call, many),
                                    self.batch_size if many else 1)
             elif kind == "timerTrigger":
-                self.timers.append((name, Schedule(resolve(trigger["schedule"])), trigger["name"], call))
+                self.timers.append((name, Schedule(resolve(trigger["schedule"], self.settings)), trigger["name"], call))
             elif kind == "mcpToolTrigger":
                 self.tools[trigger["toolName"]] = mcp.tool_of(trigger, call)
             else:
@@ -125,7 +129,7 @@ class LocalHost:
     # -- timers --------------------------------------------------------------------------------------
     def _run_timer(self, name: str, schedule: Schedule, arg: str, call: Callable[..., Any]) -> None:
         while not self._stop.is_set():
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             due = schedule.next_after(now)
             if self._stop.wait((due - now).total_seconds()):
                 return
@@ -143,7 +147,8 @@ class LocalHost:
         raise KeyError(f"no timer function {name}")
 
     # -- HTTP ----------------------------------------------------------------------------------------
-    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def dispatch(self, method: str, target: str, headers: dict[str, str],
+                 body: bytes) -> tuple[int, dict[str, str], bytes]:
         """One HTTP request through the matching function, as (status, headers, body)."""
         parts = urlsplit(target)
         path = unquote(parts.path)
@@ -211,17 +216,25 @@ class LocalHost:
 
         return Handler
 
-    def start(self, consume: bool = True, scheduled: bool = True) -> "LocalHost":
+    def bind(self) -> LocalHost:
+        """Take the port (port 0: a free one, known from now on) without serving yet."""
+        if self._server is None:
+            self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
+            self._server.daemon_threads = True
+            self.port = self._server.server_address[1]
+        return self
+
+    def start(self, consume: bool = True, scheduled: bool = True) -> LocalHost:
         """Serve HTTP and run timers; with consume=False queue messages wait (a benchmark of ingest alone),
         with scheduled=False timers run only through run_timer."""
-        self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
+        self.bind()
+        assert self._server is not None
         if consume:
             self.bus.start()
+        self._serving = True
         self._spawn(self._server.serve_forever, "http")
         for t in self.timers if scheduled else ():
-            self._spawn(lambda t=t: self._run_timer(*t), f"timer-{t[0]}")
+            self._spawn(functools.partial(self._run_timer, *t), f"timer-{t[0]}")
         log.info("serving %d HTTP, %d queue and %d timer function(s) on http://%s:%d/api",
                  len(self.http), len(self.queues), len(self.timers), self.host, self.port)
         return self
@@ -234,17 +247,18 @@ class LocalHost:
     def stop(self) -> None:
         self._stop.set()
         if self._server is not None:
-            self._server.shutdown()
+            if self._serving:  # shutdown waits for serve_forever, which a bound-only server never ran
+                self._server.shutdown()
             self._server.server_close()
-        # A timer run in progress finishes before the caller restores settings it may still be reading.
+        # A timer run in progress finishes before the services it may still be using are uninstalled.
         for t in self._threads:
             if t.name.startswith("timer-") and t is not threading.current_thread():
                 t.join(30)
         self.bus.stop()
         if self.sandbox is not None:
             self.sandbox.stop()
-        for name in self.pointed_settings:
-            os.environ.pop(name, None)
+        for undo in self.on_stop:
+            undo()
 
     @property
     def base_url(self) -> str:

@@ -1,15 +1,17 @@
-"""App settings from the environment (Functions app settings; local.settings.json locally).
+"""App settings from one mapping: the environment (Functions app settings) or the local host's dict
+(local.settings.json plus its overrides).
 
 Read on first use, never at import; a malformed number falls back to its default with a warning
-rather than failing the whole host.
+rather than failing the whole host. The mapping is kept: a setting only a catalog action names (a flow
+URL such as FLOW_AP_REQUEST_MISSING_FIELDS) is read from it with `get`, never from os.environ later.
 """
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +26,9 @@ DEFAULTS: dict[str, str] = {
     "TABLES_CONNECTION": "",
     "AzureWebJobsStorage__tableServiceUri": "",
     "TABLE_PREFIX": "closedloop",
-    "TABLE_SHARDS": "8",
+    # One table per kind: in Azure every extra shard costs a query per cross-partition read. The local host
+    # uses 8 on Azurite (devhost/boot.py), where one big table makes every write slower (README "Sharding").
+    "TABLE_SHARDS": "1",
     "BUS": "servicebus",
     "ServiceBusConnection": "",
     "ServiceBusConnection__fullyQualifiedNamespace": "",
@@ -88,10 +92,10 @@ class Settings:
     servicebus_connection: str
     servicebus_namespace: str
     queues: Mapping[str, str]
-    ingest_api_key: Optional[str]
+    ingest_api_key: str | None
     max_body_bytes: int
     catalog_dir: Path
-    outbox_dir: Optional[Path]
+    outbox_dir: Path | None
     public_base_url: str
     approval_signing_key: str
     approval_ttl_hours: int
@@ -119,6 +123,12 @@ class Settings:
     local_refused: bool = False
     store_timeout: float = 5.0
     flow_poll_hosts: tuple[str, ...] = ()
+    # Every setting as given (a snapshot of the environment, or the local host's dict): see `get`.
+    source: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def get(self, name: str) -> str:
+        """A setting by name from the same mapping as the rest (empty when unset and without a default)."""
+        return (self.source.get(name) or DEFAULTS.get(name, "")).strip()
 
     @property
     def local(self) -> bool:
@@ -127,7 +137,7 @@ class Settings:
         return self.environment == "local"
 
     @property
-    def approvals_off(self) -> Optional[str]:
+    def approvals_off(self) -> str | None:
         """Why no person can be asked (approval and data requests), or None when they can: links are signed
         with APPROVAL_SIGNING_KEY, and only the local host may make up a per-process key."""
         if self.approval_signing_key or self.local:
@@ -135,8 +145,9 @@ class Settings:
         return "approvals are off: APPROVAL_SIGNING_KEY is not set (Key Vault), so no request can be signed"
 
     @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `env` (default: a snapshot of os.environ, taken now and never read again)."""
+        env = dict(os.environ) if env is None else dict(env)
 
         def get(name: str) -> str:
             return (env.get(name) or DEFAULTS[name]).strip()
@@ -150,6 +161,7 @@ class Settings:
                       "running as prod")
             environment = "prod"
         return cls(
+            source=env,
             environment=environment,
             local_refused=refused,
             store_timeout=max(0.5, float(_int(env, "STORE_TIMEOUT_SECONDS"))),

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
+import shutil
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -48,23 +49,22 @@ def shard_clients(azurite):
 
 @contextlib.contextmanager
 def hosted(azurite, boot_kwargs=None, **settings):
-    """A local host for a block; afterwards the environment and the app's services are as before."""
+    """A local host for a block, on fresh tables, with cards in a folder of its own; its settings are its own
+    (nothing in os.environ changes), and the app's services are as before once it stops."""
     from devhost.boot import boot
 
-    saved = dict(os.environ)
+    outbox = tempfile.mkdtemp(prefix="closedloop-outbox-")
     overrides = {"TABLES_CONNECTION": azurite.connection_string, "TABLE_PREFIX": f"t{uuid.uuid4().hex[:12]}",
-                 "INGEST_API_KEY": "", **settings}
-    # Timers run when a test asks (run_timer): the 5-minute sweep must not fire because a test crossed :05.
-    server = boot(0, overrides, **{"scheduled": False, **(boot_kwargs or {})})
+                 "INGEST_API_KEY": "", "OUTBOX_DIR": outbox, **settings}
     try:
-        yield server
+        # Timers run when a test asks (run_timer): the 5-minute sweep must not fire because a test crossed :05.
+        server = boot(0, overrides, **{"scheduled": False, **(boot_kwargs or {})})
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        from shared import runtime
-        runtime.reset()
-        runtime.use_local_bus(None)
+        shutil.rmtree(outbox, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,9 @@ var plain = {
   CLOSEDLOOP_ENV: 'prod'
   STORE: empty(dataverseUrl) ? 'tables' : 'dataverse'
   TABLE_PREFIX: 'closedloop'
-  TABLE_SHARDS: '8'
+  // One table per kind: shards help only Azurite (README "Sharding"); here each costs a query per cross-partition
+  // read. A deployment that ran with 8 keeps 8: a store opened with another count refuses to start.
+  TABLE_SHARDS: '1'
   BUS: 'servicebus'
   TRIAGE_QUEUE: 'triage'
   PLAN_QUEUE: 'plan'

@@ -1,7 +1,8 @@
 """Child flows over HTTP (Power Automate "When an HTTP request is received", or the local sandbox).
 
 Flow URLs carry a SAS signature, so they are secrets: the catalog names the app setting that holds
-each URL (a Key Vault reference in Azure) and the URL is read here, at call time, never stored.
+each URL (a Key Vault reference in Azure) and the URL is read here, at call time, from the settings
+mapping the composition root passes (shared/bootstrap.py), never stored and never read from os.environ.
 
 A 202's Location comes from whoever answered: it is polled only on an allowlisted origin (scheme, host,
 port), else the app would send GETs wherever a flow, or whoever stands in for it, points (SSRF).
@@ -9,8 +10,8 @@ port), else the app would send GETs wherever a flow, or whoever stands in for it
 from __future__ import annotations
 
 import json
-import os
-from typing import Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ..domain.flowcall import FlowResponse
 from ..ports import FlowNotConfigured, PollRefused
@@ -19,7 +20,7 @@ Origin = tuple[str, str, int]
 _PORTS = {"https": 443, "http": 80}
 
 
-def origin(url: str) -> Optional[Origin]:
+def origin(url: str) -> Origin | None:
     """(scheme, host, port) of an absolute http(s) URL, parsed as urllib3 parses what it connects to; None for
     anything else: relative, user info (`https://allowed@evil`), backslashes, spaces or control characters."""
     from urllib3.exceptions import LocationParseError
@@ -36,7 +37,7 @@ def origin(url: str) -> Optional[Origin]:
     return parts.scheme, parts.host.lower().rstrip("."), _PORTS[parts.scheme] if parts.port is None else parts.port
 
 
-def _listed(entry: str) -> Optional[Origin]:
+def _listed(entry: str) -> Origin | None:
     """A FLOW_POLL_HOSTS entry: `host` or `host:port` (https), or a URL naming its scheme."""
     return origin(entry if "://" in entry else f"https://{entry}/")
 
@@ -46,7 +47,7 @@ def _flow_settings_in(environ: Mapping[str, str]) -> list[str]:
     return [name for name in environ if name.startswith("FLOW_") and name != "FLOW_POLL_HOSTS"]
 
 
-def _retry_after(headers: Mapping[str, str]) -> Optional[float]:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     raw = headers.get("Retry-After")
     if raw is None:
         return None
@@ -57,16 +58,17 @@ def _retry_after(headers: Mapping[str, str]) -> Optional[float]:
 
 
 class HttpFlows:
-    """Calls flows by app setting; polls a 202's Location only on `poll_hosts` (FLOW_POLL_HOSTS) or, when
-    that is empty, on the origins of the URLs in `flow_settings()` (read at each check: settings and the
-    catalog may change). `https_only` (Azure) refuses plain http Locations whatever the list says."""
+    """Calls flows by app setting, each URL looked up in `environ` (the settings' mapping); polls a 202's Location
+    only on `poll_hosts` (FLOW_POLL_HOSTS) or, when that is empty, on the origins of the URLs in `flow_settings()`
+    (read at each check: the catalog may change). `https_only` (Azure) refuses plain http Locations whatever the
+    list says."""
 
-    def __init__(self, environ: Optional[Mapping[str, str]] = None, pool_size: int = 32,
-                 poll_hosts: Iterable[str] = (), flow_settings: Optional[Callable[[], Iterable[str]]] = None,
+    def __init__(self, environ: Mapping[str, str], pool_size: int = 32,
+                 poll_hosts: Iterable[str] = (), flow_settings: Callable[[], Iterable[str]] | None = None,
                  https_only: bool = False):
         import urllib3
 
-        self._env = os.environ if environ is None else environ
+        self._env = environ
         self._http = urllib3.PoolManager(maxsize=pool_size, retries=False)
         self._listed = frozenset(o for o in map(_listed, poll_hosts) if o is not None)
         self._flow_settings = flow_settings or (lambda: _flow_settings_in(self._env))
@@ -79,7 +81,7 @@ class HttpFlows:
         urls = (self._env.get(name) or "" for name in self._flow_settings())
         return frozenset(o for o in map(origin, urls) if o is not None)
 
-    def refusal(self, location: str) -> Optional[str]:
+    def refusal(self, location: str) -> str | None:
         """Why `location` must not be polled, or None when it may; names the origin only (a URL may carry a SAS)."""
         where = origin(location)
         if where is None:
@@ -98,7 +100,7 @@ class HttpFlows:
             raise FlowNotConfigured(f"app setting {setting} (the flow's URL) is not set")
         return value
 
-    def _send(self, method: str, url: str, body: Optional[bytes], headers: dict[str, str],
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str],
               timeout: float) -> FlowResponse:
         import urllib3
 

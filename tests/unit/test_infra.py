@@ -76,6 +76,12 @@ def test_every_binding_expression_and_queue_is_declared(bicep):
     assert sorted(queues) == sorted(DEFAULTS[f"{q.upper()}_QUEUE"] for q in ("triage", "plan", "execute", "verify"))
 
 
+def test_azure_keeps_one_table_per_kind(bicep):
+    # Shards help only Azurite; in Azure each one costs a query per cross-partition read (README "Sharding").
+    plain = bicep["modules/functionapp.bicep"]["variables"]["plain"]["value"]
+    assert plain["TABLE_SHARDS"] == DEFAULTS["TABLE_SHARDS"] == "1"
+
+
 def test_queues_match_host_json_and_the_local_bus(bicep):
     from shared.adapters.local_bus import LocalBus
 
