@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 # Azurite re-indexes a whole table on every replace: eight tables of ~9,000 rows instead of one of 75,000 took
-# the 10,000-finding e2e benchmark from 154 to 227 opportunities/s (README "Sharding"). Azure needs no shards.
+# the 10,000-finding e2e benchmark from 154 to 227 opportunities/s (README "Partitions spread over tables").
+# Azure needs no shards: there the default, 1, holds.
 AZURITE_SHARDS = "8"
 
 

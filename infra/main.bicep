@@ -59,6 +59,9 @@ param approvalSigningKey string = newGuid()
 @description('Share of telemetry kept (0-100); sampling of requests and dependencies.')
 param samplingPercentage int = 100
 
+@description('Tables the records are spread over. 1 (one per kind) unless the store was created with another count: a deployment that ran with 8 keeps 8, or the app refuses to start.')
+param tableShards string = '1'
+
 var tags = { 'azd-env-name': environmentName }
 // App settings that hold secrets: each becomes a Key Vault reference, and only when a value was given
 // (an unset one stays unset, which the app reads as "off").
@@ -151,6 +154,7 @@ module functionapp 'modules/functionapp.bicep' = {
     openAiDeployment: openAiDeployment
     connectorClientId: connectorClientId
     samplingPercentage: samplingPercentage
+    tableShards: tableShards
   }
 }
 

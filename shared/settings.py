@@ -27,7 +27,8 @@ DEFAULTS: dict[str, str] = {
     "AzureWebJobsStorage__tableServiceUri": "",
     "TABLE_PREFIX": "closedloop",
     # One table per kind: in Azure every extra shard costs a query per cross-partition read. The local host
-    # uses 8 on Azurite (devhost/boot.py), where one big table makes every write slower (README "Sharding").
+    # uses 8 on Azurite (devhost/boot.py), where one big table makes every write slower (README "Partitions
+    # spread over tables").
     "TABLE_SHARDS": "1",
     "BUS": "servicebus",
     "ServiceBusConnection": "",

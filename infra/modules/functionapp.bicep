@@ -18,6 +18,7 @@ param openAiEndpoint string
 param openAiDeployment string
 param connectorClientId string
 param samplingPercentage int
+param tableShards string
 
 var plain = {
   FUNCTIONS_EXTENSION_VERSION: '~4'
@@ -36,9 +37,9 @@ var plain = {
   CLOSEDLOOP_ENV: 'prod'
   STORE: empty(dataverseUrl) ? 'tables' : 'dataverse'
   TABLE_PREFIX: 'closedloop'
-  // One table per kind: shards help only Azurite (README "Sharding"); here each costs a query per cross-partition
-  // read. A deployment that ran with 8 keeps 8: a store opened with another count refuses to start.
-  TABLE_SHARDS: '1'
+  // One table per kind by default: shards help only Azurite (README "Partitions spread over tables"); here each
+  // costs a query per cross-partition read.
+  TABLE_SHARDS: tableShards
   BUS: 'servicebus'
   TRIAGE_QUEUE: 'triage'
   PLAN_QUEUE: 'plan'
