@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..domain import planning
+from ..domain.catalog import Action
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
 from ..domain.rate_limit import Rule
@@ -9,11 +10,26 @@ from ..domain.status import Status
 from ..ports import Services
 from . import approvals, autonomy, notices, ramp
 from .lifecycle import step
-from .stage import Note, Outcome, Result
+from .stage import Found, Needs, Note, Outcome, Result
 
 
-def decide(services: Services, opp: Opportunity, cid: str) -> Outcome:
-    """Plan one opportunity: act, ask for approval, or hand it to a person (reads autonomy, caps and ramps)."""
+def cap_of(action: Action) -> Rule:
+    return Rule(f"cap:{action.id}", action.dailyCap or 0, 86400.0)
+
+
+def needs(services: Services, opp: Opportunity) -> Needs:
+    """Whether each candidate's daily cap is reached (when a person takes over at the cap), and each ramping
+    candidate's stage: whichever the plan picks, its answer is then at hand."""
+    if opp.status is not Status.triaged:
+        return Needs()
+    candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
+    capped = services.policy.overCap == "person"
+    return Needs(states=[ramp.state_name(a) for a in candidates if a.ramp],
+                 limits=[cap_of(a) for a in candidates if capped and a.dailyCap])
+
+
+def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outcome:
+    """Plan one opportunity: act, ask for approval, or hand it to a person."""
     if opp.status is not Status.triaged:
         return Outcome(Result.ALREADY_PLANNED)
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
@@ -24,14 +40,12 @@ def decide(services: Services, opp: Opportunity, cid: str) -> Outcome:
     if decision.plan is not None and decision.outcome != planning.REVIEW:
         decision = planning.govern(decision, autonomy.current(services).mode_for(decision.plan.actionId))
         action = services.catalog.versions[(decision.plan.actionId, decision.plan.actionVersion)]
-        if decision.outcome == planning.EXECUTE and services.policy.overCap == "person" and action.dailyCap:
-            cap = Rule(f"cap:{action.id}", action.dailyCap, 86400.0)
-            if services.coordination.limit_full(cap, int(services.clock.now().timestamp() * 1000)):
-                decision = planning.Decision(planning.APPROVAL, decision.plan, f"{decision.reason}; the daily cap "
-                                             f"of {action.dailyCap} is reached: a person decides",
-                                             decision.problems)
+        capped = services.policy.overCap == "person" and action.dailyCap
+        if decision.outcome == planning.EXECUTE and capped and found.full[cap_of(action).key]:
+            decision = planning.Decision(planning.APPROVAL, decision.plan, f"{decision.reason}; the daily cap "
+                                         f"of {action.dailyCap} is reached: a person decides", decision.problems)
         if decision.outcome == planning.EXECUTE and action.ramp:
-            percent = ramp.share(services, action)
+            percent = ramp.share_at(action, found.states[ramp.state_name(action)])
             if not ramp.in_share(services.policy.experimentSalt, action.id, opp.caseKey, percent):
                 decision = planning.Decision(planning.APPROVAL, decision.plan, f"{decision.reason}; ramp-up: "
                                              f"{action.id} acts alone on {percent:g}% of cases so far",

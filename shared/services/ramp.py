@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Any, Optional
 
 from ..domain.catalog import Action
 from ..domain.execution import SUCCEEDED
@@ -12,14 +12,23 @@ from ..ports import Services
 
 
 def stage_of(services: Services, action: Action) -> dict[str, Any]:
-    return services.coordination.state(f"ramp-{action.id}") or {"stage": 0, "since": None}
+    return services.coordination.state(state_name(action)) or {"stage": 0, "since": None}
+
+
+def state_name(action: Action) -> str:
+    return f"ramp-{action.id}"
 
 
 def share(services: Services, action: Action) -> float:
     """The share (%) of cases the action may act on alone now."""
+    return share_at(action, stage_of(services, action) if action.ramp else None)
+
+
+def share_at(action: Action, state: Optional[dict[str, Any]]) -> float:
+    """The share (%) at the ramp stage `state` records (the first stage before the sweep has looked)."""
     if not action.ramp:
         return 100.0
-    return action.ramp[min(stage_of(services, action)["stage"], len(action.ramp) - 1)]
+    return action.ramp[min((state or {"stage": 0})["stage"], len(action.ramp) - 1)]
 
 
 def in_share(salt: str, action_id: str, case_key: str, percent: float) -> bool:

@@ -111,6 +111,7 @@ def _round(services: Services, stage: str, jobs: list[Job]) -> list[Job]:
 
 def _needs(services: Services, stage: str) -> Optional[Callable[[Job], Needs]]:
     return {"triage": lambda job: triage.needs(services, job.opp),
+            "plan": lambda job: planner.needs(services, job.opp),
             "execute": lambda job: executor.needs(job.opp),
             "verify": lambda job: watchdog.needs(services, job.opp, job.found)}.get(stage)
 
@@ -131,11 +132,18 @@ def _gather(services: Services, stage: str, jobs: list[Job]) -> None:
         twins = iter(triage.twins(services, claims)) if claims else iter(())
         pairs = list({k for _, n in wanted for k in n.executions})
         executions = services.store.executions_by_id(pairs) if pairs else {}
+        # A handful of actions per batch: one read of each ramp stage and cap, not one per message.
+        states = {name: services.coordination.state(name) for name in {s for _, n in wanted for s in n.states}}
+        now_ms = int(services.clock.now().timestamp() * 1000)
+        rules = {r.key: r for _, n in wanted for r in n.limits}
+        full = {key: services.coordination.limit_full(rule, now_ms) for key, rule in rules.items()}
         for job, n in wanted:
             for c in n.claims:
                 job.found.twins[c.key] = next(twins)
             for k in n.executions:
                 job.found.executions[k] = executions.get(k)
+            job.found.states.update((name, states[name]) for name in n.states)
+            job.found.full.update((r.key, full[r.key]) for r in n.limits)
         for (job, r), record in zip(reads, records):
             job.found.records[r.key] = record
 
@@ -145,7 +153,7 @@ def _decide(services: Services, stage: str, job: Job) -> Outcome:
     if stage == "triage":
         outcome = triage.decide(services, opp, cid, job.found)
     elif stage == "plan":
-        outcome = planner.decide(services, opp, cid)
+        outcome = planner.decide(services, opp, cid, job.found)
     elif stage == "execute":
         outcome = executor.decide(services, opp, job.msg, job.found)
     else:

@@ -68,14 +68,16 @@ class Read:
 
 @dataclass
 class Needs:
-    """What a stage must have read before it can decide for one message."""
+    """What a stage must have read before it can decide for one message (the runner reads each kind at once)."""
 
     claims: list[Claim] = field(default_factory=list)
     executions: list[tuple[str, str]] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)  # small coordination records by name (a ramp's stage)
+    limits: list[Rule] = field(default_factory=list)  # rate limits to check, granting nothing (daily caps)
 
     def __bool__(self) -> bool:
-        return bool(self.claims or self.executions or self.reads)
+        return bool(self.claims or self.executions or self.reads or self.states or self.limits)
 
 
 @dataclass
@@ -85,12 +87,16 @@ class Found:
     twins: dict[str, Optional[str]] = field(default_factory=dict)  # claim key → the other live holder, or None
     executions: dict[tuple[str, str], Optional[Execution]] = field(default_factory=dict)
     records: dict[str, Optional[dict[str, Any]]] = field(default_factory=dict)
+    states: dict[str, Optional[dict[str, Any]]] = field(default_factory=dict)
+    full: dict[str, bool] = field(default_factory=dict)  # rule key → would a request be refused now
 
     def lacks(self, needs: Needs) -> Needs:
         """The part of `needs` not read yet."""
         return Needs([c for c in needs.claims if c.key not in self.twins],
                      [k for k in needs.executions if k not in self.executions],
-                     [r for r in needs.reads if r.key not in self.records])
+                     [r for r in needs.reads if r.key not in self.records],
+                     [n for n in needs.states if n not in self.states],
+                     [r for r in needs.limits if r.key not in self.full])
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,3 +108,20 @@ def test_a_message_for_an_opportunity_past_its_stage_resends_the_nudge_its_statu
     [again] = svc.bus.messages  # the same deterministic id: the bus drops it if the first was not lost
     assert (again.message_id, again.body) == (plan.message_id, plan.body)
     assert svc.store.get(oid).status is Status.triaged
+
+
+def test_in_a_batch_every_execution_is_on_record_before_its_flow_is_called(svc, sandbox):
+    ids = leads(svc, 5)
+    for stage in ("triage", "plan"):
+        run(svc, stage, [(json.dumps(m.body).encode(), 1) for m in svc.bus.take(stage)])
+    real, unrecorded = svc.flows.call, []
+
+    def call(setting, payload, key, cid, timeout):
+        if svc.store.execution(payload["opportunityId"], key) is None:
+            unrecorded.append(payload["opportunityId"])
+        return real(setting, payload, key, cid, timeout)
+
+    svc.flows.call = call
+    results = run(svc, "execute", [(json.dumps(m.body).encode(), 1) for m in svc.bus.take("execute")])
+    assert results == [Result.EXECUTED] * 5 and unrecorded == []
+    assert sandbox.effects["leads.reassign"] == 5 and {svc.store.get(i).status for i in ids} == {Status.executed}
