@@ -5,18 +5,17 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Optional
+from typing import Any
 
 from ..domain.autonomy import MODES, Autonomy
 from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, Unauthorized
 from ..domain.identity import Principal
-from ..ports import ConcurrencyConflict
-from ..ports import Services
+from ..ports import ConcurrencyConflict, Services
 
 log = logging.getLogger(__name__)
 _CACHE_SECONDS = 2.0  # a freeze reaches every instance's planner within this long
 # Keyed by the store object itself (weakly): a recycled id() must never hand one store another's modes.
-_cache: "weakref.WeakKeyDictionary[Any, tuple[float, Autonomy]]" = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[Any, tuple[float, Autonomy]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -59,8 +58,8 @@ def _checked(body: dict[str, Any], catalog_ids: set[str]) -> dict[str, Any]:
     return body
 
 
-def change(services: Services, body: dict[str, Any], principal: Optional[Principal], actor: Optional[str] = None,
-           now: Optional[str] = None) -> Autonomy:
+def change(services: Services, body: dict[str, Any], principal: Principal | None, actor: str | None = None,
+           now: str | None = None) -> Autonomy:
     """Apply a change (role-checked unless `actor` names an agent, e.g. the drift watchdog)."""
     if actor is None:
         if principal is None:

@@ -6,7 +6,6 @@ is redelivered here, finds that execution by id and replays the same idempotency
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Optional
 
 from ..domain.catalog import Action
 from ..domain.execution import SUCCEEDED, Execution, idempotency_key, new_execution
@@ -14,8 +13,7 @@ from ..domain.messages import StageMessage, nudge
 from ..domain.opportunity import Opportunity
 from ..domain.rate_limit import Verdict, rules_for
 from ..domain.status import Status
-from ..ports import Commit, Incident
-from ..ports import Services
+from ..ports import Commit, Incident, Services
 from . import flowrun, notices
 from .lifecycle import audit, step
 from .stage import Call, Found, Needs, Outcome, Result
@@ -23,7 +21,7 @@ from .stage import Call, Found, Needs, Outcome, Result
 ACTING = (Status.planned, Status.approved, Status.executing)
 
 
-def execution_id(opp: Opportunity) -> Optional[str]:
+def execution_id(opp: Opportunity) -> str | None:
     """The id of the execution the opportunity's plan makes (its idempotency key), or None with nothing to run."""
     plan = opp.plan
     if not plan or opp.status not in ACTING:
@@ -75,7 +73,7 @@ def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found
 
 
 def finish(services: Services, opp: Opportunity, x: Execution, msg: StageMessage,
-           attempt: Optional[flowrun.Attempt]) -> Outcome:
+           attempt: flowrun.Attempt | None) -> Outcome:
     """Record what the flow answered, then move on: settle, or schedule the retry or poll."""
     cid = msg.correlationId
     if attempt is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Any
 
 from .. import telemetry
 from ..domain.catalog import Action
@@ -22,7 +22,7 @@ class Attempt:
     response: FlowResponse
 
 
-def _refusal(services: Services, response: FlowResponse) -> Optional[str]:
+def _refusal(services: Services, response: FlowResponse) -> str | None:
     """Why a 202's Location must not be polled (off the flows' hosts), or None; adapters without a list poll."""
     judge = getattr(services.flows, "refusal", None)
     if response.status != 202 or not response.location or judge is None:
@@ -36,7 +36,7 @@ def _not_polled(reason: str) -> Attempt:
                    FlowResponse(0, error="PollRefused"))
 
 
-def call(services: Services, action: Action, x: Execution, cid: str, poll_url: Optional[str]) -> Attempt:
+def call(services: Services, action: Action, x: Execution, cid: str, poll_url: str | None) -> Attempt:
     """One call (or poll) of the flow; the idempotency key makes a repeat replay, not act again. A Location off
     the poll allowlist fails the execution at once: it is never requested."""
     from ..ports import FlowNotConfigured, PollRefused
@@ -44,15 +44,18 @@ def call(services: Services, action: Action, x: Execution, cid: str, poll_url: O
     policy = services.policy
     x.attempts += 1
     try:
+        flows = services.flows
+        if flows is None:
+            raise FlowNotConfigured("no child flows are configured")
         if poll_url:
-            response = services.flows.poll(poll_url, cid, policy.flowTimeoutSeconds)
+            response = flows.poll(poll_url, cid, policy.flowTimeoutSeconds)
         else:
             payload = ChildFlowRequest(idempotencyKey=x.idempotencyKey, correlationId=cid,
                                        opportunityId=x.opportunityId,
                                        action=ActionRef(id=x.actionId, version=x.actionVersion),
                                        parameters=x.parameters).model_dump(mode="json")
             started = time.perf_counter()
-            response = services.flows.call(action.flow.setting, payload, x.idempotencyKey, cid,
+            response = flows.call(action.flow.setting, payload, x.idempotencyKey, cid,
                                            policy.flowTimeoutSeconds)
             telemetry.flow_latency(x.actionId, x.actionVersion, (time.perf_counter() - started) * 1000)
     except FlowNotConfigured as exc:
@@ -76,7 +79,7 @@ def apply(x: Execution, attempt: Attempt, now: Any) -> None:
     # The sweep leaves an execution alone until then, so it never pre-empts a Retry-After.
     x.nextAttemptAt = now + timedelta(seconds=o.delay) if o.kind in (RETRY, WAIT) else None
     if o.kind == DONE or o.status:
-        x.status = o.status
+        x.status = o.status or x.status
         x.evidence = o.evidence or x.evidence
         telemetry.execution_ended(x.actionId, x.actionVersion, x.status)
     elif o.kind == WAIT:

@@ -1,8 +1,9 @@
 """Moving an opportunity on: transitions, audit entries and executions committed together."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from ..domain.approvals import Approval
 from ..domain.audit import AuditEntry
@@ -13,8 +14,8 @@ from ..ports import Commit, Services
 
 
 def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: str, correlation_id: str,
-          inputs: Optional[dict[str, Any]] = None, outputs: Optional[dict[str, Any]] = None,
-          execution: Optional[Execution] = None, seq: int = 0) -> AuditEntry:
+          inputs: dict[str, Any] | None = None, outputs: dict[str, Any] | None = None,
+          execution: Execution | None = None, seq: int = 0) -> AuditEntry:
     versions: dict[str, Any] = {"policy": services.policy.version}
     if execution is not None:
         versions["action"] = f"{execution.actionId}@{execution.actionVersion}"
@@ -29,8 +30,8 @@ def audit(services: Services, opp: Opportunity, actor: str, event: str, reason: 
 
 
 def step(services: Services, opp: Opportunity, path: Sequence[Status], actor: str, reason: str,
-         correlation_id: str, executions: Sequence[Execution] = (), inputs: Optional[dict[str, Any]] = None,
-         outputs: Optional[dict[str, Any]] = None, approvals: Sequence[Approval] = (), **changes: Any) -> Commit:
+         correlation_id: str, executions: Sequence[Execution] = (), inputs: dict[str, Any] | None = None,
+         outputs: dict[str, Any] | None = None, approvals: Sequence[Approval] = (), **changes: Any) -> Commit:
     """Walk `path` (each step checked against the status machine) and audit it: the commit, not yet written."""
     now = services.clock.now()
     moved = replace(opp, **changes) if changes else opp
@@ -43,8 +44,8 @@ def step(services: Services, opp: Opportunity, path: Sequence[Status], actor: st
 
 
 def advance(services: Services, opp: Opportunity, path: Sequence[Status], actor: str, reason: str,
-            correlation_id: str, executions: Sequence[Execution] = (), inputs: Optional[dict[str, Any]] = None,
-            outputs: Optional[dict[str, Any]] = None, approvals: Sequence[Approval] = (),
+            correlation_id: str, executions: Sequence[Execution] = (), inputs: dict[str, Any] | None = None,
+            outputs: dict[str, Any] | None = None, approvals: Sequence[Approval] = (),
             **changes: Any) -> Opportunity:
     """`step`, committed at once (for the HTTP edge; the agent stages hand their commits to the runner)."""
     c = step(services, opp, path, actor, reason, correlation_id, executions, inputs, outputs, approvals, **changes)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..domain import llm_plan
 from ..domain.catalog import Action
@@ -22,7 +23,7 @@ from . import prompts
 
 log = logging.getLogger(__name__)
 MEMORY = 512
-_templates: "OrderedDict[str, Optional[dict[str, Any]]]" = OrderedDict()
+_templates: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 
@@ -34,7 +35,7 @@ def reset() -> None:
         _locks.clear()
 
 
-def _remember(key: str, doc: Optional[dict[str, Any]]) -> None:
+def _remember(key: str, doc: dict[str, Any] | None) -> None:
     with _guard:
         _templates[key] = doc
         _templates.move_to_end(key)
@@ -51,14 +52,17 @@ def _telemetry(services: Services, cid: str, doc: dict[str, Any]) -> None:
 
 
 def _ask(services: Services, key: str, prompt: llm_plan.Prompt, messages: list[dict[str, str]],
-         cid: str) -> Optional[dict[str, Any]]:
+         cid: str) -> dict[str, Any] | None:
     """The model's plan template as stored (None when it gave none), with one telemetry record."""
-    reply = services.llm.complete(messages, llm_plan.PlanProposal)
+    llm = services.llm
+    if llm is None:
+        raise RuntimeError("no LLM is configured")  # planner.decide asks only when one is
+    reply = llm.complete(messages, llm_plan.PlanProposal)
     doc = reply.parsed.model_dump() if reply.outcome == "ok" else None
     if reply.outcome == "ok":  # stored before anything else can fail: it is what the call paid for
         services.coordination.put_state(f"llmplan~{key}", {"proposal": doc, "promptVersion": prompt.version})
     _telemetry(services, cid, {
-        "at": services.clock.now().isoformat(), "promptVersion": prompt.version, "model": services.llm.model,
+        "at": services.clock.now().isoformat(), "promptVersion": prompt.version, "model": llm.model,
         "purpose": "plan", "outcome": reply.outcome, "detail": scrub(reply.detail), "key": key,
         "promptTokens": reply.prompt_tokens, "completionTokens": reply.completion_tokens,
         "latencyMs": reply.latency_ms, "correlationId": cid,
@@ -70,24 +74,24 @@ def _ask(services: Services, key: str, prompt: llm_plan.Prompt, messages: list[d
 
 
 def template(services: Services, opp: Opportunity, candidates: Sequence[Action], cid: str
-             ) -> tuple[Optional[dict[str, Any]], str, str]:
+             ) -> tuple[dict[str, Any] | None, str, str]:
     """(the stored answer for this opportunity's key, its prompt version, the key)."""
     prompt = prompts.in_use(services)  # the deployed file, or a newer version activated over the API
     shape = llm_plan.shape(opp.attributes)
     key = llm_plan.cache_key(opp.processArea, opp.deviationPattern, candidates, prompt.version, shape)
-    missing = object()
-    cached = _templates.get(key, missing)  # one lookup: another thread may evict the key meanwhile
-    if cached is not missing:
-        return cached, prompt.version, key
+    if key in _templates:
+        try:
+            return _templates[key], prompt.version, key
+        except KeyError:  # another thread evicted it meanwhile: read it as a miss
+            pass
     with _guard:
         lock = _locks.setdefault(key, threading.Lock())
     with lock:
-        cached = _templates.get(key, missing)
-        if cached is not missing:
-            return cached, prompt.version, key
+        if key in _templates:
+            return _templates[key], prompt.version, key
         stored = services.coordination.state(f"llmplan~{key}")
         if stored is not None:
-            doc: Optional[dict[str, Any]] = stored["proposal"]
+            doc: dict[str, Any] | None = stored["proposal"]
         else:
             messages = llm_plan.messages(prompt, opp.processArea, opp.deviationPattern, candidates, shape)
             doc = _ask(services, key, prompt, messages, cid)

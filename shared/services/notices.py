@@ -1,14 +1,14 @@
 """What people are told when the loop needs them and there is nothing to approve: escalation cards."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from ..domain import cards
 from ..domain.opportunity import Opportunity
 from ..domain.pii import redact, scrub
-from ..ports import Incident
-from ..ports import Services
+from ..ports import Incident, Services
 from .stage import Note
 
 
@@ -27,7 +27,8 @@ def escalation(services: Services, kind: str, opp: Opportunity, headline: str, d
 def escalate(services: Services, kind: str, opp: Opportunity, headline: str, details: Mapping[str, Any]) -> None:
     """Notify `kind` (review or escalate) with an escalation card linking to the opportunity."""
     note = escalation(services, kind, opp, headline, details)
-    services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
+    if services.notifier is not None:
+        services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
 
 
 def incident_of(services: Services, found: Incident) -> tuple[Incident, Note]:
@@ -46,4 +47,5 @@ def incident(services: Services, found: Incident) -> None:
     """Record an incident the pipeline cannot settle and escalate it with its context."""
     kept, note = incident_of(services, found)
     services.reference.record_incident(kept)
-    services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
+    if services.notifier is not None:
+        services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)

@@ -37,9 +37,10 @@ def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outc
     if services.llm is not None and candidates:
         from . import llm_planner  # the model only proposes; the rules below still decide what happens
         decision = llm_planner.decide(services, opp, candidates, decision, cid)
-    if decision.plan is not None and decision.outcome != planning.REVIEW:
-        decision = planning.govern(decision, autonomy.current(services).mode_for(decision.plan.actionId))
-        action = services.catalog.versions[(decision.plan.actionId, decision.plan.actionVersion)]
+    proposed = decision.plan
+    if proposed is not None and decision.outcome != planning.REVIEW:
+        decision = planning.govern(decision, autonomy.current(services).mode_for(proposed.actionId))
+        action = services.catalog.versions[(proposed.actionId, proposed.actionVersion)]
         capped = services.policy.overCap == "person" and action.dailyCap
         if decision.outcome == planning.EXECUTE and capped and found.full[cap_of(action).key]:
             decision = planning.Decision(planning.APPROVAL, decision.plan, f"{decision.reason}; the daily cap "
@@ -62,7 +63,7 @@ def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outc
         review = notices.escalation(services, "review", opp, f"{opp.caseKey}: {decision.reason}",
                                     {**outputs, "reason": decision.reason, **summary})  # opp.plan is not set yet
         return Outcome(Result.NEEDS_REVIEW, [moved], notes=[review])
-    if decision.outcome == planning.APPROVAL:
+    if decision.outcome == planning.APPROVAL and decision.plan is not None and plan is not None:
         approval, notice = approvals.open_approval(services, opp, plan, decision.plan.riskTier, decision.reason, cid)
         moved = step(services, opp, [Status.planned, Status.awaiting_approval], "planner", decision.reason, cid,
                      outputs={**outputs, "approvalId": approval.id}, plan=plan, approvals=[approval])

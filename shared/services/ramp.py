@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from ..domain.catalog import Action
 from ..domain.execution import SUCCEEDED
@@ -24,7 +24,7 @@ def share(services: Services, action: Action) -> float:
     return share_at(action, stage_of(services, action) if action.ramp else None)
 
 
-def share_at(action: Action, state: Optional[dict[str, Any]]) -> float:
+def share_at(action: Action, state: dict[str, Any] | None) -> float:
     """The share (%) at the ramp stage `state` records (the first stage before the sweep has looked)."""
     if not action.ramp:
         return 100.0
@@ -49,7 +49,7 @@ def promote(services: Services) -> list[str]:
             continue
         since = datetime.fromisoformat(state["since"]) if state.get("since") else None
         if since is None:  # first look: the stage starts counting now
-            services.coordination.put_state(f"ramp-{action.id}", {"stage": state["stage"], "since": now.isoformat()})
+            services.coordination.put_state(state_name(action), {"stage": state["stage"], "since": now.isoformat()})
             continue
         recent = services.store.executions_since(since)
         # A compensation is another action's execution (the undo): match it by what it compensates.
@@ -57,8 +57,8 @@ def promote(services: Services) -> list[str]:
         runs = [x for x in recent if x.actionId == action.id and x.kind == "action"]
         good = sum(1 for x in runs if x.status == SUCCEEDED and x.id not in undone)
         if any(x.id in undone for x in runs):  # a breach at this stage: start counting again
-            services.coordination.put_state(f"ramp-{action.id}", {"stage": state["stage"], "since": now.isoformat()})
+            services.coordination.put_state(state_name(action), {"stage": state["stage"], "since": now.isoformat()})
         elif good >= services.policy.rampPromoteAfter:
-            services.coordination.put_state(f"ramp-{action.id}", {"stage": state["stage"] + 1, "since": now.isoformat()})
+            services.coordination.put_state(state_name(action), {"stage": state["stage"] + 1, "since": now.isoformat()})
             moved.append(f"{action.id} → {action.ramp[state['stage'] + 1]:g}%")
     return moved

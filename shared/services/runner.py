@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -29,7 +30,7 @@ from .stage import RESUME, Call, Found, Needs, Outcome, Result
 
 log = logging.getLogger(__name__)
 REFUSALS = 3  # a message refused this often in one batch goes back to the bus (raising redelivers the batch)
-_pool: Optional[ThreadPoolExecutor] = None
+_pool: ThreadPoolExecutor | None = None
 
 
 @dataclass(eq=False)
@@ -39,7 +40,7 @@ class Job:
     msg: StageMessage = field(init=False)  # set once parsed: only parsed messages reach a stage
     opp: Opportunity = field(init=False)  # set by each round's read
     found: Found = field(default_factory=Found)
-    result: Optional[Result] = None
+    result: Result | None = None
     refused: int = 0
 
 
@@ -109,7 +110,7 @@ def _round(services: Services, stage: str, jobs: list[Job]) -> list[Job]:
     return refused + later
 
 
-def _needs(services: Services, stage: str) -> Optional[Callable[[Job], Needs]]:
+def _needs(services: Services, stage: str) -> Callable[[Job], Needs] | None:
     return {"triage": lambda job: triage.needs(services, job.opp),
             "plan": lambda job: planner.needs(services, job.opp),
             "execute": lambda job: executor.needs(job.opp),
@@ -144,7 +145,7 @@ def _gather(services: Services, stage: str, jobs: list[Job]) -> None:
                 job.found.executions[k] = executions.get(k)
             job.found.states.update((name, states[name]) for name in n.states)
             job.found.full.update((r.key, full[r.key]) for r in n.limits)
-        for (job, r), record in zip(reads, records):
+        for (job, r), record in zip(reads, records, strict=True):
             job.found.records[r.key] = record
 
 
@@ -171,10 +172,11 @@ def _called(services: Services, calls: list[tuple[Job, Call]]) -> list[tuple[Job
     ruled = [(job, c) for job, c in needed if c.rules]
     verdicts = services.coordination.acquire_many(
         [c.rules for _, c in ruled], int(services.clock.now().timestamp() * 1000)) if ruled else []
-    over = {id(job): v for (job, _), v in zip(ruled, verdicts) if not v.granted}
+    over = {id(job): v for (job, _), v in zip(ruled, verdicts, strict=True) if not v.granted}
     go = [(job, c) for job, c in needed if id(job) not in over]
-    attempts = dict(zip((id(job) for job, _ in go), _threads().map(
-        lambda p: flowrun.call(services, p[1].action, p[1].execution, p[0].msg.correlationId, p[1].poll_url), go)))
+    answers = _threads().map(
+        lambda p: flowrun.call(services, p[1].action, p[1].execution, p[0].msg.correlationId, p[1].poll_url), go)
+    attempts = dict(zip((id(job) for job, _ in go), answers, strict=True))
     return [(job, c.over(over[id(job)]) if id(job) in over else c.done(attempts.get(id(job)))) for job, c in calls]
 
 
@@ -182,7 +184,7 @@ def _write(services: Services, decided: list[tuple[Job, Outcome]]) -> list[Job]:
     """Write the commits; release the sends, incidents and notifications of the landed ones; return the refused."""
     owned = [(job, c) for job, o in decided for c in o.commits]
     results = services.store.commit_many([c for _, c in owned]) if owned else []
-    refused = {id(job) for (job, _), r in zip(owned, results) if r is not None}
+    refused = {id(job) for (job, _), r in zip(owned, results, strict=True) if r is not None}
     messages: list[Message] = []
     landed = [(job, o) for job, o in decided if id(job) not in refused]
     for job, o in landed:

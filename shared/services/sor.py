@@ -1,7 +1,7 @@
 """Reading the system of record through the read flow (app setting FLOW_READ_RECORD), when there is one."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..ports import Services
 
@@ -9,9 +9,11 @@ READ_SETTING = "FLOW_READ_RECORD"
 
 
 def read(services: Services, params: dict[str, Any], key: str, cid: str,
-         opportunity_id: str) -> Optional[dict[str, Any]]:
+         opportunity_id: str) -> dict[str, Any] | None:
     """The record as the system of record has it now; None when there is no read flow or no such record."""
     from ..ports import FlowNotConfigured
+    if services.flows is None:
+        return None
     try:
         r = services.flows.call(READ_SETTING, {"idempotencyKey": key, "correlationId": cid,
                                                "opportunityId": opportunity_id,

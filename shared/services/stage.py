@@ -5,10 +5,11 @@ returns an `Outcome`: the commits, and what to send, tell and record once those 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ..domain.catalog import Action
 from ..domain.execution import FINAL, Execution
@@ -84,10 +85,10 @@ class Needs:
 class Found:
     """What the runner read for one message: claim holders, executions by id, system-of-record records."""
 
-    twins: dict[str, Optional[str]] = field(default_factory=dict)  # claim key → the other live holder, or None
-    executions: dict[tuple[str, str], Optional[Execution]] = field(default_factory=dict)
-    records: dict[str, Optional[dict[str, Any]]] = field(default_factory=dict)
-    states: dict[str, Optional[dict[str, Any]]] = field(default_factory=dict)
+    twins: dict[str, str | None] = field(default_factory=dict)  # claim key → the other live holder, or None
+    executions: dict[tuple[str, str], Execution | None] = field(default_factory=dict)
+    records: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    states: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     full: dict[str, bool] = field(default_factory=dict)  # rule key → would a request be refused now
 
     def lacks(self, needs: Needs) -> Needs:
@@ -112,7 +113,7 @@ class Note:
 @dataclass(frozen=True, slots=True)
 class Send:
     nudges: tuple[Nudge, ...]
-    at: Optional[datetime] = None
+    at: datetime | None = None
 
 
 @dataclass
@@ -121,10 +122,10 @@ class Call:
 
     action: Action
     execution: Execution
-    poll_url: Optional[str]
+    poll_url: str | None
     rules: list[Rule]  # rate limits to pass first; none for a poll or a compensation
-    done: Callable[[Optional[Any]], "Outcome"]  # given the flowrun.Attempt, or None when nothing was called
-    over: Callable[[Verdict], "Outcome"]  # over a rate limit: no call
+    done: Callable[[Any | None], Outcome]  # given the flowrun.Attempt, or None when nothing was called
+    over: Callable[[Verdict], Outcome]  # over a rate limit: no call
 
     @property
     def needed(self) -> bool:
@@ -141,8 +142,8 @@ class Outcome:
     sends: list[Send] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
-    call: Optional[Call] = None
+    call: Call | None = None
 
-    def send(self, *nudges: Nudge, at: Optional[datetime] = None) -> "Outcome":
+    def send(self, *nudges: Nudge, at: datetime | None = None) -> Outcome:
         self.sends.append(Send(tuple(nudges), at))
         return self

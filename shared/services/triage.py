@@ -1,8 +1,9 @@
 """Triage: is someone else on this case, is the case held out, is the data there; then on to the planner."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from ..domain import cohort
 from ..domain.catalog import Action
@@ -11,8 +12,7 @@ from ..domain.contracts import missing
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
 from ..domain.status import Status
-from ..ports import Claim
-from ..ports import Services
+from ..ports import Claim, Services
 from . import approvals
 from .lifecycle import step
 from .stage import Found, Needs, Note, Outcome, Read, Result
@@ -27,7 +27,7 @@ def holdout_percent(services: Services, opp: Opportunity) -> float:
     return services.policy.holdoutPercent
 
 
-def arm_of(services: Services, opp: Opportunity, candidates: list[Action]) -> Optional[dict[str, Any]]:
+def arm_of(services: Services, opp: Opportunity, candidates: list[Action]) -> dict[str, Any] | None:
     """The action version this case is drawn for (kept from its first triage), or None without a candidate."""
     if opp.arm is not None:
         return opp.arm
@@ -37,16 +37,16 @@ def arm_of(services: Services, opp: Opportunity, candidates: list[Action]) -> Op
     return {"actionId": best.id, "version": best.version, "at": services.clock.now().isoformat()}
 
 
-def claim_of(services: Services, opp: Opportunity) -> Optional[Claim]:
+def claim_of(services: Services, opp: Opportunity) -> Claim | None:
     """The claim this opportunity makes on its case, if it needs one."""
     key = claim_key(opp, services.catalog.cross_pattern)
     return Claim(claim_space(opp), key, opp.id) if key else None
 
 
-def twins(services: Services, claims: Sequence[tuple[str, Claim]]) -> list[Optional[str]]:
+def twins(services: Services, claims: Sequence[tuple[str, Claim]]) -> list[str | None]:
     """For each (opportunity id, its claim): the live opportunity already holding that case for that action,
     or None once this one holds it. One claim call for the batch; a holder that let go is taken over."""
-    out: dict[int, Optional[str]] = {}
+    out: dict[int, str | None] = {}
     held: dict[str, Claim] = {}
     pending = list(enumerate(claims))
     for _ in range(3):
@@ -115,7 +115,9 @@ def _filled(services: Services, opp: Opportunity, candidates: list, found: dict[
     attributes, filled = dict(opp.attributes), {}
     for action in candidates:
         record = found.get(action.id)
-        for name in (action.lookup.fields if record is not None and action.lookup else ()):
+        if record is None or action.lookup is None:
+            continue
+        for name in action.lookup.fields:
             if attributes.get(name) in (None, "") and record.get(name) not in (None, ""):
                 attributes[name] = filled[name] = record[name]
     if not filled:

@@ -1,7 +1,7 @@
 """Watchdog: check the outcome against the action's verify policy; on a breach, undo it and call a person."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from .. import telemetry
 from ..domain import verify
@@ -11,8 +11,7 @@ from ..domain.execution import SUCCEEDED, Execution, idempotency_key, new_execut
 from ..domain.messages import StageMessage
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
-from ..ports import Commit, Incident
-from ..ports import Services
+from ..ports import Commit, Incident, Services
 from . import flowrun, notices
 from .lifecycle import audit, step
 from .stage import Call, Found, Needs, Outcome, Read, Result
@@ -56,7 +55,7 @@ def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found
     return compensate(services, opp, action, x, why, msg)
 
 
-def observation(action: Action, x: Execution) -> Optional[Read]:
+def observation(action: Action, x: Execution) -> Read | None:
     """The system-of-record read of the record the verify policy names, or None when it names none."""
     ref = verify.record_ref(action.verify)
     if ref is None:
@@ -68,7 +67,7 @@ def observation(action: Action, x: Execution) -> Optional[Read]:
     return Read(f"read:{x.id}", params)
 
 
-def observed(action: Action, x: Execution, found: Found) -> Optional[dict[str, Any]]:
+def observed(action: Action, x: Execution, found: Found) -> dict[str, Any] | None:
     """The record the verify policy names: as read fresh from the system of record when a read flow exists,
     else as the flow's own evidence reported it."""
     read = observation(action, x)
@@ -103,7 +102,7 @@ def compensation_of(undo: Action, x: Execution, now: Any = None, cid: str = "") 
 
 
 def compensate(services: Services, opp: Opportunity, action: Action, x: Execution, why: str, msg: StageMessage,
-               comp: Optional[Execution] = None) -> Outcome:
+               comp: Execution | None = None) -> Outcome:
     """Record the undo (with the breach) before calling it; with no undo, fail and call a person."""
     cid = msg.correlationId
     undo = services.catalog.actions.get(action.compensation or "")
@@ -123,7 +122,7 @@ def compensate(services: Services, opp: Opportunity, action: Action, x: Executio
 
 
 def undone(services: Services, opp: Opportunity, action: Action, x: Execution, undo: Action, comp: Execution,
-           why: str, msg: StageMessage, attempt: Optional[flowrun.Attempt]) -> Outcome:
+           why: str, msg: StageMessage, attempt: flowrun.Attempt | None) -> Outcome:
     """Record what the undo's flow answered: retry it later, or settle compensated or failed."""
     cid = msg.correlationId
     if attempt is not None:
