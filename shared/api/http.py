@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by the route blueprints: problem+json, body checks, API key, correlation id.
+"""HTTP plumbing shared by the route blueprints: problem+json, body and query checks, API key, correlation id.
+The rules HTTP shares with the MCP tools (problems, principals, the services) live in shared/api/edge.py.
 
 Imports nothing heavy: it is loaded when `function_app` is imported, at cold start. No `from __future__ import
 annotations`: the Functions worker reads the wrapper's annotations as types, not strings.
