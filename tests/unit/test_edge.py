@@ -85,6 +85,7 @@ def test_an_mcp_refusal_is_the_http_problem_body():
 
 def test_a_lazy_module_is_imported_on_first_use_only():
     code = ("import sys; from shared.api.edge import lazy; m = lazy('shared.domain.stats'); "
-            "before = 'shared.domain.stats' in sys.modules; m.mean; print(before, 'shared.domain.stats' in sys.modules)")
+            "before = 'shared.domain.stats' in sys.modules; m.mean; "
+            "print(before, 'shared.domain.stats' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
