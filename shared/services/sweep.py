@@ -11,7 +11,7 @@ from ..domain.status import Status
 from ..logs import bind
 from ..ports import Services
 from . import messaging
-from .pipeline import RESUME
+from .stage import RESUME
 
 log = logging.getLogger(__name__)
 _STARTED = time.monotonic()
