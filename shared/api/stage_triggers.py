@@ -1,7 +1,17 @@
 """The four agent stages, each fed by its Service Bus queue (queue names from app settings)."""
 import logging
+import uuid
+from typing import TYPE_CHECKING
 
 import azure.functions as func
+
+from .edge import lazy, services
+
+if TYPE_CHECKING:
+    from ..services import runner
+    from ..services import sweep as sweeps
+else:
+    runner, sweeps = lazy("shared.services.runner"), lazy("shared.services.sweep")
 
 bp = func.Blueprint()
 log = logging.getLogger("closedloop.stages")
@@ -9,10 +19,7 @@ log = logging.getLogger("closedloop.stages")
 
 def _run(stage: str, msgs: list[func.ServiceBusMessage]) -> None:
     # Batches (cardinality many): the runner gathers reads, writes and flow calls across messages.
-    from ..runtime import services
-    from ..services.runner import run
-
-    run(services(), stage, [(m.get_body(), getattr(m, "delivery_count", None) or 1) for m in msgs])
+    runner.run(services(), stage, [(m.get_body(), getattr(m, "delivery_count", None) or 1) for m in msgs])
 
 
 @bp.service_bus_queue_trigger(arg_name="msgs", queue_name="%TRIAGE_QUEUE%", connection="ServiceBusConnection",
@@ -42,9 +49,4 @@ def verify(msgs: list[func.ServiceBusMessage]) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def sweep(timer: func.TimerRequest) -> None:
     """Every few minutes: re-send work a lost message would otherwise strand; escalate unanswered requests."""
-    import uuid
-
-    from ..runtime import services
-    from ..services.sweep import run
-
-    run(services(), f"sweep-{uuid.uuid4()}")
+    sweeps.run(services(), f"sweep-{uuid.uuid4()}")
