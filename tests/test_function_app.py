@@ -79,3 +79,21 @@ def test_every_function_is_registered_with_its_trigger():
 def test_import_is_side_effect_free_and_loads_no_heavy_sdk():
     # With no settings at all, importing still works and pulls in nothing heavy.
     assert probe()["heavy"] == []
+
+
+BUILT_ONCE = """
+import json, os
+from shared import runtime
+first = runtime.services()
+os.environ["FLOW_LEADS_REASSIGN"] = "https://elsewhere.example/b"  # too late: settings are a snapshot
+print(json.dumps({"same": runtime.services() is first, "bus": type(first.bus).__name__,
+                  "url": first.flows.url("FLOW_LEADS_REASSIGN")}))
+"""
+
+
+def test_the_functions_host_builds_its_services_once_from_the_environment_as_it_was():
+    env = {"PATH": "/usr/bin:/bin", "STORE": "memory", "FLOW_LEADS_REASSIGN": "https://flows.example/a",
+           "ServiceBusConnection__fullyQualifiedNamespace": "ns.servicebus.windows.net"}
+    out = subprocess.run([sys.executable, "-c", BUILT_ONCE], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         check=True, env=env)
+    assert json.loads(out.stdout) == {"same": True, "bus": "ServiceBusBus", "url": "https://flows.example/a"}

@@ -1,5 +1,7 @@
-""""Local" is opt-in: with no environment name the app is production, and App Service never runs as local."""
+""""Local" is opt-in: with no environment name the app is production, and App Service never runs as local. The
+local host that opts in keeps its settings to itself: nothing in os.environ changes."""
 import logging
+import os
 
 import requests
 
@@ -75,3 +77,27 @@ def test_without_a_signing_key_missing_data_waits_for_review_and_answers_are_503
         r = requests.post(f"{server.base_url}/approvals/{oid}-a1-{'0' * 32}", json={"decision": "approve",
                                                                                      "token": "x"})
         assert r.status_code == 503 and r.headers.get("Retry-After"), (r.status_code, r.text)
+
+
+def test_the_local_host_keeps_its_settings_to_itself(azurite):
+    from shared import runtime
+
+    before = dict(os.environ)
+    with hosted(azurite) as server:
+        settings = runtime.services().settings
+        assert settings.bus == "local" and settings.local and settings.table_shards == 8
+        assert settings.public_base_url == server.base_url.removesuffix("/api")
+        assert settings.get("FLOW_READ_RECORD").startswith(server.sandbox.base_url)
+        assert dict(os.environ) == before
+    assert dict(os.environ) == before
+
+
+def test_a_host_booted_inside_another_gives_the_outer_one_its_services_back(azurite):
+    from shared import runtime
+
+    with hosted(azurite) as outer:
+        mine = runtime.services()
+        with hosted(azurite) as inner:
+            assert runtime.services() is not mine
+            assert runtime.services().settings.public_base_url == inner.base_url.removesuffix("/api")
+        assert runtime.services() is mine and mine.settings.public_base_url == outer.base_url.removesuffix("/api")

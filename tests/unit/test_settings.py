@@ -5,7 +5,7 @@ import os
 from devhost.boot import load_settings
 from shared.bootstrap import build_flows
 from shared.settings import DEFAULTS, Settings
-from tests.conftest import ROOT, hosted
+from tests.conftest import ROOT
 
 
 def example():
@@ -47,15 +47,3 @@ def test_one_table_per_kind_unless_the_local_host_runs_on_azurite():
     cloud = "DefaultEndpointsProtocol=https;AccountName=contoso;AccountKey=k;EndpointSuffix=core.windows.net"
     assert not load_settings({"TABLES_CONNECTION": cloud, "TABLE_SHARDS": ""}, environ={}).get("TABLE_SHARDS")
 
-
-def test_the_local_host_keeps_its_settings_to_itself(azurite):
-    from shared import runtime
-
-    before = dict(os.environ)
-    with hosted(azurite) as server:
-        settings = runtime.services().settings
-        assert settings.bus == "local" and settings.local and settings.table_shards == 8
-        assert settings.public_base_url == server.base_url.removesuffix("/api")
-        assert settings.get("FLOW_READ_RECORD").startswith(server.sandbox.base_url)
-        assert dict(os.environ) == before
-    assert dict(os.environ) == before
