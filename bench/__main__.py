@@ -70,12 +70,12 @@ def normalize_per_s(n: int = 100_000, rounds: int = 7) -> dict:
 
     from shared.domain.opportunity import from_findings
     from shared.ingest.generic import parse_findings
-    from shared.runtime import REPO_CATALOG, load_catalog, load_policy, tune_gc
+    from shared.bootstrap import REPO_CATALOG, load_catalog, load_policy, tune_gc
 
     catalog, scoring = load_catalog(REPO_CATALOG, "local"), load_policy(REPO_CATALOG).scoring
     bodies = [json.dumps(_findings(1000, f"n{b}")).encode() for b in range(n // 1000)]
     now = datetime.now(timezone.utc)
-    tune_gc()  # as runtime.services() does in the app
+    tune_gc()  # as bootstrap() does in the app
     rates = []
     for _ in range(rounds):
         start = time.perf_counter()

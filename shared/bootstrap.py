@@ -51,7 +51,7 @@ def open_tables(settings: Settings) -> tuple[Records, Reference, Coordination]:
     from .adapters.tables.store import TablesStore
     tables = TablesStore.from_settings(settings.tables_connection, settings.tables_endpoint,
                                        settings.table_prefix, settings.table_shards, settings.store_timeout)
-    return tables, tables, tables  # type: ignore[return-value]
+    return tables, tables, tables  # type: ignore[return-value]  # one object serving all three ports
 
 
 def build_stores(settings: Settings) -> tuple[Records, Reference, Coordination]:
