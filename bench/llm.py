@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import statistics
 import time
-import msgspec
 from typing import Any
+
+import msgspec
 
 
 def demo_findings(n: int = 1000) -> list[Any]:
@@ -46,7 +47,7 @@ def main(n: int = 1000) -> None:
     from shared.adapters.http_flows import HttpFlows
     from shared.adapters.openai_llm import build
     from shared.domain.status import Status
-    from shared.services import llm_planner, planner, triage
+    from shared.services import llm_planner, pipeline
     from shared.services.ingest import ingest
     from shared.settings import Settings
     from tests.factories import memory_services
@@ -58,14 +59,15 @@ def main(n: int = 1000) -> None:
         llm_planner.reset()
         report = ingest(svc, demo_findings(n), "bench-llm")
         ids = [r.opportunity.id for r in report.results]
-        for oid in ids:
-            triage.run(svc, svc.store.get(oid), "bench-llm", None)
+        for m in svc.bus.take("triage"):
+            pipeline.handle(svc, "triage", json.dumps(m.body).encode())
         ready = [svc.store.get(oid) for oid in ids]
         ready = [o for o in ready if o.status is Status.triaged]
         timings = []
         for opp in ready:
             start = time.perf_counter()
-            planner.run(svc, opp, "bench-llm", None)
+            pipeline.handle(svc, "plan", json.dumps({"type": "plan", "opportunityId": opp.id,
+                                                     "correlationId": "bench-llm"}).encode())
             timings.append((time.perf_counter() - start) * 1000)
         timings.sort()
         methods = [svc.store.get(o.id).plan for o in ready]

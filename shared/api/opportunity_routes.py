@@ -148,6 +148,10 @@ def health(req: func.HttpRequest, cid: str) -> func.HttpResponse:
         status = "ok" if timer["ok"] and not warnings else "degraded"
         return json_response({"status": status, "checks": checks, "warnings": warnings}, 200, cid)
     log.warning("health: store %s", checks["store"], extra={"correlationId": cid})
-    warnings = _warnings(app_settings.Settings.from_env())
+    try:
+        settings = services().settings  # the local host's settings live there, not in os.environ
+    except Exception:  # the services could not even be built: the environment is all there is
+        settings = app_settings.Settings.from_env()
+    warnings = _warnings(settings)
     return json_response({"status": "down", "checks": checks, "warnings": warnings}, 503, cid,
                          {"Retry-After": _HEALTH_RETRY_AFTER})
