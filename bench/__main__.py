@@ -18,7 +18,9 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,14 +43,17 @@ def import_ratio(rounds: int = 9) -> dict:
     ratios, app_s, bare_s = [], [], []
     for _ in range(rounds):
         a, b = _timed(APP), _timed(BARE)
-        app_s.append(a), bare_s.append(b), ratios.append(a / b)
+        app_s.append(a)
+        bare_s.append(b)
+        ratios.append(a / b)
     return {"import_ratio": round(statistics.median(ratios), 3),
             "import_ms": round(statistics.median(app_s) * 1000, 1),
             "import_bare_ms": round(statistics.median(bare_s) * 1000, 1)}
 
 
 def _findings(n: int, prefix: str) -> list[dict]:
-    areas = [("accounts-payable", "invoice-missing-po", "invoiceId", {"vendorId": "V", "missingFields": ["po"]}),
+    areas: list[tuple[str, str, str, dict[str, Any]]] = [
+             ("accounts-payable", "invoice-missing-po", "invoiceId", {"vendorId": "V", "missingFields": ["po"]}),
              ("lead-management", "lead-unassigned", "leadId", {"region": "EMEA"}),
              ("order-to-cash", "delivery-sla-at-risk", "orderId", {"customerId": "C"}),
              ("order-to-cash", "delivery-sla-breached", "orderId", {"customerId": "C", "shippingCost": 40})]
@@ -66,15 +71,15 @@ def _findings(n: int, prefix: str) -> list[dict]:
 def normalize_per_s(n: int = 100_000, rounds: int = 7) -> dict:
     """Decode + validate + score + build the Opportunity records, as ingest does per request, less the
     store; the median of `rounds` passes over n findings (this VM's timings vary ±25% run to run)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
+    from shared.bootstrap import REPO_CATALOG, load_catalog, load_policy, tune_gc
     from shared.domain.opportunity import from_findings
     from shared.ingest.generic import parse_findings
-    from shared.bootstrap import REPO_CATALOG, load_catalog, load_policy, tune_gc
 
     catalog, scoring = load_catalog(REPO_CATALOG, "local"), load_policy(REPO_CATALOG).scoring
     bodies = [json.dumps(_findings(1000, f"n{b}")).encode() for b in range(n // 1000)]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tune_gc()  # as bootstrap() does in the app
     rates = []
     for _ in range(rounds):
@@ -262,7 +267,7 @@ def main() -> None:
             op, limit = budget
             ok = value <= limit if op == "<=" else value >= limit
             verdict = f"{op} {limit:<10} {'ok' if ok else 'MISSED'}"
-        print(f"{key:<27} {str(value):<12} {verdict}")
+        print(f"{key:<27} {value!s:<12} {verdict}")
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
 
 

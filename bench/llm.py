@@ -50,7 +50,7 @@ def main(n: int = 1000) -> None:
     from shared.services import llm_planner, pipeline
     from shared.services.ingest import ingest
     from shared.settings import Settings
-    from tests.factories import memory_services
+    from tests.factories import RecordingBus, memory_services
 
     logging.disable(logging.WARNING)
     with Sandbox(seed=1) as sandbox, LlmServer() as server:
@@ -59,10 +59,10 @@ def main(n: int = 1000) -> None:
         llm_planner.reset()
         report = ingest(svc, demo_findings(n), "bench-llm")
         ids = [r.opportunity.id for r in report.results]
+        assert isinstance(svc.bus, RecordingBus)
         for m in svc.bus.take("triage"):
             pipeline.handle(svc, "triage", json.dumps(m.body).encode())
-        ready = [svc.store.get(oid) for oid in ids]
-        ready = [o for o in ready if o.status is Status.triaged]
+        ready = [o for o in map(svc.store.get, ids) if o is not None and o.status is Status.triaged]
         timings = []
         for opp in ready:
             start = time.perf_counter()
@@ -70,7 +70,7 @@ def main(n: int = 1000) -> None:
                                                      "correlationId": "bench-llm"}).encode())
             timings.append((time.perf_counter() - start) * 1000)
         timings.sort()
-        methods = [svc.store.get(o.id).plan for o in ready]
+        methods = [o.plan if (o := svc.store.get(r.id)) else None for r in ready]
     print(json.dumps({"llm_calls_per_1000": round(server.calls() * 1000 / len(ids), 1),
                       "planner_ms_p50": round(statistics.median(timings), 3),
                       "planner_ms_p95": round(timings[int(len(timings) * 0.95)], 3),

@@ -6,7 +6,6 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 REPO = Path(__file__).resolve().parent.parent
 log = logging.getLogger("devhost.azurite")
@@ -18,7 +17,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def stop_process(process: Optional[subprocess.Popen], grace: float = 10.0) -> None:
+def stop_process(process: subprocess.Popen | None, grace: float = 10.0) -> None:
     """SIGTERM, then SIGKILL if it has not gone after `grace` seconds."""
     if process is not None and process.poll() is None:
         process.terminate()
@@ -43,12 +42,12 @@ def connection_string(table_port: int) -> str:
 class Azurite:
     """Azurite's table service. `location=None` keeps data in memory (tests); else under that folder."""
 
-    def __init__(self, table_port: int = 10002, location: Optional[Path] = None):
+    def __init__(self, table_port: int = 10002, location: Path | None = None):
         self.table_port = table_port
         self.location = location
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "Azurite":
+    def start(self, timeout: float = 30.0) -> Azurite:
         if port_open(self.table_port):
             log.info("Azurite already answers on port %d; using it", self.table_port)
             return self
@@ -83,7 +82,7 @@ class Azurite:
     def connection_string(self) -> str:
         return connection_string(self.table_port)
 
-    def __enter__(self) -> "Azurite":
+    def __enter__(self) -> Azurite:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

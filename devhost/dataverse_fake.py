@@ -15,20 +15,21 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from shared.adapters.dataverse import batch
 
 API = "/api/data/v9.2/"
-_TOKEN = re.compile(r"\s*(\(|\)|'(?:[^']|'')*'|[A-Za-z_][A-Za-z0-9_.]*|-?\d{4}-\d\d-\d\dT[\d:.]+Z|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
+_TOKEN = re.compile(r"\s*(\(|\)|'(?:[^']|'')*'|[A-Za-z_][A-Za-z0-9_.]*|"
+                    r"-?\d{4}-\d\d-\d\dT[\d:.]+Z|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
 _OPS = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a is not None and a > b,
         "ge": lambda a, b: a is not None and a >= b, "lt": lambda a, b: a is not None and a < b,
         "le": lambda a, b: a is not None and a <= b}
 
 
 class Problem(Exception):
-    def __init__(self, status: int, message: str, headers: Optional[dict[str, str]] = None):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
 
@@ -52,7 +53,7 @@ def parse_filter(text: str):
         raise Problem(400, f"unsupported $filter: {text}")
     pos = 0
 
-    def peek() -> Optional[str]:
+    def peek() -> str | None:
         return tokens[pos] if pos < len(tokens) else None
 
     def take() -> str:
@@ -98,7 +99,7 @@ def parse_filter(text: str):
     return predicate
 
 
-def _key_list(text: str, key_columns: list[str]) -> Optional[list[str]]:
+def _key_list(text: str, key_columns: list[str]) -> list[str] | None:
     """The keys of a filter that only ORs `<key> eq '…'` (a batch read by key): served by lookup, like an index."""
     if not key_columns or not text:
         return None
@@ -158,7 +159,7 @@ class FakeDataverse:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> "FakeDataverse":
+    def start(self) -> FakeDataverse:
         threading.Thread(target=self._server.serve_forever, name="fake-dataverse", daemon=True).start()
         return self
 
@@ -166,7 +167,7 @@ class FakeDataverse:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeDataverse":
+    def __enter__(self) -> FakeDataverse:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -291,14 +292,14 @@ class FakeDataverse:
             if match != "*" and match != current["@etag"]:
                 raise Problem(412, "The version of the existing record doesn't match the RowVersion property.")
         row = dict(current or {})
-        row.update({k: v for k, v in body.items()})
+        row.update(dict(body.items()))
         row[table["keys"][0]] = key
         self._etag += 1
         row["@etag"] = f'W/"{self._etag}"'
         rows[key] = row
         return batch.Reply(204, {"ETag": row["@etag"], "OData-EntityId": f"{self.url}{API}{entity_set}({key})"}, None)
 
-    def _view(self, row: dict[str, Any], select: Optional[list[str]]) -> dict[str, Any]:
+    def _view(self, row: dict[str, Any], select: list[str] | None) -> dict[str, Any]:
         out = {k: v for k, v in row.items() if k != "@etag" and (select is None or k in select)}
         out["@odata.etag"] = row["@etag"]
         return out
@@ -340,7 +341,8 @@ class FakeDataverse:
     # -- metadata ------------------------------------------------------------------------------------
     def _metadata(self, method: str, path: str, body: Any, headers: dict[str, str]) -> batch.Reply:
         solution = headers.get("mscrm.solutionuniquename")
-        m = re.fullmatch(r"EntityDefinitions\(LogicalName='([a-z_0-9]+)'\)(?:/(Attributes|Keys)(?:\(LogicalName='([a-z_0-9]+)'\))?)?", path)
+        m = re.fullmatch(r"EntityDefinitions\(LogicalName='([a-z_0-9]+)'\)"
+                         r"(?:/(Attributes|Keys)(?:\(LogicalName='([a-z_0-9]+)'\))?)?", path)
         if path == "EntityDefinitions" and method == "POST":
             logical = body["SchemaName"].lower()
             if logical in self.tables:
@@ -354,22 +356,25 @@ class FakeDataverse:
             return batch.Reply(204, {"OData-EntityId": f"{self.url}{API}EntityDefinitions(LogicalName='{logical}')"},
                                None)
         if m and method == "GET":
-            table = self.tables.get(m.group(1))
-            if table is None:
+            found = self.tables.get(m.group(1))
+            if found is None:
                 raise Problem(404, f"Could not find entity {m.group(1)}")
+            table = found
             if m.group(2) == "Attributes" and m.group(3):
                 if m.group(3) not in table["attributes"]:
                     raise Problem(404, f"Could not find attribute {m.group(3)}")
-                return batch.Reply(200, {}, {"LogicalName": m.group(3), "AttributeType": table["attributes"][m.group(3)]})
+                return batch.Reply(200, {}, {"LogicalName": m.group(3),
+                                             "AttributeType": table["attributes"][m.group(3)]})
             if m.group(2) == "Keys":
-                return batch.Reply(200, {}, {"value": [{"KeyAttributes": k} for k in ([table["keys"]] if table["keys"] else [])]})
+                keys = [table["keys"]] if table["keys"] else []
+                return batch.Reply(200, {}, {"value": [{"KeyAttributes": k} for k in keys]})
             return batch.Reply(200, {}, {"LogicalName": table["logical"], "EntitySetName": table["set"]})
         if m and method == "POST" and m.group(2) == "Attributes":
-            table = self.tables.get(m.group(1))
-            if table is None:
+            found = self.tables.get(m.group(1))
+            if found is None:
                 raise Problem(404, f"Could not find entity {m.group(1)}")
-            self._add_attribute(table, body)
-            self._component(solution, f"column:{table['logical']}.{body['SchemaName'].lower()}")
+            self._add_attribute(found, body)
+            self._component(solution, f"column:{found['logical']}.{body['SchemaName'].lower()}")
             return batch.Reply(204, {}, None)
         if m and method == "POST" and m.group(2) == "Keys":
             table = self.tables[m.group(1)]
@@ -404,7 +409,8 @@ class FakeDataverse:
             child = self.tables.get(body["ReferencingEntity"])
             if child is None or body["ReferencedEntity"] not in self.tables:
                 raise Problem(400, "both tables of a relationship must exist")
-            self._add_attribute(child, {**body["Lookup"], "@odata.type": "Microsoft.Dynamics.CRM.LookupAttributeMetadata"})
+            self._add_attribute(child, {**body["Lookup"],
+                                        "@odata.type": "Microsoft.Dynamics.CRM.LookupAttributeMetadata"})
             self.relationships[name] = {"SchemaName": name, "ReferencedEntity": body["ReferencedEntity"],
                                         "ReferencingEntity": body["ReferencingEntity"]}
             self._component(solution, f"relationship:{name}")
@@ -422,6 +428,6 @@ class FakeDataverse:
         if attribute.get("IsPrimaryName"):
             table["primary"] = name
 
-    def _component(self, solution: Optional[str], what: str) -> None:
+    def _component(self, solution: str | None, what: str) -> None:
         if solution:
             self.solution.setdefault(solution, []).append(what)

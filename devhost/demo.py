@@ -54,8 +54,8 @@ def _post(base: str, route: str, name: str, params: dict[str, str], kind: str = 
 def _table(rows: list[list[Any]], headers: list[str]) -> str:
     cells = [headers] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells[1:]]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells[1:]]
     return "\n".join("   " + line for line in out)
 
 
@@ -99,7 +99,7 @@ def run(base: str, bus: Any, sandbox: Any) -> None:
         counts.setdefault(o["processArea"], Counter())[o["status"]] += 1
     rows = [[USE_CASES.get(area, area)] + [c[s] for s, _ in COLUMNS] + [sum(c.values())]
             for area, c in sorted(counts.items())]
-    total = Counter()
+    total: Counter[str] = Counter()
     for c in counts.values():
         total.update(c)
     rows.append(["all"] + [total[s] for s, _ in COLUMNS] + [sum(total.values())])
@@ -172,7 +172,7 @@ def _simulate_outcomes(items: list[dict], seed: int) -> list[dict]:
     for o in items:
         rng = random.Random(f"{seed}:{o['processArea']}:{o['caseKey']}")
         arm = o.get("arm") or {}
-        truth = TRUE_EFFECT.get(arm.get("actionId"), {})
+        truth = TRUE_EFFECT.get(str(arm.get("actionId")), {})
         acted = o["status"] in ("verified", "executed", "compensated", "closed")
         created = datetime.fromisoformat(o["createdAt"])
         for metric in truth or {"cycle_time_days": 0.0}:
@@ -191,7 +191,7 @@ def _simulate_outcomes(items: list[dict], seed: int) -> list[dict]:
 def measure(base: str, bus: Any, outbox: Path, seed: int = SEED) -> None:
     """Step 5: a month of lead escalations, then outcomes for every case, then the report recovers the truth."""
     print("\n5. Did it work? Outcomes against the randomized control group (GET /api/kpis)\n")
-    leads = [{"eventId": f"crm-sla-{i}", "source": "crm-export", "processArea": "lead-management",
+    leads: list[dict[str, Any]] = [{"eventId": f"crm-sla-{i}", "source": "crm-export", "processArea": "lead-management",
               "deviationPattern": "lead-sla-breach", "caseKey": f"LS-{7000 + i}", "detectedAt": "2026-11-20T09:00:00Z",
               "attributes": {"leadId": f"LS-{7000 + i}", "ownerId": ("ana", "ben", "carla", "dev")[i % 4]}}
              for i in range(MEASURED_LEADS)]
@@ -221,8 +221,8 @@ def measure(base: str, bus: Any, outbox: Path, seed: int = SEED) -> None:
             ok = m["ci"]["low"] <= expected <= m["ci"]["high"]
             recovered, shown = recovered + ok, shown + 1
             rows.append([label, m["metric"], n, f"{truth:+g}",
-                         f"{expected:+.2f}", f"{m['difference']:+.2f} [{m['ci']['low']:+.2f}, {m['ci']['high']:+.2f}] "
-                         f"{m['method']}", "recovered" if ok else "missed"])
+                         f"{expected:+.2f}", (f"{m['difference']:+.2f} [{m['ci']['low']:+.2f}, {m['ci']['high']:+.2f}] "
+                         f"{m['method']}"), "recovered" if ok else "missed"])
     print(_table(rows, ["action version (pattern)", "KPI", "treated / control", "true effect", "expected (ITT)",
                         "measured [95% CI]", ""]))
     print(f"\n   {recovered} of {shown} measured effects recovered: the true effect, diluted by the share of treated "
@@ -235,7 +235,8 @@ def measure(base: str, bus: Any, outbox: Path, seed: int = SEED) -> None:
             print(f"   ROI {e['actionId']} v{e['actionVersion']}: {r['total']:,.0f} {r['currency']} "
                   f"[{r['totalLow']:,.0f}, {r['totalHigh']:,.0f}] = " +
                   " + ".join(f"{c['label']} {c['value']:,.0f}" for c in r["components"] if c["value"]) +
-                  f" + labour {r['labourSaved']:,.0f} ({r['hoursSaved']:.0f} h at {r['deflectionRate']:.0%} deflection)")
+                  f" + labour {r['labourSaved']:,.0f} "
+                  f"({r['hoursSaved']:.0f} h at {r['deflectionRate']:.0%} deflection)")
     review = requests.get(f"{base}/insights").json()
     print(f"   Weekly review (GET /api/insights): {len(review['catalogGaps'])} catalog gap(s), "
           f"{len(review['weakActionVersions'])} weak action version(s), "

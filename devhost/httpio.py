@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler
 def read_body(handler: BaseHTTPRequestHandler) -> bytes:
     """The body by Content-Length, or decoded from chunked transfer encoding."""
     if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(handler.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:

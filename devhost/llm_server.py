@@ -8,12 +8,14 @@ instruction it finds in the prompt). Every request is recorded for tests to insp
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, Optional
+from typing import Any
 
 MODES = ("good", "non_candidate", "invalid_json", "refusal", "timeout", "429", "adversarial")
 _DATA = re.compile(r"<data>\s*(.*?)\s*</data>", re.S)
@@ -51,7 +53,7 @@ def adversarial_plan(data: dict[str, Any], text: str) -> dict[str, Any]:
     action = wanted.group(1) if wanted else (ordered[-1]["actionId"] if ordered else "ap.post-gl-adjustment")
     attrs = [a["name"] for a in data.get("attributes", [])]
     numeric = [a["name"] for a in data.get("attributes", []) if a["type"] == "number"]
-    fields = next((c.get("fields", {}) for c in ordered if c["actionId"] == action), {})
+    fields: dict[str, Any] = next((c.get("fields", {}) for c in ordered if c["actionId"] == action), {})
     sources = [{"parameter": f, "attribute": (numeric[-1] if spec.get("type") == "number" and numeric else
                                                attrs[-1] if attrs else f)} for f, spec in fields.items()]
     return {"actionId": action, "parameterSources": sources, "confidence": 1.0,
@@ -82,14 +84,12 @@ class LlmServer:
                     self.send_header(k, v)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout mode)
                     self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout mode)
-                    pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -100,7 +100,7 @@ class LlmServer:
         """The Azure OpenAI style endpoint (the client appends /openai/deployments/…)."""
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def script(self, modes: Iterable[str]) -> "LlmServer":
+    def script(self, modes: Iterable[str]) -> LlmServer:
         modes = list(modes)
         assert all(m in MODES for m in modes), modes
         with self._lock:
@@ -135,7 +135,8 @@ class LlmServer:
         if mode == "refusal":
             message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
         elif mode == "invalid_json":
-            message = {"role": "assistant", "content": '{"actionId": "ap.request-missing-fields", "confid', "refusal": None}
+            cut = '{"actionId": "ap.request-missing-fields", "confid'  # JSON cut off mid-key
+            message = {"role": "assistant", "content": cut, "refusal": None}
         else:
             plan = (adversarial_plan(data, text) if mode == "adversarial" else careful_plan(data))
             if mode == "non_candidate":
@@ -148,7 +149,7 @@ class LlmServer:
             "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
             "usage": {"prompt_tokens": tokens, "completion_tokens": 60, "total_tokens": tokens + 60}}).encode()
 
-    def start(self) -> "LlmServer":
+    def start(self) -> LlmServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="llm-server", daemon=True)
         self._thread.start()
         return self
@@ -157,7 +158,7 @@ class LlmServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "LlmServer":
+    def __enter__(self) -> LlmServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -4,8 +4,9 @@ tools/call, each call handed to the tool's function with the context the extensi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 PATH = "/runtime/webhooks/mcp"
 _TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "object": "object"}
@@ -30,8 +31,8 @@ class Tool:
 
 
 def tool_of(trigger: dict[str, Any], call: Callable[..., Any]) -> Tool:
-    return Tool(trigger["toolName"], trigger.get("description") or "", json.loads(trigger.get("toolProperties") or "[]"),
-                trigger["name"], call)
+    properties = json.loads(trigger.get("toolProperties") or "[]")
+    return Tool(trigger["toolName"], trigger.get("description") or "", properties, trigger["name"], call)
 
 
 def handle(tools: dict[str, Tool], headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -50,7 +51,7 @@ def handle(tools: dict[str, Tool], headers: dict[str, str], body: bytes) -> tupl
     if method == "tools/list":
         return _reply(rid, {"tools": [t.schema() for t in tools.values()]})
     if method == "tools/call":
-        tool = tools.get(params.get("name"))
+        tool = tools.get(str(params.get("name")))
         if tool is None:
             return _reply(rid, error={"code": -32602, "message": f"unknown tool {params.get('name')!r}"})
         context = {"name": tool.name, "arguments": params.get("arguments") or {},

@@ -31,7 +31,7 @@ class Schedule:
         if len(fields) != 6:
             raise ValueError(f"NCRONTAB needs 6 fields (second minute hour day month weekday): {expression!r}")
         (self.seconds, self.minutes, self.hours, self.days, self.months,
-         self.weekdays) = (_field(f, lo, hi) for f, (lo, hi) in zip(fields, _RANGES))
+         self.weekdays) = (_field(f, lo, hi) for f, (lo, hi) in zip(fields, _RANGES, strict=True))
 
     def next_after(self, moment: datetime) -> datetime:
         """The first matching second strictly after `moment` (searched within a year)."""

@@ -2,4 +2,4 @@
 from .core import Sandbox, load_catalog
 from .flows import READ_ACTION
 
-__all__ = ["Sandbox", "load_catalog", "READ_ACTION"]
+__all__ = ["READ_ACTION", "Sandbox", "load_catalog"]

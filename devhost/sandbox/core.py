@@ -11,8 +11,9 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import flows
@@ -28,11 +29,11 @@ KNOBS = {"latency_ms": 0, "failure_rate": 0.0, "reject_rate": 0.0, "throttle_rat
          "async_actions": frozenset(), "async_polls": 1, "async_retry_after": 1, "breach_actions": frozenset()}
 
 
-def _json(status: int, body: Any, headers: Optional[dict[str, str]] = None) -> Response:
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return status, {**JSON, **(headers or {})}, json.dumps(body, separators=(",", ":")).encode()
 
 
-def _error(status: int, code: str, message: str, headers: Optional[dict[str, str]] = None) -> Response:
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     # Transport-level failures have Power Automate's error shape, not the flow contract's.
     return _json(status, {"error": {"code": code, "message": message}}, headers)
 
@@ -56,9 +57,9 @@ def load_catalog(catalog_dir: Path) -> tuple[dict[str, dict[int, dict]], dict[st
 class Sandbox:
     """Demo child flows over real HTTP. Knobs (see `configure`) may change while it runs."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", key: Union[bytes, str, None] = None,
-                 catalog_dir: Optional[Path] = None, owners: Optional[dict[str, Iterable[str]]] = None,
-                 seed: Optional[int] = None, approver: Optional[dict[str, Any]] = None, **knobs: Any):
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", key: bytes | str | None = None,
+                 catalog_dir: Path | None = None, owners: dict[str, Iterable[str]] | None = None,
+                 seed: int | None = None, approver: dict[str, Any] | None = None, **knobs: Any):
         self.host, self.port = host, port
         self.key = key.encode() if isinstance(key, str) else key or secrets.token_bytes(32)
         self.contracts, self.flow_settings = load_catalog(Path(catalog_dir or REPO / "catalog"))
@@ -68,15 +69,16 @@ class Sandbox:
         self.records = Records({k: tuple(v) for k, v in owners.items()} if owners else None)
         self._lock = self.records.lock  # one lock: every request's critical section is microseconds long
         self._initial = {"seed": seed, **knobs}
-        self._server: Optional[Server] = None
+        self._knobs: dict[str, Any] = dict(KNOBS)
+        self._server: Server | None = None
         # Derived from the URL key, so a SandboxProcess's signer knows it without asking the process.
         self.people = People(self.sign("/people/flow-key")[:32], approver)
         self.reset()
 
     # -- knobs and state -----------------------------------------------------------------------------
-    def configure(self, **knobs: Any) -> "Sandbox":
-        """Change knobs: latency_ms, failure_rate (5xx), reject_rate (flow says failed), throttle_rate, throttle_retry_after, async_actions,
-        async_polls, async_retry_after, breach_actions, seed."""
+    def configure(self, **knobs: Any) -> Sandbox:
+        """Change knobs: latency_ms, failure_rate (5xx), reject_rate (flow says failed), throttle_rate,
+        throttle_retry_after, async_actions, async_polls, async_retry_after, breach_actions, seed."""
         unknown = set(knobs) - set(KNOBS) - {"seed"}
         if unknown:
             raise TypeError(f"unknown sandbox knob(s): {sorted(unknown)}")
@@ -100,7 +102,7 @@ class Sandbox:
             self._knobs = new  # swapped whole, so a request reads one consistent set without the lock
         return self
 
-    def script(self, action_id: str, responses: Iterable[Union[int, dict]]) -> "Sandbox":
+    def script(self, action_id: str, responses: Iterable[int | dict]) -> Sandbox:
         """Queue forced answers for the next calls of an action: 200 = normal handling, 202 = normal but
         asynchronous, 429 = throttled, other codes = that error; a dict {"status", "body", "headers"} verbatim."""
         with self._lock:
@@ -112,8 +114,8 @@ class Sandbox:
         with self._lock:
             self.records.reset()
             self.effects: Counter = Counter()
-            self.requests: list[tuple[str, Optional[str], int]] = []
-            self._replies: dict[tuple[str, str], Union[Response, str]] = {}
+            self.requests: list[tuple[str, str | None, int]] = []
+            self._replies: dict[tuple[str, str], Response | str] = {}
             self._ops: dict[str, dict[str, Any]] = {}
             self._op_ids = itertools.count(1)
             self._scripts: dict[str, deque] = {}
@@ -132,7 +134,7 @@ class Sandbox:
     def stats_url(self) -> str:
         return f"{self.base_url}/stats?sig={self.sign('/stats')}"
 
-    def record(self, kind: str, record_id: str) -> Optional[Record]:
+    def record(self, kind: str, record_id: str) -> Record | None:
         """A copy of one record ("invoice", "lead", "order", "case", ...), or None."""
         with self._lock:
             return clone(self.records.get(kind, record_id))
@@ -178,7 +180,7 @@ class Sandbox:
         return f"http://{self.host}:{self.port}"
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         self._server = Server(self.host, self.port, self.handle)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True).start()
@@ -230,7 +232,7 @@ class Sandbox:
         return resp
 
     def _flow(self, action_id: str, method: str, query: str, headers: Any,
-              raw: bytes) -> tuple[Response, Optional[str]]:
+              raw: bytes) -> tuple[Response, str | None]:
         knobs = self._knobs
         if knobs["latency_ms"]:
             time.sleep(knobs["latency_ms"] / 1000)
@@ -274,7 +276,7 @@ class Sandbox:
             self._replies[(action_id, key)] = resp
             return resp, key
 
-    def _forced(self, action_id: str, knobs: dict, rates: bool) -> tuple[Optional[Response], bool]:
+    def _forced(self, action_id: str, knobs: dict, rates: bool) -> tuple[Response | None, bool]:
         """A scripted or randomly injected answer for this call, if any, and whether to run it async."""
         with self._lock:
             queue = self._scripts.get(action_id)
@@ -300,7 +302,7 @@ class Sandbox:
             return _error(429, "WorkflowRequestsThrottled", f"retry after {retry}s", {"Retry-After": retry}), False
         return _error(int(scripted), "SandboxInjected", f"injected {scripted}; nothing was applied"), False
 
-    def _invalid(self, action_id: str, body: dict, params: Any) -> Optional[str]:
+    def _invalid(self, action_id: str, body: dict, params: Any) -> str | None:
         action = body.get("action") or {}
         if not isinstance(action, dict) or action.get("id", action_id) != action_id:
             return f"action.id does not match the flow {action_id}"
@@ -321,7 +323,7 @@ class Sandbox:
             self.effects[action_id] += 1
         return _json(200, {"status": status, "evidence": touched.evidence(), "message": message})
 
-    def _replay(self, stored: Union[Response, str]) -> Response:
+    def _replay(self, stored: Response | str) -> Response:
         if isinstance(stored, str):
             op = self._ops[stored]
             return op["result"] or self._running(stored)

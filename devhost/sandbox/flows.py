@@ -6,7 +6,8 @@ answers "succeeded" but leaves the record in the wrong state, so that a verify p
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from .records import COLLECTIONS, Record, Records, clone
 
@@ -19,7 +20,7 @@ class Touched:
 
     def __init__(self) -> None:
         self.ids: list[str] = []
-        self.before: dict[str, Optional[Record]] = {}
+        self.before: dict[str, Record | None] = {}
         self.live: dict[str, Record] = {}
 
     def track(self, label: str, record: Record, created: bool = False) -> Record:

@@ -14,13 +14,13 @@ import logging
 import threading
 import time
 import urllib.request
-from typing import Any, Optional
+from typing import Any
 
 log = logging.getLogger("devhost.sandbox")
 
 
 class People:
-    def __init__(self, flow_key: str, approver: Optional[dict[str, Any]] = None, approve_up_to: float = 500.0,
+    def __init__(self, flow_key: str, approver: dict[str, Any] | None = None, approve_up_to: float = 500.0,
                  delay_ms: int = 50):
         self.flow_key = flow_key
         self.approver = approver

@@ -6,7 +6,7 @@ import secrets
 import subprocess
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
 from ..azurite import free_port, port_open, stop_process
 from .core import REPO, Sandbox
@@ -20,9 +20,9 @@ class SandboxProcess:
         self.port = free_port()
         self.key = secrets.token_hex(16)
         self._signer = Sandbox(port=self.port, key=self.key)  # never started: it only signs the URLs
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> "SandboxProcess":
+    def start(self, timeout: float = 20.0) -> SandboxProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devhost.sandbox", "--port", str(self.port), "--key", self.key,
              "--knobs", json.dumps(self.knobs)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

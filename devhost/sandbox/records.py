@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 import threading
 import zlib
-from typing import Any, Optional
+from typing import Any, overload
 
 Record = dict[str, Any]
 
@@ -18,7 +18,11 @@ REGIONS = ("EMEA", "AMER", "APAC")
 DEFAULT_OWNERS = {"EMEA": ("ana", "ben"), "AMER": ("carla", "dev"), "APAC": ("eli", "fay")}
 
 
-def clone(record: Optional[Record]) -> Optional[Record]:
+@overload
+def clone(record: Record) -> Record: ...
+@overload
+def clone(record: None) -> None: ...
+def clone(record: Record | None) -> Record | None:
     """A copy deep enough for these records (values are scalars or lists of scalars), cheaper than deepcopy."""
     if record is None:
         return None
@@ -42,7 +46,7 @@ def _pick(record_id: str, choices: tuple) -> Any:
 class Records:
     """Collections of records keyed by id. Callers hold `lock` around any read-modify-write."""
 
-    def __init__(self, owners: Optional[dict[str, tuple[str, ...]]] = None):
+    def __init__(self, owners: dict[str, tuple[str, ...]] | None = None):
         self.lock = threading.RLock()
         self.owners = {k.upper(): tuple(v) for k, v in (owners or DEFAULT_OWNERS).items()}
         self.reset()
@@ -52,10 +56,10 @@ class Records:
         with self.lock:
             self.data: dict[str, dict[str, Record]] = {c: {} for c in COLLECTIONS.values()}
             self._seq = {c: itertools.count(1) for c in _PREFIX}
-            self._turn = {region: 0 for region in self.owners}
+            self._turn = dict.fromkeys(self.owners, 0)
 
     # -- access --------------------------------------------------------------------------------------
-    def get(self, kind: str, record_id: str) -> Optional[Record]:
+    def get(self, kind: str, record_id: str) -> Record | None:
         """The live record (not a copy), or None."""
         return self.data[collection_of(kind)].get(record_id)
 
@@ -109,7 +113,7 @@ class Records:
                     "shippingCost": float(20 + h % 60), "promisedDate": f"2026-11-{h % 28 + 1:02d}", "status": "late"}
         raise KeyError(f"{coll} are created by flows, not on reference")
 
-    def next_owner(self, region: str, avoid: Optional[str] = None) -> Optional[str]:
+    def next_owner(self, region: str, avoid: str | None = None) -> str | None:
         """The region's next owner by round robin, skipping `avoid` (a reassignment must change hands)."""
         with self.lock:
             roster = self.owners.get(region.upper())

@@ -1,12 +1,14 @@
 """HTTP/1.1 keep-alive plumbing for the sandbox: one thread per connection, one write per response."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from ..httpio import read_body
 
@@ -36,10 +38,8 @@ class Server(ThreadingHTTPServer):
         with self.connections_lock:
             open_now = list(self.connections)
         for conn in open_now:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -57,10 +57,8 @@ class Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with self.server.connections_lock:
             self.server.connections.discard(self.connection)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def _serve(self) -> None:
         body = read_body(self)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Mapping, Optional
+from typing import Any
 from urllib.parse import quote
 
 from ..domain import cards
@@ -18,8 +19,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
 from ..domain.pii import redact, scrub
 from ..domain.status import Status
-from ..ports import Services
-from ..ports import ConcurrencyConflict
+from ..ports import ConcurrencyConflict, Services
 from . import messaging, notices
 from .lifecycle import advance, audit
 
@@ -93,7 +93,7 @@ def find(services: Services, approval_id: str) -> Approval:
     return approval
 
 
-def view(services: Services, approval_id: str, token: Optional[str], principal: Optional[Principal]) -> Approval:
+def view(services: Services, approval_id: str, token: str | None, principal: Principal | None) -> Approval:
     """An approval shown to the holder of its valid, unexpired token (used or not), or to a verified principal
     holding its requiredRole: 401 with neither, 403 for the wrong role, 404 for an unknown id, 410 expired."""
     key = signing_key(services)
@@ -118,9 +118,9 @@ def view(services: Services, approval_id: str, token: Optional[str], principal: 
     return approval
 
 
-def decide(services: Services, approval_id: str, token: str, decision: str, principal: Optional[Principal],
-           data: Optional[Mapping[str, Any]], comment: Optional[str], cid: str,
-           helpful: Optional[bool] = None) -> Approval:
+def decide(services: Services, approval_id: str, token: str, decision: str, principal: Principal | None,
+           data: Mapping[str, Any] | None, comment: str | None, cid: str,
+           helpful: bool | None = None) -> Approval:
     """Check the token and the approver, record the decision with the opportunity's move, resume the loop."""
     approval = find(services, approval_id)
     check(signing_key(services), token, approval, services.clock.now())  # 401 forged, 409 used, 410 expired
@@ -155,17 +155,18 @@ def decide(services: Services, approval_id: str, token: str, decision: str, prin
 
 
 def _enrich(services: Services, opp: Opportunity, approval: Approval, decided: Approval, decision: str,
-            data: Optional[Mapping[str, Any]], inputs: dict[str, Any], cid: str) -> Approval:
+            data: Mapping[str, Any] | None, inputs: dict[str, Any], cid: str) -> Approval:
     """Merge the supplied fields (only the action's contract fields) and send the case back to triage."""
     if decision != "provide":
         raise InvalidInput("an enrichment takes decision=provide", [FieldError("/decision", "provide")])
-    action = services.catalog.versions.get((approval.actionId, approval.actionVersion))
+    action = (services.catalog.versions.get((approval.actionId, approval.actionVersion))
+              if approval.actionId and approval.actionVersion else None)
     allowed = set(properties(action)) if action else set()
     given = {k: v for k, v in (data or {}).items() if k in allowed and v not in (None, "")}
     unknown = sorted(set(data or {}) - allowed)
     if unknown:
-        raise InvalidInput("fields outside the action's data contract", [FieldError(f"/data/{k}", "not a contract field")
-                                                                        for k in unknown])
+        raise InvalidInput("fields outside the action's data contract",
+                           [FieldError(f"/data/{k}", "not a contract field") for k in unknown])
     if opp.status is not Status.needs_data:
         raise Conflict(f"opportunity {opp.id} is {opp.status.value}, not waiting for data")
     attributes = {**opp.attributes, **given}
