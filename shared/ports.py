@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Literal, Optional, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 from .domain.approvals import Approval
 from .domain.audit import AuditEntry
@@ -12,13 +13,13 @@ from .domain.catalog import Catalog
 from .domain.execution import Execution
 from .domain.flowcall import FlowResponse
 from .domain.opportunity import Opportunity
-from .domain.policy import Policy
 from .domain.outcomes import Outcome
+from .domain.policy import Policy
 from .domain.rate_limit import Rule, Verdict
 from .settings import Settings
 
 IngestOutcome = Literal["created", "updated", "duplicate"]
-MergeFn = Callable[[Opportunity, Opportunity], Optional[Opportunity]]
+MergeFn = Callable[[Opportunity, Opportunity], Opportunity | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +30,9 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    status: Optional[str] = None
-    processArea: Optional[str] = None
-    deviationPattern: Optional[str] = None
+    status: str | None = None
+    processArea: str | None = None
+    deviationPattern: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class Records(Protocol):
     def ingest(self, incoming: Sequence[Opportunity], merge: MergeFn) -> list[IngestResult]:
         """Create new opportunities and fold known ones with `merge`, atomically per opportunity."""
 
-    def get(self, opportunity_id: str) -> Optional[Opportunity]: ...
+    def get(self, opportunity_id: str) -> Opportunity | None: ...
 
     def save(self, opportunity: Opportunity) -> Opportunity:
         """Replace if the ETag still matches (else ConcurrencyConflict); returns it with its new ETag."""
@@ -63,20 +64,20 @@ class Records(Protocol):
         and approvals (one without an ETag must not exist yet) and append audit entries. ConcurrencyConflict
         when a precondition fails; executions and approvals get their new ETags."""
 
-    def commit_many(self, commits: Sequence[Commit]) -> list[Optional[Exception]]:
+    def commit_many(self, commits: Sequence[Commit]) -> list[Exception | None]:
         """Many commits in as few transactions as the partitions allow; per commit, None or the
         ConcurrencyConflict that refused it (the others are written)."""
 
     def get_many(self, ids: Sequence[str]) -> dict[str, Opportunity]: ...
 
-    def execution(self, opportunity_id: str, execution_id: str) -> Optional[Execution]: ...
+    def execution(self, opportunity_id: str, execution_id: str) -> Execution | None: ...
 
     def executions_by_id(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Execution]:
         """Many (opportunityId, executionId) lookups in few requests."""
 
     def executions(self, opportunity_id: str) -> list[Execution]: ...
 
-    def approval(self, approval_id: str) -> Optional[Approval]: ...
+    def approval(self, approval_id: str) -> Approval | None: ...
 
     def approvals(self, opportunity_id: str) -> list[Approval]: ...
 
@@ -88,7 +89,7 @@ class Records(Protocol):
 
     def audit(self, opportunity_id: str) -> list[AuditEntry]: ...
 
-    def ranked(self, where: Filter, top: int, after: Optional[Cursor]) -> list[Opportunity]:
+    def ranked(self, where: Filter, top: int, after: Cursor | None) -> list[Opportunity]:
         """Highest priority first (ties by id), at most `top`, strictly after `after`."""
 
     def scan(self, where: Filter, fields: Sequence[str]) -> Iterable[dict[str, Any]]:
@@ -156,16 +157,16 @@ class Reference(Protocol):
 class Coordination(Protocol):
     """Coordination between processes: claims, rate limits, the autonomy switch and small operational state."""
 
-    def state(self, name: str) -> Optional[dict[str, Any]]:
+    def state(self, name: str) -> dict[str, Any] | None:
         """A small operational record (the sweep's heartbeat, drift baselines) by name."""
 
     def put_state(self, name: str, doc: dict[str, Any]) -> None:
         """Write it whole (last writer wins: each has one writer, the timer)."""
 
-    def autonomy(self) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    def autonomy(self) -> tuple[dict[str, Any] | None, str | None]:
         """The autonomy document and its ETag; (None, None) before anyone set it."""
 
-    def save_autonomy(self, doc: dict[str, Any], etag: Optional[str]) -> str:
+    def save_autonomy(self, doc: dict[str, Any], etag: str | None) -> str:
         """Replace it if unchanged since read (create when `etag` is None); ConcurrencyConflict otherwise."""
 
     def limit_full(self, rule: Rule, now_ms: int) -> bool:
@@ -197,7 +198,7 @@ class Claim:
     space: str
     key: str
     holder: str
-    etag: Optional[str] = None
+    etag: str | None = None
 
 
 @dataclass(slots=True)
@@ -215,7 +216,7 @@ class Message:
     queue: str
     body: dict[str, Any]
     message_id: str
-    scheduled_at: Optional[datetime] = None
+    scheduled_at: datetime | None = None
 
 
 class Bus(Protocol):
@@ -272,8 +273,8 @@ class Incident:
     kind: str  # poison, failed, gave_up, breach
     stage: str
     detail: str
-    opportunityId: Optional[str] = None
-    correlationId: Optional[str] = None
+    opportunityId: str | None = None
+    correlationId: str | None = None
 
 
 class FlowNotConfigured(Exception):
@@ -296,11 +297,11 @@ class Services:
     catalog: Catalog
     policy: Policy
     clock: Clock
-    flows: Optional[Flows] = None
-    notifier: Optional[Notifier] = None
+    flows: Flows | None = None
+    notifier: Notifier | None = None
     rng: random.Random = field(default_factory=random.Random)
     # Set when an LLM is configured (AZURE_OPENAI_ENDPOINT or LLM_BASE_URL): plans may then come from it.
-    llm: Optional[Llm] = None
+    llm: Llm | None = None
     # The policy shipped with the deployment (catalog/policy.json); `policy` is the one in use, which an
     # activated API version newer than it replaces (services/rule_versions.py).
-    deployed_policy: Optional[Policy] = None
+    deployed_policy: Policy | None = None
