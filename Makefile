@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 7071
 
-.PHONY: deps browser demo test serve bench clean
+.PHONY: deps browser demo lint test serve bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ browser:  ## Debian's chromium, for the dashboard's headless screenshot test
 
 demo: deps  ## run sample findings through the app on Azurite and show the ranked backlog
 	$(BIN)/python -m devhost demo
+
+lint: deps  ## ruff and mypy over shared/, function_app.py, devhost/ and bench/ (rules in pyproject.toml); any finding fails
+	VENV=$(VENV) scripts/lint
 
 # Two workers, each with its own Azurite and hosts; a file stays on one worker (its module fixtures are set up
 # once). On the 2-core CI machine, CI=true: 844 tests in 267 s against 384 s in one process.
