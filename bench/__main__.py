@@ -171,7 +171,7 @@ def limiter_per_s(n: int = 4000, threads: int = 4) -> dict:
     from azure.data.tables import TableClient
 
     from devhost.azurite import Azurite, free_port
-    from shared.adapters.tables.store import TablesStore
+    from shared.adapters.tables import from_clients
     from shared.domain.rate_limit import Rule
 
     with Azurite(free_port(), location=None) as azurite:
@@ -180,7 +180,7 @@ def limiter_per_s(n: int = 4000, threads: int = 4) -> dict:
         per = n // threads
 
         def run(worker: int) -> int:
-            store, granted = TablesStore(client), 0
+            store, granted = from_clients(client).coordination, 0
             for i in range(per):
                 rule = Rule(f"entity:bench:invoiceId=W{worker}-{i}", 1, 86400)
                 granted += store.acquire_many([[rule]], int(time.time() * 1000))[0].granted

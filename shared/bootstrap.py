@@ -48,10 +48,9 @@ def sync_stored_catalog(services: Services, repo: Catalog) -> None:
 
 def open_tables(settings: Settings) -> tuple[Records, Reference, Coordination]:
     """The Azure Tables backend of all three ports: the one place the composition opens it."""
-    from .adapters.tables.store import TablesStore
-    tables = TablesStore.from_settings(settings.tables_connection, settings.tables_endpoint,
-                                       settings.table_prefix, settings.table_shards, settings.store_timeout)
-    return tables, tables, tables  # type: ignore[return-value]  # one object serving all three ports
+    from .adapters.tables import open_tables as open_azure_tables
+    return open_azure_tables(settings.tables_connection, settings.tables_endpoint, settings.table_prefix,
+                             settings.table_shards, settings.store_timeout)
 
 
 def build_stores(settings: Settings) -> tuple[Records, Reference, Coordination]:

@@ -16,7 +16,6 @@ import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput, PayloadTooLarge, ProblemError, Unauthorized, UnsupportedMediaType
 from .edge import easy_auth_principal, lazy, problem_body, refusal
-from .edge import unavailable as unavailable  # where tests/integration/test_store_timeouts.py finds it
 
 if TYPE_CHECKING:
     from ..domain.identity import Principal

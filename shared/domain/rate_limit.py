@@ -16,7 +16,8 @@ from typing import NamedTuple
 MAX_LIMIT = 2000  # one log lives in one table property (64 KB): 2,000 millisecond stamps fit with room
 # 10 hex digits = 40 bits. A new execution is taken for a retry only if its tag equals one of the at most
 # 2,000 tags in the same log: p <= 2,000 / 2**40 = 1.8e-9 per execution, ~0.001 a year at 2,000 a day.
-# Longer tags cost room: 2,000 tags of 10 digits and commas are 21,999 characters (tables_limits stores them).
+# Longer tags cost room: 2,000 tags of 10 digits and commas are 21,999 characters
+# (shared/adapters/tables/limits.py stores them).
 HOLDER_CHARS = 10
 
 

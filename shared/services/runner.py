@@ -55,8 +55,11 @@ def run(services: Services, stage: str, bodies: Sequence[tuple[bytes, int]]) -> 
         for job in jobs:
             if hasattr(job, "msg"):
                 _log(job, stage).debug("%s: %s", stage, job.result)
-    # One info line a batch (up to 100 messages: host.json maxMessageBatchSize); each message's at debug.
-    log.info("%s: %s", stage, dict(Counter(results)))
+    # One info line a batch (up to 100 messages: host.json maxMessageBatchSize); each message's at debug. The
+    # line names every correlation id it covers, so a search for one run still finds it.
+    cids = sorted({job.msg.correlationId for job in jobs if hasattr(job, "msg")})
+    log.info("%s: %s", stage, dict(Counter(results)), extra={"correlationId": cids[0] if len(cids) == 1 else None,
+                                                            "correlationIds": cids, "stage": stage})
     return results  # type: ignore[return-value]  # every message has settled by now
 
 

@@ -78,7 +78,7 @@ def test_what_the_sdks_raise_when_a_part_does_not_answer_maps_to_503():
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseTimeoutError
 
     from shared.adapters.tables.batch import TransactionFailed
-    from shared.api.http import unavailable
+    from shared.api.edge import unavailable
 
     def caused_by(cause):
         try:
