@@ -22,10 +22,10 @@ class TablesPorts(NamedTuple):
 
 
 def open_tables(connection: str | None, endpoint: str | None, prefix: str, shards: int = 1,
-                timeout: float | None = None) -> TablesPorts:
+                timeout: float = 5.0) -> TablesPorts:
     """The three ports over `<prefix>` tables, from a connection string or from an endpoint plus managed identity
-    (no keys in Azure), sharing one HTTP session; each call bounded by `timeout` seconds (default:
-    STORE_TIMEOUT_SECONDS), past which it raises Unavailable. Tables are created or checked on first use."""
+    (no keys in Azure), sharing one HTTP session; each call bounded by `timeout` seconds (the composition
+    root passes STORE_TIMEOUT_SECONDS), past which it raises Unavailable. Tables are created or checked on first use."""
     from . import shards as tables_shards
 
     names = [*tables_shards.shard_names(f"{prefix}Opportunities", shards), f"{prefix}State", f"{prefix}Outcomes"]

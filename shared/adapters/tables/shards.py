@@ -20,6 +20,8 @@ from . import query as tables_query
 
 AZURITE_ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
                        "K1SZFPTOtr/KBHBeksoGMGw==")
+# STORE_TIMEOUT_SECONDS' default: an adapter takes its settings as arguments and never reads the environment.
+DEFAULT_TIMEOUT = 5.0
 _LAYOUT = {"PartitionKey": "layout", "RowKey": "shards"}
 
 
@@ -52,16 +54,13 @@ def bounded(timeout: float) -> dict[str, Any]:
 
 
 def connect(connection: str | None, endpoint: str | None, names: Sequence[str],
-            timeout: float | None = None) -> list[Any]:
+            timeout: float = DEFAULT_TIMEOUT) -> list[Any]:
     """One TableClient per table name over one shared HTTP session, by connection string or managed identity;
-    each call bounded by `timeout` seconds (default: STORE_TIMEOUT_SECONDS)."""
+    each call bounded by `timeout` seconds (the composition root passes STORE_TIMEOUT_SECONDS)."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from azure.data.tables import TableClient
 
-    if timeout is None:
-        from ...settings import Settings
-        timeout = Settings.from_env().store_timeout
     options = bounded(timeout)
 
     # The stages run many threads against these clients; requests' default pool of 10 would churn sockets.
