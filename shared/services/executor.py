@@ -57,9 +57,14 @@ def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found
         return Outcome(Result.FAILED, [step(services, opp, path, "executor",
                                             f"action {plan['actionId']} v{plan['actionVersion']} {why}", cid)])
     x = found.executions.get((opp.id, key)) or planned_execution(services, opp, cid, action)
+    if flowrun.held(services, x, msg.pollUrl):  # a copy of a message whose retry or poll is scheduled already
+        return flowrun.hold(opp, x, msg)
     commits = []
-    if opp.status is not Status.executing:
-        commits = [step(services, opp, [Status.executing], "executor", f"calling {action.id} v{action.version}",
+    if opp.status is not Status.executing or not x.etag:
+        # An execution not on record is written before its call, even when the opportunity is executing
+        # already (its plan's execution was never recorded): a crash after the call then replays the key.
+        path = [] if opp.status is Status.executing else [Status.executing]
+        commits = [step(services, opp, path, "executor", f"calling {action.id} v{action.version}",
                         cid, executions=[] if x.etag else [x], inputs={"parameters": x.parameters})]
         opp = commits[0].opportunity  # the runner writes it before the call; its ETag is updated in place
     # The entity and cap grants are held by the idempotency key: a retry after a 429 or 5xx, or a replay after

@@ -11,8 +11,10 @@ from ..domain.catalog import Action
 from ..domain.execution import WAITING, Execution
 from ..domain.flow_contracts import ActionRef, ChildFlowRequest
 from ..domain.flowcall import DONE, GIVE_UP, RETRY, WAIT, FlowResponse, Outcome, classify
-from ..domain.messages import nudge
+from ..domain.messages import StageMessage, nudge
+from ..domain.opportunity import Opportunity
 from ..ports import Services
+from . import stage
 from .stage import Send
 
 
@@ -97,3 +99,27 @@ def later(services: Services, stage: str, opportunity_id: str, revision: int, ci
 
 def pending_retry(attempt: Attempt) -> bool:
     return attempt.outcome.kind in (RETRY, WAIT)
+
+
+def held(services: Services, x: Execution, poll_url: str | None) -> bool:
+    """True when a message without a poll URL finds its recorded execution waiting for a retry or poll that is
+    scheduled for later: calling now would pre-empt a Retry-After (or re-POST a 202's work); only the scheduled
+    message, which arrives at `nextAttemptAt`, calls. A WAITING execution whose poll is overdue (its message
+    lost: the sweep's nudge) is posted again, its idempotency key replaying the flow's answer and Location."""
+    return (bool(x.etag) and not x.final and not poll_url and x.nextAttemptAt is not None
+            and x.nextAttemptAt > services.clock.now())
+
+
+def hold(opp: Opportunity, x: Execution, msg: StageMessage) -> stage.Outcome:
+    """No call: the nudge again at `nextAttemptAt`, under the id the scheduled retry has (attempt + 1), so a
+    copy of the message that scheduled it is dropped as a duplicate."""
+    result = stage.Result.WAIT if x.status == WAITING else stage.Result.RETRY
+    again = nudge(msg.type, opp.id, opp.revision, msg.correlationId, attempt=msg.attempt + 1)
+    return stage.Outcome(result).send(again, at=x.nextAttemptAt)
+
+
+def again(x: Execution, attempt: Attempt) -> Attempt:
+    """The answer a call already got, for the execution as re-read after its commit was refused (unchanged since
+    the call): counted as that call was, and applied instead of calling again."""
+    x.attempts += 1
+    return attempt

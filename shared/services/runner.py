@@ -3,8 +3,9 @@
 Each Azure SDK request costs ~3 ms of CPU here, so a stage that read and wrote per message topped out near
 30 opportunities a second. The runner reads a batch's opportunities, claims and executions in one call
 each, overlaps system-of-record reads and flow calls on threads, and writes the commits in a few table
-transactions. Only a message whose commit landed has its sends, notifications and incidents released; one
-whose commit was refused (someone moved the opportunity meanwhile) is read and decided again. A single
+transactions. Only a message whose commit landed has its sends, notifications, incidents and metrics
+released; one whose commit was refused (someone moved the opportunity meanwhile) is read and decided
+again, a flow's answer it got already applied again rather than asked for twice. A single
 message is a batch of one. Every stage is idempotent: a message for an opportunity that has moved past
 the stage re-sends the nudge its status needs, under the same deterministic id, so a send lost in a crash
 after a commit is repaired by the redelivery (and dropped by duplicate detection if it was not lost).
@@ -42,6 +43,9 @@ class Job:
     found: Found = field(default_factory=Found)
     result: Result | None = None
     refused: int = 0
+    # A flow's answer whose commit was refused: (execution id, its ETag when called, the flowrun.Attempt). If the
+    # execution is read unchanged when the message is decided again, the answer is applied, not asked again.
+    kept: tuple[str, str | None, Any] | None = None
 
 
 def run(services: Services, stage: str, bodies: Sequence[tuple[bytes, int]]) -> list[Result]:
@@ -122,7 +126,8 @@ def _needs(services: Services, stage: str) -> Callable[[Job], Needs] | None:
 
 def _gather(services: Services, stage: str, jobs: list[Job]) -> None:
     """Read what the stage needs, a kind at a time for the batch, until it needs nothing more (the
-    watchdog needs three turns: its execution, then its compensation, then the record to check)."""
+    watchdog needs three turns: its execution, then the opportunity's executions for a compensation already
+    begun, then the record to check)."""
     needs = _needs(services, stage)
     while needs is not None:
         wanted = [(job, lacking) for job in jobs if (lacking := job.found.lacks(needs(job)))]
@@ -134,6 +139,9 @@ def _gather(services: Services, stage: str, jobs: list[Job]) -> None:
                                                     p[0].opp.id), reads) if reads else iter(())
         claims = [(job.opp.id, c) for job, n in wanted for c in n.claims]
         twins = iter(triage.twins(services, claims)) if claims else iter(())
+        # An opportunity's executions are one query each: overlapped on threads as well.
+        owners = list({o for _, n in wanted for o in n.histories})
+        listed = _threads().map(services.store.executions, owners) if owners else iter(())
         pairs = list({k for _, n in wanted for k in n.executions})
         executions = services.store.executions_by_id(pairs) if pairs else {}
         # A handful of actions per batch: one read of each ramp stage and cap, not one per message.
@@ -141,6 +149,7 @@ def _gather(services: Services, stage: str, jobs: list[Job]) -> None:
         now_ms = int(services.clock.now().timestamp() * 1000)
         rules = {r.key: r for _, n in wanted for r in n.limits}
         full = {key: services.coordination.limit_full(rule, now_ms) for key, rule in rules.items()}
+        histories = dict(zip(owners, listed, strict=True))
         for job, n in wanted:
             for c in n.claims:
                 job.found.twins[c.key] = next(twins)
@@ -148,6 +157,7 @@ def _gather(services: Services, stage: str, jobs: list[Job]) -> None:
                 job.found.executions[k] = executions.get(k)
             job.found.states.update((name, states[name]) for name in n.states)
             job.found.full.update((r.key, full[r.key]) for r in n.limits)
+            job.found.histories.update((o, histories[o]) for o in n.histories)
         for (job, r), record in zip(reads, records, strict=True):
             job.found.records[r.key] = record
 
@@ -172,14 +182,21 @@ def _called(services: Services, calls: list[tuple[Job, Call]]) -> list[tuple[Job
     """Admit the batch's calls in one limiter round, make the granted ones concurrently, and let each stage
     say what its answer means (a throttled call is rescheduled, never made)."""
     needed = [(job, c) for job, c in calls if c.needed]
+    # Answered already, its commit refused since, and the execution unchanged: its answer again, no call.
+    attempts = {id(job): flowrun.again(c.execution, job.kept[2]) for job, c in needed
+                if job.kept and job.kept[:2] == (c.execution.id, c.execution.etag)}
+    needed = [(job, c) for job, c in needed if id(job) not in attempts]
     ruled = [(job, c) for job, c in needed if c.rules]
     verdicts = services.coordination.acquire_many(
         [c.rules for _, c in ruled], int(services.clock.now().timestamp() * 1000)) if ruled else []
     over = {id(job): v for (job, _), v in zip(ruled, verdicts, strict=True) if not v.granted}
     go = [(job, c) for job, c in needed if id(job) not in over]
+    called = [(job, c.execution.id, c.execution.etag) for job, c in go]  # as they stood when called
     answers = _threads().map(
         lambda p: flowrun.call(services, p[1].action, p[1].execution, p[0].msg.correlationId, p[1].poll_url), go)
-    attempts = dict(zip((id(job) for job, _ in go), answers, strict=True))
+    for (job, xid, etag), answer in zip(called, answers, strict=True):
+        job.kept = (xid, etag, answer)
+        attempts[id(job)] = answer
     return [(job, c.over(over[id(job)]) if id(job) in over else c.done(attempts.get(id(job)))) for job, c in calls]
 
 
@@ -198,6 +215,8 @@ def _write(services: Services, decided: list[tuple[Job, Outcome]]) -> list[Job]:
         services.bus.send(messages)
     notifier = services.notifier
     for _, o in landed:
+        for count in o.counts:
+            count()
         for found in o.incidents:
             services.reference.record_incident(found)
         for note in o.notes:

@@ -1,7 +1,7 @@
 """What a stage and the runner say to each other: what a stage needs read, and what it decided.
 
 A stage never writes. It names the reads it needs (`Needs`), is handed what was found (`Found`), and
-returns an `Outcome`: the commits, and what to send, tell and record once those commits have landed.
+returns an `Outcome`: the commits, and what to send, tell, record and count once those commits have landed.
 """
 from __future__ import annotations
 
@@ -76,9 +76,10 @@ class Needs:
     reads: list[Read] = field(default_factory=list)
     states: list[str] = field(default_factory=list)  # small coordination records by name (a ramp's stage)
     limits: list[Rule] = field(default_factory=list)  # rate limits to check, granting nothing (daily caps)
+    histories: list[str] = field(default_factory=list)  # opportunity ids: every execution each has
 
     def __bool__(self) -> bool:
-        return bool(self.claims or self.executions or self.reads or self.states or self.limits)
+        return bool(self.claims or self.executions or self.reads or self.states or self.limits or self.histories)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Found:
     records: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     states: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     full: dict[str, bool] = field(default_factory=dict)  # rule key → would a request be refused now
+    histories: dict[str, list[Execution]] = field(default_factory=dict)  # opportunity id → its executions
 
     def lacks(self, needs: Needs) -> Needs:
         """The part of `needs` not read yet."""
@@ -97,7 +99,8 @@ class Found:
                      [k for k in needs.executions if k not in self.executions],
                      [r for r in needs.reads if r.key not in self.records],
                      [n for n in needs.states if n not in self.states],
-                     [r for r in needs.limits if r.key not in self.full])
+                     [r for r in needs.limits if r.key not in self.full],
+                     [o for o in needs.histories if o not in self.histories])
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,7 @@ class Outcome:
     notes: list[Note] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     call: Call | None = None
+    counts: list[Callable[[], None]] = field(default_factory=list)  # metrics to record once the commits landed
 
     def send(self, *nudges: Nudge, at: datetime | None = None) -> Outcome:
         self.sends.append(Send(tuple(nudges), at))

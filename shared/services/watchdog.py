@@ -18,7 +18,8 @@ from .stage import Call, Found, Needs, Outcome, Read, Result
 
 
 def needs(services: Services, opp: Opportunity, found: Found) -> Needs:
-    """In turn: the execution that succeeded, its compensation if one was begun, else the record to check."""
+    """In turn: the execution that succeeded, the opportunity's executions (a compensation begun already), else
+    the record to check."""
     if opp.status is not Status.executed or not opp.plan:
         return Needs()
     plan = opp.plan
@@ -29,12 +30,18 @@ def needs(services: Services, opp: Opportunity, found: Found) -> Needs:
     if x is None or x.status != SUCCEEDED:
         return Needs()
     action = services.catalog.versions[(x.actionId, x.actionVersion)]
-    undo = services.catalog.actions.get(action.compensation or "")
-    comp = (opp.id, compensation_of(undo, x).id) if undo else None
-    if comp and comp not in found.executions:
-        return Needs(executions=[comp])
+    if action.compensation and opp.id not in found.histories:
+        return Needs(histories=[opp.id])
     read = observation(action, x)
-    return Needs(reads=[read]) if read and not (comp and found.executions[comp]) else Needs()
+    return Needs(reads=[read]) if read and begun(x, found) is None else Needs()
+
+
+def begun(x: Execution, found: Found) -> Execution | None:
+    """The compensation of `x` recorded already, if any: found by what it compensates, not by an id computed from
+    the undo action in use now (a newer version of it, activated since, would make a second one)."""
+    undos = sorted((c for c in found.histories.get(x.opportunityId, ()) if c.kind == "compensation"
+                    and c.compensates == x.id), key=lambda c: c.createdAt)
+    return undos[0] if undos else None
 
 
 def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found) -> Outcome:
@@ -44,8 +51,7 @@ def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found
         return Outcome(Result.NOTHING_TO_VERIFY)
     x = done[0]
     action = services.catalog.versions[(x.actionId, x.actionVersion)]
-    undo = services.catalog.actions.get(action.compensation or "")
-    comp = found.executions.get((opp.id, compensation_of(undo, x).id)) if undo else None
+    comp = begun(x, found)
     if comp is not None:
         return compensate(services, opp, action, x, comp.message or "verification failed", msg, comp)
     ok, why = verify.check(action.verify, observed(action, x, found))
@@ -111,6 +117,8 @@ def compensate(services: Services, opp: Opportunity, action: Action, x: Executio
                       cid)
         return _breach(services, Outcome(Result.FAILED, [failed]), opp,
                        f"{action.id} failed verification and has no compensation: {why}", cid)
+    if comp is not None and flowrun.held(services, comp, msg.pollUrl):  # its retry or poll is scheduled already
+        return flowrun.hold(opp, comp, msg)
     commits = []
     if comp is None:
         comp = compensation_of(undo, x, services.clock.now(), cid)
@@ -135,10 +143,11 @@ def undone(services: Services, opp: Opportunity, action: Action, x: Execution, u
     if comp.status == SUCCEEDED:
         moved = step(services, opp, [Status.compensated], "watchdog", f"{why}; undone by {undo.id}", cid,
                      executions=[comp], outputs=outputs)
-        telemetry.compensated(action.id, x.actionVersion)
         review = notices.escalation(services, "review", opp, f"{opp.caseKey}: {action.id} was undone ({why})",
                                     {"action": action.id, "compensation": undo.id, "status": comp.status})
-        return Outcome(Result.COMPENSATED, [moved], notes=[review])
+        # Counted by the runner once the move to compensated landed (a refused one is decided again).
+        return Outcome(Result.COMPENSATED, [moved], notes=[review],
+                       counts=[lambda: telemetry.compensated(action.id, x.actionVersion)])
     failed = step(services, opp, [Status.failed], "watchdog", f"{why}; compensation {comp.status}", cid,
                   executions=[comp], outputs=outputs)
     return _breach(services, Outcome(Result.FAILED, [failed]), opp,

@@ -125,3 +125,151 @@ def test_in_a_batch_every_execution_is_on_record_before_its_flow_is_called(svc, 
     results = run(svc, "execute", [(json.dumps(m.body).encode(), 1) for m in svc.bus.take("execute")])
     assert results == [Result.EXECUTED] * 5 and unrecorded == []
     assert sandbox.effects["leads.reassign"] == 5 and {svc.store.get(i).status for i in ids} == {Status.executed}
+
+
+def to_execute(svc, n=1):
+    """n leads triaged and planned; their execute messages left on the bus."""
+    ids = leads(svc, n)
+    for stage in ("triage", "plan"):
+        run(svc, stage, [(json.dumps(m.body).encode(), 1) for m in svc.bus.take(stage)])
+    return ids
+
+
+def counting(svc):
+    """Every flow call's (action, idempotency key) and every poll, as they are made."""
+    real_call, real_poll, calls = svc.flows.call, svc.flows.poll, []
+
+    def call(setting, payload, key, cid, timeout):
+        calls.append((payload["action"]["id"], key))
+        return real_call(setting, payload, key, cid, timeout)
+
+    def poll(location, cid, timeout):
+        calls.append(("poll", location))
+        return real_poll(location, cid, timeout)
+
+    svc.flows.call, svc.flows.poll = call, poll
+    return calls
+
+
+def test_a_second_copy_after_a_429_waits_for_the_scheduled_retry_instead_of_calling_again(svc, sandbox):
+    [oid] = to_execute(svc)
+    [m] = svc.bus.take("execute")
+    sandbox.script("leads.reassign", [429])
+    calls = counting(svc)
+    body = json.dumps(m.body).encode()
+    assert run(svc, "execute", [(body, 1), (body, 1)]) == [Result.RETRY, Result.RETRY]
+    assert len(calls) == 1
+    [x] = svc.store.executions(oid)
+    [retry] = svc.bus.messages  # the copy's reschedule has the scheduled retry's id: dropped as a duplicate
+    assert retry.body["attempt"] == 2 and retry.scheduled_at == x.nextAttemptAt > svc.clock.current
+    assert run(svc, "execute", [(body, 2)]) == [Result.RETRY] and len(calls) == 1  # a redelivery, too
+    drain(svc)  # the scheduled retry, at its time, calls
+    assert [c[0] for c in calls if c[0] != "sor.read"] == ["leads.reassign"] * 2
+    assert sandbox.effects["leads.reassign"] == 1
+    assert svc.store.get(oid).status is Status.verified
+
+
+def test_a_plain_message_for_a_waiting_execution_is_rescheduled_never_posted_again(svc, sandbox):
+    [oid] = to_execute(svc)
+    [m] = svc.bus.take("execute")
+    sandbox.script("leads.reassign", [202])
+    calls = counting(svc)
+    body = json.dumps(m.body).encode()
+    assert run(svc, "execute", [(body, 1)]) == [Result.WAIT]
+    [poll] = svc.bus.messages
+    assert poll.body["pollUrl"] and len(calls) == 1
+    assert run(svc, "execute", [(body, 2)]) == [Result.WAIT]
+    assert len(calls) == 1 and svc.bus.messages == [poll]
+    drain(svc)
+    assert [c[0] for c in calls if c[0] != "sor.read"] == ["leads.reassign", "poll"]
+    assert sandbox.effects["leads.reassign"] == 1
+    assert svc.store.get(oid).status is Status.verified
+
+
+def test_a_flow_answer_whose_commit_is_refused_is_applied_again_not_asked_again(svc, sandbox):
+    from shared.ports import ConcurrencyConflict
+
+    [oid] = to_execute(svc)
+    [m] = svc.bus.take("execute")
+    calls = counting(svc)
+    real, refusals = svc.store.commit_many, []
+
+    def refuse(commits):
+        if any(c.executions and c.executions[0].status == "succeeded" for c in commits) and len(refusals) < 2:
+            refusals.append(1)
+            return [ConcurrencyConflict("someone else moved it")] * len(commits)
+        return real(commits)
+
+    svc.store.commit_many = refuse
+    assert run(svc, "execute", [(json.dumps(m.body).encode(), 1)]) == [Result.EXECUTED]
+    assert len(refusals) == 2 and len(calls) == 1
+    [x] = svc.store.executions(oid)
+    assert x.status == "succeeded" and x.attempts == 1
+    assert svc.store.get(oid).status is Status.executed and sandbox.effects["leads.reassign"] == 1
+
+
+def test_a_compensation_begun_before_its_undo_got_a_new_version_is_resumed_not_begun_again(svc, sandbox):
+    from shared.domain.catalog import Action, Catalog
+
+    sandbox.configure(breach_actions={"leads.reassign"})
+    sandbox.script("leads.restore-owner", [503])
+    [oid] = to_execute(svc)
+    run(svc, "execute", [(json.dumps(m.body).encode(), 1) for m in svc.bus.take("execute")])
+    calls = counting(svc)
+    assert run(svc, "verify", [(json.dumps(m.body).encode(), 1) for m in svc.bus.take("verify")]) == [Result.RETRY]
+    [begun] = [x for x in svc.store.executions(oid) if x.kind == "compensation"]
+    # A new version of the undo is activated before the retry.
+    undo = svc.catalog.actions["leads.restore-owner"]
+    newer = Action.model_validate({**undo.model_dump(mode="json"), "version": undo.version + 1})
+    svc.catalog = Catalog([*svc.catalog.versions.values(), newer], svc.catalog.environment,
+                          [(newer.id, newer.version)])
+    assert svc.catalog.actions["leads.restore-owner"].version == undo.version + 1
+    drain(svc)
+    assert svc.store.get(oid).status is Status.compensated
+    assert [x.id for x in svc.store.executions(oid) if x.kind == "compensation"] == [begun.id]
+    assert {key for action, key in calls if action == "leads.restore-owner"} == {begun.idempotencyKey}
+    assert sandbox.effects["leads.restore-owner"] == 1
+
+
+def test_a_compensation_is_counted_once_and_only_when_its_commit_lands(svc, sandbox, monkeypatch):
+    from shared import telemetry
+    from shared.ports import ConcurrencyConflict
+
+    counted = []
+    monkeypatch.setattr(telemetry, "compensated", lambda action, version: counted.append((action, version)))
+    sandbox.configure(breach_actions={"leads.reassign"})
+    [oid] = to_execute(svc)
+    run(svc, "execute", [(json.dumps(m.body).encode(), 1) for m in svc.bus.take("execute")])
+    real, refusals = svc.store.commit_many, []
+
+    def refuse_once(commits):
+        if any(c.opportunity.status is Status.compensated for c in commits) and not refusals:
+            refusals.append(1)
+            return [ConcurrencyConflict("someone else moved it")] * len(commits)
+        return real(commits)
+
+    svc.store.commit_many = refuse_once
+    assert run(svc, "verify", [(json.dumps(m.body).encode(), 1) for m in svc.bus.take("verify")]) == [
+        Result.COMPENSATED]
+    assert refusals and svc.store.get(oid).status is Status.compensated
+    assert counted == [("leads.reassign", 1)]
+
+
+def test_an_executing_opportunity_whose_execution_is_missing_records_it_before_the_call(svc, sandbox):
+    from shared.services.lifecycle import advance
+
+    [oid] = to_execute(svc)
+    [m] = svc.bus.take("execute")
+    advance(svc, svc.store.get(oid), [Status.executing], "executor", "moved on, execution lost", "cid")
+    real, unrecorded = svc.flows.call, []
+
+    def call(setting, payload, key, cid, timeout):
+        if svc.store.execution(payload["opportunityId"], key) is None:
+            unrecorded.append(payload["opportunityId"])
+        return real(setting, payload, key, cid, timeout)
+
+    svc.flows.call = call
+    assert run(svc, "execute", [(json.dumps(m.body).encode(), 1)]) == [Result.EXECUTED]
+    assert unrecorded == [] and sandbox.effects["leads.reassign"] == 1
+    [x] = svc.store.executions(oid)
+    assert x.status == "succeeded" and svc.store.get(oid).status is Status.executed
