@@ -126,8 +126,8 @@ def _needs(services: Services, stage: str) -> Callable[[Job], Needs] | None:
 
 def _gather(services: Services, stage: str, jobs: list[Job]) -> None:
     """Read what the stage needs, a kind at a time for the batch, until it needs nothing more (the
-    watchdog needs three turns: its execution, then the opportunity's executions for a compensation already
-    begun, then the record to check)."""
+    watchdog needs up to three turns: its execution, then the record to check, then on a breach the
+    opportunity's executions for a compensation already begun)."""
     needs = _needs(services, stage)
     while needs is not None:
         wanted = [(job, lacking) for job in jobs if (lacking := job.found.lacks(needs(job)))]
