@@ -6,11 +6,13 @@ No globals here: the Functions host gets its services through shared/runtime.py,
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .domain.aliases import Aliases
 from .domain.catalog import Action, Catalog
 from .domain.policy import Policy
 from .ports import Bus, Clock, Coordination, Flows, Llm, Notifier, Records, Reference, Services
@@ -35,6 +37,12 @@ def load_policy(directory: Path) -> Policy:
     """The deployed policy (`<dir>/policy.json`), else the defaults."""
     path = directory / "policy.json"
     return Policy.model_validate_json(path.read_bytes()) if path.exists() else Policy()
+
+
+def load_aliases(directory: Path) -> Aliases:
+    """Any miner's names → the catalog's (`<dir>/aliases.json`), else none."""
+    path = directory / "aliases.json"
+    return Aliases.from_doc(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else Aliases()
 
 
 def sync_stored_catalog(services: Services, repo: Catalog) -> None:
@@ -151,6 +159,7 @@ def bootstrap(settings: Settings, *, store: Records | None = None, reference: Re
               coordination: Coordination | None = None, bus: Bus | None = None,
               flows: Flows | None = None, notifier: Notifier | None = None, llm: Llm | None = None,
               clock: Clock | None = None, catalog: Catalog | None = None, policy: Policy | None = None,
+              aliases: Aliases | None = None,
               sync_catalog: bool = True, telemetry: bool = True, process_wide: bool = True) -> Services:
     """Services for `settings`: every adapter not passed in is built from them. The repo's catalog is synced with
     the store's (sync_catalog); telemetry starts (telemetry); process_wide tunes the GC and installs the log
@@ -164,6 +173,7 @@ def bootstrap(settings: Settings, *, store: Records | None = None, reference: Re
         settings=settings, store=store, reference=reference, coordination=coordination,
         bus=bus or build_bus(settings), catalog=repo,
         policy=policy or load_policy(settings.catalog_dir), clock=clock or SystemClock(),
+        aliases=aliases or load_aliases(settings.catalog_dir),
         flows=flows or build_flows(settings, lambda: services.catalog if services else None),
         notifier=notifier or build_notifier(settings), llm=llm if llm is not None else build_llm(settings))
     if sync_catalog:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from .domain.aliases import Aliases
 from .domain.approvals import Approval
 from .domain.audit import AuditEntry
 from .domain.catalog import Catalog
@@ -305,3 +306,5 @@ class Services:
     # The policy shipped with the deployment (catalog/policy.json); `policy` is the one in use, which an
     # activated API version newer than it replaces (services/rule_versions.py).
     deployed_policy: Policy | None = None
+    # Any miner's names → the catalog's (catalog/aliases.json); none by default.
+    aliases: Aliases = field(default_factory=Aliases)

@@ -39,6 +39,11 @@ DEFAULTS: dict[str, str] = {
     "VERIFY_QUEUE": "verify",
     "SWEEP_SCHEDULE": "0 */5 * * * *",
     "INGEST_API_KEY": "",
+    # Sources whose findings must hold only known fields (comma-separated, e.g. "celonis,generic"); any other
+    # source keeps unknown fields under `extensions` and names them in the response. `?strict=true` asks per call.
+    "INGEST_STRICT_SOURCES": "",
+    # The HMAC secret Celonis signs its events with (Key Vault); unset: the Celonis route takes unsigned bodies.
+    "CELONIS_SIGNING_SECRET": "",
     "MAX_BODY_BYTES": "4194304",
     # Seconds any one store call may take before the route answers 503 with Retry-After.
     "STORE_TIMEOUT_SECONDS": "5",
@@ -124,6 +129,8 @@ class Settings:
     local_refused: bool = False
     store_timeout: float = 5.0
     flow_poll_hosts: tuple[str, ...] = ()
+    strict_sources: frozenset[str] = frozenset()
+    celonis_signing_secret: str = ""
     # Every setting as given (a snapshot of the environment, or the local host's dict): see `get`.
     source: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -166,6 +173,8 @@ class Settings:
             environment=environment,
             local_refused=refused,
             store_timeout=max(0.5, float(_int(env, "STORE_TIMEOUT_SECONDS"))),
+            strict_sources=frozenset(s.strip() for s in get("INGEST_STRICT_SOURCES").split(",") if s.strip()),
+            celonis_signing_secret=get("CELONIS_SIGNING_SECRET"),
             flow_poll_hosts=tuple(h.strip().lower() for h in get("FLOW_POLL_HOSTS").split(",") if h.strip()),
             store=get("STORE").lower(),
             tables_connection=get("TABLES_CONNECTION") or (

@@ -18,6 +18,8 @@ from ..domain.status import Status
 from ..ports import Claim, Filter, Incident
 
 _JSON_FIELDS = ("sourceEventIds", "attributes", "complianceFlags", "history")
+# Written only when set: most opportunities carry none of them, and an absent property reads as empty.
+_OPTIONAL_JSON = ("kpis", "signals", "extensions", "reported", "recurrences")
 _TIME_FIELDS = ("detectedAt", "lastDetectedAt", "createdAt", "updatedAt")
 _PLAIN_FIELDS = ("source", "processArea", "deviationPattern", "caseKey", "kpiImpact", "rootCause",
                  "recommendedAction", "severity", "occurrences", "revision", "owner", "notes",
@@ -100,6 +102,12 @@ def to_entity(opp: Opportunity) -> dict[str, Any]:
         e["kpiImpact"] = float(e["kpiImpact"])
     e["plan"] = _dumps(opp.plan) if opp.plan is not None else None
     e["arm"] = _dumps(opp.arm) if opp.arm is not None else None
+    for name in _OPTIONAL_JSON:
+        value = getattr(opp, name)
+        if value:
+            e[name] = _dumps(value)
+    if opp.echoes:
+        e["echoes"] = opp.echoes
     s = opp.scores
     e.update(impact=float(s.impact), feasibility=float(s.feasibility), risk=float(s.risk),
              priority=float(s.priority), actionId=s.actionId)
@@ -121,6 +129,12 @@ def from_entity(e: dict[str, Any], etag: Any = None) -> Opportunity:
         correlationId=e.get("correlationId"), history=json.loads(e["history"]), etag=etag,
         plan=json.loads(e["plan"]) if e.get("plan") else None,
         arm=json.loads(e["arm"]) if e.get("arm") else None,
+        kpis=json.loads(e["kpis"]) if e.get("kpis") else [],
+        signals=json.loads(e["signals"]) if e.get("signals") else [],
+        extensions=json.loads(e["extensions"]) if e.get("extensions") else {},
+        reported=json.loads(e["reported"]) if e.get("reported") else None,
+        echoes=int(e.get("echoes") or 0),
+        recurrences=json.loads(e["recurrences"]) if e.get("recurrences") else [],
     )
 
 

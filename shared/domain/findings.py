@@ -68,10 +68,29 @@ class KpiImpact(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     valueAtStake: Money | None = None
     penaltyAvoided: Money | None = None
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] | None = None
+    # The named KPI the finding expects to move (README "Named KPI impact"): the hypothesis the control group
+    # later tests. `metric` is mapped to the outcome vocabulary through catalog/aliases.json `metrics`.
+    metric: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    estimate: Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)] | None = None
+    unit: Annotated[str, msgspec.Meta(min_length=1, max_length=16)] | None = None
+    direction: Literal["decrease", "increase"] | None = None
 
     def money(self) -> float:
         return ((self.daysSaved or 0.0) * (self.costOfDelayPerDay or 0.0) + (self.valueAtStake or 0.0)
                 + (self.penaltyAvoided or 0.0))
+
+
+MAX_KPIS = 10
+MAX_SIGNALS = 20
+
+
+class Signal(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One root-cause signal as Celonis or Process Mining root-cause analysis yields it (vendor = V300, 34 %)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    value: Annotated[str, msgspec.Meta(max_length=200)] | int | float | bool | None = None
+    share: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    weight: Annotated[float, msgspec.Meta(ge=-1e6, le=1e6)] | None = None
 
 
 class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -83,12 +102,15 @@ class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     caseKey: Key
     detectedAt: datetime | Epoch
     source: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "generic"
-    kpiImpact: Money | KpiImpact | None = None
+    kpiImpact: Money | KpiImpact | Annotated[list[KpiImpact], msgspec.Meta(max_length=MAX_KPIS)] | None = None
     attributes: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_ATTRIBUTES)] = {}
-    rootCause: Text | None = None
+    rootCause: Text | Annotated[list[Signal], msgspec.Meta(max_length=MAX_SIGNALS)] | None = None
     recommendedAction: Text | None = None
     severity: Severity | None = None
     complianceFlags: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=20)] = []
+    # Fields this app does not know, kept as sent (bounded: findings.MAX_EXTENSIONS_BYTES) and named in the
+    # ingest response; a sender may also put its own data here directly.
+    extensions: dict[str, Any] = {}
 
     def __post_init__(self) -> None:
         # Here, not as a key `pattern`: msgspec would run the regex per key (~1 µs each, ~5 a finding); this
@@ -108,6 +130,8 @@ class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         kpi = self.kpiImpact
         if kpi is None:
             return None
+        if isinstance(kpi, list):
+            return sum(k.money() for k in kpi)
         return kpi.money() if isinstance(kpi, KpiImpact) else float(kpi)
 
 

@@ -72,6 +72,18 @@ class Opportunity:
     plan: dict[str, Any] | None = None
     # The draw triage made for the experiment: {"actionId", "version", "at"} (domain/impact.py reads it).
     arm: dict[str, Any] | None = None
+    # Expected KPI movements as reported: [{"metric", "reported"?, "estimate", "unit", "direction", "change"}].
+    kpis: list[dict[str, Any]] = field(default_factory=list)
+    # Root-cause signals: [{"name", "value", "share"?, "weight"?}] (a text rootCause stays in `rootCause`).
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    # Fields the app does not know, kept as the sender sent them.
+    extensions: dict[str, Any] = field(default_factory=dict)
+    # The names as the miner reported them, where an alias (catalog/aliases.json) changed them.
+    reported: dict[str, str] | None = None
+    # Findings on this case within policy.echoWindowHours after the agent acted: the miner's stale view.
+    echoes: int = 0
+    # When the deviation came back after that window on a verified case (ISO times, newest last, bounded).
+    recurrences: list[str] = field(default_factory=list)
     # Store concurrency token; never part of the domain's decisions.
     etag: str | None = None
 
@@ -114,17 +126,17 @@ def from_findings(findings: Sequence[Finding], catalog: Catalog, policy: Scoring
         area, pattern, case = f.processArea, f.deviationPattern, f.caseKey
         attributes, flags, severity = f.attributes, f.complianceFlags, f.severity
         kpi = f.kpiImpact
-        impact = None if kpi is None else kpi.money() if isinstance(kpi, kpi_type) else float(kpi)
+        impact = None if kpi is None else kpi.money() if isinstance(kpi, kpi_type) else \
+            sum(k.money() for k in kpi) if isinstance(kpi, list) else float(kpi)
         detected = f.detectedAt
         if detected.__class__ is not datetime or detected.tzinfo is not utc_zone:
             detected = instant(detected)
         # Positional, in field order: id, source, sourceEventIds, processArea, deviationPattern, caseKey,
         # detectedAt, lastDetectedAt, attributes, kpiImpact, rootCause, recommendedAction, severity,
         # complianceFlags, scores, rationale, status, occurrences, revision, createdAt, updatedAt.
-        cause, action = f.rootCause, f.recommendedAction
+        sent, action = f.rootCause, f.recommendedAction
         # Most findings carry neither (the samples: 1 in 5 a root cause); scrub() returns clean text at ~0.3 µs.
-        if cause:
-            cause = scrub(cause)
+        cause = scrub(sent) if isinstance(sent, str) and sent else None  # signals: filled in by the front-door work
         if action:
             action = scrub(action)
         opp = Opportunity(opportunity_id(area, pattern, case), f.source, [f.eventId], area, pattern, case, detected,

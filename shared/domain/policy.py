@@ -123,4 +123,7 @@ class Policy(BaseModel):
     # Over an action's daily cap: "wait" (the case runs when a slot of the last 24 hours frees) or
     # "person" (the planner sends it for approval instead of queueing it).
     overCap: Literal["wait", "person"] = "wait"
+    # A finding on a case the agent acted on, detected this many hours after the action or less, is an echo
+    # (the miner still sees the old state): counted, never new evidence. Later, on a verified case, a recurrence.
+    echoWindowHours: float = Field(default=24.0, ge=0, le=24 * 90)
     measurement: Measurement = Field(default_factory=Measurement)

@@ -62,7 +62,9 @@ def _weight(opp: Opportunity) -> int:
     """Bytes an opportunity's row may take in a transaction, from its variable-length fields (str() runs in
     C: encoding the row here would double the ingest path's work)."""
     text = len(str(opp.attributes)) + sum(map(len, opp.sourceEventIds)) + len(opp.rootCause or "") \
-        + len(opp.recommendedAction or "") + len(opp.rationale or "") + len(str(opp.history))
+        + len(opp.recommendedAction or "") + len(opp.rationale or "") + len(str(opp.history)) \
+        + (len(str(opp.kpis)) + len(str(opp.signals)) + len(str(opp.extensions)) if opp.kpis or opp.signals
+           or opp.extensions else 0)
     return 8_000 + 4 * text
 
 
