@@ -53,6 +53,13 @@ param teamsWebhookUrl string = ''
 param ingestApiKey string = ''
 
 @secure()
+@description('Secret Celonis signs its events with: x-emporix-hmac = Base64(HMAC-SHA256(secret, body)), or sent as is in x-closedloop-secret (empty: unsigned events are taken).')
+param celonisSigningSecret string = ''
+
+@description('Sources whose findings must hold only known fields, comma-separated (e.g. "celonis,generic"); empty: every source keeps unknown fields under extensions.')
+param ingestStrictSources string = ''
+
+@secure()
 @description('HMAC key of approval tokens; a fresh one unless given.')
 param approvalSigningKey string = newGuid()
 
@@ -66,7 +73,7 @@ var tags = { 'azd-env-name': environmentName }
 // App settings that hold secrets: each becomes a Key Vault reference, and only when a value was given
 // (an unset one stays unset, which the app reads as "off").
 var flowSettings = [for item in items(flowUrls): item.key]
-var optionalSettings = concat(empty(approvalFlowUrl) ? [] : ['APPROVAL_FLOW_URL'], empty(approvalFlowKey) ? [] : ['APPROVAL_FLOW_KEY'], empty(teamsWebhookUrl) ? [] : ['TEAMS_WEBHOOK_URL'], empty(ingestApiKey) ? [] : ['INGEST_API_KEY'])
+var optionalSettings = concat(empty(approvalFlowUrl) ? [] : ['APPROVAL_FLOW_URL'], empty(approvalFlowKey) ? [] : ['APPROVAL_FLOW_KEY'], empty(teamsWebhookUrl) ? [] : ['TEAMS_WEBHOOK_URL'], empty(ingestApiKey) ? [] : ['INGEST_API_KEY'], empty(celonisSigningSecret) ? [] : ['CELONIS_SIGNING_SECRET'])
 var secretSettings = concat(flowSettings, optionalSettings, ['APPROVAL_SIGNING_KEY'])
 var suffix = toLower(uniqueString(subscription().id, environmentName, location))
 
@@ -128,6 +135,7 @@ module keyvault 'modules/keyvault.bicep' = {
     approvalFlowKey: approvalFlowKey
     teamsWebhookUrl: teamsWebhookUrl
     ingestApiKey: ingestApiKey
+    celonisSigningSecret: celonisSigningSecret
     approvalSigningKey: approvalSigningKey
   }
 }
@@ -155,6 +163,7 @@ module functionapp 'modules/functionapp.bicep' = {
     connectorClientId: connectorClientId
     samplingPercentage: samplingPercentage
     tableShards: tableShards
+    ingestStrictSources: ingestStrictSources
   }
 }
 

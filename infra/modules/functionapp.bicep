@@ -19,6 +19,7 @@ param openAiDeployment string
 param connectorClientId string
 param samplingPercentage int
 param tableShards string
+param ingestStrictSources string
 
 var plain = {
   FUNCTIONS_EXTENSION_VERSION: '~4'
@@ -59,6 +60,8 @@ var plain = {
   AZURE_OPENAI_API_VERSION: '2024-10-21'
   LLM_TIMEOUT_SECONDS: '10'
   PLAN_PROMPT: 'plan.v1'
+  // Sources held to known fields only (README "Tolerant reader"); CELONIS_SIGNING_SECRET is a Key Vault reference.
+  INGEST_STRICT_SOURCES: ingestStrictSources
 }
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName

@@ -14,6 +14,8 @@ param teamsWebhookUrl string
 @secure()
 param ingestApiKey string
 @secure()
+param celonisSigningSecret string
+@secure()
 param approvalSigningKey string
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
@@ -69,6 +71,14 @@ resource ingest 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(inge
   name: 'ingest-api-key'
   properties: {
     value: ingestApiKey
+  }
+}
+
+resource celonis 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(celonisSigningSecret)) {
+  parent: vault
+  name: 'celonis-signing-secret'
+  properties: {
+    value: celonisSigningSecret
   }
 }
 

@@ -107,7 +107,8 @@ def test_no_key_or_connection_string_is_emitted_or_enabled(bicep):
     assert bicep["modules/servicebus.bicep"]["resources"]["namespace"]["config"]["properties"]["disableLocalAuth"] is True
     assert bicep["modules/monitoring.bicep"]["resources"]["appInsights"]["config"]["properties"]["DisableLocalAuth"] is True
     secure = {n for n, p in bicep["main.bicep"]["parameters"].items() if any(d["type"] == "secure" for d in p["decorators"])}
-    assert {"flowUrls", "approvalFlowUrl", "approvalFlowKey", "teamsWebhookUrl", "ingestApiKey", "approvalSigningKey"} <= secure
+    assert {"flowUrls", "approvalFlowUrl", "approvalFlowKey", "teamsWebhookUrl", "ingestApiKey", "celonisSigningSecret",
+            "approvalSigningKey"} <= secure
     plain = json.dumps(bicep["modules/functionapp.bicep"]["variables"]["plain"])
     assert not any(s in plain for s in secure)  # secrets reach the app only as Key Vault references
 
@@ -140,3 +141,16 @@ def test_azd_finds_the_app_and_the_infrastructure():
     params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     main = parse(INFRA / "main.bicep")["parameters"]
     assert set(params) <= set(main)
+
+
+def test_the_celonis_signing_secret_reaches_the_app_only_as_a_key_vault_reference(bicep):
+    main = (INFRA / "main.bicep").read_text()
+    optional = main.split("var optionalSettings")[1].split("\n")[0]
+    assert "empty(celonisSigningSecret) ? [] : ['CELONIS_SIGNING_SECRET']" in optional  # unset stays unset: "off"
+    secret = bicep["modules/keyvault.bicep"]["resources"]["celonis"]
+    assert secret["config"]["config"]["name"] == "celonis-signing-secret"  # the name its reference derives
+    assert "celonisSigningSecret" in json.dumps(secret["config"]["condition"])  # created only when given
+    plain = bicep["modules/functionapp.bicep"]["variables"]["plain"]["value"]
+    assert "CELONIS_SIGNING_SECRET" not in plain and "ingestStrictSources" in json.dumps(plain["INGEST_STRICT_SOURCES"])
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params["ingestStrictSources"]["value"] == "${INGEST_STRICT_SOURCES=}"
