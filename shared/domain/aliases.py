@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ANY_SOURCE = "*"
+# Distinct (source, processArea, pattern) triples remembered: a miner sends a handful, but the names are the
+# sender's, so the memo is emptied when it reaches this size rather than growing with whatever is sent.
+_MEMO_SIZE = 4096
 
 
 def _key(name: str) -> str:
@@ -39,6 +42,30 @@ class Aliases:
     patterns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     processAreas: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     metrics: Mapping[str, str] = field(default_factory=dict)
+    # (source, processArea, pattern) → the catalog's (processArea, pattern), or None when neither changes.
+    _memo: dict[tuple[str, str, str], tuple[str, str] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def renames(self) -> bool:
+        """Whether any pattern or process-area alias is set: without one, ingest skips the lookups."""
+        return bool(self.patterns or self.processAreas)
+
+    def names(self, source: str, process_area: str, pattern: str) -> tuple[str, str] | None:
+        """The catalog's (processArea, deviationPattern) for names as `source` reports them, or None when an
+        alias changes neither. Ingest asks once per finding, so the answer is remembered per triple."""
+        key = (source, process_area, pattern)
+        memo = self._memo
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        area, mapped = self.process_area(source, process_area), self.pattern(source, pattern)
+        found = None if (area, mapped) == (process_area, pattern) else (area, mapped)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = found
+        return found
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Aliases:
@@ -69,4 +96,3 @@ class Aliases:
     def metric(self, name: str) -> str:
         """The outcome metric (`POST /api/outcomes` vocabulary) a miner's KPI name stands for."""
         return self.metrics.get(_key(name), name) if self.metrics else name
-

@@ -1,5 +1,8 @@
 """Adaptive Cards (schema 1.5) for the three questions the app asks people: approve, enrich, escalate.
 
+A card that shows a case shows what the miner expects and why (`evidence`): the KPI movements it expects
+(`cycle_time_days −4 days (reported as days_to_close)`) and the root-cause signals (`vendor = V300 (34 %)`).
+
 Two ways to answer: `submit` cards (an approval flow's "Post adaptive card and wait for a response"
 returns the Action.Submit data to the flow, which posts it back with the token), and `links` cards
 (a Teams Workflows webhook cannot take Action.Submit, so approve/reject are signed Action.OpenUrl links
@@ -65,6 +68,54 @@ def _facts(pairs: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "FactSet", "facts": facts}
 
 
+def _number(x: float) -> str:
+    """A signed amount as people read it: −4, +1,250.5 (U+2212 minus; at most two decimals)."""
+    text = f"{abs(x):,.2f}".rstrip("0").rstrip(".")
+    return ("\u2212" if x < 0 else "+" if x > 0 else "") + text
+
+
+def _movement(kpi: Mapping[str, Any]) -> str:
+    """`−4 days (reported as days_to_close)`: the expected change in the metric's unit, data escaped."""
+    change = kpi.get("change")
+    if not isinstance(change, (int, float)) or isinstance(change, bool):
+        estimate = kpi.get("estimate")
+        number = estimate if isinstance(estimate, (int, float)) and not isinstance(estimate, bool) else 0.0
+        change = -abs(number) if kpi.get("direction") == "decrease" else number
+    text = _number(float(change))
+    if kpi.get("unit"):
+        text += f" {md(kpi['unit'])}"
+    if kpi.get("reported"):
+        text += f" (reported as {md(kpi['reported'])})"
+    return text
+
+
+def _signal(signal: Mapping[str, Any]) -> str:
+    """`= V300 (34 %)`: a root-cause signal's value and its share (or weight), data escaped."""
+    value = signal.get("value")
+    text = "= " + md(str(value).lower() if isinstance(value, bool) else value)
+    share, weight = signal.get("share"), signal.get("weight")
+    if isinstance(share, (int, float)):
+        text += f" ({share * 100:.0f} %)"
+    elif isinstance(weight, (int, float)):
+        text += f" (weight {weight:g})"
+    return text
+
+
+def evidence(kpis: Sequence[Mapping[str, Any]] = (), signals: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Card blocks for the case's expected KPI movements and root-cause signals; none when it has neither."""
+    blocks: list[dict[str, Any]] = []
+    for label, items, key, shown in (("Expected KPI movement", kpis, "metric", _movement),
+                                     ("Root-cause signals", signals, "name", _signal)):
+        if not items:
+            continue
+        facts = [{"title": _clip(md(item.get(key)), 80), "value": _clip(shown(item), 200)}
+                 for item in items[:MAX_FACTS]]
+        if len(items) > MAX_FACTS:
+            facts.append({"title": "…", "value": f"{len(items) - MAX_FACTS} more in the app"})
+        blocks += [_text(label, weight="Bolder", spacing="Medium"), {"type": "FactSet", "facts": facts}]
+    return blocks
+
+
 def _text(text: str, **style: Any) -> dict[str, Any]:
     """A TextBlock of Markdown the app wrote: data in it must already have gone through `md`."""
     return {"type": "TextBlock", "text": _clip(text), "wrap": True, **style}
@@ -107,12 +158,15 @@ def _answers(approval_id: str, choices: Sequence[tuple[str, str, str]], links: M
 
 
 def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, Any], risk: str, rationale: str,
-                  links: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Approve or reject one proposed action: the case, the action and its parameters, risk and reasons."""
+                  links: Mapping[str, str] | None = None, kpis: Sequence[Mapping[str, Any]] = (),
+                  signals: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Approve or reject one proposed action: the case, what it should move and why, the action and its
+    parameters, risk and reasons."""
     body = [
         _text(f"Approve {md(plan['actionId'])} v{md(plan['actionVersion'])}?", size="Medium", weight="Bolder"),
         *([_text(f"Summary (AI-generated): {md(plan['summary'])}")] if plan.get("summary") else []),
         _facts(case),
+        *evidence(kpis, signals),
         _text("Proposed parameters", weight="Bolder", spacing="Medium"),
         _facts(plan.get("parameters") or {}),
         _text(f"Risk: {md(risk)}", color="Warning"),
@@ -125,11 +179,13 @@ def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, 
 
 
 def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missing: Sequence[str],
-                links: Mapping[str, str] | None = None) -> dict[str, Any]:
+                links: Mapping[str, str] | None = None, kpis: Sequence[Mapping[str, Any]] = (),
+                signals: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Ask for exactly the contract fields that are missing; the answer goes back through triage."""
     body: list[dict[str, Any]] = [
         _text(f"{md(action_id)} needs data", size="Medium", weight="Bolder"),
         _facts(case),
+        *evidence(kpis, signals),
         _text(f"Missing: {', '.join(md(name) for name in missing)}"),
     ]
     if links is None:
@@ -141,9 +197,11 @@ def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missi
 
 
 def escalation_card(case: Mapping[str, Any], headline: str, details: Mapping[str, Any],
-                    link: str | None = None) -> dict[str, Any]:
-    """Tell a person something needs them: a watchdog breach, a dead letter, a freeze."""
-    body = [_text(md(headline), size="Medium", weight="Bolder", color="Attention"), _facts(case), _facts(details)]
+                    link: str | None = None, kpis: Sequence[Mapping[str, Any]] = (),
+                    signals: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Tell a person something needs them: a review, a watchdog breach, a recurrence, a dead letter, a freeze."""
+    body = [_text(md(headline), size="Medium", weight="Bolder", color="Attention"), _facts(case),
+            *evidence(kpis, signals), _facts(details)]
     return _card(body, [{"type": "Action.OpenUrl", "title": "Open", "url": link}] if link else [])
 
 

@@ -34,6 +34,11 @@ class Assignment:
     version: int
     at: datetime
     status: str
+    # The action version the agent ran on the case (its plan), echoes and recurrences recorded on it
+    # (shared/domain/recurrence.py): what the recurrence rate per action version is counted from.
+    ran: tuple[str, int] | None = None
+    echoes: int = 0
+    recurrences: int = 0
 
     @property
     def experiment(self) -> tuple[str, str, str, int]:
@@ -121,3 +126,21 @@ def measure(assignments: Iterable[Assignment], outcomes: Iterable[Outcome], poli
     rows.sort(key=lambda r: (r["processArea"], r["deviationPattern"], r["actionId"], r["actionVersion"],
                              r["metric"]))
     return rows
+
+
+def recurrence(assignments: Iterable[Assignment]) -> list[dict[str, Any]]:
+    """Per action version the agent ran: verified cases, those whose deviation came back after verification
+    (≥ 1 recurrence), their share (`recurrenceRate`, None before any case is verified), recurrences and echoes."""
+    tally: dict[tuple[str, int], list[int]] = {}
+    for a in assignments:
+        if a.ran is None:
+            continue
+        t = tally.setdefault(a.ran, [0, 0, 0, 0])  # verified, recurred, recurrences, echoes
+        if a.status == "verified":
+            t[0] += 1
+            t[1] += a.recurrences > 0
+        t[2] += a.recurrences
+        t[3] += a.echoes
+    return [{"actionId": action, "actionVersion": version, "verified": v, "recurred": r,
+             "recurrenceRate": _r(r / v) if v else None, "recurrences": n, "echoes": e}
+            for (action, version), (v, r, n, e) in sorted(tally.items())]

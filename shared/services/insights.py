@@ -1,6 +1,7 @@
 """The weekly review (`GET /api/insights`): what to build, retire or rework next, from what was measured."""
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from datetime import timedelta
@@ -22,29 +23,42 @@ def _reason(message: str | None) -> str:
     return _IDS.sub("#", (message or "no message").strip())[:160]
 
 
+def _doc(value: Any) -> Any:
+    """A JSON field as a scan returns it: text from the Tables and Dataverse entities, as is otherwise."""
+    return json.loads(value) if isinstance(value, str) and value else value
+
+
 def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
-    """Catalog gaps, weak action versions, recurring failures and watchdog flags, card feedback, and the
-    patterns people handle most, over the last `days`."""
+    """Catalog gaps (with the names they were reported under), weak action versions, recurrence rates, recurring
+    failures and watchdog flags, card feedback, and the patterns people handle most, over the last `days`."""
     now = services.clock.now()
     since = now - timedelta(days=days)
     measurement = services.policy.measurement
     groups: dict[tuple[str, str], Counter[str]] = {}
     impact: dict[tuple[str, str], float] = {}
-    for row in services.store.scan(Filter(), ["processArea", "deviationPattern", "status", "actionId", "impact"]):
+    # The names each group was reported under (an alias in catalog/aliases.json may have mapped them).
+    names: dict[tuple[str, str], Counter[tuple[str, str]]] = {}
+    for row in services.store.scan(Filter(), ["processArea", "deviationPattern", "status", "actionId", "impact",
+                                              "reported"]):
         key = (row["processArea"], row["deviationPattern"])
         g = groups.setdefault(key, Counter())
         g["cases"] += 1
         g[row["status"]] += 1
         impact[key] = impact.get(key, 0.0) + (row["impact"] or 0.0)
+        was = _doc(row.get("reported")) or {}
+        names.setdefault(key, Counter())[(was.get("processArea", key[0]), was.get("deviationPattern", key[1]))] += 1
     gaps: list[dict[str, Any]] = [
         {"processArea": pa, "deviationPattern": p, "cases": c["cases"], "totalImpact": round(impact[(pa, p)], 2),
-         "why": "no enabled action in the catalog for this pattern in this environment"}
+         "why": "no enabled action in the catalog for this pattern in this environment",
+         "reportedAs": [{"processArea": a, "deviationPattern": n, "cases": k}
+                        for (a, n), k in sorted(names[(pa, p)].items(), key=lambda kv: (-kv[1], kv[0]))][:TOP]}
         for (pa, p), c in groups.items()
         if c["cases"] >= measurement.gapMinCases and not services.catalog.candidates(pa, p)]
     gaps.sort(key=lambda g: -g["totalImpact"])
 
     weak = []
-    for e in kpis(services, weekly=False)["items"]:
+    report = kpis(services, weekly=False)
+    for e in report["items"]:
         for m in e["metrics"]:
             if m["status"] == "ok" and m["verdict"] in ("no_detectable_effect", "worse"):
                 weak.append({"actionId": e["actionId"], "actionVersion": e["actionVersion"],
@@ -86,6 +100,8 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
         "window": {"from": since.isoformat(), "to": now.isoformat(), "days": days},
         "catalogGaps": gaps[:TOP],
         "weakActionVersions": weak,
+        # Deviations back after a verified action, per action version the agent ran (and its echoes).
+        "recurrence": report["recurrence"],
         "failureReasons": [{"actionId": a, "actionVersion": v, "promptVersion": p, "reason": r, "count": n}
                            for (a, v, p, r), n in failures.most_common(TOP)],
         "watchdogFlags": [{"actionId": a, "actionVersion": v, "promptVersion": p, "compensations": n}

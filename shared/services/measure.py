@@ -29,16 +29,26 @@ def record_outcomes(services: Services, outcomes: Sequence[Outcome], cid: str) -
     return {"accepted": len(outcomes), "metrics": metrics, "correlationId": cid}
 
 
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def assignments(services: Services, where: Filter = Filter()) -> list[Assignment]:
-    """Every opportunity drawn into a cohort for an action version."""
+    """Every opportunity drawn into a cohort for an action version, with the version the agent ran on it."""
     out = []
-    for row in services.store.scan(where, ["processArea", "deviationPattern", "caseKey", "cohort", "status", "arm"]):
+    for row in services.store.scan(where, ["processArea", "deviationPattern", "caseKey", "cohort", "status", "arm",
+                                           "plan", "echoes", "recurrences"]):
         arm = row.get("arm")
         if not arm or not row.get("cohort"):
             continue
-        arm = json.loads(arm) if isinstance(arm, str) else arm
+        arm = _json(arm)
+        echoes, recurred = int(row.get("echoes") or 0), row.get("recurrences")
+        # Only a case the agent acted on has echoes, or a verification for its recurrence rate: most rows skip this.
+        plan = _json(row.get("plan")) if row["status"] in impact.ACTED or echoes else None
         out.append(Assignment(row["processArea"], row["deviationPattern"], row["caseKey"], row["cohort"],
-                              arm["actionId"], int(arm["version"]), datetime.fromisoformat(arm["at"]), row["status"]))
+                              arm["actionId"], int(arm["version"]), datetime.fromisoformat(arm["at"]), row["status"],
+                              (plan["actionId"], int(plan["actionVersion"])) if plan else None, echoes,
+                              len(_json(recurred)) if recurred else 0))
     return out
 
 
@@ -84,6 +94,7 @@ def kpis(services: Services, where: Filter = Filter(), action_id: str | None = N
         e["actedShare"] = max((m["actedShare"] for m in e["metrics"] if m["actedShare"] is not None), default=None)
         e["roi"] = roi.compute(metric_rows, services.policy.measurement.roi_for(exp[2]), first, last)
     return {"items": list(experiments.values()), "generatedAt": services.clock.now().isoformat(),
+            "recurrence": impact.recurrence(arms),
             "minSamples": services.policy.measurement.minSamples, "outcomes": len(outcomes),
             "unmatchedOutcomes": len(outcomes) - len(matched),
             "method": "intention to treat: every case counts in the cohort it was drawn into"}

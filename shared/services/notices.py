@@ -19,9 +19,23 @@ def escalation(services: Services, kind: str, opp: Opportunity, headline: str, d
         details = {**details, "summary": opp.plan["summary"]}  # an LLM plan's words for a person
     details, headline = redact(dict(details), services.catalog.pii_fields), scrub(headline)
     facts = {k: v for k, v in details.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
-    case = {"Case": opp.caseKey, "Process": f"{opp.processArea} / {opp.deviationPattern}", "Status": opp.status.value}
-    card = cards.escalation_card(case, headline, facts, f"{base}/api/opportunities/{opp.id}")
+    card = cards.escalation_card(case_facts(services, opp), headline, facts, f"{base}/api/opportunities/{opp.id}",
+                                 opp.kpis, opp.signals)
     return Note(kind, opp.id, headline, {**details, "cards": {"submit": card, "links": card}})
+
+
+def case_facts(services: Services, opp: Opportunity) -> dict[str, Any]:
+    """The case as a review or escalation card shows it: the names as the catalog has them, the names as the
+    miner reported them where an alias changed them, and a catalog gap said as such."""
+    case = {"Case": opp.caseKey, "Process": f"{opp.processArea} / {opp.deviationPattern}", "Status": opp.status.value}
+    was = opp.reported or {}
+    if was:
+        area, pattern = was.get("processArea", opp.processArea), was.get("deviationPattern", opp.deviationPattern)
+        case["Reported as"] = f"{area} / {pattern}"
+    if not services.catalog.candidates(opp.processArea, opp.deviationPattern):
+        mapped = f" (reported as {was['deviationPattern']})" if "deviationPattern" in was else ""
+        case["Catalog gap"] = f"No catalog action for {opp.deviationPattern}{mapped} in {opp.processArea}"
+    return case
 
 
 def escalate(services: Services, kind: str, opp: Opportunity, headline: str, details: Mapping[str, Any]) -> None:

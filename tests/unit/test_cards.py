@@ -1,4 +1,5 @@
 """Cards checked by the official adaptivecards library (Node) against schema 1.5, and against Teams' 28 KB."""
+import itertools
 import json
 import shutil
 import subprocess
@@ -24,13 +25,23 @@ def events(card):
     return json.loads(out.stdout)["events"]
 
 
+# As the opportunity keeps them (shared/domain/opportunity.py `kpis`, `signals`).
+KPIS = [{"metric": "cycle_time_days", "reported": "days_to_close", "estimate": 4.0, "unit": "days",
+         "direction": "decrease", "change": -4.0},
+        {"metric": "leakage_amount", "estimate": 1250.5, "unit": "EUR", "direction": "decrease", "change": -1250.5}]
+SIGNALS = [{"name": "vendor", "value": "V300", "share": 0.34}, {"name": "plant", "value": "1010", "weight": 0.8},
+           {"name": "blocked", "value": True}]
+EVIDENCE = {"kpis": KPIS, "signals": SIGNALS}
+
 ALL = {
-    "approve-submit": cards.approval_card("a", CASE, PLAN, "medium", "2/3 fields; medium risk"),
-    "approve-links": cards.approval_card("a", CASE, PLAN, "medium", "why", LINKS),
-    "enrich-submit": cards.enrich_card("a", CASE, "ap.request-missing-fields", ["vendorId", "missingFields"]),
-    "enrich-links": cards.enrich_card("a", CASE, "ap.request-missing-fields", ["vendorId"], LINKS),
+    "approve-submit": cards.approval_card("a", CASE, PLAN, "medium", "2/3 fields; medium risk", **EVIDENCE),
+    "approve-links": cards.approval_card("a", CASE, PLAN, "medium", "why", LINKS, **EVIDENCE),
+    "enrich-submit": cards.enrich_card("a", CASE, "ap.request-missing-fields", ["vendorId", "missingFields"],
+                                       **EVIDENCE),
+    "enrich-links": cards.enrich_card("a", CASE, "ap.request-missing-fields", ["vendorId"], LINKS, **EVIDENCE),
     "escalate": cards.escalation_card(CASE, "Watchdog breach: lead.ownerId is None", {"Action": "leads.reassign"},
-                                      "https://x.example/api/opportunities/0"),
+                                      "https://x.example/api/opportunities/0", **EVIDENCE),
+    "approve-plain": cards.approval_card("a", CASE, PLAN, "medium", "no kpis, no signals"),
 }
 
 
@@ -65,7 +76,7 @@ def test_many_non_latin_facts_still_fit_because_they_travel_as_six_byte_escapes(
     wide = {f"項目{i}": "請求書の説明" * 40 for i in range(40)}
     card = cards.escalation_card({**CASE, **{f"属性{i}": "値" * 200 for i in range(30)}}, "見出し" * 300, wide)
     assert len(json.dumps(card).encode()) <= cards.MAX_BYTES and events(card) == []
-    [_, case_facts, details] = card["body"]
+    [_, _, details] = card["body"]
     assert len(details["facts"]) == cards.MAX_FACTS + 1 and details["facts"][-1]["value"] == "15 more in the app"
 
 
@@ -100,14 +111,17 @@ def hostile_cards():
     params = {f"field{i}": value for i, value in enumerate(HOSTILE)} | {"[k](https://evil.example)": -120.5}
     plan = {"actionId": "[ap](https://evil.example)", "actionVersion": 1, "parameters": params,
             "summary": HOSTILE[3]}
+    evidence = {"kpis": [{"metric": v, "reported": v, "unit": v, "change": -1.0} for v in HOSTILE[:10]],
+                "signals": [{"name": v, "value": v, "share": 0.5} for v in HOSTILE]}
     return {
-        "approve-submit": cards.approval_card("a", case, plan, HOSTILE[4], " ".join(HOSTILE)),
-        "approve-links": cards.approval_card("a", case, plan, "medium", HOSTILE[0], LINKS),
-        "enrich-submit": cards.enrich_card("a", case, HOSTILE[0], ["vendorId", HOSTILE[2]]),
-        "enrich-links": cards.enrich_card("a", case, "ap.request-missing-fields", [HOSTILE[0]], LINKS),
+        "approve-submit": cards.approval_card("a", case, plan, HOSTILE[4], " ".join(HOSTILE), **evidence),
+        "approve-links": cards.approval_card("a", case, plan, "medium", HOSTILE[0], LINKS, **evidence),
+        "enrich-submit": cards.enrich_card("a", case, HOSTILE[0], ["vendorId", HOSTILE[2]], **evidence),
+        "enrich-links": cards.enrich_card("a", case, "ap.request-missing-fields", [HOSTILE[0]], LINKS, **evidence),
         "escalate": cards.escalation_card(case, f"{HOSTILE[0]}: leads.reassign failed",
                                           {f"k{i}": v for i, v in enumerate(HOSTILE)},
-                                          "https://x.example/api/opportunities/0"),
+                                          "https://x.example/api/opportunities/0", **evidence),
+        "approve-plain": cards.approval_card("a", case, plan, "medium", HOSTILE[0]),
     }
 
 
@@ -150,3 +164,52 @@ def test_a_clipped_value_never_ends_in_half_an_escape():
     why = next(b["text"] for b in card["body"] if b["type"] == "TextBlock" and b["text"].startswith("Why: "))
     body = why.removesuffix("…")
     assert (len(body) - len(body.rstrip("\\"))) % 2 == 0
+
+
+@pytest.mark.parametrize("kind", ["approve-submit", "approve-links", "enrich-submit", "enrich-links", "escalate"])
+def test_a_card_showing_a_case_reads_its_expected_kpi_movements_and_root_cause_signals(kind):
+    shown = [as_text(t["html"]) for t in rendered(ALL[kind])]
+    pairs = list(itertools.pairwise(shown))
+    assert "Expected KPI movement" in shown and "Root-cause signals" in shown
+    assert ("cycle_time_days", "\u22124 days (reported as days_to_close)") in pairs
+    assert ("leakage_amount", "\u22121,250.5 EUR") in pairs
+    assert ("vendor", "= V300 (34 %)") in pairs and ("plant", "= 1010 (weight 0.8)") in pairs
+    assert ("blocked", "= true") in pairs
+
+
+def test_a_case_without_kpis_or_signals_shows_neither_heading():
+    texts = [b.get("text") for b in ALL["approve-plain"]["body"]]
+    assert "Expected KPI movement" not in texts and "Root-cause signals" not in texts
+
+
+def test_the_most_evidence_a_finding_may_carry_still_fits_with_the_largest_plan():
+    kpis = [{"metric": "m" * 64, "reported": "r" * 64, "estimate": 1e15, "unit": "u" * 16, "change": -1e15}] * 10
+    signals = [{"name": "n" * 64, "value": "請" * 200, "share": 1.0}] * 20
+    huge = {f"field{i}": "x" * 5000 for i in range(60)}
+    card = cards.approval_card("a", CASE, {**PLAN, "parameters": huge}, "medium", "y" * 50_000, kpis=kpis,
+                               signals=signals)
+    assert cards.size_ok(card) and events(card) == []
+
+
+def test_an_increase_without_a_computed_change_is_shown_from_its_estimate_and_direction():
+    [_, facts] = cards.evidence([{"metric": "sla_met", "estimate": 5, "unit": "percent", "direction": "increase"}])
+    [_, down] = cards.evidence([{"metric": "dso_days", "estimate": 3, "unit": "days", "direction": "decrease"}])
+    assert facts["facts"][0]["value"] == "+5 percent" and down["facts"][0]["value"] == "\u22123 days"
+
+
+def test_a_review_card_for_an_opportunity_shows_its_kpis_signals_and_the_names_it_was_reported_under():
+    from dataclasses import replace
+
+    from shared.services import notices
+    from shared.services.ingest import ingest
+    from tests.factories import finding, memory_services, validated
+
+    svc = memory_services()
+    [r] = ingest(svc, validated(finding()), "cid").results
+    opp = replace(r.opportunity, kpis=KPIS, signals=SIGNALS, reported={"processArea": "AP"})
+    note = notices.escalation(svc, "review", opp, "INV: look at this", {"reason": "a person decides"})
+    card = note.details["cards"]["links"]
+    assert events(card) == [] and cards.size_ok(card)
+    shown = [as_text(t["html"]) for t in rendered(card)]
+    assert "\u22124 days (reported as days_to_close)" in shown and "= V300 (34 %)" in shown
+    assert "AP / invoice-missing-po" in shown and "Catalog gap" not in shown
