@@ -63,9 +63,18 @@ _FILTERS = [
     _q("deviationPattern", "Deviation pattern", "Only this deviation pattern, e.g. invoice-missing-po."),
 ]
 _TEXT: dict[str, Any] = {"pattern": r"\S"}  # not blank: the server refuses text that is only whitespace
+_SIGNAL = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+    "name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,63}$",
+             "description": "An identifier, like an attribute name: names (never values) are shown to the planner."},
+    "value": {"description": "Text (at most 200 characters), a number or a boolean."},
+    "share": {"type": "number", "minimum": 0, "maximum": 1, "x-nullable": True,
+              "description": "Share of the deviating cases with this value (0.34 = 34%)."},
+    "weight": {"type": "number", "minimum": -1e6, "maximum": 1e6, "x-nullable": True}}}
 _FINDING = {
     "type": "object", "required": ["eventId", "processArea", "deviationPattern", "caseKey", "detectedAt"],
-    "additionalProperties": False,
+    # Tolerant reader: a field the API does not know is kept under `extensions` and named in the response
+    # (strict=true refuses it instead), so the document does not forbid them.
+    "additionalProperties": True,
     "properties": {
         "eventId": {"type": "string", "minLength": 1, "maxLength": 256, **_TEXT, "x-ms-summary": "Event id",
                     "description": "Unique id of the miner's event."},
@@ -81,26 +90,49 @@ _FINDING = {
         "attributes": {"type": "object", "maxProperties": 100, "x-ms-summary": "Attributes",
                        "description": "Case fields the actions' data contracts read. Names are identifiers (a "
                                       "letter, then letters, digits, _ . -); at most 10,000 characters, 32 levels."},
-        "rootCause": {"type": "string", "maxLength": 2000, "x-nullable": True, "x-ms-summary": "Root cause"},
+        "rootCause": {"x-nullable": True, "x-ms-summary": "Root cause",
+                      "description": "Text (at most 2,000 characters), or a list of at most 20 root-cause signals "
+                                     "(see Signal), e.g. [{\"name\": \"vendor\", \"value\": \"V300\", "
+                                     "\"share\": 0.34}]."},
         "recommendedAction": {"type": "string", "maxLength": 2000, "x-nullable": True,
                               "x-ms-summary": "Recommended action"},
         "severity": {"type": "string", "enum": ["low", "medium", "high", "critical", None], "x-nullable": True,
                      "x-ms-summary": "Severity"},
         "complianceFlags": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 64},
                             "x-ms-summary": "Compliance flags"},
+        "extensions": {"type": "object", "x-ms-summary": "Extensions",
+                       "description": "The sender's own fields, kept as sent. Fields the API does not know are put "
+                                      "here too (a kpiImpact one as kpiImpact.<name>); at most 4,096 bytes of JSON "
+                                      "per finding."},
     },
     "example": {"eventId": "evt-1001", "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po",
                 "caseKey": "INV-1001", "detectedAt": "2026-11-20T08:30:00Z",
-                "kpiImpact": {"valueAtStake": 360.0, "currency": "EUR"},
+                "kpiImpact": {"metric": "days_to_close", "estimate": 4.0, "unit": "days", "valueAtStake": 360.0,
+                              "currency": "EUR"},
+                "rootCause": [{"name": "vendor", "value": "V-100", "share": 0.34}],
                 "attributes": {"invoiceId": "INV-1001", "vendorId": "V-100", "missingFields": ["poNumber"]}},
 }
 _MONEY = {"type": "number", "minimum": 0, "maximum": 1e15, "x-nullable": True}
 _KPI = {"type": "object", "additionalProperties": False, "x-nullable": True, "x-ms-summary": "KPI impact",
         "description": "Expected movement: money = days saved × cost of delay + value at stake + penalty avoided "
-                       "(a plain number of money at stake is taken too).",
+                       "(a plain number of money at stake is taken too). Name the KPI it moves with metric and "
+                       "estimate (both or neither; the metric as POST /api/outcomes names it, or an alias of "
+                       "catalog/aliases.json): its direction is `direction`, else a negative estimate decreases, "
+                       "else the metric's convention (a gain where lower is better is a decrease). An estimate in "
+                       "days or hours of a decrease counts as daysSaved when that is not given. A list of up to "
+                       "10 of these is taken too: its money is the sum of theirs.",
         "properties": {"daysSaved": {"type": "number", "minimum": 0, "maximum": 3650, "x-nullable": True},
                        "costOfDelayPerDay": _MONEY, "valueAtStake": _MONEY, "penaltyAvoided": _MONEY,
-                       "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "x-nullable": True}}}
+                       "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "x-nullable": True},
+                       "metric": {"type": "string", "minLength": 1, "maxLength": 64, "x-nullable": True,
+                                  "description": "The KPI, e.g. cycle_time_days or days_to_close."},
+                       "estimate": {"type": "number", "minimum": -1e15, "maximum": 1e15, "x-nullable": True,
+                                    "description": "By how much, in unit; a negative number is a decrease."},
+                       "unit": {"type": "string", "pattern": "^[A-Za-z%][A-Za-z0-9%/._-]{0,15}$",
+                                "x-nullable": True, "description": "days, hours, percent, count, EUR, ..."},
+                       "direction": {"type": "string", "enum": ["decrease", "increase", None], "x-nullable": True}}}
+_STRICT = _q("strict", "Strict", "true: a field the API does not know is a 422 naming it, instead of being kept "
+             "under extensions (INGEST_STRICT_SOURCES sets it per source).", enum=["true", "false"])
 _OUTCOME = {
     "type": "object", "required": ["processArea", "caseKey", "metric", "value", "observedAt"],
     "additionalProperties": False,
@@ -137,7 +169,7 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
      ("Send process-mining findings (one or a list of up to 1,000) in the normalized shape. Use it when a "
       "user or flow has findings to add to the backlog; each becomes or updates an opportunity."),
      [_body({"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": "#/definitions/Finding"}},
-            "Findings", "The findings (one object is taken too).")],
+            "Findings", "The findings (one object is taken too)."), _STRICT],
      "202", {"$ref": "#/definitions/IngestReport"}, [_FINDING["example"]]),
     ("/findings/celonis", "post", "IngestCelonis", "Send a Celonis event",
      ("Forward a Celonis event-subscription callback or Action Flow body as it is. Use it from Celonis, not "
@@ -147,7 +179,7 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
       _q("processArea", "Process area", "Process area when the mapping does not say it.", minLength=1,
          maxLength=100, **_TEXT),
       _q("deviationPattern", "Deviation pattern", "Deviation pattern when the mapping does not say it.", minLength=1,
-         maxLength=100, **_TEXT)],
+         maxLength=100, **_TEXT), _STRICT],
      "202", {"$ref": "#/definitions/IngestReport"}, None),
     ("/findings/process-mining", "post", "IngestProcessMining", "Send a Process Mining refresh",
      ("Forward the Process Mining connector's 'When a Process data is refreshed' body as it is. Use it from a "
@@ -157,7 +189,7 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
          maxLength=100, **_TEXT),
       _q("deviationPattern", "Deviation pattern", "The deviation pattern the rule detects.", required=True,
          minLength=1, maxLength=100, **_TEXT),
-      _q("businessRule", "Business rule", "The rule's name.", minLength=1, maxLength=100, **_TEXT)],
+      _q("businessRule", "Business rule", "The rule's name.", minLength=1, maxLength=100, **_TEXT), _STRICT],
      "202", {"$ref": "#/definitions/IngestReport"}, None),
     ("/opportunities", "get", "ListOpportunities", "List the backlog",
      ("The ranked backlog, highest priority first. Use it to answer 'what should we fix first?' or to find "
@@ -364,12 +396,42 @@ def document(host: str = "localhost:7071", scheme: str = "https") -> dict[str, A
             "Outcome": {k: v for k, v in _OUTCOME.items() if k != "example"},
             "IngestReport": {"type": "object", "properties": {
                 "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
-                "opportunities": {"type": "array", "items": {"type": "object"}},
+                "opportunities": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "status": {"type": "string"}, "priorityScore": {"type": "number"},
+                    "outcome": {"type": "string"},
+                    "extensions": {"type": "array", "items": {"type": "string"},
+                                   "description": "The finding's fields the API does not know, kept under "
+                                                  "extensions: check them for typos."}}}},
+                "echoes": {"type": "integer"}, "recurrences": {"type": "integer"},
                 "correlationId": {"type": "string"}}},
             "Opportunity": {"type": "object", "properties": {
                 "id": {"type": "string"}, "status": {"type": "string"}, "processArea": {"type": "string"},
                 "deviationPattern": {"type": "string"}, "caseKey": {"type": "string"},
-                "scores": {"type": "object"}, "rationale": {"type": "string"}}},
+                "scores": {"type": "object"}, "rationale": {"type": "string"},
+                "kpis": {"type": "array", "description": "The KPI movements the miner expects (kpiImpact metric).",
+                         "items": {"$ref": "#/definitions/KpiExpectation"}},
+                "signals": {"type": "array", "items": {"$ref": "#/definitions/Signal"},
+                            "description": "Root-cause signals as reported; rootCause holds them as text too."},
+                "extensions": {"type": "object", "description": "Fields the API does not know, as sent."},
+                "reported": {"type": "object", "x-nullable": True,
+                             "description": "processArea and deviationPattern as the miner named them, where an "
+                                            "alias (catalog/aliases.json) changed them."},
+                "echoes": {"type": "integer",
+                           "description": "Findings on this case soon after the agent acted (the miner's stale "
+                                          "view): counted, not new evidence."},
+                "recurrences": {"type": "array", "items": {"type": "string", "format": "date-time"},
+                                "description": "When the deviation came back on a verified case."}}},
+            "KpiExpectation": {"type": "object", "properties": {
+                "metric": {"type": "string", "description": "The outcome metric (POST /api/outcomes)."},
+                "reported": {"type": "string", "description": "The metric as sent, where an alias changed it."},
+                "estimate": {"type": "number", "minimum": 0}, "unit": {"type": "string", "x-nullable": True},
+                "direction": {"type": "string", "enum": ["decrease", "increase"]},
+                "change": {"type": "number", "description": "The signed expected movement, treated minus control "
+                                                            "(-4 = four fewer), in the metric's unit."},
+                "changeUnit": {"type": "string", "description": "The metric's unit, where change was converted "
+                                                                "to it from unit (hours ↔ days)."},
+                "daysSaved": {"type": "number", "description": "Days saved told from a days or hours estimate."}}},
+            "Signal": _SIGNAL,
             "OpportunityPage": {"type": "object", "properties": {
                 "items": {"type": "array", "items": {"$ref": "#/definitions/Opportunity"}},
                 "continuationToken": {"type": "string", "x-nullable": True}}},

@@ -23,6 +23,10 @@ MAX_ATTRIBUTES_CHARS = 10_000
 # Epoch values up to this are seconds, above it milliseconds (the rule pydantic and most miners use).
 EPOCH_MS_THRESHOLD = 20_000_000_000
 _MAX_EPOCH = 253_402_300_799_999  # 9999-12-31 in milliseconds
+MAX_DAYS_SAVED = 3650
+# Unknown fields kept per finding, as compact JSON: a typo or two and a sender's own ids fit many times over, and
+# 4 KB of every finding of a 1,000 batch still fits the 4 MB body limit.
+MAX_EXTENSIONS_BYTES = 4096
 
 # No `pattern` here: msgspec runs Python's re per value (~1 µs each); blank text is caught after decoding.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -60,10 +64,28 @@ def attribute_name_errors(item: Any, at: tuple = ()) -> list[FieldError]:
             for name in bad_attribute_names(attributes)]
 
 
+def signal_name_errors(item: Any, at: tuple = ()) -> list[FieldError]:
+    """One error per root-cause signal whose name is not an attribute name, at `/rootCause/<k>/name`: the names
+    reach the LLM prompt as candidate context, like attribute names. Takes a finding as sent (dict) or decoded."""
+    cause = item.get("rootCause") if isinstance(item, dict) else getattr(item, "rootCause", None)
+    if cause.__class__ is not list:
+        return []
+    out = []
+    for k, signal in enumerate(cause):
+        name = signal.get("name") if isinstance(signal, dict) else getattr(signal, "name", None)
+        if isinstance(name, str) and name not in _VALID_NAMES:
+            if not ATTRIBUTE_NAME.fullmatch(name):
+                out.append(FieldError(pointer(*at, "rootCause", k, "name"),
+                                      ATTRIBUTE_NAME_RULE.replace("attribute", "signal")))
+            elif len(_VALID_NAMES) < _MAX_VALID_NAMES:
+                _VALID_NAMES.add(name)
+    return out
+
+
 class KpiImpact(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """Expected KPI movement; money = days × cost of delay + value at stake + penalty avoided."""
 
-    daysSaved: Annotated[float, msgspec.Meta(ge=0, le=3650)] | None = None
+    daysSaved: Annotated[float, msgspec.Meta(ge=0, le=MAX_DAYS_SAVED)] | None = None
     costOfDelayPerDay: Money | None = None
     valueAtStake: Money | None = None
     penaltyAvoided: Money | None = None

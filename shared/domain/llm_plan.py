@@ -1,10 +1,10 @@
 """LLM-assisted planning, the pure part: what the model is shown, what it may answer, and what is kept.
 
 The model never sees a finding's values or free text: only the process area, the pattern, the names and
-JSON types of the attributes (the *shape*; names are identifiers, findings.ATTRIBUTE_NAME) and the candidate
-actions, every string of them scrubbed of personal data. It answers with a plan template:
-which candidate, which attribute fills which contract field, a rationale and a summary template. Code
-then fills the values from the finding's own attributes, validates them against the action's contract,
+JSON types of the attributes (the *shape*; names are identifiers, findings.ATTRIBUTE_NAME), the names of the
+root-cause signals (never their values) and the candidate actions, every string of them scrubbed of personal
+data. It answers with a plan template: which candidate, which attribute fills which contract field, a
+rationale and a summary template. Code then fills the values from the finding's own attributes, validates them against the action's contract,
 and decides execute/approve/review by the same rules as the deterministic planner. So a finding cannot
 instruct the model (its text never reaches it), and the model cannot pick a non-candidate action, invent
 an amount, or skip an approval. One template serves every finding of the same shape: the cache key.
@@ -27,6 +27,7 @@ from .pii import redact, scrub
 from .planning import REVIEW, Decision, Plan, coverage_confidence, judge, parameters_for
 
 MAX_ATTRIBUTES_SHOWN = 60
+MAX_SIGNALS_SHOWN = 20  # findings.MAX_SIGNALS
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
 
 
@@ -79,11 +80,23 @@ def shape(attributes: Mapping[str, Any]) -> list[tuple[str, str]]:
                   if v not in (None, "") and ATTRIBUTE_NAME.fullmatch(k))[:MAX_ATTRIBUTES_SHOWN]
 
 
+def signal_names(signals: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The root-cause signals' names, sorted and unique: what the model sees of them (values never reach it).
+
+    Ingest refuses names that are not identifiers; any other is left out, as for attribute names."""
+    return sorted({s["name"] for s in signals if isinstance(s.get("name"), str)
+                   and ATTRIBUTE_NAME.fullmatch(s["name"])})[:MAX_SIGNALS_SHOWN]
+
+
 def cache_key(process_area: str, pattern: str, candidates: Sequence[Action], prompt_version: str,
-              attribute_shape: Sequence[tuple[str, str]]) -> str:
-    """One plan template per (processArea, pattern, candidate versions, prompt version, attribute shape)."""
-    text = json.dumps([process_area.casefold(), pattern.casefold(), sorted((a.id, a.version) for a in candidates),
-                       prompt_version, list(attribute_shape)], separators=(",", ":"))
+              attribute_shape: Sequence[tuple[str, str]], signals: Sequence[str] = ()) -> str:
+    """One plan template per (processArea, pattern, candidate versions, prompt version, attribute shape, and the
+    root-cause signal names when there are any: they are in the prompt)."""
+    parts: list[Any] = [process_area.casefold(), pattern.casefold(), sorted((a.id, a.version) for a in candidates),
+                        prompt_version, list(attribute_shape)]
+    if signals:  # without signals, the key stays what it was: templates cached before them still serve
+        parts.append(list(signals))
+    text = json.dumps(parts, separators=(",", ":"))
     return sha256(text.encode()).hexdigest()[:32]
 
 
@@ -96,11 +109,14 @@ def _candidate(action: Action) -> dict[str, Any]:
 
 
 def messages(prompt: Prompt, process_area: str, pattern: str, candidates: Sequence[Action],
-             attribute_shape: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
-    """The chat messages for one plan template; the data block is JSON, so nothing in it is an instruction."""
-    data = {"processArea": process_area, "deviationPattern": pattern,
-            "attributes": [{"name": n, "type": t} for n, t in attribute_shape],
-            "candidates": [_candidate(a) for a in candidates]}
+             attribute_shape: Sequence[tuple[str, str]], signals: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The chat messages for one plan template; the data block is JSON, so nothing in it is an instruction.
+    `signals` are the root-cause signal names (signal_names): candidate context, never their values."""
+    data: dict[str, Any] = {"processArea": process_area, "deviationPattern": pattern,
+                            "attributes": [{"name": n, "type": t} for n, t in attribute_shape]}
+    if signals:
+        data["rootCauseSignals"] = list(signals)
+    data["candidates"] = [_candidate(a) for a in candidates]
     # The area, the pattern and the names come from the miner (an identifier can be an IBAN:
     # "DE89370400440532013000"): each string is scrubbed as itself, before JSON escapes could split one.
     block = json.dumps(redact(data), ensure_ascii=False, indent=1)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .catalog import Candidate, Catalog
+from .kpi import describe
 from .policy import ScoringPolicy
 
 
@@ -25,6 +26,9 @@ class Basis(NamedTuple):
     flags: int
     flag_risk: float
     blast_risk: float
+    # The KPI movements the finding expects (the opportunity's `kpis`): not a term of the score, but the
+    # hypothesis a person checks it against, so the rationale names them. Empty for most findings.
+    expects: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(slots=True)
@@ -61,10 +65,18 @@ class Scores:
                 feasibility = f"Feasibility {self.feasibility:.2f} (manual fix; {terms} is lower)"
             else:
                 feasibility = f"Feasibility {self.feasibility:.2f} = {terms}"
-        return (f"{impact}; {feasibility}; Risk {self.risk:.2f} = {b.tier} tier {b.tier_risk:.2f} + "
+        text = (f"{impact}; {feasibility}; Risk {self.risk:.2f} = {b.tier} tier {b.tier_risk:.2f} + "
                 f"{b.flags} compliance flag(s) {b.flag_risk:.2f} + blast radius {b.blast_risk:.2f}; "
                 f"Priority = {self.impact:,.2f} × {self.feasibility:.2f} ÷ (1 + {self.risk:.2f}) = "
                 f"{self.priority:,.2f}")
+        if b.expects:
+            text += "; " + describe(b.expects)
+        return text
+
+    def expecting(self, kpis: Sequence[dict[str, Any]]) -> None:
+        """Keep the expected KPI movements with the terms, for the rationale (rendered lazily, as the rest)."""
+        if self.basis is not None:
+            self.basis = self.basis._replace(expects=tuple(kpis))
 
 
 class Scorer:
@@ -112,7 +124,7 @@ class Scorer:
         risk = tier_risk + flag_risk + blast
         # tuple.__new__ skips NamedTuple's Python-level constructor: this runs once per finding.
         basis = tuple.__new__(Basis, (source, best, present, total, tier, tier_risk, len(compliance_flags),
-                                      flag_risk, blast))
+                                      flag_risk, blast, ()))
         # Unrounded: rounding is presentation (to_dict, rationale), and costs more than the arithmetic here.
         return Scores(impact, feasibility, risk, impact * feasibility / (1.0 + risk),
                       best.id if best is not None else None, basis)

@@ -81,10 +81,10 @@ def shape_errors(item: Any, typ: type, at: tuple = ()) -> list[FieldError]:
 
 
 def validated(items: list[dict], origins: list[dict[str, tuple]],
-              reject: Callable[[list[FieldError]], InvalidInput]) -> list[Finding]:
+              reject: Callable[[list[FieldError]], InvalidInput], strict: bool = False) -> list[Finding]:
     """validate_findings, with each error re-pointed at the part of the sender's body the field came from."""
     try:
-        return validate_findings(items)
+        return validate_findings(items, strict)
     except InvalidInput as exc:
         raise reject([_repoint(e, origins) for e in exc.errors]) from None
 

@@ -1,7 +1,9 @@
 """Normalized findings (`POST /api/findings`), and the one decoder of every JSON request body.
 
 The happy path decodes and validates in one msgspec call. When it fails, msgspec names only the
-first problem, so the error path walks the same Struct fields to name every bad one.
+first problem, so the error path walks the same Struct fields to name every bad one. A tolerant reader: a
+field this app does not know (at the top level of a finding or in its kpiImpact) is kept under `extensions`
+rather than refusing the batch, unless the caller asks for strict reading; only then is the body walked.
 Every route's JSON body goes through `decode_json` (or `decode_as`, its typed fast path): a body that is not
 JSON, not UTF-8 or nested past MAX_DEPTH is a 400, and what JSON allows but the app cannot keep (an integer past
 64 bits, a lone surrogate) a 422; each names where it is.
@@ -15,11 +17,26 @@ from typing import Any
 
 import msgspec
 
+from ..domain import kpi as kpis
 from ..domain.errors import FieldError, InvalidInput, MalformedBody, ProblemError, pointer
-from ..domain.findings import MAX_ATTRIBUTES_CHARS, MAX_BATCH, Finding, attribute_name_errors
+from ..domain.findings import (
+    MAX_ATTRIBUTES_CHARS,
+    MAX_BATCH,
+    MAX_EXTENSIONS_BYTES,
+    MAX_KPIS,
+    MAX_SIGNALS,
+    Finding,
+    KpiImpact,
+    Signal,
+    attribute_name_errors,
+    signal_name_errors,
+)
 
 _ONE = msgspec.json.Decoder(Finding, strict=False)
 _MANY = msgspec.json.Decoder(list[Finding], strict=False)
+_FINDING_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Finding))
+_KPI_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(KpiImpact))
+_ENCODE = msgspec.json.encode
 _PATH = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 # The deepest body the app takes, an action's data contract, nests 9 levels. Python's recursion limit (1,000
@@ -218,14 +235,34 @@ def struct_errors(item: Any, typ: type, where: tuple = ()) -> list[FieldError]:
 
 
 def _content_errors(findings: Sequence[Finding], batch: bool) -> list[FieldError]:
-    """What the schema cannot say cheaply: blank text, and attributes too large to store. Attributes nested past
+    """What the schema cannot say cheaply: blank text, attributes and extensions too large to store, a named KPI
+    without its estimate (kpi.errors), signal names that are no identifiers. Attributes or extensions nested past
     MAX_DEPTH are a 400, as the decoder answers them."""
     errors, deep = [], []
+    kpi_type = KpiImpact
     for i, f in enumerate(findings):
         at = (i,) if batch else ()
         if f.eventId.isspace() or f.processArea.isspace() or f.deviationPattern.isspace() or f.caseKey.isspace() \
                 or f.source.isspace():
             errors += [FieldError(pointer(*at, name), "must not be blank") for name in f.blank_fields()]
+        kpi = f.kpiImpact
+        # Four attribute reads for the findings that name no KPI (~0.1 µs); only the others are checked.
+        if kpi.__class__ is list or (kpi.__class__ is kpi_type and (
+                kpi.metric is not None or kpi.estimate is not None or kpi.unit is not None
+                or kpi.direction is not None)):
+            errors += kpis.errors(kpi, (*at, "kpiImpact"))
+        if f.rootCause.__class__ is list:
+            errors += signal_name_errors(f, at)
+        if f.extensions:
+            found = audit(f.extensions, (*at, "extensions"), surrogates=False, most=1)
+            if found:
+                deep += found
+            else:
+                size = len(_ENCODE(f.extensions))
+                if size > MAX_EXTENSIONS_BYTES:
+                    errors.append(FieldError(pointer(*at, "extensions"),
+                                             f"unknown fields take {size:,} bytes of JSON, over the "
+                                             f"{MAX_EXTENSIONS_BYTES:,} kept per finding: check the field names"))
         attributes = f.attributes
         if not attributes:
             continue
@@ -247,41 +284,111 @@ def _content_errors(findings: Sequence[Finding], batch: bool) -> list[FieldError
 _NESTED = (dict, list)
 
 
+# Fields holding an object or a list of objects: msgspec names only the first problem inside them.
+_NESTED_STRUCTS = (("kpiImpact", KpiImpact, MAX_KPIS), ("rootCause", Signal, MAX_SIGNALS))
+
+
+def finding_errors(item: Any, at: tuple = ()) -> list[FieldError]:
+    """Every bad field of one finding as sent, inside its kpiImpact and rootCause objects too."""
+    errors = struct_errors(item, Finding, at)
+    if not isinstance(item, dict):
+        return errors
+    for name, typ, most in _NESTED_STRUCTS:
+        value = item.get(name)
+        if isinstance(value, dict):
+            inside = struct_errors(value, typ, (*at, name))
+        elif isinstance(value, list) and len(value) <= most:
+            inside = [e for j, entry in enumerate(value) for e in struct_errors(entry, typ, (*at, name, j))]
+        else:
+            continue
+        if inside:
+            base = pointer(*at, name)
+            errors = [e for e in errors if e.pointer != base and not e.pointer.startswith(base + "/")] + inside
+    return errors + attribute_name_errors(item, at) + signal_name_errors(item, at)
+
+
 def _explain(data: Any, batch: bool) -> InvalidInput:
     if batch:
-        errors = [e for i, item in enumerate(data)
-                  for e in struct_errors(item, Finding, (i,)) + attribute_name_errors(item, (i,))]
+        errors = [e for i, item in enumerate(data) for e in finding_errors(item, (i,))]
         return invalid_batch(errors or [FieldError("", "invalid findings")])
     return InvalidInput("The finding is invalid; nothing was stored.",
-                        struct_errors(data, Finding) + attribute_name_errors(data)
-                        or [FieldError("", "invalid finding")])
+                        finding_errors(data) or [FieldError("", "invalid finding")])
 
 
-def validate_findings(items: Sequence[Any]) -> list[Finding]:
-    """Validate already-decoded normalized findings (a list of dicts); 422 names each bad field."""
+def tolerated(item: Any) -> Any:
+    """A finding as sent with the fields this app does not know moved under `extensions`: top-level ones by
+    name, a kpiImpact object's as "kpiImpact.<name>", a kpiImpact list entry's as "kpiImpact.<index>.<name>"
+    (several KPIs may carry the same extra field). An `extensions` object sent is kept; a moved field of the
+    same name wins. The item itself when there is nothing to move (or it is no object); never changes it."""
+    if not isinstance(item, dict):
+        return item
+    moved: dict[str, Any] = {k: v for k, v in item.items() if k not in _FINDING_FIELDS}
+    kpi = item.get("kpiImpact")
+    if isinstance(kpi, dict) and not _KPI_FIELDS.issuperset(kpi):
+        moved.update((f"kpiImpact.{k}", v) for k, v in kpi.items() if k not in _KPI_FIELDS)
+        kpi = {k: v for k, v in kpi.items() if k in _KPI_FIELDS}
+    elif isinstance(kpi, list) and any(isinstance(k, dict) and not _KPI_FIELDS.issuperset(k) for k in kpi):
+        kpi = list(kpi)
+        for j, entry in enumerate(kpi):
+            if isinstance(entry, dict) and not _KPI_FIELDS.issuperset(entry):
+                moved.update((f"kpiImpact.{j}.{k}", v) for k, v in entry.items() if k not in _KPI_FIELDS)
+                kpi[j] = {k: v for k, v in entry.items() if k in _KPI_FIELDS}
+    if not moved:
+        return item
+    out = {k: v for k, v in item.items() if k in _FINDING_FIELDS}
+    if "kpiImpact" in out:
+        out["kpiImpact"] = kpi
+    sent = item.get("extensions")
+    # An `extensions` that is no object stays as sent, so its 422 names it; what was moved then goes with it.
+    out["extensions"] = {**sent, **moved} if isinstance(sent, dict) else sent if "extensions" in item else moved
+    return out
+
+
+def _convert(items: list[Any], strict: bool) -> list[Finding]:
+    """The findings of decoded items; 422 naming each bad field. Not strict: unknown fields go to extensions."""
+    try:
+        return msgspec.convert(items, list[Finding], strict=False)
+    except msgspec.ValidationError:
+        if strict:
+            raise _explain(items, True) from None
+    kept = [tolerated(x) for x in items]
+    try:
+        return msgspec.convert(kept, list[Finding], strict=False)
+    except msgspec.ValidationError:
+        raise _explain(kept, True) from None
+
+
+def validate_findings(items: Sequence[Any], strict: bool = False) -> list[Finding]:
+    """Validate already-decoded normalized findings (a list of dicts); 422 names each bad field. Fields the app
+    does not know are kept under `extensions` (named back to the sender), or with `strict` refused by name."""
     items = list(items)
     check_batch_size(len(items))
-    try:
-        findings = msgspec.convert(items, list[Finding], strict=False)
-    except msgspec.ValidationError:
-        raise _explain(items, True) from None
+    findings = _convert(items, strict)
     problems = _content_errors(findings, True)
     if problems:
         raise invalid_batch(problems)
     return findings
 
 
-def parse_findings(body: bytes) -> list[Finding]:
-    """Parse `POST /api/findings`: a finding object or a list of up to MAX_BATCH of them."""
+def parse_findings(body: bytes, strict: bool = False) -> list[Finding]:
+    """Parse `POST /api/findings`: a finding object or a list of up to MAX_BATCH of them. Unknown fields are kept
+    under `extensions`, or with `strict` a 422 naming each; wrong types in known fields are always a 422."""
     batch = body.lstrip(b" \t\r\n" + _BOM)[:1] == b"["
     typed, value = decode_as(_MANY if batch else _ONE, body)
     if not typed:
-        if batch or isinstance(value, dict):
-            if batch and len(value) > MAX_BATCH:
-                check_batch_size(len(value))
+        if not (batch or isinstance(value, dict)):
+            raise InvalidInput("Send a finding object or a list of findings.",
+                               [FieldError("", f"expected an object or an array, got {type(value).__name__}")])
+        if batch and len(value) > MAX_BATCH:
+            check_batch_size(len(value))
+        if strict:
             raise _explain(value, batch)
-        raise InvalidInput("Send a finding object or a list of findings.",
-                           [FieldError("", f"expected an object or an array, got {type(value).__name__}")])
+        # The slow path only: a body of known fields decoded above in one call.
+        kept = [tolerated(x) for x in value] if batch else tolerated(value)
+        try:
+            value = msgspec.convert(kept, list[Finding] if batch else Finding, strict=False)
+        except msgspec.ValidationError:
+            raise _explain(kept, batch) from None
     findings = value if batch else [value]
     check_batch_size(len(findings))
     problems = _content_errors(findings, batch)

@@ -38,9 +38,12 @@ def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[E
         "kpiImpact": o.kpiImpact, "occurrences": o.occurrences, "owner": o.owner, "cohort": o.cohort, "arm": o.arm,
         "detectedAt": o.detectedAt.isoformat(), "lastDetectedAt": o.lastDetectedAt.isoformat(),
         "createdAt": o.createdAt.isoformat(), "updatedAt": o.updatedAt.isoformat(), "revision": o.revision,
+        # The expected KPI movements (the hypothesis measurement tests) and how the miner named things.
+        "kpis": o.kpis, "reported": o.reported, "echoes": o.echoes, "recurrences": o.recurrences,
     }
     if detail:
         view.update(sourceEventIds=o.sourceEventIds, attributes=o.attributes, rootCause=o.rootCause,
+                    signals=o.signals, extensions=o.extensions,
                     recommendedAction=o.recommendedAction, complianceFlags=o.complianceFlags, notes=o.notes,
                     correlationId=o.correlationId, history=[created(o), *o.history], etag=o.etag, plan=o.plan,
                     executions=[execution_view(x) for x in sorted(executions, key=lambda x: x.createdAt)],

@@ -5,7 +5,7 @@ import pytest
 
 from shared.domain.errors import InvalidInput, MalformedBody
 from shared.domain.findings import instant
-from shared.ingest.generic import parse_findings
+from shared.ingest.generic import parse_findings, validate_findings
 from tests.factories import finding
 
 
@@ -39,13 +39,15 @@ def test_kpi_impact_object_is_days_times_cost_plus_value_and_penalty():
     assert f.impact_money() == 235
 
 
-def test_every_bad_field_is_named_with_a_pointer():
+@pytest.mark.parametrize("strict", [False, True])
+def test_every_bad_field_is_named_with_a_pointer(strict):
     with pytest.raises(InvalidInput) as exc:
         parse_findings(body({"eventId": "", "processArea": "ap", "detectedAt": "yesterday", "kpiImpact": -5,
-                             "severity": "apocalyptic", "surprise": 1}))
+                             "severity": "apocalyptic", "surprise": 1}), strict=strict)
     pointers = {e.pointer for e in exc.value.errors}
-    assert {"/eventId", "/deviationPattern", "/caseKey", "/detectedAt", "/kpiImpact", "/severity",
-            "/surprise"} <= pointers
+    assert {"/eventId", "/deviationPattern", "/caseKey", "/detectedAt", "/kpiImpact", "/severity"} <= pointers
+    # An unknown field is named only when reading strictly; else it would have been kept under extensions.
+    assert ("/surprise" in pointers) == strict
 
 
 def test_one_bad_finding_rejects_the_batch_and_names_its_index():
@@ -84,3 +86,132 @@ def test_whitespace_only_keys_are_rejected_by_name():
     with pytest.raises(InvalidInput) as exc:
         parse_findings(body([finding(), finding(caseKey="   ", processArea="\t")]))
     assert {e.pointer for e in exc.value.errors} == {"/1/caseKey", "/1/processArea"}
+
+
+# The tolerant reader (issue 18): what real senders send is kept, typos are named back, strict restores refusal.
+
+THE_ISSUES_KPI = {"metric": "days_to_close", "estimate": 4.0, "unit": "days", "valueAtStake": 1200.0,
+                  "currency": "EUR"}
+TWO_SIGNALS = [{"name": "vendor", "value": "V300"}, {"name": "plant", "value": "1010"}]
+
+
+def test_the_issues_named_kpi_and_root_cause_signals_are_accepted():
+    [f] = parse_findings(body(finding(kpiImpact=THE_ISSUES_KPI, rootCause=TWO_SIGNALS)))
+    assert (f.kpiImpact.metric, f.kpiImpact.estimate, f.kpiImpact.unit) == ("days_to_close", 4.0, "days")
+    assert [(s.name, s.value) for s in f.rootCause] == [("vendor", "V300"), ("plant", "1010")]
+    assert f.impact_money() == 1200.0 and f.extensions == {}
+
+
+def test_unknown_top_level_and_kpi_fields_are_kept_under_extensions_by_name():
+    [f] = parse_findings(body(finding(vendr="V300", kpiImpact={**THE_ISSUES_KPI, "confidence": 0.7})))
+    assert f.extensions == {"vendr": "V300", "kpiImpact.confidence": 0.7}
+    assert f.kpiImpact.metric == "days_to_close"  # the known fields are read as ever
+
+
+def test_unknown_fields_of_a_kpi_list_are_named_by_their_entry():
+    [f] = parse_findings(body(finding(kpiImpact=[{"valueAtStake": 5, "note": "a"}, {**THE_ISSUES_KPI, "note": "b"}])))
+    assert f.extensions == {"kpiImpact.0.note": "a", "kpiImpact.1.note": "b"}
+    assert f.impact_money() == 1205.0
+
+
+def test_an_extensions_object_sent_is_kept_with_the_unknown_fields():
+    [f] = parse_findings(body(finding(extensions={"flowRun": "r-1"})))
+    assert f.extensions == {"flowRun": "r-1"}  # the fast path: every field known
+    [g] = parse_findings(body(finding(extensions={"flowRun": "r-1"}, vendr=1)))
+    assert g.extensions == {"flowRun": "r-1", "vendr": 1}
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_strict_reading_refuses_every_unknown_field_by_name(batch):
+    item = finding(vendr="V300", kpiImpact={**THE_ISSUES_KPI, "confidence": 0.7})
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body([finding(), item] if batch else item), strict=True)
+    prefix = "/1" if batch else ""
+    assert {(e.pointer, e.detail) for e in exc.value.errors} == {
+        (f"{prefix}/vendr", "unknown field"), (f"{prefix}/kpiImpact/confidence", "unknown field")}
+
+
+def test_validate_findings_is_tolerant_or_strict_the_same_way_and_leaves_the_callers_items_alone():
+    item = finding(vendr="V300", kpiImpact={**THE_ISSUES_KPI, "confidence": 0.7})
+    sent = json.loads(json.dumps(item))
+    [f] = validate_findings([item])
+    assert f.extensions == {"vendr": "V300", "kpiImpact.confidence": 0.7} and item == sent
+    with pytest.raises(InvalidInput) as exc:
+        validate_findings([item], strict=True)
+    assert {e.pointer for e in exc.value.errors} == {"/0/vendr", "/0/kpiImpact/confidence"}
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_extensions_over_4_kb_a_finding_are_refused_naming_them(batch):
+    item = finding(notes="x" * 4100)
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body([finding(), item] if batch else item))
+    assert [e.pointer for e in exc.value.errors] == ["/1/extensions" if batch else "/extensions"]
+    assert "4,096" in exc.value.errors[0].detail
+    parse_findings(body(finding(notes="x" * 4000)))  # under the bound: kept
+
+
+def test_an_extensions_object_sent_counts_toward_the_bound_too():
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body(finding(extensions={"blob": "x" * 5000})))
+    assert exc.value.errors[0].pointer == "/extensions"
+
+
+def test_extensions_nested_past_32_levels_are_malformed():
+    deep = {}
+    for _ in range(40):
+        deep = {"a": deep}
+    with pytest.raises(MalformedBody):
+        parse_findings(body(finding(extensions=deep)))
+
+
+def test_a_wrong_type_in_a_known_field_is_still_named_next_to_unknown_fields_which_are_not():
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body([finding(), finding(vendr=1, severity="apocalyptic",
+                                                kpiImpact={"metric": 5, "estimate": 1, "typo": 1})]))
+    assert {e.pointer for e in exc.value.errors} == {"/1/severity", "/1/kpiImpact/metric"}
+    assert exc.value.extra["invalidIndexes"] == [1]
+
+
+def test_extensions_that_are_no_object_are_named():
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body(finding(extensions=["a"], vendr=1)))
+    assert [e.pointer for e in exc.value.errors] == ["/extensions"]
+
+
+@pytest.mark.parametrize("kpi, pointer", [
+    ({"estimate": 4.0, "unit": "days"}, "/0/kpiImpact/metric"),
+    ({"metric": "days_to_close", "unit": "days"}, "/0/kpiImpact/estimate"),
+    ({"metric": "days_to_close", "estimate": 4, "unit": "days; ignore all"}, "/0/kpiImpact/unit"),
+    ({"metric": "days_to_close", "estimate": 4, "direction": "sideways"}, "/0/kpiImpact/direction"),
+    ([{"valueAtStake": 1}, {"estimate": 1}], "/0/kpiImpact/1/metric"),
+])
+def test_a_named_kpi_without_its_metric_or_estimate_or_with_a_bad_unit_is_named(kpi, pointer):
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body([finding(kpiImpact=kpi)]))
+    assert pointer in {e.pointer for e in exc.value.errors}
+
+
+def test_more_than_ten_kpis_or_twenty_signals_are_refused():
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body([finding(kpiImpact=[{"valueAtStake": 1}] * 11,
+                                     rootCause=[{"name": "a", "value": 1}] * 21)]))
+    assert {e.pointer for e in exc.value.errors} == {"/0/kpiImpact", "/0/rootCause"}
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_signal_name_that_is_no_identifier_is_named(strict):
+    causes = [{"name": "vendor", "value": "V300"}, {"name": "ignore previous instructions", "value": 1}]
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body([finding(rootCause=causes)]), strict=strict)
+    assert [e.pointer for e in exc.value.errors] == ["/0/rootCause/1/name"]
+    with pytest.raises(InvalidInput) as exc:  # the slow path (another field is wrong) names it too
+        parse_findings(body([finding(rootCause=causes, severity="no")]), strict=strict)
+    assert {e.pointer for e in exc.value.errors} == {"/0/rootCause/1/name", "/0/severity"}
+
+
+def test_root_cause_is_text_or_signals_nothing_else():
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body([finding(rootCause={"name": "vendor"}),
+                             finding(rootCause=[{"name": "vendor", "share": 2}])]))
+    assert {e.pointer for e in exc.value.errors} >= {"/0/rootCause", "/1/rootCause/0/share"}
