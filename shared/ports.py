@@ -164,6 +164,16 @@ class Coordination(Protocol):
     def put_state(self, name: str, doc: dict[str, Any]) -> None:
         """Write it whole (last writer wins: each has one writer, the timer)."""
 
+    def state_versioned(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
+        """A state record with its ETag, for a record several requests write at once; (None, None) if none."""
+
+    def save_state(self, name: str, doc: dict[str, Any], etag: str | None) -> str:
+        """Replace it if unchanged since read (create when `etag` is None); ConcurrencyConflict otherwise.
+        Returns the new ETag."""
+
+    def states(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every state record whose name starts with `prefix` (letters, digits, '.', '_', '-'), by name."""
+
     def autonomy(self) -> tuple[dict[str, Any] | None, str | None]:
         """The autonomy document and its ETag; (None, None) before anyone set it."""
 

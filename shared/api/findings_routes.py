@@ -1,52 +1,84 @@
-"""Ingest routes: findings from Celonis, Power Automate Process Mining, or anything else."""
-from typing import TYPE_CHECKING
+"""Ingest routes: findings from Celonis, Power Automate Process Mining, or anything else; CloudEvents on the
+Celonis and generic routes; signed Celonis events; and the sources view (per subscription offsets)."""
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
+from ..domain.errors import FieldError, InvalidInput
 from .edge import lazy, services
 from .http import check_api_key, endpoint, json_response, read_body, require_media_type
 
 if TYPE_CHECKING:
-    from ..ingest import celonis, generic, process_mining
-    from ..services import ingest
+    from ..ingest import celonis, cloudevents, generic, process_mining, signing
+    from ..services import ingest, sources
 else:
     celonis, generic = lazy("shared.ingest.celonis"), lazy("shared.ingest.generic")
     process_mining, ingest = lazy("shared.ingest.process_mining"), lazy("shared.services.ingest")
+    cloudevents, signing = lazy("shared.ingest.cloudevents"), lazy("shared.ingest.signing")
+    sources = lazy("shared.services.sources")
 
 bp = func.Blueprint()
 
 
+def _strict(params: dict[str, str], source: str, strict_sources: Any) -> bool:
+    """`?strict=true` or the route's source in INGEST_STRICT_SOURCES: unknown fields refused, not kept."""
+    asked = params.pop("strict", None)
+    if asked is not None and asked.strip().lower() not in ("true", "false"):
+        raise InvalidInput("strict is true or false.", [FieldError("?strict", "expected true or false")])
+    return (asked or "").strip().lower() == "true" or source in strict_sources
+
+
 def _accept(req: func.HttpRequest, cid: str, source: str) -> func.HttpResponse:
     svc = services()
-    check_api_key(req, svc.settings.ingest_api_key)
+    settings = svc.settings
+    check_api_key(req, settings.ingest_api_key)
     kinds = ("application/json", "text/csv") if source == "process-mining" else ("application/json",)
     kind = require_media_type(req, kinds)
-    body = read_body(req, svc.settings.max_body_bytes)
+    body = read_body(req, settings.max_body_bytes)
+    secret = settings.celonis_signing_secret if source == "celonis" else ""
+    if secret:  # on the raw bytes, before anything is parsed
+        signing.verify(secret, body, req.headers.get(signing.SIGNATURE_HEADER), req.headers.get(signing.SECRET_HEADER))
     params = dict(req.params)
-    skipped = 0
-    if source == "celonis":
-        result = celonis.normalize(body, params)
-        findings, skipped = result.findings, result.skipped
+    strict = _strict(params, source, settings.strict_sources)
+    skipped, deliveries, times = 0, [], []
+    now = svc.clock.now()
+    read = None if source == "process-mining" else cloudevents.read(kind, req.headers.get, body)
+    if read is not None:
+        events, batch = read
+        times = [(e.time, e.where("time")) for e in events if e.time is not None]
+        if source == "celonis":
+            received = celonis.from_events(events, batch, params, now, strict)
+            findings, deliveries = received.findings, received.deliveries
+        else:
+            findings = cloudevents.findings(events, batch, source, now, strict)
+    elif source == "celonis":
+        received = celonis.normalize(body, params, strict)
+        findings, skipped, deliveries = received.findings, received.skipped, received.deliveries
     elif source == "process-mining":
         result = process_mining.normalize(body, kind, params)
         findings, skipped = result.findings, result.skipped
     else:
-        findings = generic.parse_findings(body)
+        findings = generic.parse_findings(body, strict)
+    if secret:
+        sources.refuse_replays(svc, times, deliveries, now)
     report = ingest.ingest(svc, findings, cid, skipped)
+    if deliveries:  # after the findings are stored: a refused batch advances no offset
+        sources.record(svc, source, deliveries, cid)
     return json_response(report.to_dict(), 202, cid)
 
 
 @bp.route(route="findings", methods=["POST"])
 @endpoint
 def ingest_findings(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Normalized findings, one object or a list of up to 1,000."""
+    """Normalized findings, one object or a list of up to 1,000; or CloudEvents carrying them."""
     return _accept(req, cid, "generic")
 
 
 @bp.route(route="findings/celonis", methods=["POST"])
 @endpoint
 def ingest_celonis(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """A Celonis event-subscription callback or Action Flow body."""
+    """A Celonis event-subscription callback or Action Flow body, or CloudEvents (Orchestration Engine) carrying
+    either; signed when CELONIS_SIGNING_SECRET is set."""
     return _accept(req, cid, "celonis")
 
 
@@ -55,3 +87,10 @@ def ingest_celonis(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 def ingest_process_mining(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """The Process Mining connector's refresh trigger body (JSON) or a designer CSV export."""
     return _accept(req, cid, "process-mining")
+
+
+@bp.route(route="sources", methods=["GET"])
+@endpoint
+def get_sources(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """Per Celonis subscription: the highest offset, the last event's time, offsets that never arrived."""
+    return json_response(sources.view(services()), 200, cid)

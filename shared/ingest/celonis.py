@@ -2,23 +2,29 @@
 
 A body is one subscription event or a list of them. A body without `event` is normalized findings, as a Celonis
 Action Flow posts them, parsed as `POST /api/findings`. What each trigger means lives in mappings/celonis.json;
-the callback URI's `processArea` and `deviationPattern` query parameters win over it.
+the callback URI's `processArea` and `deviationPattern` query parameters win over it. The same bodies may come as
+the data of CloudEvents (cloudevents.py; an Orchestration Engine event's data holds finding fields): `from_events`.
+Each subscription event's offset and creation time are handed back (`deliveries`) for services/sources.py.
 """
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 
 from ..domain.errors import FieldError, InvalidInput, pointer
-from ..domain.findings import ATTRIBUTE_NAME, ATTRIBUTE_NAME_RULE, MAX_BATCH, Epoch
+from ..domain.findings import ATTRIBUTE_NAME, ATTRIBUTE_NAME_RULE, MAX_BATCH, Epoch, instant
+from ..domain.offsets import Delivery
+from . import cloudevents
+from .cloudevents import Event, Place
 from .common import Normalized, iso, number, query_name, shape_errors, shown, validated, when
 from .generic import check_batch_size, decode_as, invalid_batch, parse_findings
 
@@ -69,14 +75,22 @@ class _Settings:
     names: dict[str, str]  # field id → attribute name, filled as ids are seen
 
 
-def normalize(body: bytes, params: Mapping[str, str]) -> Normalized:
-    """Findings from Celonis subscription events (one or a list), or normalized findings from an Action Flow."""
+@dataclass
+class Received(Normalized):
+    """The findings of one request, and the subscription events they came in (offset, creation time each)."""
+
+    deliveries: list[Delivery] = dataclass_field(default_factory=list)
+
+
+def normalize(body: bytes, params: Mapping[str, str], strict: bool = False) -> Received:
+    """Findings from Celonis subscription events (one or a list), or normalized findings from an Action Flow
+    (`strict`: unknown fields refused by name rather than kept under `extensions`)."""
     batch = body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
     typed, value = decode_as(_MANY if batch else _ONE, body)
     if not typed:
         sent = value if isinstance(value, list) else [value]
-        if not any(isinstance(x, dict) and _ENVELOPE_KEYS & x.keys() for x in sent):
-            return Normalized(parse_findings(body))
+        if not _envelopes_in(value):
+            return Received(parse_findings(body, strict=strict))
         if len(sent) > MAX_BATCH:
             check_batch_size(len(sent))
         shapes = [e for k, x in enumerate(sent) for e in shape_errors(x, _Envelope, (k,) if batch else ())]
@@ -84,21 +98,102 @@ def normalize(body: bytes, params: Mapping[str, str]) -> Normalized:
     envelopes = value if batch else [value]
     check_batch_size(len(envelopes))
     errors: list[FieldError] = []
-    given = {key: query_name(params, key, errors) for key in ("processArea", "deviationPattern") if key in params}
+    given = _given(params, errors)
     triggers: dict[str, _Trigger] = {}
     items: list[dict[str, Any]] = []
-    origins: list[dict[str, tuple]] = []
+    origins: list[dict[str, Any]] = []
+    deliveries = []
     for k, envelope in enumerate(envelopes):
-        trigger = triggers.get(envelope.triggerId)
-        if trigger is None:
-            trigger = triggers[envelope.triggerId] = _trigger(envelope.triggerId, given, errors)
-        _finding(envelope, (k,) if batch else (), *trigger, items, origins, errors)
-    if errors:
-        if all(e.pointer.startswith("?") for e in errors):
-            raise InvalidInput("The query parameters or the mapping leave findings incomplete; nothing was stored.",
-                               errors)
-        raise invalid_batch(errors)
-    return Normalized(validated(items, origins, invalid_batch))
+        at = (k,) if batch else ()
+        _finding(envelope, at, *_cached_trigger(triggers, envelope.triggerId, given, errors), items, origins, errors)
+        deliveries.append(_delivery(envelope, at))
+    _refuse(errors)
+    return Received(validated(items, origins, invalid_batch), deliveries=deliveries)
+
+
+def from_events(events: Sequence[Event], batch: bool, params: Mapping[str, str], now: datetime,
+                strict: bool = False) -> Received:
+    """Findings from the data of CloudEvents: subscription envelopes as `normalize` takes them, or finding fields
+    (an Orchestration Engine event, an Action Flow) completed from the event (cloudevents.items_of), the query's
+    processArea and deviationPattern, then the mapping's `cloudEventTypes` entry for the event's type."""
+    errors: list[FieldError] = []
+    given = _given(params, errors)
+    triggers: dict[str, _Trigger] = {}
+    items: list[Any] = []
+    places: list[Place] = []
+    deliveries: list[Delivery] = []
+    for event in events:
+        if not _envelopes_in(event.data):
+            more, where, wrong = cloudevents.items_of(event, SOURCE, now, partial(_fill, given))
+            items += more
+            places += where
+            errors += wrong
+            continue
+        many = isinstance(event.data, list)
+        for j, sent in enumerate(event.data if many else [event.data]):
+            at = (*event.data_at, j) if many else event.data_at
+            try:
+                envelope = msgspec.convert(sent, _Envelope, strict=False)
+            except msgspec.ValidationError:
+                errors += shape_errors(sent, _Envelope, at) or [FieldError(pointer(*at), "invalid Celonis event")]
+                continue
+            origins: list[dict[str, Any]] = []
+            _finding(envelope, at, *_cached_trigger(triggers, envelope.triggerId, given, errors), items, origins,
+                     errors)
+            deliveries.append(_delivery(envelope, at))
+            if origins:  # the event's id + source identify what it carries, as for any CloudEvent
+                items[-1]["eventId"] = cloudevents.event_id(event.source, event.id, j if many else None)
+                origins[0]["eventId"] = event.where("id")
+                places.append(Place(at, origins=origins[0]))
+    _refuse(errors)
+    return Received(cloudevents.validate(items, places, batch, strict), deliveries=deliveries)
+
+
+def _envelopes_in(value: Any) -> bool:
+    sent = value if isinstance(value, list) else [value]
+    return any(isinstance(x, dict) and _ENVELOPE_KEYS & x.keys() for x in sent)
+
+
+def _given(params: Mapping[str, str], errors: list[FieldError]) -> dict[str, str | None]:
+    return {key: query_name(params, key, errors) for key in ("processArea", "deviationPattern") if key in params}
+
+
+def _cached_trigger(triggers: dict[str, _Trigger], trigger_id: str, given: dict[str, str | None],
+                    errors: list[FieldError]) -> _Trigger:
+    trigger = triggers.get(trigger_id)
+    if trigger is None:
+        trigger = triggers[trigger_id] = _trigger(trigger_id, given, errors)
+    return trigger
+
+
+def _delivery(envelope: _Envelope, at: tuple) -> Delivery:
+    return Delivery(envelope.subscriberId, envelope.offset, instant(envelope.creationDate),
+                    pointer(*at, "creationDate"))
+
+
+def _refuse(errors: list[FieldError]) -> None:
+    if not errors:
+        return
+    if all(e.pointer.startswith("?") for e in errors):
+        raise InvalidInput("The query parameters or the mapping leave findings incomplete; nothing was stored.",
+                           errors)
+    raise invalid_batch(errors)
+
+
+def _fill(given: dict[str, str | None], event: Event, item: dict[str, Any], place: Place) -> None:
+    """processArea and deviationPattern of an event's finding: its data's, else the query's, else the mapping's
+    entry for the event's type (`cloudEventTypes`)."""
+    mapped = (_mapping().get("cloudEventTypes") or {}).get(event.type) or {}
+    for key in ("processArea", "deviationPattern"):
+        if key in item:
+            continue
+        if given.get(key):
+            item[key], place.filled[key] = given[key], f"?{key}"
+        elif mapped.get(key):
+            item[key], place.filled[key] = mapped[key], event.where("type")
+        else:
+            place.hints[key] = (f"send {key} in the event's data or the query (?{key}=), or map the event type "
+                                f"{event.type!r} under cloudEventTypes in shared/ingest/mappings/celonis.json")
 
 
 @lru_cache(maxsize=4096)
@@ -222,8 +317,9 @@ def _finding(envelope: _Envelope, at: tuple, s: _Settings, area: str | None, pat
             "processArea": area, "deviationPattern": pattern, "caseKey": case_key,
             "detectedAt": envelope.creationDate, "attributes": attributes, "severity": severity,
             "rootCause": None if cause is None else str(cause)}
-    # Without an amount or a duration the object would claim an impact of 0, hiding the severity estimate.
-    if "daysSaved" in kpi or "valueAtStake" in kpi or "penaltyAvoided" in kpi:
+    # Without an amount, a duration or a named KPI's estimate the object would claim an impact of 0, hiding the
+    # severity estimate.
+    if "daysSaved" in kpi or "valueAtStake" in kpi or "penaltyAvoided" in kpi or "estimate" in kpi:
         item["kpiImpact"] = kpi
     items.append(item)
     origins.append(origin)

@@ -195,6 +195,34 @@ def test_kpi_impact_comes_from_mapped_fields_and_constants(mapping):
     assert without_amounts.kpiImpact is None
 
 
+def test_a_named_kpi_estimate_alone_is_sent_as_the_kpi_impact(mapping):
+    mapping({"default": {**AP, "kpiImpact": {"metric": {"value": "days_to_close"}, "estimate": "DAYS_LATE",
+                                             "unit": {"value": "days"}}}})
+    fields = [field("INVOICE_ID", "INV-1", ident=True), field("DAYS_LATE", "4", "FLOAT")]
+    f = celonis.normalize(json.dumps(event(fields=fields)).encode(), {}).findings[0]
+    assert (f.kpiImpact.metric, f.kpiImpact.estimate, f.kpiImpact.unit) == ("days_to_close", 4.0, "days")
+    # A metric named by a constant, with no estimate in the event, claims nothing.
+    assert celonis.normalize(json.dumps(event()).encode(), {}).findings[0].kpiImpact is None
+
+
+def test_each_subscription_event_is_handed_back_with_its_offset_and_creation_time():
+    received = normalize([event(41), event(43, offset=None)])
+    assert [(d.subscription, d.offset, d.where) for d in received.deliveries] == [
+        ("sub-1", 41, "/0/creationDate"), ("sub-1", None, "/1/creationDate")]
+    assert received.deliveries[0].at == instant(1763600000000)
+    assert normalize({"eventId": "af-1", "processArea": "ap", "deviationPattern": "late", "caseKey": "C",
+                      "detectedAt": "2026-11-19T08:30:00Z"}).deliveries == []
+
+
+def test_strict_reading_refuses_an_action_flow_typo_the_tolerant_one_keeps():
+    sent = {"eventId": "af-1", "processArea": "ap", "deviationPattern": "late", "caseKey": "INV-1",
+            "detectedAt": "2026-11-19T08:30:00Z", "severty": "high"}
+    assert celonis.normalize(json.dumps(sent).encode(), {}).findings[0].extensions == {"severty": "high"}
+    with pytest.raises(InvalidInput) as exc:
+        celonis.normalize(json.dumps(sent).encode(), {}, strict=True)
+    assert [e.pointer for e in exc.value.errors] == ["/severty"]
+
+
 def test_impact_out_of_range_points_at_the_field_it_came_from(mapping):
     mapping({"default": {**AP, "kpiImpact": {"valueAtStake": "AMOUNT"}}})
     fields = [field("INVOICE_ID", "INV-1", ident=True), field("AMOUNT", "-5", "FLOAT")]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ class MemoryStore:
         self._limits: dict[str, Log] = {}
         self._autonomy: tuple[dict[str, Any], str] | None = None
         self._state: dict[str, dict[str, Any]] = {}
+        self._state_etags: dict[str, str] = {}
         self._approvals: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
         self._outcomes: dict[str, Outcome] = {}
         self._telemetry: list[tuple[str, datetime, dict[str, Any]]] = []
@@ -232,7 +234,27 @@ class MemoryStore:
         return dict(found) if found else None
 
     def put_state(self, name: str, doc: dict[str, Any]) -> None:
-        self._state[name] = dict(doc)
+        with self._lock:
+            self._state[name] = dict(doc)
+            self._state_etags[name] = f'W/"{next(self._etags)}"'
+
+    def state_versioned(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
+        with self._lock:
+            found = self._state.get(name)
+            return (json.loads(json.dumps(found)), self._state_etags[name]) if found is not None else (None, None)
+
+    def save_state(self, name: str, doc: dict[str, Any], etag: str | None) -> str:
+        with self._lock:
+            if self._state_etags.get(name) != etag:
+                raise ConcurrencyConflict(f"state {name} changed meanwhile")
+            self._state[name] = json.loads(json.dumps(doc, default=str))  # stored as Tables stores it: JSON
+            new = self._state_etags[name] = f'W/"{next(self._etags)}"'
+            return new
+
+    def states(self, prefix: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {name: json.loads(json.dumps(doc)) for name, doc in sorted(self._state.items())
+                    if name.startswith(prefix)}
 
     def autonomy(self) -> tuple[dict[str, Any] | None, str | None]:
         return (dict(self._autonomy[0]), self._autonomy[1]) if self._autonomy else (None, None)

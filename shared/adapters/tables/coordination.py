@@ -7,6 +7,7 @@ cost grows with a table's size (shards.py).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -19,6 +20,7 @@ from . import limits as tables_limits
 from . import query as tables_query
 from . import shards as tables_shards
 
+_PREFIX = re.compile(r"[A-Za-z0-9._-]{1,100}")
 # At most 50 requests (two rules each) per round, so one transaction carries all of its writes.
 _REQUESTS_PER_ROUND = 50
 
@@ -40,6 +42,35 @@ class TablesCoordination:
         self._prepared.ensure()
         tables_batch.submit(self._state, [tables_batch.Operation("upsert", {
             "PartitionKey": "state", "RowKey": name, "rowType": "state", "doc": json.dumps(doc, default=str)})])
+
+    def state_versioned(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
+        self._prepared.ensure()
+        where = tables_query.bind("PartitionKey eq 'state' and RowKey eq @name", {"name": name})
+        row = next(iter(tables_query.query(self._state, where)), None)
+        return (json.loads(row["doc"]), row["etag"]) if row else (None, None)
+
+    def save_state(self, name: str, doc: dict[str, Any], etag: str | None) -> str:
+        self._prepared.ensure()
+        entity = {"PartitionKey": "state", "RowKey": name, "rowType": "state", "doc": json.dumps(doc, default=str)}
+        try:
+            [new] = tables_batch.submit(self._state, [tables_batch.Operation("replace" if etag else "create",
+                                                                             entity, etag)])
+        except tables_batch.TransactionFailed as exc:
+            if exc.status in (404, 409, 412):  # 404: replaced a row deleted meanwhile
+                raise ConcurrencyConflict(f"state {name} changed meanwhile") from exc
+            raise
+        return new or ""
+
+    def states(self, prefix: str) -> dict[str, dict[str, Any]]:
+        if not _PREFIX.fullmatch(prefix):
+            raise ValueError(f"state prefix {prefix!r}: letters, digits, '.', '_' or '-' only")
+        self._prepared.ensure()
+        # A key range: every name that starts with the prefix sorts at or after it and before it with its
+        # last character's successor (the prefix's characters all have one inside printable ASCII).
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        where = tables_query.bind("PartitionKey eq 'state' and RowKey ge @low and RowKey lt @high",
+                                  {"low": prefix, "high": end})
+        return {row["RowKey"]: json.loads(row["doc"]) for row in tables_query.query(self._state, where)}
 
     def autonomy(self) -> tuple[dict[str, Any] | None, str | None]:
         self._prepared.ensure()

@@ -1,0 +1,78 @@
+"""Offsets of Celonis event subscriptions: the highest one seen, and the ranges that never arrived.
+
+Celonis numbers the events of a subscription by `offset`, "the position of the event in the subscription queue"
+(developer.celonis.com, Event Subscription API); consecutive events have consecutive offsets. An offset more than
+one past the highest seen means events were lost on the way (a SKIP_ERRORS subscription drops what failed): the
+range in between is recorded as missing until a replay from Celonis fills it. A lower offset is a redelivery, or a
+replayed one filling a missing range. The first offset seen opens the record: what came before it is unknown.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+# Missing ranges kept per subscription, newest last: an operator replays from the oldest; past 20 the oldest are
+# dropped (their incidents stay), so a flapping subscription cannot grow its record past one state row.
+MAX_MISSING = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One subscription event as received: its subscription, offset (None when Celonis sent none), creation time,
+    and where that time sits in the body (a JSON Pointer, for a refusal to name)."""
+
+    subscription: str
+    offset: int | None
+    at: datetime
+    where: str = "/creationDate"
+
+
+def _missing(doc: dict[str, Any] | None) -> list[list[int]]:
+    return [list(r) for r in (doc or {}).get("missing") or ()]
+
+
+def is_new(doc: dict[str, Any] | None, offset: int) -> bool:
+    """Has the subscription's record not seen `offset` yet (above the highest, or in a missing range)?"""
+    highest = (doc or {}).get("highestOffset")
+    return highest is None or offset > highest or any(lo <= offset <= hi for lo, hi in _missing(doc))
+
+
+def _fill(missing: list[list[int]], offset: int) -> bool:
+    for k, (lo, hi) in enumerate(missing):
+        if lo <= offset <= hi:
+            missing[k:k + 1] = [r for r in ([lo, offset - 1], [offset + 1, hi]) if r[0] <= r[1]]
+            return True
+    return False
+
+
+def advance(doc: dict[str, Any] | None, source: str, subscription: str, deliveries: Sequence[Delivery],
+            now: datetime) -> tuple[dict[str, Any], list[tuple[int, int]]]:
+    """The subscription's record once `deliveries` were ingested, and the offset ranges they show missing.
+
+    Never lowers the highest offset: a redelivered or out-of-order offset is counted, nothing else."""
+    out = dict(doc or {"source": source, "subscription": subscription, "highestOffset": None, "events": 0,
+                       "redelivered": 0, "gaps": 0, "missing": []})
+    missing, found = _missing(out), []
+    highest = out.get("highestOffset")
+    # Sorted: a batch holding 43 before 42 lost nothing.
+    for offset in sorted({d.offset for d in deliveries if d.offset is not None}):
+        if highest is None or offset == highest + 1:
+            highest = offset
+        elif offset > highest:
+            found.append((highest + 1, offset - 1))
+            missing.append([highest + 1, offset - 1])
+            highest = offset
+        elif not _fill(missing, offset):
+            out["redelivered"] = out.get("redelivered", 0) + 1
+            continue
+        out["events"] = out.get("events", 0) + 1
+    out["events"] += sum(1 for d in deliveries if d.offset is None)
+    latest = max(d.at for d in deliveries) if deliveries else None
+    before = out.get("lastEventAt")
+    if latest is not None and (before is None or latest > datetime.fromisoformat(before)):
+        out["lastEventAt"] = latest.isoformat()
+    out.update(highestOffset=highest, gaps=out.get("gaps", 0) + len(found), missing=missing[-MAX_MISSING:],
+               lastReceivedAt=now.isoformat())
+    return out, found

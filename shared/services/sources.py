@@ -1,0 +1,97 @@
+"""Where findings come from, as the operator watches it: per Celonis subscription the highest offset, the last
+event's time and the offsets that never arrived (`GET /api/sources`; README "Signed Celonis events").
+
+Offsets are recorded after the findings were ingested, never before: a refused batch advances nothing, so its
+redelivery is not taken for a replay. Each subscription is one state record written under its ETag, so two
+requests at once never lower it; a skip found is an incident (notices.incident) naming what to replay.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..domain import offsets
+from ..domain.errors import Unavailable
+from ..domain.offsets import Delivery
+from ..ingest import signing
+from ..ports import ConcurrencyConflict, Incident, Services
+from . import notices
+
+log = logging.getLogger(__name__)
+
+PREFIX = "offsets."
+# Tries of one subscription's read-modify-write before the request is a 503 (Celonis then redelivers, and the
+# findings it carries are duplicates). Eight requests at once on one subscription settle within 8 tries.
+_ATTEMPTS = 16
+
+
+def _name(source: str, subscription: str) -> str:
+    # Hashed: a subscription id is the sender's text, and a state name is a table key (no '/', '#', '?').
+    return PREFIX + hashlib.sha256(f"{source}\n{subscription}".encode()).hexdigest()[:32]
+
+
+def refuse_replays(services: Services, times: Sequence[tuple[datetime, str]], deliveries: Sequence[Delivery],
+                   now: datetime) -> None:
+    """401 when a signed request's event time is outside the window (signing.WINDOW) of `now`: a replay.
+
+    A subscription event whose offset the app has not recorded yet is late, not replayed: Celonis redelivers
+    what failed (after an outage, or a replay an operator starts for missing offsets) with its first
+    creationDate, and refusing those would leave the subscription failed and the events lost."""
+    for at, where in times:
+        if signing.stale(at, now):
+            raise signing.replayed(where)
+    records: dict[str, dict[str, Any] | None] = {}
+    for d in deliveries:
+        if not signing.stale(d.at, now):
+            continue
+        if d.offset is None:
+            raise signing.replayed(d.where)
+        name = _name("celonis", d.subscription)
+        if name not in records:
+            records[name] = services.coordination.state_versioned(name)[0]
+        if not offsets.is_new(records[name], d.offset):
+            raise signing.replayed(d.where)
+
+
+def record(services: Services, source: str, deliveries: Sequence[Delivery], correlation_id: str) -> None:
+    """Advance each subscription's record by the deliveries just ingested; an incident per offset range missing."""
+    by_subscription: dict[str, list[Delivery]] = {}
+    for d in deliveries:
+        by_subscription.setdefault(d.subscription, []).append(d)
+    now = services.clock.now()
+    for subscription, mine in by_subscription.items():
+        name = _name(source, subscription)
+        for _ in range(_ATTEMPTS):
+            doc, etag = services.coordination.state_versioned(name)
+            new, missing = offsets.advance(doc, source, subscription, mine, now)
+            try:
+                services.coordination.save_state(name, new, etag)
+                break
+            except ConcurrencyConflict:
+                continue
+        else:
+            raise Unavailable("Too many requests updated this subscription's offsets at once; the findings are "
+                              "stored, send the events again.")
+        for lo, hi in missing:
+            span = f"offset {lo}" if lo == hi else f"offsets {lo}..{hi}"
+            log.warning("%s missing for subscription %s", span, subscription, extra={"correlationId": correlation_id})
+            notices.incident(services, Incident(
+                f"{name}-{lo}-{hi}", now, "lost_events", "ingest",
+                f"{span} missing for subscription {subscription} ({source}); replay from Celonis",
+                correlationId=correlation_id))
+
+
+def view(services: Services) -> dict[str, Any]:
+    """`GET /api/sources`: every subscription's record, the most recently heard from first."""
+    items = []
+    for doc in services.coordination.states(PREFIX).values():
+        items.append({"source": doc.get("source"), "subscription": doc.get("subscription"),
+                      "highestOffset": doc.get("highestOffset"), "lastEventAt": doc.get("lastEventAt"),
+                      "lastReceivedAt": doc.get("lastReceivedAt"), "events": doc.get("events", 0),
+                      "redelivered": doc.get("redelivered", 0), "gaps": doc.get("gaps", 0),
+                      "missing": [{"from": lo, "to": hi} for lo, hi in doc.get("missing") or ()]})
+    items.sort(key=lambda i: i["lastReceivedAt"] or "", reverse=True)
+    return {"items": items}
