@@ -24,6 +24,7 @@ from ..ports import IngestResult, MergeFn, Services
 from . import messaging, notices
 
 log = logging.getLogger(__name__)
+_UNSEEN: Any = object()
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,17 @@ class IngestReport:
 def canonical(aliases: Aliases, findings: Sequence[Finding]) -> tuple[Sequence[Finding], dict[int, dict[str, str]]]:
     """The findings in the catalog's vocabulary, and by index the names as reported where an alias changed them.
 
-    Per finding one memoized lookup (~0.1 µs); a copy only of the findings whose names change."""
+    Per finding one dict lookup (~0.1 µs, against ~10 µs to build its opportunity); a copy only of the findings
+    whose names change."""
     if not aliases.renames:
         return findings, {}
-    names = aliases.names
+    known, names = aliases.memo.get, aliases.names
     out: list[Finding] | None = None
     reported: dict[int, dict[str, str]] = {}
     for i, f in enumerate(findings):
-        hit = names(f.source, f.processArea, f.deviationPattern)
+        hit = known((f.source, f.processArea, f.deviationPattern), _UNSEEN)
+        if hit is _UNSEEN:
+            hit = names(f.source, f.processArea, f.deviationPattern)
         if hit is None:
             continue
         if out is None:
