@@ -122,8 +122,9 @@ def ingest(services: Services, findings: Sequence[Finding], correlation_id: str,
     run = bind(log, correlation_id)
     now = services.clock.now()
     catalog, scoring = services.catalog, services.policy.scoring
-    named, reported = canonical(services.aliases, findings)
-    incoming = from_findings(named, catalog, scoring, now, correlation_id)
+    aliases = services.aliases
+    named, reported = canonical(aliases, findings)
+    incoming = from_findings(named, catalog, scoring, now, correlation_id, aliases, services.policy.measurement)
     for i, was in reported.items():
         incoming[i].reported = was
     by_event: dict[str, str] = {}
