@@ -179,7 +179,10 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
       _q("processArea", "Process area", "Process area when the mapping does not say it.", minLength=1,
          maxLength=100, **_TEXT),
       _q("deviationPattern", "Deviation pattern", "Deviation pattern when the mapping does not say it.", minLength=1,
-         maxLength=100, **_TEXT), _STRICT],
+         maxLength=100, **_TEXT), _STRICT,
+      {"name": "x-emporix-hmac", "in": "header", "type": "string", "required": False,
+       "x-ms-summary": "Signature", "description": "Base64 HMAC-SHA256 of the body with CELONIS_SIGNING_SECRET, "
+                                                  "when one is set (else 401)."}],
      "202", {"$ref": "#/definitions/IngestReport"}, None),
     ("/findings/process-mining", "post", "IngestProcessMining", "Send a Process Mining refresh",
      ("Forward the Process Mining connector's 'When a Process data is refreshed' body as it is. Use it from a "
@@ -191,6 +194,10 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
          minLength=1, maxLength=100, **_TEXT),
       _q("businessRule", "Business rule", "The rule's name.", minLength=1, maxLength=100, **_TEXT), _STRICT],
      "202", {"$ref": "#/definitions/IngestReport"}, None),
+    ("/sources", "get", "ListSources", "List finding sources",
+     ("Per Celonis event subscription: the highest offset received, the last event's time and the offsets that "
+      "never arrived (each also an incident). Use it when findings seem to be missing from a source."),
+     [], "200", _LIST, None),
     ("/opportunities", "get", "ListOpportunities", "List the backlog",
      ("The ranked backlog, highest priority first. Use it to answer 'what should we fix first?' or to find "
       "an opportunity's id; filter by status, process area or pattern; page with continuationToken."),
@@ -336,6 +343,9 @@ _PRINCIPAL = {"UpdateOpportunity", "AddActionVersion", "ActivateActionVersion", 
               "ActivatePolicyVersion", "AddPromptVersion", "ActivatePromptVersion", "DecideApproval", "ShowApproval"}
 _MEDIA = {"ConfirmApproval": "text/html", "GetDashboard": "text/html",
           "GetKpisCsv": "text/csv"}
+# CloudEvents 1.0 in structured and batch mode (binary mode is application/json with ce-* headers).
+_CLOUDEVENTS = ["application/json", "application/cloudevents+json", "application/cloudevents-batch+json"]
+_CONSUMES = {"IngestFindings": _CLOUDEVENTS, "IngestCelonis": _CLOUDEVENTS}
 _INTERNAL = {"IngestCelonis", "IngestProcessMining", "ConfirmApproval", "GetKpisCsv", "GetDashboard", "GetOpenApi"}
 
 
@@ -372,7 +382,7 @@ def document(host: str = "localhost:7071", scheme: str = "https") -> dict[str, A
         if op_id == "GetHealth":
             operation["produces"] = ["application/json"]
         if any(p["in"] == "body" for p in params):
-            operation["consumes"] = ["application/json"]
+            operation["consumes"] = _CONSUMES.get(op_id, ["application/json"])
         if example is not None:
             operation["x-ms-examples"] = {"example": {"body": example}}
         if op_id in _INTERNAL:
