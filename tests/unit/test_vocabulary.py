@@ -135,3 +135,21 @@ def test_findings_without_an_alias_are_passed_on_as_they_are(renames):
     findings = validated(finding(), finding())
     named, reported = canonical(aliases, findings)
     assert named is findings and reported == {}
+
+
+def test_process_mining_names_in_the_query_string_are_mapped_by_that_sources_table():
+    from shared.ingest import process_mining
+    from tests.conftest import ROOT
+
+    svc = _with_repo_aliases()
+    body = (ROOT / "samples" / "process-mining-o2c-sla.json").read_bytes()
+    found = process_mining.normalize(body, "application/json", {"processArea": "O2C",
+                                                                "deviationPattern": "Late delivery"})
+    report = ingest(svc, found.findings, "cid", found.skipped)
+    opps = [svc.store.get(r.opportunity.id) for r in report.results]
+    assert opps and {(o.processArea, o.deviationPattern) for o in opps} == {("order-to-cash", "delivery-sla-breached")}
+    assert {json.dumps(o.reported, sort_keys=True) for o in opps} == \
+        {json.dumps({"processArea": "O2C", "deviationPattern": "Late delivery"}, sort_keys=True)}
+    # "Late delivery" is process-mining's own name: another source sending it is not mapped by that table
+    [generic] = ingest(svc, validated(finding(processArea="O2C", deviationPattern="Late delivery")), "cid").results
+    assert generic.opportunity.deviationPattern == "Late delivery" and generic.opportunity.processArea == "order-to-cash"
