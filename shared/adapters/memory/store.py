@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ from ..entities import (
     to_entity,
 )
 from ..ingest_plan import fold, outcomes
+
+
+_STATE_PREFIX = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 class MemoryStore:
@@ -252,6 +256,8 @@ class MemoryStore:
             return new
 
     def states(self, prefix: str) -> dict[str, dict[str, Any]]:
+        if not _STATE_PREFIX.fullmatch(prefix):  # as the Tables adapter refuses it
+            raise ValueError(f"state prefix {prefix!r}: letters, digits, '.', '_' or '-' only")
         with self._lock:
             return {name: json.loads(json.dumps(doc)) for name, doc in sorted(self._state.items())
                     if name.startswith(prefix)}

@@ -1,0 +1,127 @@
+"""Signed Celonis events over a real socket: the local host on Azurite holding a Celonis signing secret (passed in
+its settings dict, os.environ untouched). One host per module: the local host serves the services it installed last."""
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from tests.conftest import hosted
+from tests.factories import finding
+
+SECRET = "oe-webhook-secret"
+
+
+def now(delta: timedelta = timedelta(0)) -> str:
+    return (datetime.now(UTC) + delta).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def hmac_of(body: bytes, secret: str = SECRET) -> str:
+    """As the README's snippet (and the Celonis docs) compute it: Base64(HMAC-SHA256(secret, raw body))."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+@pytest.fixture(scope="module")
+def signed(azurite):
+    with hosted(azurite, CELONIS_SIGNING_SECRET=SECRET, INGEST_STRICT_SOURCES="generic") as server:
+        yield server.base_url
+
+
+def stored(base: str, case_key: str) -> bool:
+    items = requests.get(f"{base}/opportunities", params={"top": 200}, timeout=30).json()["items"]
+    return any(i["caseKey"] == case_key for i in items)
+
+
+def oe_event(case_key: str, time: str | None = None, **headers: str) -> tuple[bytes, dict[str, str]]:
+    """An Orchestration Engine CloudEvent in binary mode: finding fields as data, the type mapped to AP."""
+    body = json.dumps({"caseKey": case_key, "attributes": {"invoiceId": case_key, "vendorId": "V-9",
+                                                           "missingFields": ["poNumber"]}}).encode()
+    sent = {"content-type": "application/json", "ce-specversion": "1.0", "ce-id": str(uuid.uuid4()),
+            "ce-source": "/celonis/oe/src_w34a", "ce-type": "ap.invoice.blocked", "ce-time": time or now(),
+            **headers}
+    return body, sent
+
+
+def envelope(subscription: str, offset: int, created: str | None = None, case_key: str | None = None) -> dict:
+    case = case_key or f"{subscription}-{offset}"
+    return {"subscriberId": subscription, "triggerId": "ap-invoice-blocked", "offset": offset,
+            "creationDate": created or now(),
+            "event": {"id": f"ev-{offset}", "fields": [
+                {"id": "INVOICE_ID", "value": case, "type": "STRING"},
+                {"id": "DAYS_BLOCKED", "value": 2, "type": "INTEGER"}]}}
+
+
+def post_celonis(base: str, payload, headers=None, params=None) -> requests.Response:
+    return requests.post(f"{base}/findings/celonis", data=json.dumps(payload).encode(), params=params,
+                         headers={"content-type": "application/json", **(headers or {})}, timeout=30)
+
+
+def unauthorized(r: requests.Response) -> dict:
+    assert r.status_code == 401, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    return r.json()
+
+
+# Signatures
+
+def test_an_orchestration_engine_event_signed_with_the_secret_is_stored(signed):
+    body, headers = oe_event("SIG-OE-1")
+    headers["x-emporix-hmac"] = hmac_of(body)
+    r = requests.post(f"{signed}/findings/celonis", data=body, headers=headers, timeout=30)
+    assert r.status_code == 202, r.text
+    opp = requests.get(f"{signed}/opportunities/{r.json()['opportunities'][0]['id']}", timeout=30).json()
+    assert (opp["caseKey"], opp["processArea"], opp["source"]) == ("SIG-OE-1", "accounts-payable", "celonis")
+
+
+@pytest.mark.parametrize("case_key, signature", [
+    ("SIG-MISSING", None),
+    ("SIG-WRONG", hmac_of(b"{}", "another-secret")),
+    ("SIG-TAMPERED", "of the body before it was changed"),
+])
+def test_a_missing_wrong_or_tampered_signature_is_a_401_and_nothing_is_stored(signed, case_key, signature):
+    body, headers = oe_event(case_key)
+    if signature == "of the body before it was changed":
+        signature = hmac_of(body)
+        body = body.replace(b"V-9", b"V-6")
+    if signature is not None:
+        headers["x-emporix-hmac"] = signature
+    problem = unauthorized(requests.post(f"{signed}/findings/celonis", data=body, headers=headers, timeout=30))
+    assert problem["errors"] == [{"header": "x-emporix-hmac", "detail": "missing or wrong"}]
+    assert not stored(signed, case_key)
+
+
+def test_a_signed_event_whose_time_is_past_the_window_is_a_replay(signed):
+    body, headers = oe_event("SIG-STALE", time=now(-timedelta(minutes=6)))
+    headers["x-emporix-hmac"] = hmac_of(body)
+    problem = unauthorized(requests.post(f"{signed}/findings/celonis", data=body, headers=headers, timeout=30))
+    assert problem["errors"][0]["header"] == "ce-time" and "replay" in problem["detail"]
+    assert not stored(signed, "SIG-STALE")
+
+
+def test_a_subscription_proves_itself_with_the_secret_in_its_callback_header(signed):
+    r = post_celonis(signed, envelope("sub-hdr", 1), {"x-closedloop-secret": SECRET})
+    assert r.status_code == 202, r.text
+    unauthorized(post_celonis(signed, envelope("sub-hdr", 2), {"x-closedloop-secret": "guess"}))
+    assert not stored(signed, "sub-hdr-2")
+
+
+def test_a_stale_subscription_event_is_refused_as_a_replay_only_once_its_offset_was_seen(signed):
+    key = {"x-closedloop-secret": SECRET}
+    assert post_celonis(signed, envelope("sub-late", 10), key).status_code == 202
+    hours_ago = now(-timedelta(hours=3))
+    # Celonis redelivering offset 11 after an outage keeps its first creationDate: late, not a replay.
+    assert post_celonis(signed, envelope("sub-late", 11, hours_ago), key).status_code == 202
+    problem = unauthorized(post_celonis(signed, envelope("sub-late", 11, hours_ago), key))
+    assert problem["errors"][0]["pointer"] == "/creationDate"
+
+
+def test_a_source_in_ingest_strict_sources_refuses_unknown_fields_whatever_the_query_says(signed):
+    typo = finding(caseKey="STRICT-SRC", severty="high")
+    for params in ({}, {"strict": "false"}):
+        r = requests.post(f"{signed}/findings", json=typo, params=params, timeout=30)
+        assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/severty"
+    assert not stored(signed, "STRICT-SRC")
