@@ -30,7 +30,6 @@ from ..entities import (
 )
 from ..ingest_plan import fold, outcomes
 
-
 _STATE_PREFIX = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
