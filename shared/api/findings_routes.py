@@ -1,5 +1,6 @@
 """Ingest routes: findings from Celonis, Power Automate Process Mining, or anything else; CloudEvents on the
 Celonis and generic routes; signed Celonis events; and the sources view (per subscription offsets)."""
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
@@ -9,6 +10,8 @@ from .edge import lazy, services
 from .http import check_api_key, endpoint, json_response, read_body, require_media_type
 
 if TYPE_CHECKING:
+    from ..domain.findings import Finding
+    from ..domain.offsets import Delivery
     from ..ingest import celonis, cloudevents, generic, process_mining, signing
     from ..services import ingest, sources
 else:
@@ -40,31 +43,35 @@ def _accept(req: func.HttpRequest, cid: str, source: str) -> func.HttpResponse:
         signing.verify(secret, body, req.headers.get(signing.SIGNATURE_HEADER), req.headers.get(signing.SECRET_HEADER))
     params = dict(req.params)
     strict = _strict(params, source, settings.strict_sources)
-    skipped, deliveries, times = 0, [], []
     now = svc.clock.now()
-    read = None if source == "process-mining" else cloudevents.read(kind, req.headers.get, body)
-    if read is not None:
-        events, batch = read
-        times = [(e.time, e.where("time")) for e in events if e.time is not None]
-        if source == "celonis":
-            received = celonis.from_events(events, batch, params, now, strict)
-            findings, deliveries = received.findings, received.deliveries
-        else:
-            findings = cloudevents.findings(events, batch, source, now, strict)
-    elif source == "celonis":
-        received = celonis.normalize(body, params, strict)
-        findings, skipped, deliveries = received.findings, received.skipped, received.deliveries
-    elif source == "process-mining":
-        result = process_mining.normalize(body, kind, params)
-        findings, skipped = result.findings, result.skipped
-    else:
-        findings = generic.parse_findings(body, strict)
+    findings, skipped, deliveries, times = _read(req, source, kind, body, params, strict, now)
     if secret:
         sources.refuse_replays(svc, times, deliveries, now)
     report = ingest.ingest(svc, findings, cid, skipped)
     if deliveries:  # after the findings are stored: a refused batch advances no offset
         sources.record(svc, source, deliveries, cid)
     return json_response(report.to_dict(), 202, cid)
+
+
+def _read(req: func.HttpRequest, source: str, kind: str, body: bytes, params: dict[str, str], strict: bool,
+          now: datetime) -> "tuple[list[Finding], int, list[Delivery], list[tuple[datetime, str]]]":
+    """The request's findings, how many reported items were no deviations, the Celonis subscription deliveries
+    they came in, and the event times sent (CloudEvents `time`)."""
+    read = None if source == "process-mining" else cloudevents.read(kind, req.headers.get, body)
+    if read is not None:
+        events, batch = read
+        times = [(e.time, e.where("time")) for e in events if e.time is not None]
+        if source == "celonis":
+            received = celonis.from_events(events, batch, params, now, strict)
+            return received.findings, 0, received.deliveries, times
+        return cloudevents.findings(events, batch, source, now, strict), 0, [], times
+    if source == "celonis":
+        received = celonis.normalize(body, params, strict)
+        return received.findings, received.skipped, received.deliveries, []
+    if source == "process-mining":
+        result = process_mining.normalize(body, kind, params)
+        return result.findings, result.skipped, [], []
+    return generic.parse_findings(body, strict), 0, [], []
 
 
 @bp.route(route="findings", methods=["POST"])
