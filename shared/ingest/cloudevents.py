@@ -99,27 +99,28 @@ def _binary(sent: dict[str, str | None], body: bytes) -> Event:
 
 
 def _structured(doc: Any, at: tuple, errors: list[FieldError] | None = None, refuse: bool = False) -> Any:
-    mine: list[FieldError] = []
     if not isinstance(doc, dict):
-        mine.append(FieldError(pointer(*at), "expected an object (a structured CloudEvent)"))
-        doc = {}
-    else:
-        for name in REQUIRED:
-            value = doc.get(name)
-            if not isinstance(value, str) or not value.strip():
-                mine.append(FieldError(pointer(*at, name), "required CloudEvents attribute: a non-empty string"))
-        version = doc.get("specversion")
-        if isinstance(version, str) and version.strip() and version != SPEC_VERSION:
-            mine.append(FieldError(pointer(*at, "specversion"), f"expected {SPEC_VERSION!r}, got {version!r}"))
-        kind = doc.get("datacontenttype")
-        if kind is not None and not _json_type(kind):
-            mine.append(FieldError(pointer(*at, "datacontenttype"), "expected application/json or a +json type"))
-        subject = doc.get("subject")
-        if subject is not None and not isinstance(subject, str):
-            mine.append(FieldError(pointer(*at, "subject"), "expected a string"))
-    time = doc.get("time")
-    when = _time(time, pointer(*at, "time"), mine) if isinstance(time, str) or time is None else None
-    if time is not None and not isinstance(time, str):
+        if errors is not None:
+            errors.append(FieldError(pointer(*at), "expected an object (a structured CloudEvent)"))
+        return None
+    mine: list[FieldError] = []
+    for name in REQUIRED:
+        value = doc.get(name)
+        if not isinstance(value, str) or not value.strip():
+            mine.append(FieldError(pointer(*at, name), "required CloudEvents attribute: a non-empty string"))
+    version = doc.get("specversion")
+    if isinstance(version, str) and version.strip() and version != SPEC_VERSION:
+        mine.append(FieldError(pointer(*at, "specversion"), f"expected {SPEC_VERSION!r}, got {version!r}"))
+    kind = doc.get("datacontenttype")
+    if kind is not None and not _json_type(kind):
+        mine.append(FieldError(pointer(*at, "datacontenttype"), "expected application/json or a +json type"))
+    subject = doc.get("subject")
+    if subject is not None and not isinstance(subject, str):
+        mine.append(FieldError(pointer(*at, "subject"), "expected a string"))
+    time, when = doc.get("time"), None
+    if isinstance(time, str):
+        when = _time(time, pointer(*at, "time"), mine)
+    elif time is not None:
         mine.append(FieldError(pointer(*at, "time"), "expected an RFC 3339 time as a string"))
     data = _data(doc, at, mine)
     if mine:

@@ -183,3 +183,8 @@ def test_an_unmapped_type_without_query_says_how_to_name_the_pattern():
     errors = refused(celonis.from_events, events, batch, {}, NOW)
     assert {e["pointer"] for e in errors} == {"/processArea", "/deviationPattern"}
     assert "cloudEventTypes" in errors[0]["detail"] and "com.example.unknown" in errors[0]["detail"]
+
+
+def test_a_batch_item_that_is_no_object_is_named_alone():
+    assert refused(structured, [{**ATTRS, "data": finding()}, 7], cloudevents.BATCH) == [
+        {"pointer": "/1", "detail": "expected an object (a structured CloudEvent)"}]
