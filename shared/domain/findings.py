@@ -17,8 +17,8 @@ from .errors import FieldError, pointer
 
 MAX_BATCH = 1000
 MAX_ATTRIBUTES = 100
-# A quarter of what one Table Storage string property holds (32K UTF-16 characters): JSON of these
-# attributes is at most 1.5× their str() length, and a merge of two reports still fits.
+# Characters of the attributes as compact JSON (as the store writes them): under a third of what one Table Storage
+# string property holds (32K UTF-16 characters), so a merge of two reports still fits.
 MAX_ATTRIBUTES_CHARS = 10_000
 # Epoch values up to this are seconds, above it milliseconds (the rule pydantic and most miners use).
 EPOCH_MS_THRESHOLD = 20_000_000_000

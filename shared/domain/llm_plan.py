@@ -4,10 +4,11 @@ The model never sees a finding's values or free text: only the process area, the
 JSON types of the attributes (the *shape*; names are identifiers, findings.ATTRIBUTE_NAME), the names of the
 root-cause signals (never their values) and the candidate actions, every string of them scrubbed of personal
 data. It answers with a plan template: which candidate, which attribute fills which contract field, a
-rationale and a summary template. Code then fills the values from the finding's own attributes, validates them against the action's contract,
-and decides execute/approve/review by the same rules as the deterministic planner. So a finding cannot
-instruct the model (its text never reaches it), and the model cannot pick a non-candidate action, invent
-an amount, or skip an approval. One template serves every finding of the same shape: the cache key.
+rationale and a summary template. Code then fills the values from the finding's own attributes, validates
+them against the action's contract, and decides execute/approve/review by the same rules as the
+deterministic planner. So a finding cannot instruct the model (its text never reaches it), and the model
+cannot pick a non-candidate action, invent an amount, or skip an approval. One template serves every finding
+of the same shape: the cache key.
 """
 from __future__ import annotations
 

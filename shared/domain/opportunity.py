@@ -176,9 +176,6 @@ def from_findings(findings: Sequence[Finding], catalog: Catalog, policy: Scoring
         detected = f.detectedAt
         if detected.__class__ is not datetime or detected.tzinfo is not utc_zone:
             detected = instant(detected)
-        # Positional, in field order: id, source, sourceEventIds, processArea, deviationPattern, caseKey,
-        # detectedAt, lastDetectedAt, attributes, kpiImpact, rootCause, recommendedAction, severity,
-        # complianceFlags, scores, rationale, status, occurrences, revision, createdAt, updatedAt.
         sent, action = f.rootCause, f.recommendedAction
         signals = None
         # Most findings carry neither (the samples: 1 in 5 a root cause); scrub() returns clean text at ~0.3 µs.
@@ -191,6 +188,10 @@ def from_findings(findings: Sequence[Finding], catalog: Catalog, policy: Scoring
         if action:
             action = scrub(action)
         scores = score_one(area, pattern, attributes, impact, severity, flags)
+        # Positional, in field order: id, source, sourceEventIds, processArea, deviationPattern, caseKey,
+        # detectedAt, lastDetectedAt, attributes, kpiImpact, rootCause, recommendedAction, severity,
+        # complianceFlags, scores, rationale, status, occurrences, revision, createdAt, updatedAt. The rest keep
+        # their defaults: passing all 34 positionally measured ~0.3 µs a finding slower than the default factories.
         opp = Opportunity(opportunity_id(area, pattern, case), f.source, [f.eventId], area, pattern, case, detected,
                           detected, attributes, impact, cause, action, severity, flags, scores, "", new, 1, 1,
                           now, now)
@@ -200,8 +201,9 @@ def from_findings(findings: Sequence[Finding], catalog: Catalog, policy: Scoring
             scores.expecting(kpis)
         if signals:
             opp.signals = signals
-        if f.extensions:
-            opp.extensions = dict(f.extensions)
+        extensions = f.extensions
+        if extensions:
+            opp.extensions = dict(extensions)
         out.append(opp)
     return out
 

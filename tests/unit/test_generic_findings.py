@@ -215,3 +215,11 @@ def test_root_cause_is_text_or_signals_nothing_else():
         parse_findings(body([finding(rootCause={"name": "vendor"}),
                              finding(rootCause=[{"name": "vendor", "share": 2}])]))
     assert {e.pointer for e in exc.value.errors} >= {"/0/rootCause", "/1/rootCause/0/share"}
+
+
+def test_the_attributes_bound_counts_characters_of_json_not_bytes():
+    # 9,000 two-byte characters are 18,000 bytes of UTF-8 but 9,000 characters in the store: kept.
+    assert parse_findings(body(finding(attributes={"invoiceId": "I", "note": "é" * 9000})))
+    with pytest.raises(InvalidInput) as exc:
+        parse_findings(body(finding(attributes={"invoiceId": "I", "note": "é" * 10_000})))
+    assert exc.value.errors[0].pointer == "/attributes"
