@@ -148,7 +148,8 @@ class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
                 if getattr(self, name).isspace()]
 
     def impact_money(self) -> float | None:
-        """Money at stake as reported, or None when the miner sent no estimate."""
+        """Money at stake as reported, or None when the miner sent no estimate. Days saved told from a named KPI's
+        estimate are not in it: they depend on the metric's convention (domain/kpi.py, at ingest)."""
         kpi = self.kpiImpact
         if kpi is None:
             return None
