@@ -41,8 +41,12 @@ def signing_key(services: Services) -> bytes:
 
 
 def _case(opp: Opportunity) -> dict[str, Any]:
-    return {"Case": opp.caseKey, "Process": f"{opp.processArea} / {opp.deviationPattern}",
+    case = {"Case": opp.caseKey, "Process": f"{opp.processArea} / {opp.deviationPattern}",
             "Priority": f"{opp.scores.priority:,.0f}", "Opportunity": opp.id}
+    if opp.reported:  # the miner's own names, where an alias (catalog/aliases.json) changed them
+        case["Reported as"] = (f"{opp.reported.get('processArea', opp.processArea)} / "
+                               f"{opp.reported.get('deviationPattern', opp.deviationPattern)}")
+    return case
 
 
 def _links(services: Services, approval_id: str, token: str, decisions: tuple[str, ...]) -> dict[str, str]:
@@ -64,9 +68,10 @@ def open_approval(services: Services, opp: Opportunity, plan: Mapping[str, Any],
     shown, rationale = redact(dict(plan), services.catalog.pii_fields), scrub(rationale)
     return approval, {"approvalId": approval.id, "token": token, "links": links, "plan": shown, "correlationId": cid,
                       "requiredRole": approval.requiredRole, "expiresAt": approval.expiresAt.isoformat(),
-                      "cards": {"submit": cards.approval_card(approval.id, _case(opp), shown, risk, rationale),
+                      "cards": {"submit": cards.approval_card(approval.id, _case(opp), shown, risk, rationale,
+                                                              kpis=opp.kpis, signals=opp.signals),
                                 "links": cards.approval_card(approval.id, _case(opp), shown, risk, rationale,
-                                                             links)}}
+                                                             links, kpis=opp.kpis, signals=opp.signals)}}
 
 
 def open_enrichment(services: Services, opp: Opportunity, action: Action, fields: list[str],
@@ -79,8 +84,10 @@ def open_enrichment(services: Services, opp: Opportunity, action: Action, fields
     return approval, {"approvalId": approval.id, "token": token, "links": links, "actionId": action.id,
                       "correlationId": cid,
                       "missing": fields, "expiresAt": approval.expiresAt.isoformat(),
-                      "cards": {"submit": cards.enrich_card(approval.id, _case(opp), action.id, fields),
-                                "links": cards.enrich_card(approval.id, _case(opp), action.id, fields, links)}}
+                      "cards": {"submit": cards.enrich_card(approval.id, _case(opp), action.id, fields,
+                                                            kpis=opp.kpis, signals=opp.signals),
+                                "links": cards.enrich_card(approval.id, _case(opp), action.id, fields, links,
+                                                           kpis=opp.kpis, signals=opp.signals)}}
 
 
 def find(services: Services, approval_id: str) -> Approval:

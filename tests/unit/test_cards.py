@@ -213,3 +213,25 @@ def test_a_review_card_for_an_opportunity_shows_its_kpis_signals_and_the_names_i
     shown = [as_text(t["html"]) for t in rendered(card)]
     assert "\u22124 days (reported as days_to_close)" in shown and "= V300 (34 %)" in shown
     assert "AP / invoice-missing-po" in shown and "Catalog gap" not in shown
+
+
+def test_approval_and_enrichment_cards_show_the_cases_kpis_signals_and_reported_names():
+    from dataclasses import replace
+
+    from shared.services import approvals
+    from shared.services.ingest import ingest
+    from tests.factories import finding, memory_services, validated
+
+    svc = memory_services()
+    [r] = ingest(svc, validated(finding()), "cid").results
+    opp = replace(r.opportunity, kpis=KPIS, signals=SIGNALS, reported={"deviationPattern": "missing-po-number"})
+    plan = {"actionId": "ap.request-missing-fields", "actionVersion": 1, "parameters": {"invoiceId": "INV-1"}}
+    _, approval = approvals.open_approval(svc, opp, plan, "low", "why", "cid")
+    _, enrichment = approvals.open_enrichment(svc, opp, svc.catalog.actions["ap.request-missing-fields"],
+                                              ["vendorId"], "cid")
+    for card in (approval["cards"]["submit"], approval["cards"]["links"], enrichment["cards"]["submit"],
+                 enrichment["cards"]["links"]):
+        assert events(card) == [] and cards.size_ok(card)
+        shown = [as_text(t["html"]) for t in rendered(card)]
+        assert "\u22124 days (reported as days_to_close)" in shown and "= V300 (34 %)" in shown
+        assert "accounts-payable / missing-po-number" in shown
