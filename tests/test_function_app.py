@@ -9,6 +9,7 @@ EXPECTED = {
     "ingest_findings": ("httpTrigger", "findings"),
     "ingest_celonis": ("httpTrigger", "findings/celonis"),
     "ingest_process_mining": ("httpTrigger", "findings/process-mining"),
+    "get_sources": ("httpTrigger", "sources"),
     "list_opportunities": ("httpTrigger", "opportunities"),
     "get_opportunity": ("httpTrigger", "opportunities/{id}"),
     "patch_opportunity": ("httpTrigger", "opportunities/{id}"),
