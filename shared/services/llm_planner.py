@@ -78,7 +78,8 @@ def template(services: Services, opp: Opportunity, candidates: Sequence[Action],
     """(the stored answer for this opportunity's key, its prompt version, the key)."""
     prompt = prompts.in_use(services)  # the deployed file, or a newer version activated over the API
     shape = llm_plan.shape(opp.attributes)
-    key = llm_plan.cache_key(opp.processArea, opp.deviationPattern, candidates, prompt.version, shape)
+    signals = llm_plan.signal_names(opp.signals)  # names only: a signal's value never reaches the model
+    key = llm_plan.cache_key(opp.processArea, opp.deviationPattern, candidates, prompt.version, shape, signals)
     if key in _templates:
         try:
             return _templates[key], prompt.version, key
@@ -93,7 +94,7 @@ def template(services: Services, opp: Opportunity, candidates: Sequence[Action],
         if stored is not None:
             doc: dict[str, Any] | None = stored["proposal"]
         else:
-            messages = llm_plan.messages(prompt, opp.processArea, opp.deviationPattern, candidates, shape)
+            messages = llm_plan.messages(prompt, opp.processArea, opp.deviationPattern, candidates, shape, signals)
             doc = _ask(services, key, prompt, messages, cid)
             if doc is not None and "failed" in doc:
                 # A failed call is not cached: the next opportunity of this shape asks again.
