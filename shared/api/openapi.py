@@ -131,6 +131,20 @@ _KPI = {"type": "object", "additionalProperties": False, "x-nullable": True, "x-
                        "unit": {"type": "string", "pattern": "^[A-Za-z%][A-Za-z0-9%/._-]{0,15}$",
                                 "x-nullable": True, "description": "days, hours, percent, count, EUR, ..."},
                        "direction": {"type": "string", "enum": ["decrease", "increase", None], "x-nullable": True}}}
+# CloudEvents 1.0 binary mode (HTTP binding): the attributes as headers, the body is the event's data.
+_CE_HEADERS = [
+    {"name": f"ce-{name}", "in": "header", "type": "string", "required": False, "x-ms-summary": summary,
+     "description": description}
+    for name, summary, description in (
+        ("id", "Event id", "CloudEvents binary mode: the event's id; with ce-source it is the eventId (dedupe)."),
+        ("source", "Event source", "CloudEvents binary mode: who sent the event (a URI reference)."),
+        ("type", "Event type", ("CloudEvents binary mode: mapped to processArea and deviationPattern by "
+                                "mappings/celonis.json cloudEventTypes when neither the data nor the query names "
+                                "them.")),
+        ("specversion", "Spec version", "CloudEvents binary mode: 1.0."),
+        ("time", "Event time", ("RFC 3339; the finding's detectedAt when the data has none. With a signing "
+                                "secret, more than 5 minutes from the server's clock is a 401 (replay).")),
+        ("subject", "Subject", "The caseKey when the data has none."))]
 _STRICT = _q("strict", "Strict", "true: a field the API does not know is a 422 naming it, instead of being kept "
              "under extensions (INGEST_STRICT_SOURCES sets it per source).", enum=["true", "false"])
 _OUTCOME = {
@@ -167,7 +181,9 @@ _VERSION_PATH = _path("version", "Version", "The pending version.", "integer", *
 OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[str, Any] | None, Any]] = [
     ("/findings", "post", "IngestFindings", "Send findings",
      ("Send process-mining findings (one or a list of up to 1,000) in the normalized shape. Use it when a "
-      "user or flow has findings to add to the backlog; each becomes or updates an opportunity."),
+      "user or flow has findings to add to the backlog; each becomes or updates an opportunity. CloudEvents 1.0 "
+      "carrying them are taken too (binary mode with ce-* headers, application/cloudevents+json, "
+      "application/cloudevents-batch+json): the event's id and source become the eventId."),
      [_body({"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": "#/definitions/Finding"}},
             "Findings", "The findings (one object is taken too)."), _STRICT],
      "202", {"$ref": "#/definitions/IngestReport"}, [_FINDING["example"]]),
@@ -181,8 +197,13 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
       _q("deviationPattern", "Deviation pattern", "Deviation pattern when the mapping does not say it.", minLength=1,
          maxLength=100, **_TEXT), _STRICT,
       {"name": "x-emporix-hmac", "in": "header", "type": "string", "required": False,
-       "x-ms-summary": "Signature", "description": "Base64 HMAC-SHA256 of the body with CELONIS_SIGNING_SECRET, "
-                                                  "when one is set (else 401)."}],
+       "x-ms-summary": "Signature", "description": "Base64 HMAC-SHA256 of the raw body under CELONIS_SIGNING_SECRET "
+                                                  "(Orchestration Engine events). When the secret is set, this or "
+                                                  "x-closedloop-secret must verify, else 401."},
+      {"name": "x-closedloop-secret", "in": "header", "type": "string", "required": False,
+       "x-ms-summary": "Shared secret", "description": "CELONIS_SIGNING_SECRET itself, as an event subscription's "
+                                                       "callback header (Celonis signs no subscription callback)."},
+      *_CE_HEADERS],
      "202", {"$ref": "#/definitions/IngestReport"}, None),
     ("/findings/process-mining", "post", "IngestProcessMining", "Send a Process Mining refresh",
      ("Forward the Process Mining connector's 'When a Process data is refreshed' body as it is. Use it from a "
@@ -408,7 +429,10 @@ def document(host: str = "localhost:7071", scheme: str = "https") -> dict[str, A
                 "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
                 "opportunities": {"type": "array", "items": {"type": "object", "properties": {
                     "id": {"type": "string"}, "status": {"type": "string"}, "priorityScore": {"type": "number"},
-                    "outcome": {"type": "string"},
+                    "outcome": {"type": "string", "enum": ["created", "updated", "duplicate", "echo", "recurrence"],
+                                "description": "echo: seen within echoWindowHours after the agent acted (counted "
+                                               "only); recurrence: back after it on a verified case (a person is "
+                                               "asked)"},
                     "extensions": {"type": "array", "items": {"type": "string"},
                                    "description": "The finding's fields the API does not know, kept under "
                                                   "extensions: check them for typos."}}}},
