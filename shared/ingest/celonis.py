@@ -90,7 +90,11 @@ def normalize(body: bytes, params: Mapping[str, str], strict: bool = False) -> R
     if not typed:
         sent = value if isinstance(value, list) else [value]
         if not _envelopes_in(value):
-            return Received(parse_findings(body, strict=strict))
+            # An Action Flow's findings come from Celonis: without a source of their own they are Celonis', so its
+            # pattern aliases (catalog/aliases.json "celonis") apply. "generic" is the Finding's default: sent or
+            # not, it says nothing about the sender here.
+            return Received([f if f.source != "generic" else msgspec.structs.replace(f, source=SOURCE)
+                             for f in parse_findings(body, strict=strict)])
         if len(sent) > MAX_BATCH:
             check_batch_size(len(sent))
         shapes = [e for k, x in enumerate(sent) for e in shape_errors(x, _Envelope, (k,) if batch else ())]

@@ -70,6 +70,13 @@ def test_action_flow_posting_normalized_findings_is_parsed_as_a_generic_finding(
            ["celonis-action-flow"] * 2
 
 
+def test_action_flow_findings_without_a_source_are_celonis_findings():
+    # Else the "celonis" pattern aliases would not apply to what an Action Flow sends in Celonis' own words.
+    finding = {"eventId": "af-3", "processArea": "ap", "deviationPattern": "late", "caseKey": "INV-3",
+               "detectedAt": "2026-11-19T08:30:00Z"}
+    assert [f.source for f in normalize([finding]).findings] == ["celonis"]
+
+
 def test_bad_normalized_finding_from_an_action_flow_is_explained_as_a_finding():
     error = rejected({"eventId": "af-1", "processArea": "ap"})
     assert {"/caseKey", "/deviationPattern", "/detectedAt"} <= {e.pointer for e in error.errors}
