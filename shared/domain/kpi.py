@@ -5,7 +5,9 @@ named entry becomes one expectation on the opportunity, in the `POST /api/outcom
 `metrics`), so the control group can later test it. Which way it moves: `direction` when sent; else a negative
 estimate is a decrease; else the metric's convention (catalog/policy.json `measurement.metrics`: where lower is
 better, a reported gain is a decrease; an unknown metric grows). An estimate in days or hours of a decrease is days
-saved (hours ÷ 24) when `daysSaved` is not given, so it counts in the money impact. Pure: no I/O.
+saved (hours ÷ 24) when `daysSaved` is not given, so it counts in the money impact. A kpiImpact none of whose
+entries carries money (days saved, value at stake, penalty avoided) reports no money impact: the score keeps the
+severity's estimate. Pure: no I/O.
 """
 from __future__ import annotations
 
@@ -77,11 +79,19 @@ def _direction(kpi: KpiImpact, metric: str, measurement: Measurement | None) -> 
     return "decrease" if spec is not None and spec.better == "lower" else "increase"
 
 
+def _money(kpi: KpiImpact, days_told: bool = False) -> float | None:
+    """What one entry is worth, or None when it carries no money: no days saved (given, or told from a days
+    estimate), no value at stake, no penalty avoided. A percent or count KPI alone is no money estimate."""
+    if kpi.daysSaved is None and not days_told and kpi.valueAtStake is None and kpi.penaltyAvoided is None:
+        return None
+    return kpi.money()
+
+
 def _expectation(kpi: KpiImpact, aliases: Aliases | None, measurement: Measurement | None
-                 ) -> tuple[dict[str, Any] | None, float]:
-    """(the kpis entry of one KpiImpact, or None when it names no metric; its money)."""
+                 ) -> tuple[dict[str, Any] | None, float | None]:
+    """(the kpis entry of one KpiImpact, or None when it names no metric; its money, None when it carries none)."""
     if kpi.metric is None or kpi.estimate is None:
-        return None, kpi.money()
+        return None, _money(kpi)
     sent = kpi.metric.strip()
     metric = aliases.metric(sent) if aliases is not None else sent
     direction = _direction(kpi, metric, measurement)
@@ -101,24 +111,28 @@ def _expectation(kpi: KpiImpact, aliases: Aliases | None, measurement: Measureme
     elif unit in DAYS and target in HOURS:
         change, entry["changeUnit"] = change * 24.0, spec.unit  # type: ignore[union-attr]
     entry["change"] = change + 0.0  # never -0.0
-    money = kpi.money()
-    if kpi.daysSaved is None and direction == "decrease" and (unit in DAYS or unit in HOURS):
+    told = kpi.daysSaved is None and direction == "decrease" and (unit in DAYS or unit in HOURS)
+    money = _money(kpi, told)
+    if told:
         days = size / 24.0 if unit in HOURS else size
         entry["daysSaved"] = days
-        money += days * (kpi.costOfDelayPerDay or 0.0)
+        money = (money or 0.0) + days * (kpi.costOfDelayPerDay or 0.0)
     return entry, money
 
 
 def expectations(kpi: KpiImpact | Sequence[KpiImpact], aliases: Aliases | None = None,
-                 measurement: Measurement | None = None) -> tuple[list[dict[str, Any]], float]:
+                 measurement: Measurement | None = None) -> tuple[list[dict[str, Any]], float | None]:
     """(the opportunity's `kpis`, the money impact) of a kpiImpact object or list. A list's money is the sum
     of its entries' money: each entry is one KPI's own estimate (days saved × cost of delay + value at stake +
-    penalty avoided), and a sender splits what it expects across them rather than repeating it."""
+    penalty avoided), and a sender splits what it expects across them rather than repeating it. The money is
+    None when no entry carries any: `{"metric": "sla_met", "estimate": 5, "unit": "percent"}` is a hypothesis,
+    not a reported impact of 0, so scoring keeps the severity's estimate (a 0 made the priority 0)."""
     entries: list[dict[str, Any]] = []
-    money = 0.0
+    money: float | None = None
     for k in (kpi,) if isinstance(kpi, KpiImpact) else kpi:
         entry, value = _expectation(k, aliases, measurement)
-        money += value
+        if value is not None:
+            money = value if money is None else money + value
         if entry is not None:
             entries.append(entry)
     return entries, money

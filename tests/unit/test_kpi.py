@@ -48,10 +48,35 @@ def test_days_saved_when_given_wins_over_the_estimate():
     assert money == 20.0 and "daysSaved" not in entry
 
 
-def test_an_increase_in_days_saves_no_days():
+def test_an_increase_in_days_saves_no_days_and_reports_no_money():
     entry, money = expect(metric="cycle_time_days", estimate=4, unit="days", direction="increase",
                           costOfDelayPerDay=80.0)
-    assert entry["change"] == 4.0 and "daysSaved" not in entry and money == 0.0
+    assert entry["change"] == 4.0 and "daysSaved" not in entry and money is None
+
+
+@pytest.mark.parametrize("kpi", [
+    {"metric": "sla_met", "estimate": 5, "unit": "percent"},
+    [{"metric": "rework_count", "estimate": 2, "unit": "count"}],
+    {"metric": "cycle_time_days", "estimate": 2, "unit": "days", "direction": "increase"},
+    {"metric": "sla_met", "estimate": 5, "unit": "percent", "costOfDelayPerDay": 80.0, "currency": "EUR"},
+])
+def test_a_named_kpi_without_money_keeps_the_severity_estimate(kpi):
+    o = opp(severity="high", kpiImpact=kpi)
+    plain = opp(severity="high", kpiImpact=None)
+    assert o.kpiImpact is None and o.kpis
+    assert o.scores.impact == plain.scores.impact > 0 and o.scores.basis.impact_source == "severity:high"
+    assert o.scores.priority == pytest.approx(plain.scores.priority)
+
+
+@pytest.mark.parametrize("kpi, money", [
+    ({"metric": "cycle_time_days", "estimate": 2, "unit": "days"}, 0.0),  # days saved told, no cost of delay
+    ({"metric": "sla_met", "estimate": 5, "unit": "percent", "daysSaved": 1}, 0.0),
+    ({"metric": "sla_met", "estimate": 5, "unit": "percent", "valueAtStake": 0}, 0.0),
+    ([{"metric": "sla_met", "estimate": 5}, {"metric": "rework", "estimate": 1, "penaltyAvoided": 30.0}], 30.0),
+])
+def test_a_named_kpi_carrying_money_reports_it_even_when_it_is_zero(kpi, money):
+    o = opp(severity="high", kpiImpact=kpi)
+    assert o.kpiImpact == money and o.scores.basis.impact_source == "reported"
 
 
 @pytest.mark.parametrize("kpi, direction, change", [
