@@ -2,6 +2,7 @@
 
 Three modes (github.com/cloudevents/spec v1.0.2: http-protocol-binding.md, json-format.md):
 - binary: the attributes in `ce-*` headers (values percent-encoded), the body is the event's data (JSON here);
+  recognised by `ce-specversion` alone, as the binding says;
   what Celonis Orchestration Engine sends (docs.celonis.com/en/cloud-events.html);
 - structured: `Content-Type: application/cloudevents+json`, one object holding the attributes and `data` (or
   `data_base64` holding JSON);
@@ -79,9 +80,11 @@ def read(kind: str, header: Callable[[str], str | None], body: bytes) -> tuple[l
         if errors:
             raise invalid_batch(errors)
         return [e for e in events if e is not None], True
-    sent = {name: header(f"ce-{name}") for name in (*REQUIRED, "time", "subject")}
-    if all(sent[name] is None for name in REQUIRED):
+    # The HTTP binding's marker of binary mode is ce-specversion: a stray ce-id a proxy adds turns no plain body
+    # into a refused event.
+    if header("ce-specversion") is None:
         return None
+    sent = {name: header(f"ce-{name}") for name in (*REQUIRED, "time", "subject")}
     return [_binary(sent, body)], False
 
 
