@@ -66,7 +66,7 @@ def read(kind: str, header: Callable[[str], str | None], body: bytes) -> tuple[l
         doc = decode_json(body)
         if not isinstance(doc, dict):
             raise InvalidInput("A structured CloudEvent is a JSON object.", [FieldError("", "expected an object")])
-        return [_structured(doc, (), refuse=True)], False
+        return _counted([_structured(doc, (), refuse=True)]), False
     if kind == BATCH:
         doc = decode_json(body)
         if not isinstance(doc, list) or not doc:
@@ -79,13 +79,27 @@ def read(kind: str, header: Callable[[str], str | None], body: bytes) -> tuple[l
         events = [_structured(e, (k,), errors=errors) for k, e in enumerate(doc)]
         if errors:
             raise invalid_batch(errors)
-        return [e for e in events if e is not None], True
+        return _counted([e for e in events if e is not None]), True
     # The HTTP binding's marker of binary mode is ce-specversion: a stray ce-id a proxy adds turns no plain body
     # into a refused event.
     if header("ce-specversion") is None:
         return None
     sent = {name: header(f"ce-{name}") for name in (*REQUIRED, "time", "subject")}
-    return [_binary(sent, body)], False
+    return _counted([_binary(sent, body)]), False
+
+
+def _counted(events: list[Event]) -> list[Event]:
+    """The events, unless their data hold more than MAX_BATCH findings (a list's length, else one): refused before
+    anything is expanded, as 1,000 events of 1,300 findings each took 11 s to reach the same 422 after."""
+    total = sum(len(e.data) if isinstance(e.data, list) else 1 for e in events)
+    if total > MAX_BATCH:
+        raise _too_many(total)
+    return events
+
+
+def _too_many(total: int) -> InvalidInput:
+    return InvalidInput(f"The events carry {total} findings; a request takes at most {MAX_BATCH}.",
+                        [FieldError("", f"at most {MAX_BATCH} findings per request")])
 
 
 def _binary(sent: dict[str, str | None], body: bytes) -> Event:
@@ -232,9 +246,8 @@ def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None =
 
 def validate(items: list[Any], places: list[Place], batch: bool, strict: bool = False) -> list[Finding]:
     """validate_findings over the items of every event at once, each refusal pointed where the sender put it."""
-    if len(items) > MAX_BATCH:
-        raise InvalidInput(f"The events carry {len(items)} findings; a request takes at most {MAX_BATCH}.",
-                           [FieldError("", f"at most {MAX_BATCH} findings per request")])
+    if len(items) > MAX_BATCH:  # read() counted them already; kept for callers that build events themselves
+        raise _too_many(len(items))
     try:
         return validate_findings(items, strict=strict)
     except ProblemError as exc:

@@ -132,6 +132,15 @@ def test_structured_data_that_is_not_json_is_refused_naming_the_attribute(doc, w
     assert where in {e["pointer"] for e in refused(structured, doc)}
 
 
+def test_events_carrying_more_than_1000_findings_are_refused_before_their_data_is_read():
+    # Counted per event (a list's length, else 1) as the events are read: expanding 1,000 events of 1,300 findings
+    # each before counting took 11 s to reach the same 422.
+    batch = [{**ATTRS, "id": "e1", "data": [{}] * 600}, {**ATTRS, "id": "e2", "data": [{}] * 401}]
+    assert refused(structured, batch, cloudevents.BATCH) == [
+        {"pointer": "", "detail": "at most 1000 findings per request"}]
+    assert refused(binary, [{}] * 1001) == [{"pointer": "", "detail": "at most 1000 findings per request"}]
+
+
 def test_an_empty_batch_is_refused():
     assert refused(structured, [], cloudevents.BATCH) == [{"pointer": "", "detail":
                                                            "expected an array of at least one event"}]
