@@ -44,7 +44,10 @@ def _accept(req: func.HttpRequest, cid: str, source: str) -> func.HttpResponse:
     params = dict(req.params)
     strict = _strict(params, source, settings.strict_sources)
     now = svc.clock.now()
-    findings, skipped, deliveries, times = _read(req, source, kind, body, params, strict, now)
+    # While Celonis events are signed, the unsigned generic route takes no finding in their name (dedupe is by
+    # eventId per case: one sent here first would make the genuine signed event a duplicate).
+    reserved = source == "generic" and bool(settings.celonis_signing_secret)
+    findings, skipped, deliveries, times = _read(req, source, kind, body, params, strict, now, reserved)
     if secret:
         sources.refuse_replays(svc, times, deliveries, now)
     report = ingest.ingest(svc, findings, cid, skipped)
@@ -54,7 +57,7 @@ def _accept(req: func.HttpRequest, cid: str, source: str) -> func.HttpResponse:
 
 
 def _read(req: func.HttpRequest, source: str, kind: str, body: bytes, params: dict[str, str], strict: bool,
-          now: datetime) -> "tuple[list[Finding], int, list[Delivery], list[tuple[datetime, str]]]":
+          now: datetime, reserved: bool) -> "tuple[list[Finding], int, list[Delivery], list[tuple[datetime, str]]]":
     """The request's findings, how many reported items were no deviations, the Celonis subscription deliveries
     they came in, and the event times sent (CloudEvents `time`)."""
     read = None if source == "process-mining" else cloudevents.read(kind, req.headers.get, body)
@@ -64,14 +67,17 @@ def _read(req: func.HttpRequest, source: str, kind: str, body: bytes, params: di
         if source == "celonis":
             received = celonis.from_events(events, batch, params, now, strict)
             return received.findings, 0, received.deliveries, times
-        return cloudevents.findings(events, batch, source, now, strict), 0, [], times
+        return cloudevents.findings(events, batch, source, now, strict, reserved), 0, [], times
     if source == "celonis":
         received = celonis.normalize(body, params, strict)
         return received.findings, received.skipped, received.deliveries, []
     if source == "process-mining":
         result = process_mining.normalize(body, kind, params)
         return result.findings, result.skipped, [], []
-    return generic.parse_findings(body, strict), 0, [], []
+    found = generic.parse_findings(body, strict)
+    if reserved:
+        signing.refuse_claims(found, body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"[")
+    return found, 0, [], []
 
 
 @bp.route(route="findings", methods=["POST"])

@@ -10,7 +10,8 @@ Three modes (github.com/cloudevents/spec v1.0.2: http-protocol-binding.md, json-
 
 An event's data is what the route takes without CloudEvents: a finding or a list of them (or, on the Celonis route,
 a subscription envelope). `id` + `source` identify an event: the findings it carries get the eventId
-`ce:<source>:<id>` (`:<index>` after it when the data is a list), so the same event posted twice is a duplicate.
+`ce:<source>:<id>` (`:<index>` after it when the data is a list; `celonis-ce:` on the Celonis route), so the same
+event posted twice is a duplicate.
 A finding's data may leave out what the event says already: `detectedAt` is the event's `time` (else when it was
 received), `caseKey` its `subject`, `source` the route's.
 """
@@ -27,6 +28,7 @@ from urllib.parse import unquote
 
 from ..domain.errors import FieldError, InvalidInput, ProblemError, pointer
 from ..domain.findings import MAX_BATCH, Finding, instant
+from . import signing
 from .generic import decode_json, invalid_batch, validate_findings
 
 STRUCTURED = "application/cloudevents+json"
@@ -190,14 +192,15 @@ def _time(text: str | None, where: str, errors: list[FieldError]) -> datetime | 
         return None
 
 
-def event_id(source: str, id_: str, index: int | None = None) -> str:
+def event_id(source: str, id_: str, index: int | None = None, namespace: str = "ce") -> str:
     """The eventId of a finding an event carries: `ce:<source>:<id>`, ':' and '%' in either percent-encoded so
-    no two events share one; a hash (`ceh:`) when that would pass the finding's 256 characters."""
+    no two events share one; a hash (`ceh:`) when that would pass the finding's 256 characters. A route may mint
+    its own `namespace` (the Celonis route's `celonis-ce`) so no other route can give its ids."""
     quoted = f"{source.replace('%', '%25').replace(':', '%3A')}:{id_.replace('%', '%25').replace(':', '%3A')}"
     suffix = "" if index is None else f":{index}"
-    if len(quoted) + len(suffix) + 3 > MAX_EVENT_ID:
-        return f"ceh:{hashlib.sha256(quoted.encode()).hexdigest()}{suffix}"
-    return f"ce:{quoted}{suffix}"
+    if len(quoted) + len(suffix) + len(namespace) + 1 > MAX_EVENT_ID:
+        return f"{namespace}h:{hashlib.sha256(quoted.encode()).hexdigest()}{suffix}"
+    return f"{namespace}:{quoted}{suffix}"
 
 
 @dataclass
@@ -213,9 +216,10 @@ class Place:
 Fill = Callable[[Event, dict[str, Any], Place], None]
 
 
-def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None = None
+def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None = None, namespace: str = "ce"
              ) -> tuple[list[Any], list[Place], list[FieldError]]:
-    """The finding dicts an event's data holds, completed from its attributes, each with its Place."""
+    """The finding dicts an event's data holds, completed from its attributes, each with its Place (eventIds in
+    `namespace`, see event_id)."""
     data, many = event.data, isinstance(event.data, list)
     if many and not data:
         return [], [], [FieldError(pointer(*event.data_at), "expected at least one finding")]
@@ -225,7 +229,7 @@ def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None =
         item = entry
         if isinstance(entry, dict):
             item = dict(entry)
-            item["eventId"] = event_id(event.source, event.id, j if many else None)
+            item["eventId"] = event_id(event.source, event.id, j if many else None, namespace)
             place.filled["eventId"] = event.where("id")
             item.setdefault("source", route_source)
             if "detectedAt" not in item:
@@ -244,18 +248,24 @@ def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None =
     return items, places, []
 
 
-def validate(items: list[Any], places: list[Place], batch: bool, strict: bool = False) -> list[Finding]:
-    """validate_findings over the items of every event at once, each refusal pointed where the sender put it."""
+def validate(items: list[Any], places: list[Place], batch: bool, strict: bool = False,
+             reserved: bool = False) -> list[Finding]:
+    """validate_findings over the items of every event at once, each refusal pointed where the sender put it;
+    `reserved`: findings speaking for the signed Celonis route are refused (signing.refuse_claims)."""
     if len(items) > MAX_BATCH:  # read() counted them already; kept for callers that build events themselves
         raise _too_many(len(items))
     try:
-        return validate_findings(items, strict=strict)
+        found = validate_findings(items, strict=strict)
     except ProblemError as exc:
         errors = [repoint(e, places) for e in exc.errors]
         if isinstance(exc, InvalidInput):
             raise invalid_batch(errors) if batch else \
                 InvalidInput("The event's data is invalid; nothing was stored.", errors) from None
         raise type(exc)(exc.detail, errors) from None
+    if reserved and (claimed := signing.claims(found)):
+        raise signing.refused_claims([repoint(FieldError(pointer(k, name), why), places)
+                                      for k, name, why in claimed])
+    return found
 
 
 def repoint(error: FieldError, places: Sequence[Place]) -> FieldError:
@@ -276,8 +286,8 @@ def repoint(error: FieldError, places: Sequence[Place]) -> FieldError:
 
 
 def findings(events: Sequence[Event], batch: bool, route_source: str, now: datetime,
-             strict: bool = False) -> list[Finding]:
-    """The findings a request's events carry (`POST /api/findings`)."""
+             strict: bool = False, reserved: bool = False) -> list[Finding]:
+    """The findings a request's events carry (`POST /api/findings`; `reserved` while Celonis events are signed)."""
     items: list[Any] = []
     places: list[Place] = []
     errors: list[FieldError] = []
@@ -288,4 +298,4 @@ def findings(events: Sequence[Event], batch: bool, route_source: str, now: datet
         errors += wrong
     if errors:
         raise invalid_batch(errors) if batch else InvalidInput("The event carries no finding.", errors)
-    return validate(items, places, batch, strict)
+    return validate(items, places, batch, strict, reserved)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from ..domain.errors import FieldError, Unauthorized
+from ..domain.errors import FieldError, InvalidInput, Unauthorized, pointer
 
 SIGNATURE_HEADER = "x-emporix-hmac"
 SECRET_HEADER = "x-closedloop-secret"
@@ -55,3 +57,38 @@ def replayed(where: str) -> Unauthorized:
     minutes = int(WINDOW.total_seconds() // 60)
     return Unauthorized(f"The event's time is more than {minutes} minutes from the server's clock: refused as a "
                         "replay; nothing was stored.", [FieldError(where, f"outside ±{minutes} minutes of now")])
+
+
+# What the signed Celonis route writes and the unsigned generic route must not (README "Signed Celonis events"):
+# its source, and the eventId namespaces it mints: subscription events (celonis.py), its CloudEvents (cloudevents.py
+# with celonis.CE_NAMESPACE) and Orchestration Engine events proven by their body's HMAC (`oe:`). Dedupe is by eventId
+# per case: an unsigned finding holding a genuine event's id would turn that event into a "duplicate".
+SOURCE = "celonis"
+NAMESPACES = ("celonis:", "celonis-ce:", "celonis-ceh:", "oe:")
+RESERVED_SOURCE = ("the signed Celonis route's source: send it to POST /api/findings/celonis, signed, or name "
+                   "another source")
+RESERVED_ID = f"starts with {', '.join(NAMESPACES)}: eventIds the signed Celonis route gives; choose another"
+
+
+def claims(findings: Sequence[Any]) -> list[tuple[int, str, str]]:
+    """(index, field, why) of each finding that speaks for the signed Celonis route: its source or its eventIds."""
+    found = []
+    for k, f in enumerate(findings):
+        if f.source.strip().lower() == SOURCE:
+            found.append((k, "source", RESERVED_SOURCE))
+        if f.eventId.lstrip().startswith(NAMESPACES):
+            found.append((k, "eventId", RESERVED_ID))
+    return found
+
+
+def refused_claims(errors: list[FieldError]) -> InvalidInput:
+    return InvalidInput("Celonis events are signed here: the generic route takes nothing in their name; nothing was "
+                        "stored.", errors)
+
+
+def refuse_claims(findings: Sequence[Any], many: bool) -> None:
+    """422 naming each field of the generic route's findings (a list when `many`) that claims the signed route's
+    source or eventIds; called while CELONIS_SIGNING_SECRET is set."""
+    errors = [FieldError(pointer(*((k,) if many else ()), name), why) for k, name, why in claims(findings)]
+    if errors:
+        raise refused_claims(errors)

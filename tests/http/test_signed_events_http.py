@@ -125,3 +125,29 @@ def test_a_source_in_ingest_strict_sources_refuses_unknown_fields_whatever_the_q
         r = requests.post(f"{signed}/findings", json=typo, params=params, timeout=30)
         assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/severty"
     assert not stored(signed, "STRICT-SRC")
+
+
+# The unsigned generic route cannot speak for the signed one
+
+def test_with_a_secret_the_generic_route_refuses_findings_in_the_signed_routes_name(signed):
+    r = requests.post(f"{signed}/findings", json=[finding(caseKey="CLAIM-1"), finding(caseKey="CLAIM-2",
+                                                                                      source="celonis")], timeout=30)
+    assert r.status_code == 422 and [e["pointer"] for e in r.json()["errors"]] == ["/1/source"], r.text
+    r = requests.post(f"{signed}/findings", json=finding(caseKey="CLAIM-3", eventId="oe:" + "0" * 40), timeout=30)
+    assert r.status_code == 422 and [e["pointer"] for e in r.json()["errors"]] == ["/eventId"], r.text
+    assert not any(stored(signed, k) for k in ("CLAIM-1", "CLAIM-2", "CLAIM-3"))
+
+
+def test_an_unsigned_generic_post_cannot_make_a_signed_celonis_event_a_duplicate(signed):
+    # The same CloudEvent (id + source, case, pattern) posted first to the unsigned route: on the Celonis route
+    # its id is namespaced, so the genuine event still lands.
+    data = {"caseKey": "PREEMPT-1", "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po",
+            "attributes": {"invoiceId": "PREEMPT-1", "vendorId": "V-9"}}
+    event = {"specversion": "1.0", "id": "oe-1", "source": "/celonis/oe/src_w34a", "type": "ap.invoice.blocked",
+             "time": now(), "data": data}
+    body = json.dumps(event).encode()
+    kind = {"content-type": "application/cloudevents+json"}
+    assert requests.post(f"{signed}/findings", data=body, headers=kind, timeout=30).status_code == 202
+    r = requests.post(f"{signed}/findings/celonis", data=body, headers={**kind, "x-emporix-hmac": hmac_of(body)},
+                      timeout=30)
+    assert r.status_code == 202 and r.json()["opportunities"][0]["outcome"] != "duplicate", r.text

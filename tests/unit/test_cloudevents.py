@@ -172,13 +172,43 @@ def envelope(n=1):
             "event": {"id": f"ev-{n}", "fields": [{"id": "INVOICE_ID", "value": f"INV-{n}", "type": "STRING"}]}}
 
 
-def test_a_subscription_envelope_as_event_data_keeps_its_offset_and_takes_the_event_id():
+def test_a_subscription_envelope_as_event_data_keeps_its_offset_and_its_subscription_event_id():
     events, batch = structured({**ATTRS, "data": [envelope(41), envelope(42)]})
     received = celonis.from_events(events, batch, {}, NOW)
-    assert [f.eventId for f in received.findings] == ["ce:/celonis/oe/src_w34a:A234-1234-1234:0",
-                                                      "ce:/celonis/oe/src_w34a:A234-1234-1234:1"]
+    assert [f.eventId for f in received.findings] == ["celonis:sub-1:ap-invoice-blocked:ev-41",
+                                                      "celonis:sub-1:ap-invoice-blocked:ev-42"]
     assert [(d.subscription, d.offset, d.where) for d in received.deliveries] == [
         ("sub-1", 41, "/data/0/creationDate"), ("sub-1", 42, "/data/1/creationDate")]
+
+
+def test_a_subscription_event_sent_plain_and_inside_a_cloudevent_is_one_event():
+    plain = celonis.normalize(json.dumps(envelope(43)).encode(), {})
+    wrapped = celonis.from_events(*structured({**ATTRS, "data": envelope(43)}), {}, NOW)
+    assert [f.eventId for f in wrapped.findings] == [f.eventId for f in plain.findings]
+
+
+def test_cloudevent_ids_on_the_celonis_route_are_never_ids_the_generic_route_gives():
+    # The generic route is unsigned: were the ids the same, anyone could post an event's id + source there first
+    # and the genuine signed event would be dropped as its duplicate.
+    data = {"caseKey": "INV-NS-1", "attributes": {"invoiceId": "INV-NS-1"}}
+    doc = {**ATTRS, "data": {**data, "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}}
+    [generic] = carried(structured(doc))
+    [signed] = celonis.from_events(*structured(doc), {}, NOW).findings
+    assert generic.eventId == "ce:/celonis/oe/src_w34a:A234-1234-1234"
+    assert signed.eventId == "celonis-ce:/celonis/oe/src_w34a:A234-1234-1234"
+    long = celonis.from_events(*structured({**doc, "source": "s" * 300}), {}, NOW).findings[0].eventId
+    assert long.startswith("celonis-ceh:") and len(long) <= 256
+
+
+@pytest.mark.parametrize("data, where", [
+    (finding(source="celonis"), "/data/source"),
+    ([finding(), finding(source=" Celonis ")], "/data/1/source"),
+])
+def test_with_a_signing_secret_the_generic_route_refuses_findings_claiming_to_be_celonis(data, where):
+    events, batch = structured({**ATTRS, "data": data})
+    errors = refused(cloudevents.findings, events, batch, "generic", NOW, reserved=True)
+    assert [e["pointer"] for e in errors] == [where] and "signed" in errors[0]["detail"]
+    assert carried(structured({**ATTRS, "data": data}))  # without a secret, nothing is reserved
 
 
 def test_orchestration_engine_data_takes_area_and_pattern_from_the_type_mapping():

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.domain.errors import Unauthorized
+from shared.domain.errors import InvalidInput, Unauthorized
 from shared.ingest import signing
+from tests.factories import validated
+from tests.factories import finding as finding_doc
 
 SECRET = "s3cret-from-the-management-dashboard"
 BODY = b'{"caseKey": "INV-1", "processArea": "accounts-payable"}'
@@ -79,3 +81,28 @@ def test_a_replay_refusal_names_where_the_time_was_sent():
     error = signing.replayed("header:ce-time")
     assert error.status == 401 and error.errors[0].to_dict()["header"] == "ce-time"
     assert "5 minutes" in error.detail
+
+
+# While events are signed, the unsigned generic route takes nothing in the signed route's name.
+
+def claimed(*docs, many=True):
+    with pytest.raises(InvalidInput) as exc:
+        signing.refuse_claims(validated(*docs), many)
+    return [e.to_dict() for e in exc.value.errors]
+
+
+def test_findings_claiming_the_celonis_source_or_its_event_ids_are_refused_by_field():
+    assert claimed(finding_doc(), finding_doc(source="celonis"), finding_doc(eventId="oe:1f2e")) == [
+        {"pointer": "/1/source", "detail": signing.RESERVED_SOURCE},
+        {"pointer": "/2/eventId", "detail": signing.RESERVED_ID}]
+    assert claimed(finding_doc(eventId="celonis:sub:trigger:ev-1"), many=False)[0]["pointer"] == "/eventId"
+
+
+@pytest.mark.parametrize("event_id", ["celonis:5f1c:ap-invoice-blocked:ev-1", "celonis-ce:/celonis/oe:1",
+                                      "celonis-ceh:" + "0" * 64, "oe:" + "a" * 40])
+def test_every_namespace_of_the_signed_route_is_reserved(event_id):
+    assert claimed(finding_doc(eventId=event_id))[0]["pointer"] == "/0/eventId"
+
+
+def test_other_sources_and_event_ids_pass():
+    signing.refuse_claims(validated(finding_doc(source="celonis-export", eventId="ce:celonis:1")), True)
