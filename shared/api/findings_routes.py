@@ -39,15 +39,18 @@ def _accept(req: func.HttpRequest, cid: str, source: str) -> func.HttpResponse:
     kind = require_media_type(req, kinds)
     body = read_body(req, settings.max_body_bytes)
     secret = settings.celonis_signing_secret if source == "celonis" else ""
+    proof = None
     if secret:  # on the raw bytes, before anything is parsed
-        signing.verify(secret, body, req.headers.get(signing.SIGNATURE_HEADER), req.headers.get(signing.SECRET_HEADER))
+        proof = signing.verify(secret, body, req.headers.get(signing.SIGNATURE_HEADER),
+                               req.headers.get(signing.SECRET_HEADER))
     params = dict(req.params)
     strict = _strict(params, source, settings.strict_sources)
     now = svc.clock.now()
     # While Celonis events are signed, the unsigned generic route takes no finding in their name (dedupe is by
     # eventId per case: one sent here first would make the genuine signed event a duplicate).
     reserved = source == "generic" and bool(settings.celonis_signing_secret)
-    findings, skipped, deliveries, times = _read(req, source, kind, body, params, strict, now, reserved)
+    findings, skipped, deliveries, times = _read(req, source, kind, body, params, strict, now, reserved,
+                                                 proof == signing.BODY_SIGNED)
     if secret:
         sources.refuse_replays(svc, times, deliveries, now)
     report = ingest.ingest(svc, findings, cid, skipped)
@@ -57,19 +60,21 @@ def _accept(req: func.HttpRequest, cid: str, source: str) -> func.HttpResponse:
 
 
 def _read(req: func.HttpRequest, source: str, kind: str, body: bytes, params: dict[str, str], strict: bool,
-          now: datetime, reserved: bool) -> "tuple[list[Finding], int, list[Delivery], list[tuple[datetime, str]]]":
+          now: datetime, reserved: bool, body_signed: bool
+          ) -> "tuple[list[Finding], int, list[Delivery], list[tuple[datetime, str]]]":
     """The request's findings, how many reported items were no deviations, the Celonis subscription deliveries
-    they came in, and the event times sent (CloudEvents `time`)."""
+    they came in, and the event times sent (CloudEvents `time`). `body_signed`: proven by x-emporix-hmac, which
+    covers the body alone."""
     read = None if source == "process-mining" else cloudevents.read(kind, req.headers.get, body)
     if read is not None:
         events, batch = read
         times = [(e.time, e.where("time")) for e in events if e.time is not None]
         if source == "celonis":
-            received = celonis.from_events(events, batch, params, now, strict)
+            received = celonis.from_events(events, batch, params, now, strict, body if body_signed else None)
             return received.findings, 0, received.deliveries, times
         return cloudevents.findings(events, batch, source, now, strict, reserved), 0, [], times
     if source == "celonis":
-        received = celonis.normalize(body, params, strict)
+        received = celonis.normalize(body, params, strict, body_signed)
         return received.findings, received.skipped, received.deliveries, []
     if source == "process-mining":
         result = process_mining.normalize(body, kind, params)

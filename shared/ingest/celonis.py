@@ -8,6 +8,7 @@ Each subscription event's offset and creation time are handed back (`deliveries`
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,7 @@ import msgspec
 from ..domain.errors import FieldError, InvalidInput, pointer
 from ..domain.findings import ATTRIBUTE_NAME, ATTRIBUTE_NAME_RULE, MAX_BATCH, Epoch, instant
 from ..domain.offsets import Delivery
-from . import cloudevents
+from . import cloudevents, signing
 from .cloudevents import Event, Place
 from .common import Normalized, iso, number, query_name, shape_errors, shown, validated, when
 from .generic import check_batch_size, decode_as, invalid_batch, parse_findings
@@ -85,9 +86,10 @@ class Received(Normalized):
     deliveries: list[Delivery] = dataclass_field(default_factory=list)
 
 
-def normalize(body: bytes, params: Mapping[str, str], strict: bool = False) -> Received:
+def normalize(body: bytes, params: Mapping[str, str], strict: bool = False, signed: bool = False) -> Received:
     """Findings from Celonis subscription events (one or a list), or normalized findings from an Action Flow
-    (`strict`: unknown fields refused by name rather than kept under `extensions`)."""
+    (`strict`: unknown fields refused by name rather than kept under `extensions`; `signed`: proven by the body's
+    signature alone, so the query may not name the pattern)."""
     batch = body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
     typed, value = decode_as(_MANY if batch else _ONE, body)
     if not typed:
@@ -105,7 +107,7 @@ def normalize(body: bytes, params: Mapping[str, str], strict: bool = False) -> R
     envelopes = value if batch else [value]
     check_batch_size(len(envelopes))
     errors: list[FieldError] = []
-    given = _given(params, errors)
+    given = _given(params, errors, signed)
     triggers: dict[str, _Trigger] = {}
     items: list[dict[str, Any]] = []
     origins: list[dict[str, Any]] = []
@@ -119,19 +121,25 @@ def normalize(body: bytes, params: Mapping[str, str], strict: bool = False) -> R
 
 
 def from_events(events: Sequence[Event], batch: bool, params: Mapping[str, str], now: datetime,
-                strict: bool = False) -> Received:
+                strict: bool = False, signed_body: bytes | None = None) -> Received:
     """Findings from the data of CloudEvents: subscription envelopes as `normalize` takes them, or finding fields
     (an Orchestration Engine event, an Action Flow) completed from the event (cloudevents.items_of), the query's
-    processArea and deviationPattern, then the mapping's `cloudEventTypes` entry for the event's type."""
+    processArea and deviationPattern, then the mapping's `cloudEventTypes` entry for the event's type.
+
+    `signed_body`: the request was proven by this body's x-emporix-hmac alone. The query and a binary event's
+    headers are then unsigned: the finding's identity must be in the body, and a binary event's eventId is the
+    body's, `oe:<sha256 hex[:40]>`, so the same signed bytes sent again with a fresh ce-id are a duplicate."""
     errors: list[FieldError] = []
-    given = _given(params, errors)
+    given = _given(params, errors, signed_body is not None)
+    body_id = None if signed_body is None else f"oe:{hashlib.sha256(signed_body).hexdigest()[:40]}"
     triggers: dict[str, _Trigger] = {}
     items: list[Any] = []
     places: list[Place] = []
     deliveries: list[Delivery] = []
     for event in events:
         if not _envelopes_in(event.data):
-            more, where, wrong = cloudevents.items_of(event, SOURCE, now, partial(_fill, given), CE_NAMESPACE)
+            more, where, wrong = cloudevents.items_of(event, SOURCE, now, partial(_fill, given), CE_NAMESPACE,
+                                                      body_id)
             items += more
             places += where
             errors += wrong
@@ -159,7 +167,11 @@ def _envelopes_in(value: Any) -> bool:
     return any(isinstance(x, dict) and _ENVELOPE_KEYS & x.keys() for x in sent)
 
 
-def _given(params: Mapping[str, str], errors: list[FieldError]) -> dict[str, str | None]:
+def _given(params: Mapping[str, str], errors: list[FieldError], signed: bool = False) -> dict[str, str | None]:
+    if signed:  # the query is no part of a signed body: it may not say what the finding is
+        errors += [FieldError(f"?{key}", signing.not_signed(key)) for key in ("processArea", "deviationPattern")
+                   if key in params]
+        return {}
     return {key: query_name(params, key, errors) for key in ("processArea", "deviationPattern") if key in params}
 
 
@@ -179,26 +191,36 @@ def _delivery(envelope: _Envelope, at: tuple) -> Delivery:
 def _refuse(errors: list[FieldError]) -> None:
     if not errors:
         return
+    if any(e.detail.startswith(signing.NOT_SIGNED) for e in errors):
+        raise InvalidInput("x-emporix-hmac signs only the body: what the finding is must be in it; nothing was "
+                           "stored.", errors)
     if all(e.pointer.startswith("?") for e in errors):
         raise InvalidInput("The query parameters or the mapping leave findings incomplete; nothing was stored.",
                            errors)
     raise invalid_batch(errors)
 
 
-def _fill(given: dict[str, str | None], event: Event, item: dict[str, Any], place: Place) -> None:
+def _fill(given: dict[str, str | None], event: Event, item: dict[str, Any], place: Place,
+          unsigned: bool) -> list[FieldError]:
     """processArea and deviationPattern of an event's finding: its data's, else the query's, else the mapping's
-    entry for the event's type (`cloudEventTypes`)."""
+    entry for the event's type (`cloudEventTypes`); from the data alone when the event's headers are `unsigned`."""
     mapped = (_mapping().get("cloudEventTypes") or {}).get(event.type) or {}
+    errors = []
     for key in ("processArea", "deviationPattern"):
         if key in item:
             continue
         if given.get(key):
             item[key], place.filled[key] = given[key], f"?{key}"
+        elif mapped.get(key) and unsigned:
+            errors.append(FieldError(event.where("type"), signing.not_signed(key)))
         elif mapped.get(key):
             item[key], place.filled[key] = mapped[key], event.where("type")
+        elif unsigned:
+            place.hints[key] = f"send {key} in the event's data"
         else:
             place.hints[key] = (f"send {key} in the event's data or the query (?{key}=), or map the event type "
                                 f"{event.type!r} under cloudEventTypes in shared/ingest/mappings/celonis.json")
+    return errors
 
 
 @lru_cache(maxsize=4096)

@@ -213,39 +213,53 @@ class Place:
     origins: dict[str, Any] | None = None  # set for a finding built from a Celonis envelope (common.validated)
 
 
-Fill = Callable[[Event, dict[str, Any], Place], None]
+# (event, finding dict, its Place, whether the event's attributes are unsigned) → refusals; fills in what the route
+# knows of a finding its data leaves out.
+Fill = Callable[[Event, dict[str, Any], Place, bool], list[FieldError]]
 
 
-def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None = None, namespace: str = "ce"
-             ) -> tuple[list[Any], list[Place], list[FieldError]]:
+def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None = None, namespace: str = "ce",
+             body_id: str | None = None) -> tuple[list[Any], list[Place], list[FieldError]]:
     """The finding dicts an event's data holds, completed from its attributes, each with its Place (eventIds in
-    `namespace`, see event_id)."""
+    `namespace`, see event_id).
+
+    `body_id`: the request was proven by its body's signature alone, and this is the body's id. A binary event's
+    headers are then anyone's (a captured body replayed with a fresh ce-id, or aimed at another case by ce-subject):
+    its findings take their eventId from the body (`<body_id>`, `:<index>` per item of a list), are detected when
+    received, and a field only a header would give is refused naming the header."""
     data, many = event.data, isinstance(event.data, list)
     if many and not data:
         return [], [], [FieldError(pointer(*event.data_at), "expected at least one finding")]
-    items, places = [], []
+    unsigned = event.binary and body_id is not None
+    items, places, errors = [], [], []
     for j, entry in enumerate(data if many else [data]):
         place = Place((*event.data_at, j) if many else event.data_at)
         item = entry
         if isinstance(entry, dict):
             item = dict(entry)
-            item["eventId"] = event_id(event.source, event.id, j if many else None, namespace)
-            place.filled["eventId"] = event.where("id")
+            if unsigned:
+                item["eventId"] = f"{body_id}:{j}" if many else body_id
+            else:
+                item["eventId"] = event_id(event.source, event.id, j if many else None, namespace)
+                place.filled["eventId"] = event.where("id")
             item.setdefault("source", route_source)
             if "detectedAt" not in item:
-                item["detectedAt"] = event.time or now
-                if event.time is not None:
+                item["detectedAt"] = now if unsigned else event.time or now
+                if event.time is not None and not unsigned:
                     place.filled["detectedAt"] = event.where("time")
-            if "caseKey" not in item and event.subject:
+            if "caseKey" not in item and event.subject and unsigned:
+                errors.append(FieldError(event.where("subject"), signing.not_signed("caseKey")))
+            elif "caseKey" not in item and event.subject:
                 item["caseKey"] = event.subject
                 place.filled["caseKey"] = event.where("subject")
             elif "caseKey" not in item:
-                place.hints["caseKey"] = "send caseKey in the data or the event's subject"
+                place.hints["caseKey"] = ("send caseKey in the data" if unsigned else
+                                          "send caseKey in the data or the event's subject")
             if fill is not None:
-                fill(event, item, place)
+                errors += fill(event, item, place, unsigned)
         items.append(item)
         places.append(place)
-    return items, places, []
+    return items, places, errors
 
 
 def validate(items: list[Any], places: list[Place], batch: bool, strict: bool = False,

@@ -34,17 +34,28 @@ def sign(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode("ascii")
 
 
-def verify(secret: str, body: bytes, signature: str | None, presented: str | None) -> None:
-    """Unauthorized unless `signature` is the body's HMAC under `secret` or `presented` is the secret itself.
+# What a request proved (verify): the secret itself vouches for all of it; the body's HMAC for the body alone, so
+# then nothing outside it (ce-* headers, the query) may say what the finding is (README "Signed Celonis events").
+SECRET_PRESENTED = SECRET_HEADER
+BODY_SIGNED = SIGNATURE_HEADER
+NOT_SIGNED = "not signed (x-emporix-hmac covers only the body)"
+
+
+def verify(secret: str, body: bytes, signature: str | None, presented: str | None) -> str:
+    """SECRET_PRESENTED when `presented` is the secret itself, else BODY_SIGNED when `signature` is the body's
+    HMAC under `secret`, else Unauthorized.
 
     Both compared in constant time; the refusal says neither which header failed nor how."""
-    ok = False
-    if signature:
-        ok = hmac.compare_digest(signature.strip().encode(), sign(secret, body).encode())
-    if presented and not ok:
-        ok = hmac.compare_digest(presented.strip().encode(), secret.encode())
-    if not ok:
-        raise Unauthorized(_REFUSED, [FieldError(f"header:{SIGNATURE_HEADER}", "missing or wrong")])
+    if presented and hmac.compare_digest(presented.strip().encode(), secret.encode()):
+        return SECRET_PRESENTED
+    if signature and hmac.compare_digest(signature.strip().encode(), sign(secret, body).encode()):
+        return BODY_SIGNED
+    raise Unauthorized(_REFUSED, [FieldError(f"header:{SIGNATURE_HEADER}", "missing or wrong")])
+
+
+def not_signed(name: str) -> str:
+    """Why a field the body leaves out may not come from a header or the query of a body-signed request."""
+    return f"{NOT_SIGNED}: send {name} in the body"
 
 
 def stale(at: datetime, now: datetime, window: timedelta = WINDOW) -> bool:

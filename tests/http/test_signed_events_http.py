@@ -36,10 +36,12 @@ def stored(base: str, case_key: str) -> bool:
     return any(i["caseKey"] == case_key for i in items)
 
 
-def oe_event(case_key: str, time: str | None = None, **headers: str) -> tuple[bytes, dict[str, str]]:
-    """An Orchestration Engine CloudEvent in binary mode: finding fields as data, the type mapped to AP."""
-    body = json.dumps({"caseKey": case_key, "attributes": {"invoiceId": case_key, "vendorId": "V-9",
-                                                           "missingFields": ["poNumber"]}}).encode()
+def oe_event(case_key: str | None, time: str | None = None, data: dict | None = None,
+             **headers: str) -> tuple[bytes, dict[str, str]]:
+    """An Orchestration Engine CloudEvent in binary mode: the finding's identity in its (signed) data."""
+    body = json.dumps(data if data is not None else {
+        "caseKey": case_key, "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po",
+        "attributes": {"invoiceId": case_key, "vendorId": "V-9", "missingFields": ["poNumber"]}}).encode()
     sent = {"content-type": "application/json", "ce-specversion": "1.0", "ce-id": str(uuid.uuid4()),
             "ce-source": "/celonis/oe/src_w34a", "ce-type": "ap.invoice.blocked", "ce-time": time or now(),
             **headers}
@@ -92,6 +94,44 @@ def test_a_missing_wrong_or_tampered_signature_is_a_401_and_nothing_is_stored(si
     problem = unauthorized(requests.post(f"{signed}/findings/celonis", data=body, headers=headers, timeout=30))
     assert problem["errors"] == [{"header": "x-emporix-hmac", "detail": "missing or wrong"}]
     assert not stored(signed, case_key)
+
+
+def test_a_captured_signed_event_sent_again_with_fresh_headers_is_a_duplicate(signed):
+    # x-emporix-hmac signs only the body: a new ce-id and ce-time are anyone's to write, so the event is its bytes.
+    body, headers = oe_event("SIG-REPLAY")
+    headers["x-emporix-hmac"] = hmac_of(body)
+    first = requests.post(f"{signed}/findings/celonis", data=body, headers=headers, timeout=30)
+    assert first.status_code == 202 and first.json()["accepted"] == 1, first.text
+    fresh = {**headers, "ce-id": str(uuid.uuid4()), "ce-time": now(timedelta(seconds=30))}
+    again = requests.post(f"{signed}/findings/celonis", data=body, headers=fresh, timeout=30).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 1)
+    opp = requests.get(f"{signed}/opportunities/{again['opportunities'][0]['id']}", timeout=30).json()
+    assert opp["sourceEventIds"] == ["oe:" + hashlib.sha256(body).hexdigest()[:40]] and opp["occurrences"] == 1
+
+
+@pytest.mark.parametrize("data, headers, params, named", [
+    ({"processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}, {"ce-subject": "SIG-PICKED"},
+     None, {"header": "ce-subject"}),
+    ({"caseKey": "SIG-TYPE"}, {}, None, {"header": "ce-type"}),
+    ({"caseKey": "SIG-QUERY", "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}, {},
+     {"deviationPattern": "delivery-sla-breached"}, {"parameter": "deviationPattern"}),
+])
+def test_a_body_signed_event_takes_nothing_from_unsigned_headers_or_the_query(signed, data, headers, params, named):
+    body, sent = oe_event(None, data=data, **headers)
+    sent["x-emporix-hmac"] = hmac_of(body)
+    r = requests.post(f"{signed}/findings/celonis", data=body, headers=sent, params=params, timeout=30)
+    assert r.status_code == 422, r.text
+    assert named.items() <= r.json()["errors"][0].items() and "not signed" in r.json()["errors"][0]["detail"]
+    assert not any(stored(signed, k) for k in ("SIG-PICKED", "SIG-TYPE", "SIG-QUERY"))
+
+
+def test_the_secret_itself_vouches_for_headers_and_query_too(signed):
+    body, sent = oe_event(None, data={"attributes": {"invoiceId": "SIG-HDR-OE"}}, **{"ce-subject": "SIG-HDR-OE"})
+    r = requests.post(f"{signed}/findings/celonis", data=body, headers={**sent, "x-closedloop-secret": SECRET},
+                      timeout=30)
+    assert r.status_code == 202, r.text
+    opp = requests.get(f"{signed}/opportunities/{r.json()['opportunities'][0]['id']}", timeout=30).json()
+    assert (opp["caseKey"], opp["deviationPattern"]) == ("SIG-HDR-OE", "invoice-missing-po")
 
 
 def test_a_signed_event_whose_time_is_past_the_window_is_a_replay(signed):

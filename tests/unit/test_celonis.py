@@ -259,3 +259,13 @@ def test_shipped_mapping_turns_the_sample_into_accounts_payable_findings():
 def test_body_that_is_not_json_is_malformed():
     with pytest.raises(MalformedBody):
         celonis.normalize(b'{"subscriberId": ', AP)
+
+
+def test_a_body_signed_subscription_event_may_not_take_its_pattern_from_the_unsigned_query():
+    body = json.dumps(event(trigger="ap-invoice-blocked")).encode()
+    with pytest.raises(InvalidInput) as exc:
+        celonis.normalize(body, {"deviationPattern": "price-variance"}, signed=True)
+    assert [e.to_dict()["parameter"] for e in exc.value.errors] == ["deviationPattern"]
+    assert "not signed" in exc.value.errors[0].detail
+    assert celonis.normalize(body, {"deviationPattern": "price-variance"}).findings[0].deviationPattern == \
+        "price-variance"

@@ -1,6 +1,7 @@
 """CloudEvents 1.0 (binary, structured, batch) into findings: the event's id + source become the eventId, its
 time and subject fill in what the data leaves out, and a malformed event is refused naming the attribute."""
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -234,3 +235,53 @@ def test_an_unmapped_type_without_query_says_how_to_name_the_pattern():
 def test_a_batch_item_that_is_no_object_is_named_alone():
     assert refused(structured, [{**ATTRS, "data": finding()}, 7], cloudevents.BATCH) == [
         {"pointer": "/1", "detail": "expected an object (a structured CloudEvent)"}]
+
+
+# Proven by x-emporix-hmac, which signs only the body: in binary mode the headers and the query are anyone's, so the
+# finding is what the body says, and its eventId is the body's.
+
+AP = {"processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}
+
+
+def signed_binary(data, params=None, **headers):
+    body = json.dumps(data).encode()
+    sent = {f"ce-{k}": v for k, v in {**ATTRS, **headers}.items() if v is not None}
+    events, batch = cloudevents.read("application/json", sent.get, body)
+    return celonis.from_events(events, batch, params or {}, NOW, signed_body=body), body
+
+
+def test_a_body_signed_event_is_identified_by_its_bytes_not_its_ce_id():
+    data = {"caseKey": "INV-S-1", **AP, "attributes": {"invoiceId": "INV-S-1"}}
+    (first, body), (again, _) = signed_binary(data), signed_binary(data, id="fresh-id", time="2026-12-03T09:59:00Z")
+    digest = hashlib.sha256(body).hexdigest()[:40]
+    assert [f.eventId for f in first.findings] == [f.eventId for f in again.findings] == [f"oe:{digest}"]
+    many, body = signed_binary([data, {**data, "caseKey": "INV-S-2"}])
+    assert [f.eventId for f in many.findings] == [f"oe:{hashlib.sha256(body).hexdigest()[:40]}:{k}" for k in (0, 1)]
+
+
+def test_a_body_signed_event_is_detected_when_received_whatever_ce_time_says():
+    received, _ = signed_binary({"caseKey": "INV-S-3", **AP}, time="2026-12-03T09:58:00Z")
+    assert received.findings[0].detectedAt == NOW
+
+
+@pytest.mark.parametrize("data, params, headers, named", [
+    ({**AP}, {}, {"subject": "INV-S-4"}, [{"header": "ce-subject"}]),
+    ({"caseKey": "INV-S-5"}, {}, {"type": "ap.invoice.blocked"}, [{"header": "ce-type"}, {"header": "ce-type"}]),
+    ({"caseKey": "INV-S-6", **AP}, {"processArea": "order-to-cash"}, {}, [{"parameter": "processArea"}]),
+    ({"caseKey": "INV-S-7", "processArea": "accounts-payable"}, {"deviationPattern": "price-variance"},
+     {"type": "unmapped"}, [{"parameter": "deviationPattern"}]),
+])
+def test_what_only_an_unsigned_header_or_the_query_would_say_is_refused_naming_it(data, params, headers, named):
+    errors = refused(signed_binary, data, params, **headers)
+    assert [{k: v for k, v in e.items() if k != "detail"} for e in errors] == named
+    assert all("not signed" in e["detail"] for e in errors)
+
+
+def test_signed_structured_events_keep_their_attributes_which_are_in_the_body():
+    doc = {**ATTRS, "subject": "INV-S-8", "time": "2026-12-03T09:58:00Z", "data": {"attributes": {}}}
+    body = json.dumps(doc).encode()
+    events, batch = cloudevents.read(cloudevents.STRUCTURED, {}.get, body)
+    [f] = celonis.from_events(events, batch, {}, NOW, signed_body=body).findings
+    assert (f.caseKey, f.processArea, f.eventId) == ("INV-S-8", "accounts-payable",
+                                                     "celonis-ce:/celonis/oe/src_w34a:A234-1234-1234")
+    assert refused(celonis.from_events, events, batch, AP, NOW, signed_body=body)[0]["parameter"] == "processArea"

@@ -32,12 +32,13 @@ def test_the_signature_is_base64_of_hmac_sha256_of_the_raw_body():
     assert signing.sign(SECRET, BODY) == celonis_signature(SECRET, BODY)
 
 
-def test_a_body_signed_with_the_secret_is_accepted():
-    signing.verify(SECRET, BODY, celonis_signature(SECRET, BODY), None)
+def test_a_body_signed_with_the_secret_is_accepted_as_proof_of_the_body_alone():
+    assert signing.verify(SECRET, BODY, celonis_signature(SECRET, BODY), None) == signing.BODY_SIGNED
 
 
-def test_the_secret_itself_in_the_subscription_header_is_accepted():
-    signing.verify(SECRET, BODY, None, SECRET)
+def test_the_secret_itself_in_the_subscription_header_is_accepted_as_proof_of_the_whole_request():
+    assert signing.verify(SECRET, BODY, None, SECRET) == signing.SECRET_PRESENTED
+    assert signing.verify(SECRET, BODY, celonis_signature(SECRET, BODY), SECRET) == signing.SECRET_PRESENTED
 
 
 @pytest.mark.parametrize("headers", [
