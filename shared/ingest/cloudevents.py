@@ -225,8 +225,8 @@ def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None =
 
     `body_id`: the request was proven by its body's signature alone, and this is the body's id. A binary event's
     headers are then anyone's (a captured body replayed with a fresh ce-id, or aimed at another case by ce-subject):
-    its findings take their eventId from the body (`<body_id>`, `:<index>` per item of a list), are detected when
-    received, and a field only a header would give is refused naming the header."""
+    its findings take their eventId from the body (`<body_id>`, `:<index>` per item of a list), and a field only a
+    header would give (caseKey from ce-subject, detectedAt from ce-time) is refused naming the header."""
     data, many = event.data, isinstance(event.data, list)
     if many and not data:
         return [], [], [FieldError(pointer(*event.data_at), "expected at least one finding")]
@@ -243,10 +243,6 @@ def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None =
                 item["eventId"] = event_id(event.source, event.id, j if many else None, namespace)
                 place.filled["eventId"] = event.where("id")
             item.setdefault("source", route_source)
-            if "detectedAt" not in item:
-                item["detectedAt"] = now if unsigned else event.time or now
-                if event.time is not None and not unsigned:
-                    place.filled["detectedAt"] = event.where("time")
             if "caseKey" not in item and event.subject and unsigned:
                 errors.append(FieldError(event.where("subject"), signing.not_signed("caseKey")))
             elif "caseKey" not in item and event.subject:
@@ -255,6 +251,12 @@ def items_of(event: Event, route_source: str, now: datetime, fill: Fill | None =
             elif "caseKey" not in item:
                 place.hints["caseKey"] = ("send caseKey in the data" if unsigned else
                                           "send caseKey in the data or the event's subject")
+            if "detectedAt" not in item and event.time is not None and unsigned:
+                errors.append(FieldError(event.where("time"), signing.not_signed("detectedAt")))
+            elif "detectedAt" not in item:
+                item["detectedAt"] = event.time or now
+                if event.time is not None:
+                    place.filled["detectedAt"] = event.where("time")
             if fill is not None:
                 errors += fill(event, item, place, unsigned)
         items.append(item)

@@ -41,6 +41,7 @@ def oe_event(case_key: str | None, time: str | None = None, data: dict | None = 
     """An Orchestration Engine CloudEvent in binary mode: the finding's identity in its (signed) data."""
     body = json.dumps(data if data is not None else {
         "caseKey": case_key, "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po",
+        "detectedAt": now(-timedelta(minutes=1)),
         "attributes": {"invoiceId": case_key, "vendorId": "V-9", "missingFields": ["poNumber"]}}).encode()
     sent = {"content-type": "application/json", "ce-specversion": "1.0", "ce-id": str(uuid.uuid4()),
             "ce-source": "/celonis/oe/src_w34a", "ce-type": "ap.invoice.blocked", "ce-time": time or now(),
@@ -112,9 +113,11 @@ def test_a_captured_signed_event_sent_again_with_fresh_headers_is_a_duplicate(si
 @pytest.mark.parametrize("data, headers, params, named", [
     ({"processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}, {"ce-subject": "SIG-PICKED"},
      None, {"header": "ce-subject"}),
-    ({"caseKey": "SIG-TYPE"}, {}, None, {"header": "ce-type"}),
-    ({"caseKey": "SIG-QUERY", "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}, {},
-     {"deviationPattern": "delivery-sla-breached"}, {"parameter": "deviationPattern"}),
+    ({"caseKey": "SIG-TYPE", "detectedAt": now()}, {}, None, {"header": "ce-type"}),
+    ({"caseKey": "SIG-QUERY", "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po",
+      "detectedAt": now()}, {}, {"deviationPattern": "delivery-sla-breached"}, {"parameter": "deviationPattern"}),
+    ({"caseKey": "SIG-TIME", "processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}, {}, None,
+     {"header": "ce-time"}),
 ])
 def test_a_body_signed_event_takes_nothing_from_unsigned_headers_or_the_query(signed, data, headers, params, named):
     body, sent = oe_event(None, data=data, **headers)
@@ -122,7 +125,7 @@ def test_a_body_signed_event_takes_nothing_from_unsigned_headers_or_the_query(si
     r = requests.post(f"{signed}/findings/celonis", data=body, headers=sent, params=params, timeout=30)
     assert r.status_code == 422, r.text
     assert named.items() <= r.json()["errors"][0].items() and "not signed" in r.json()["errors"][0]["detail"]
-    assert not any(stored(signed, k) for k in ("SIG-PICKED", "SIG-TYPE", "SIG-QUERY"))
+    assert not any(stored(signed, k) for k in ("SIG-PICKED", "SIG-TYPE", "SIG-QUERY", "SIG-TIME"))
 
 
 def test_the_secret_itself_vouches_for_headers_and_query_too(signed):

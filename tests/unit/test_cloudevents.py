@@ -251,7 +251,7 @@ def signed_binary(data, params=None, **headers):
 
 
 def test_a_body_signed_event_is_identified_by_its_bytes_not_its_ce_id():
-    data = {"caseKey": "INV-S-1", **AP, "attributes": {"invoiceId": "INV-S-1"}}
+    data = {"caseKey": "INV-S-1", **AP, "detectedAt": "2026-12-03T09:00:00Z", "attributes": {"invoiceId": "INV-S-1"}}
     (first, body), (again, _) = signed_binary(data), signed_binary(data, id="fresh-id", time="2026-12-03T09:59:00Z")
     digest = hashlib.sha256(body).hexdigest()[:40]
     assert [f.eventId for f in first.findings] == [f.eventId for f in again.findings] == [f"oe:{digest}"]
@@ -259,9 +259,13 @@ def test_a_body_signed_event_is_identified_by_its_bytes_not_its_ce_id():
     assert [f.eventId for f in many.findings] == [f"oe:{hashlib.sha256(body).hexdigest()[:40]}:{k}" for k in (0, 1)]
 
 
-def test_a_body_signed_event_is_detected_when_received_whatever_ce_time_says():
-    received, _ = signed_binary({"caseKey": "INV-S-3", **AP}, time="2026-12-03T09:58:00Z")
-    assert received.findings[0].detectedAt == NOW
+def test_a_body_signed_event_is_detected_when_its_data_says_else_when_received_never_at_ce_time():
+    received, _ = signed_binary({"caseKey": "INV-S-3", **AP, "detectedAt": "2026-12-03T09:00:00Z"},
+                                time="2026-12-03T09:58:00Z")
+    assert received.findings[0].detectedAt == datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    assert signed_binary({"caseKey": "INV-S-3", **AP})[0].findings[0].detectedAt == NOW
+    errors = refused(signed_binary, {"caseKey": "INV-S-3", **AP}, None, time="2026-12-03T09:58:00Z")
+    assert [e["header"] for e in errors] == ["ce-time"] and "send detectedAt in the body" in errors[0]["detail"]
 
 
 @pytest.mark.parametrize("data, params, headers, named", [
