@@ -41,11 +41,16 @@ def examples() -> list[tuple[str, dict]]:
                 expect[key.strip()] = value.strip()
         found.append((f"{k}:{target.split('?')[0]}", {
             "method": method, "target": target, "headers": {h.strip(): v.strip() for h, v in headers.items()},
-            "body": body.strip(), "expect": expect, "signed": "signed" in notes.split()}))
+            "body": body.strip(), "expect": expect, "signed": "signed" in re.split(r"[\s;,]+", notes)}))
     return found
 
 
 EXAMPLES = examples()
+
+
+def test_signed_examples_are_told_apart():
+    # "signed;" before the expectations marks an example for the host holding the secret.
+    assert any(e["signed"] for _, e in EXAMPLES) and not all(e["signed"] for _, e in EXAMPLES)
 
 
 def test_the_readme_documents_an_example_per_sender():
