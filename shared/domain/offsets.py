@@ -76,3 +76,15 @@ def advance(doc: dict[str, Any] | None, source: str, subscription: str, deliveri
     out.update(highestOffset=highest, gaps=out.get("gaps", 0) + len(found), missing=missing[-MAX_MISSING:],
                lastReceivedAt=now.isoformat())
     return out, found
+
+
+def spans(ranges: Sequence[tuple[int, int]]) -> str:
+    """`offset 7`, `offsets 41..44`, `offsets 41..44, 46`: what an incident names for an operator to replay. Past
+    MAX_MISSING ranges only the first and last ten are named (one request skipping every other offset named 999,
+    and raised an incident and a Teams card for each)."""
+    parts = [str(lo) if lo == hi else f"{lo}..{hi}" for lo, hi in ranges]
+    if len(parts) > MAX_MISSING:
+        half = MAX_MISSING // 2
+        parts = [*parts[:half], f"… {len(parts) - 2 * half} more ranges …", *parts[-half:]]
+    single = len(ranges) == 1 and ranges[0][0] == ranges[0][1]
+    return ("offset " if single else "offsets ") + ", ".join(parts)

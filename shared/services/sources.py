@@ -3,7 +3,8 @@ event's time and the offsets that never arrived (`GET /api/sources`; README "Sig
 
 Offsets are recorded after the findings were ingested, never before: a refused batch advances nothing, so its
 redelivery is not taken for a replay. Each subscription is one state record written under its ETag, so two
-requests at once never lower it; a skip found is an incident (notices.incident) naming what to replay.
+requests at once never lower it; the skips one request finds are one incident per subscription naming what to
+replay, recorded before anyone is told.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..domain import offsets
 from ..domain.errors import Unavailable
 from ..domain.offsets import Delivery
 from ..ingest import signing
+from ..logs import bind
 from ..ports import ConcurrencyConflict, Incident, Services
 from . import notices
 
@@ -60,32 +62,63 @@ def refuse_replays(services: Services, times: Sequence[tuple[datetime, str]], de
 
 
 def record(services: Services, source: str, deliveries: Sequence[Delivery], correlation_id: str) -> None:
-    """Advance each subscription's record by the deliveries just ingested; an incident per offset range missing."""
+    """Advance each subscription's record by the deliveries just ingested; per subscription one incident naming
+    the offset ranges this request found missing.
+
+    Incidents are recorded before anyone is told, and a notifier that fails is logged, never raised: the findings
+    and offsets are stored by then, so a 500 would only make Celonis redeliver duplicates, and the incidents after
+    the failing one were lost."""
     by_subscription: dict[str, list[Delivery]] = {}
     for d in deliveries:
         by_subscription.setdefault(d.subscription, []).append(d)
     now = services.clock.now()
-    for subscription, mine in by_subscription.items():
-        name = _name(source, subscription)
-        for attempt in range(_ATTEMPTS):
-            doc, etag = services.coordination.state_versioned(name)
-            new, missing = offsets.advance(doc, source, subscription, mine, now)
-            try:
-                services.coordination.save_state(name, new, etag)
-                break
-            except ConcurrencyConflict:
-                # Back off a little, randomly, as the rate limiter does: contenders otherwise collide again at once.
-                time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
-        else:
-            raise Unavailable("Too many requests updated this subscription's offsets at once; the findings are "
-                              "stored, send the events again.")
-        for lo, hi in missing:
-            span = f"offset {lo}" if lo == hi else f"offsets {lo}..{hi}"
-            log.warning("%s missing for subscription %s", span, subscription, extra={"correlationId": correlation_id})
-            notices.incident(services, Incident(
-                f"{name}-{lo}-{hi}", now, "lost_events", "ingest",
-                f"{span} missing for subscription {subscription} ({source}); replay from Celonis",
-                correlationId=correlation_id))
+    found: list[Incident] = []
+    try:
+        for subscription, mine in by_subscription.items():
+            name = _name(source, subscription)
+            missing = _advance(services, name, source, subscription, mine, now)
+            if missing:
+                span = offsets.spans(missing)
+                log.warning("%s missing for subscription %s", span, subscription,
+                            extra={"correlationId": correlation_id})
+                found.append(Incident(f"{name}-{missing[0][0]}-{missing[-1][1]}", now, "lost_events", "ingest",
+                                      f"{span} missing for subscription {subscription} ({source}); replay from "
+                                      "Celonis", correlationId=correlation_id))
+    finally:  # a later subscription's 503 loses none of the gaps the earlier ones saved
+        _raise(services, found, correlation_id)
+
+
+def _advance(services: Services, name: str, source: str, subscription: str, mine: Sequence[Delivery],
+             now: datetime) -> list[tuple[int, int]]:
+    """One subscription's read-modify-write under its ETag; the ranges it found missing."""
+    for attempt in range(_ATTEMPTS):
+        doc, etag = services.coordination.state_versioned(name)
+        new, missing = offsets.advance(doc, source, subscription, mine, now)
+        try:
+            services.coordination.save_state(name, new, etag)
+            return missing
+        except ConcurrencyConflict:
+            # Back off a little, randomly, as the rate limiter does: contenders otherwise collide again at once.
+            time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
+    raise Unavailable("Too many requests updated this subscription's offsets at once; the findings are stored, send "
+                      "the events again.")
+
+
+def _raise(services: Services, found: Sequence[Incident], correlation_id: str) -> None:
+    """Record every incident, then tell: a notifier failing is logged (as services/ingest.py `offer` does)."""
+    notes = []
+    for incident in found:
+        kept, note = notices.incident_of(services, incident)
+        services.reference.record_incident(kept)
+        notes.append(note)
+    notifier = services.notifier
+    if notifier is None:
+        return
+    for note in notes:
+        try:
+            notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
+        except Exception:  # recorded already (GET /api/incidents); the card is what is lost
+            bind(log, correlation_id).exception("lost-events escalation %s not sent", note.opportunity_id)
 
 
 def view(services: Services) -> dict[str, Any]:

@@ -98,6 +98,36 @@ def test_a_skip_records_one_incident_naming_what_to_replay():
     assert sources.view(svc)["items"][0]["missing"] == [{"from": 41, "to": 44}]
 
 
+def test_one_request_skipping_many_offsets_raises_one_incident_naming_them_all_within_bounds():
+    svc = memory_services()
+    sources.record(svc, "celonis", got(*range(0, 2000, 2)), "cid-1")  # 999 gaps in one request
+    [incident] = svc.reference.incidents(2000)
+    assert len(svc.notifier.sent) == 1
+    assert incident.detail.startswith("offsets 1, 3, 5, ") and "1995, 1997 missing for subscription sub-1" in \
+        incident.detail and "979 more" in incident.detail and len(incident.detail) < 400
+
+
+def test_several_ranges_missing_in_one_request_are_one_incident():
+    svc = memory_services()
+    sources.record(svc, "celonis", got(40, 45, 47), "cid-1")
+    [incident] = svc.reference.incidents(10)
+    assert incident.detail == "offsets 41..44, 46 missing for subscription sub-1 (celonis); replay from Celonis"
+
+
+def test_a_failing_notifier_neither_fails_the_request_nor_loses_an_incident(caplog):
+    svc = memory_services()
+
+    class Down:
+        def notify(self, *args, **kwargs):
+            raise RuntimeError("teams 429")
+
+    svc.notifier = Down()
+    sources.record(svc, "celonis", got(1, 3) + got(1, 5, subscription="sub-2"), "cid-1")
+    assert sorted(i.detail.split(" missing")[0] for i in svc.reference.incidents(10)) == ["offset 2",
+                                                                                       "offsets 2..4"]
+    assert [r.levelname for r in caplog.records if "not sent" in r.getMessage()] == ["ERROR", "ERROR"]
+
+
 def test_a_redelivered_or_out_of_order_offset_records_no_incident():
     svc = memory_services()
     sources.record(svc, "celonis", got(40, 41), "cid-1")
