@@ -158,11 +158,23 @@ class Finding(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         return kpi.money() if isinstance(kpi, KpiImpact) else float(kpi)
 
 
+OUT_OF_RANGE = "outside the years 1 to 9999 once in UTC"
+
+
 def instant(value: datetime | int | float) -> datetime:
-    """A UTC datetime from ISO text (naive taken as UTC) or epoch seconds/milliseconds by magnitude."""
+    """A UTC datetime from ISO text (naive taken as UTC) or epoch seconds/milliseconds by magnitude. ValueError
+    when it leaves datetime's range once in UTC (`9999-12-31T23:59:59-23:59` is in year 10000)."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value if value.tzinfo is UTC else value.astimezone(UTC)
+        if value.tzinfo is UTC:
+            return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # the 500 this was: a sender's offset pushed the time past year 9999 or before 1
+            raise ValueError(f"{value.isoformat()} is {OUT_OF_RANGE}") from None
     seconds = value / 1000 if value > EPOCH_MS_THRESHOLD else value
-    return datetime.fromtimestamp(seconds, UTC)
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"epoch {value} is {OUT_OF_RANGE}") from None

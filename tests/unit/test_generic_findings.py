@@ -1,5 +1,6 @@
 """`POST /api/findings` bodies: what is accepted, and how every bad field is named."""
 import json
+from datetime import datetime
 
 import pytest
 
@@ -223,3 +224,26 @@ def test_the_attributes_bound_counts_characters_of_json_not_bytes():
     with pytest.raises(InvalidInput) as exc:
         parse_findings(body(finding(attributes={"invoiceId": "I", "note": "é" * 10_000})))
     assert exc.value.errors[0].pointer == "/attributes"
+
+
+@pytest.mark.parametrize("sent", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+05:00"])
+def test_a_time_that_leaves_the_years_1_to_9999_once_in_utc_is_a_value_error_not_an_overflow(sent):
+    with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+        instant(datetime.fromisoformat(sent))
+
+
+@pytest.mark.parametrize("sent", [10 ** 17, 2 ** 63])
+def test_an_epoch_past_the_year_9999_is_a_value_error(sent):
+    with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+        instant(sent)
+
+
+@pytest.mark.parametrize("sent", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+05:00"])
+def test_a_detection_time_out_of_range_once_in_utc_is_a_422_naming_it(sent):
+    with pytest.raises(InvalidInput) as one:
+        parse_findings(body(finding(detectedAt=sent)))
+    assert [(e.pointer, "outside the years 1 to 9999" in e.detail) for e in one.value.errors] == \
+        [("/detectedAt", True)]
+    with pytest.raises(InvalidInput) as many:
+        validate_findings([finding(), finding(detectedAt=sent)])
+    assert [e.pointer for e in many.value.errors] == ["/1/detectedAt"]
