@@ -8,7 +8,7 @@ here), which is what lets normalize + validate + score reach 100,000 findings a 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -24,6 +24,11 @@ MAX_ATTRIBUTES_CHARS = 10_000
 EPOCH_MS_THRESHOLD = 20_000_000_000
 _MAX_EPOCH = 253_402_300_799_999  # 9999-12-31 in milliseconds
 MAX_DAYS_SAVED = 3650
+# How far after the app's clock a detection time may be. Servers on NTP (Celonis' cloud, Azure) agree within a
+# second, a miner on its own VM within a minute or two; 5 minutes is also the window signed Celonis events get. A
+# detection later than that is no observation: one finding dated 2099 on a verified case became its newest
+# recurrence and made every real one until 2099 a silent repeat (domain/recurrence.py).
+MAX_AHEAD = timedelta(minutes=5)
 # Unknown fields kept per finding, as compact JSON: a typo or two and a sender's own ids fit many times over, and
 # 4 KB of every finding of a 1,000 batch still fits the 4 MB body limit.
 MAX_EXTENSIONS_BYTES = 4096

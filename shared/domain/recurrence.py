@@ -47,7 +47,9 @@ def acted_at(opp: Opportunity) -> datetime | None:
 def classify(existing: Opportunity, incoming: Opportunity, window: timedelta) -> str | None:
     """ECHO, RECURRENCE or REPEAT for a new finding on `existing`, or None when it is an ordinary update.
 
-    The finding's time is its detection time (the newest when a batch held several on the case)."""
+    The finding's time is its detection time (the newest when a batch held several on the case), at most
+    findings.MAX_AHEAD after the clock: ingest refuses later ones, since one dated 2099 would be the recurrence
+    every real one until 2099 repeats."""
     acted = acted_at(existing)
     if acted is None:
         return None

@@ -21,6 +21,8 @@ import msgspec
 from ..domain import kpi as kpis
 from ..domain.errors import FieldError, InvalidInput, MalformedBody, ProblemError, pointer
 from ..domain.findings import (
+    EPOCH_MS_THRESHOLD,
+    MAX_AHEAD,
     MAX_ATTRIBUTES_CHARS,
     MAX_BATCH,
     MAX_EXTENSIONS_BYTES,
@@ -237,22 +239,28 @@ def struct_errors(item: Any, typ: type, where: tuple = ()) -> list[FieldError]:
 
 
 def _content_errors(findings: Sequence[Finding], batch: bool) -> list[FieldError]:
-    """What the schema cannot say cheaply: blank text, a detection time out of range once in UTC, attributes and
-    extensions too large to store, a named KPI without its estimate
+    """What the schema cannot say cheaply: blank text, a detection time out of range once in UTC or more than
+    MAX_AHEAD after the clock, attributes and extensions too large to store, a named KPI without its estimate
     (kpi.errors), signal names that are no identifiers. Attributes or extensions nested past MAX_DEPTH are a 400,
     as the decoder answers them."""
     errors, deep = [], []
     kpi_type = KpiImpact
-    utc_zone = UTC
+    # The wall clock, which is the app's (SystemClock) wherever it runs: the readers are given no clock. A test's
+    # fixed clock lies in its past, so a test may still date findings after its own clock.
+    latest = datetime.now(UTC) + MAX_AHEAD
+    latest_epoch, utc_zone = latest.timestamp(), UTC
     for i, f in enumerate(findings):
         at = (i,) if batch else ()
         if f.eventId.isspace() or f.processArea.isspace() or f.deviationPattern.isspace() or f.caseKey.isspace() \
                 or f.source.isspace():
             errors += [FieldError(pointer(*at, name), "must not be blank") for name in f.blank_fields()]
         detected = f.detectedAt
-        # Epochs are in range by their type; a time with an offset other than UTC's converts (~0.05 µs otherwise).
-        if detected.__class__ is datetime and detected.tzinfo is not utc_zone and detected.tzinfo is not None:
-            errors += _detected_errors(detected, at)
+        # One comparison for a UTC time or an epoch (~0.05 µs); other offsets and naive times convert first.
+        if detected.__class__ is datetime:
+            if detected.tzinfo is not utc_zone or detected > latest:
+                errors += _detected_errors(detected, latest, at)
+        elif (detected / 1000 if detected > EPOCH_MS_THRESHOLD else detected) > latest_epoch:  # type: ignore[operator]
+            errors += _detected_errors(detected, latest, at)
         kpi = f.kpiImpact
         # Four attribute reads for the findings that name no KPI (~0.1 µs); only the others are checked.
         if kpi.__class__ is list or (kpi.__class__ is kpi_type and (
@@ -291,13 +299,18 @@ def _content_errors(findings: Sequence[Finding], batch: bool) -> list[FieldError
 _NESTED = (dict, list)
 
 
-def _detected_errors(detected: datetime, at: tuple) -> list[FieldError]:
-    """A detection time out of datetime's range once in UTC."""
+def _detected_errors(detected: datetime | float, latest: datetime, at: tuple) -> list[FieldError]:
+    """A detection time out of datetime's range once in UTC, or later than `latest` (the clock + MAX_AHEAD)."""
     try:
-        instant(detected)
+        when = instant(detected)
     except ValueError as exc:
         return [FieldError(pointer(*at, "detectedAt"), str(exc))]
-    return []
+    if when <= latest:
+        return []
+    minutes = int(MAX_AHEAD.total_seconds() // 60)
+    return [FieldError(pointer(*at, "detectedAt"), f"{when.isoformat().replace('+00:00', 'Z')} is in the future: "
+                                                   f"more than {minutes} minutes after the app's clock; send when "
+                                                   "the miner detected the deviation")]
 
 
 def _json_chars(value: Any) -> int:

@@ -1,5 +1,5 @@
-"""Detection times the app cannot keep, over a real socket: a time that leaves the years 1 to 9999 once in UTC is
-refused by name on every ingest route (never a 500), with nothing stored."""
+"""Detection times the app cannot keep, over a real socket: a time that leaves the years 1 to 9999 once in UTC, and
+one in the future, are refused by name on every ingest route (never a 500), with nothing stored."""
 import json
 
 import pytest
@@ -8,6 +8,7 @@ from shared.domain.opportunity import opportunity_id
 from tests.factories import finding
 
 OUT_OF_RANGE = ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+05:00"]
+FUTURE = "2099-01-01T00:00:00Z"
 CASE = {"processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}
 
 
@@ -22,7 +23,8 @@ def _named(r):
     return [(e.get("pointer") or e.get("header"), e["detail"]) for e in r.json()["errors"]]
 
 
-@pytest.mark.parametrize("sent, says", [(t, "outside the years 1 to 9999") for t in OUT_OF_RANGE])
+@pytest.mark.parametrize("sent, says", [*((t, "outside the years 1 to 9999") for t in OUT_OF_RANGE),
+                                        (FUTURE, "in the future")])
 def test_a_findings_detection_time_the_app_cannot_keep_is_a_422_naming_detected_at(api, sent, says):
     item = finding(caseKey=f"DT-G-{sent[:4]}", detectedAt=sent)
     [(where, detail)] = _named(api.post("/findings", json=item))
@@ -30,7 +32,7 @@ def test_a_findings_detection_time_the_app_cannot_keep_is_a_422_naming_detected_
     assert _nothing_stored(api, item["caseKey"])
 
 
-@pytest.mark.parametrize("sent, says", [(t, "") for t in OUT_OF_RANGE])
+@pytest.mark.parametrize("sent, says", [*((t, "") for t in OUT_OF_RANGE), (FUTURE, "in the future")])
 def test_a_cloudevents_time_the_app_cannot_keep_is_a_422_naming_it(api, sent, says):
     case = f"DT-CE-{sent[:4]}"
     headers = {"content-type": "application/json", "ce-specversion": "1.0", "ce-id": f"dt-{sent}",
@@ -51,8 +53,8 @@ def _envelope(created):
 _UNTIL_CELONIS_NAMES_IT = pytest.mark.xfail(strict=True, reason="celonis._delivery: instant() unguarded")
 
 
-@pytest.mark.parametrize("sent, says", [pytest.param(t, "outside the years 1 to 9999", marks=_UNTIL_CELONIS_NAMES_IT)
-                                         for t in OUT_OF_RANGE])
+@pytest.mark.parametrize("sent, says", [*(pytest.param(t, "outside the years 1 to 9999", marks=_UNTIL_CELONIS_NAMES_IT)
+                                          for t in OUT_OF_RANGE), (FUTURE, "in the future")])
 def test_a_celonis_events_creation_date_the_app_cannot_keep_is_a_422_naming_it(api, sent, says):
     named = _named(api.post("/findings/celonis", json=_envelope(sent)))
     assert any(where == "/creationDate" and says in detail for where, detail in named), named

@@ -1,11 +1,12 @@
 """Echoes and recurrences on the local host (Azurite, the sandbox's child flows): a lead reported in a miner's own
 words is mapped, worked to verified, echoed, then comes back; the opportunity, insights and KPIs read it back."""
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import requests
 
-from tests.conftest import hosted, settle
+from tests.conftest import ROOT, hosted, settle
 from tests.factories import treated_case
 
 
@@ -19,7 +20,15 @@ def test_a_verified_case_echoes_then_recurs_and_a_person_is_told_not_the_agent(a
                 "caseKey": case, "detectedAt": detected.isoformat(),
                 "attributes": {"leadId": case, "region": "EMEA"}}
 
-    with hosted(azurite, OUTBOX_DIR=str(tmp_path)) as server:
+    # The host runs on the real clock and refuses findings detected more than 5 minutes after it, so the day after
+    # the action cannot be sent: an echo window of one minute makes two minutes after the action "after the window".
+    catalog = tmp_path / "catalog"
+    shutil.copytree(ROOT / "catalog", catalog)
+    policy = json.loads((catalog / "policy.json").read_text())
+    (catalog / "policy.json").write_text(json.dumps({**policy, "echoWindowHours": 1 / 60}))
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    with hosted(azurite, OUTBOX_DIR=str(outbox), CATALOG_DIR=str(catalog)) as server:
         base = server.base_url
         first = requests.post(f"{base}/findings", json=finding("rc-1", now - timedelta(hours=1)), timeout=30)
         assert first.status_code == 202, first.text
@@ -37,8 +46,8 @@ def test_a_verified_case_echoes_then_recurs_and_a_person_is_told_not_the_agent(a
         again = requests.post(f"{base}/findings", json=finding("rc-2", datetime.fromisoformat(acted)), timeout=30)
         assert again.json()["opportunities"][0]["outcome"] == "duplicate"
 
-        # A day and more after the action, the lead is unassigned again: a recurrence.
-        back = datetime.fromisoformat(acted) + timedelta(hours=25)
+        # After the window, the lead is unassigned again: a recurrence.
+        back = datetime.fromisoformat(acted) + timedelta(minutes=2)
         recur = requests.post(f"{base}/findings", json=finding("rc-3", back), timeout=30)
         assert recur.json()["opportunities"][0]["outcome"] == "recurrence" and recur.json()["recurrences"] == 1
         settle(server)
@@ -47,7 +56,7 @@ def test_a_verified_case_echoes_then_recurs_and_a_person_is_told_not_the_agent(a
         assert opp["revision"] == revision + 1  # the recurrence; the echo changed no revision
         assert len([x for x in opp["executions"] if x["kind"] == "action"]) == 1  # the agent did not act again
 
-        [card] = [p for p in tmp_path.iterdir() if oid in p.name and "-review-" in p.name]
+        [card] = [p for p in outbox.iterdir() if oid in p.name and "-review-" in p.name]
         note = json.loads(card.read_text())
         assert "is back after leads.reassign v1 was verified" in note["subject"]
 

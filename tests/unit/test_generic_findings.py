@@ -1,6 +1,6 @@
 """`POST /api/findings` bodies: what is accepted, and how every bad field is named."""
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -247,3 +247,26 @@ def test_a_detection_time_out_of_range_once_in_utc_is_a_422_naming_it(sent):
     with pytest.raises(InvalidInput) as many:
         validate_findings([finding(), finding(detectedAt=sent)])
     assert [e.pointer for e in many.value.errors] == ["/1/detectedAt"]
+
+
+def _ahead(minutes: float, form: str):
+    """The clock plus `minutes`, as a sender may write it (computed in the test: ids stay the same per worker)."""
+    at = datetime.now(UTC) + timedelta(minutes=minutes)
+    return {"iso": at.isoformat(), "offset": at.astimezone(timezone(timedelta(hours=-5))).isoformat(),
+            "naive": at.replace(tzinfo=None).isoformat(), "seconds": int(at.timestamp()),
+            "millis": int(at.timestamp() * 1000)}[form]
+
+
+@pytest.mark.parametrize("form", ["iso", "offset", "naive", "seconds", "millis"])
+def test_a_finding_detected_more_than_five_minutes_after_the_clock_is_refused_as_in_the_future(form):
+    for sent in (_ahead(6, form), "2099-01-01T00:00:00Z"):
+        with pytest.raises(InvalidInput) as refused:
+            validate_findings([finding(), finding(detectedAt=sent)])
+        [error] = refused.value.errors
+        assert error.pointer == "/1/detectedAt" and "in the future" in error.detail
+
+
+@pytest.mark.parametrize("form", ["iso", "offset", "naive", "seconds", "millis"])
+def test_a_detection_time_up_to_five_minutes_ahead_of_the_clock_is_a_senders_clock_skew_and_taken(form):
+    for sent in (_ahead(4, form), _ahead(-60 * 24 * 400, form)):
+        assert len(parse_findings(body(finding(detectedAt=sent)))) == 1

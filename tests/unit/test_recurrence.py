@@ -1,9 +1,10 @@
 """Echoes and recurrences: findings on a case after the agent acted on it (shared/domain/recurrence.py)."""
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.domain.errors import InvalidInput
 from shared.domain.status import Status
 from shared.services.ingest import ingest
 from shared.services.insights import weekly_review
@@ -84,6 +85,23 @@ def test_after_the_window_on_a_verified_case_it_is_a_recurrence_offered_to_a_per
     assert (kind, about) == ("review", oid)
     assert "is back after ap.request-missing-fields v1 was verified" in subject
     assert details["recurrence"] == seen.isoformat() and details["cards"]["links"]["type"] == "AdaptiveCard"
+
+
+def test_a_finding_dated_in_the_future_is_refused_and_the_later_real_recurrence_is_recorded_and_carded():
+    # One finding dated 2099 on a verified case was the recurrence, and every real one until 2099 a silent repeat.
+    svc = memory_services()
+    oid = _acted(svc, "INV-FUT")
+    before = svc.store.get(oid)
+    with pytest.raises(InvalidInput) as refused:
+        _again(svc, "INV-FUT", datetime(2099, 1, 1, tzinfo=UTC), event="bogus")
+    assert [(e.pointer, "in the future" in e.detail) for e in refused.value.errors] == [("/0/detectedAt", True)]
+    assert svc.store.get(oid) == before and svc.notifier.sent == []
+    seen = ACTED + timedelta(days=3)
+    _, real = _again(svc, "INV-FUT", seen, event="real")
+    opp = svc.store.get(oid)
+    assert real["outcome"] == "recurrence" and opp.recurrences == [seen.isoformat()]
+    [(kind, about, _, details)] = svc.notifier.sent
+    assert (kind, about, details["recurrence"]) == ("review", oid, seen.isoformat())
 
 
 def test_the_card_goes_out_only_after_the_store_write_landed():
