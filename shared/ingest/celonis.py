@@ -23,7 +23,7 @@ import msgspec
 
 from ..domain.errors import FieldError, InvalidInput, pointer
 from ..domain.findings import ATTRIBUTE_NAME, ATTRIBUTE_NAME_RULE, MAX_BATCH, Epoch, instant
-from ..domain.offsets import Delivery
+from ..domain.offsets import MAX_OFFSET, Delivery
 from . import cloudevents, signing
 from .cloudevents import Event, Place
 from .common import Normalized, iso, number, query_name, shape_errors, shown, validated, when
@@ -57,7 +57,7 @@ class _Envelope(msgspec.Struct, gc=False):
     triggerId: _Id
     creationDate: datetime | Epoch
     event: _Event
-    offset: int | None = None
+    offset: Annotated[int, msgspec.Meta(ge=0, lt=MAX_OFFSET)] | None = None
 
 
 _ONE = msgspec.json.Decoder(_Envelope, strict=False)

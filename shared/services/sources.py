@@ -76,7 +76,15 @@ def record(services: Services, source: str, deliveries: Sequence[Delivery], corr
     try:
         for subscription, mine in by_subscription.items():
             name = _name(source, subscription)
-            missing = _advance(services, name, source, subscription, mine, now)
+            missing, resets = _advance(services, name, source, subscription, mine, now)
+            if resets:
+                said = offsets.restarts(resets)
+                log.warning("offsets of subscription %s %s", subscription, said,
+                            extra={"correlationId": correlation_id})
+                found.append(Incident(f"{name}-reset-{resets[0][1]}", now, "offsets_reset", "ingest",
+                                      f"offsets of subscription {subscription} ({source}) {said}: its record starts "
+                                      "over at each; replay from Celonis what it missed",
+                                      correlationId=correlation_id))
             if missing:
                 span = offsets.spans(missing)
                 log.warning("%s missing for subscription %s", span, subscription,
@@ -89,14 +97,14 @@ def record(services: Services, source: str, deliveries: Sequence[Delivery], corr
 
 
 def _advance(services: Services, name: str, source: str, subscription: str, mine: Sequence[Delivery],
-             now: datetime) -> list[tuple[int, int]]:
-    """One subscription's read-modify-write under its ETag; the ranges it found missing."""
+             now: datetime) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """One subscription's read-modify-write under its ETag; the ranges it found missing, and its restarts."""
     for attempt in range(_ATTEMPTS):
         doc, etag = services.coordination.state_versioned(name)
-        new, missing = offsets.advance(doc, source, subscription, mine, now)
+        new, missing, resets = offsets.advance(doc, source, subscription, mine, now)
         try:
             services.coordination.save_state(name, new, etag)
-            return missing
+            return missing, resets
         except ConcurrencyConflict:
             # Back off a little, randomly, as the rate limiter does: contenders otherwise collide again at once.
             time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
@@ -118,7 +126,7 @@ def _raise(services: Services, found: Sequence[Incident], correlation_id: str) -
         try:
             notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
         except Exception:  # recorded already (GET /api/incidents); the card is what is lost
-            bind(log, correlation_id).exception("lost-events escalation %s not sent", note.opportunity_id)
+            bind(log, correlation_id).exception("offsets escalation %s not sent", note.opportunity_id)
 
 
 def view(services: Services) -> dict[str, Any]:
@@ -129,6 +137,7 @@ def view(services: Services) -> dict[str, Any]:
                       "highestOffset": doc.get("highestOffset"), "lastEventAt": doc.get("lastEventAt"),
                       "lastReceivedAt": doc.get("lastReceivedAt"), "events": doc.get("events", 0),
                       "redelivered": doc.get("redelivered", 0), "gaps": doc.get("gaps", 0),
+                      "resets": doc.get("resets", 0),
                       "missing": [{"from": lo, "to": hi} for lo, hi in doc.get("missing") or ()]})
     items.sort(key=lambda i: i["lastReceivedAt"] or "", reverse=True)
     return {"items": items}

@@ -1,12 +1,14 @@
 """Per-subscription offsets: the highest kept, skips recorded once as an incident, redeliveries counted only; and
 the replay window that lets late (never seen) offsets in."""
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.domain import offsets
-from shared.domain.errors import Unauthorized
+from shared.domain.errors import InvalidInput, Unauthorized
 from shared.domain.offsets import Delivery
+from shared.ingest import celonis
 from shared.services import sources
 from tests.factories import NOW, memory_services
 
@@ -18,6 +20,11 @@ def got(*numbers, subscription="sub-1", at=T):
 
 
 def advance(doc, *numbers):
+    doc, missing, _ = offsets.advance(doc, "celonis", "sub-1", got(*numbers), NOW)
+    return doc, missing
+
+
+def restarted(doc, *numbers):
     return offsets.advance(doc, "celonis", "sub-1", got(*numbers), NOW)
 
 
@@ -58,9 +65,9 @@ def test_a_replayed_offset_fills_its_missing_range():
 
 
 def test_the_last_event_time_is_the_newest_creation_date_seen():
-    doc, _ = offsets.advance(None, "celonis", "s", [Delivery("s", 1, T), Delivery("s", 2, T - timedelta(hours=1))],
-                             NOW)
-    doc, _ = offsets.advance(doc, "celonis", "s", [Delivery("s", 3, T - timedelta(days=1))], NOW)
+    doc, *_ = offsets.advance(None, "celonis", "s", [Delivery("s", 1, T), Delivery("s", 2, T - timedelta(hours=1))],
+                              NOW)
+    doc, *_ = offsets.advance(doc, "celonis", "s", [Delivery("s", 3, T - timedelta(days=1))], NOW)
     assert doc["lastEventAt"] == T.isoformat() and doc["lastReceivedAt"] == NOW.isoformat()
 
 
@@ -69,6 +76,61 @@ def test_missing_ranges_kept_are_bounded():
     for n in range(1, 60):
         doc = advance(doc, n * 3)[0]
     assert len(doc["missing"]) == offsets.MAX_MISSING and doc["gaps"] == 59
+
+
+# Restarts and jumps: a subscription recreated in Celonis counts from 0 again, and one bogus offset must not leave
+# every later event "redelivered" for good.
+
+def test_a_drop_far_below_the_highest_restarts_the_record_there():
+    doc, _ = advance(advance(None, 40)[0], 45)
+    doc, missing, resets = restarted(advance(doc, 50_000)[0], 3)
+    assert (doc["highestOffset"], doc["missing"], missing, resets) == (3, [], [], [(50_000, 3)])
+    assert doc["resets"] == 1 and doc["redelivered"] == 0
+    doc, missing = advance(doc, 4, 5)
+    assert (doc["highestOffset"], missing) == (5, [])
+
+
+def test_offset_zero_once_past_a_thousand_is_a_restart():
+    doc, _ = advance(None, 1_500)
+    assert restarted(doc, 0)[2] == [(1_500, 0)]
+    assert restarted(advance(None, 900)[0], 0)[2] == []  # early on, a redelivered first event
+
+
+def test_a_drop_within_ten_thousand_is_a_redelivery():
+    doc, missing, resets = restarted(advance(None, 20_000)[0], 10_000)
+    assert (doc["highestOffset"], doc["redelivered"], resets) == (20_000, 1, [])
+
+
+def test_a_jump_of_more_than_a_million_reopens_the_record_without_a_gap():
+    doc, missing, resets = restarted(advance(None, 5)[0], 5 + 1_000_002)
+    assert (doc["highestOffset"], doc["gaps"], missing, resets) == (1_000_007, 0, [], [(5, 1_000_007)])
+    doc, missing, resets = restarted(doc, 6)  # the bogus offset is left behind as soon as the real ones return
+    assert (doc["highestOffset"], resets) == (6, [(1_000_007, 6)])
+    assert advance(doc, 7)[0]["highestOffset"] == 7
+    assert restarted(advance(None, 5)[0], 1_000_005)[1] == [(6, 1_000_004)]  # a million exactly is a gap
+
+
+def test_one_request_restarting_a_subscription_raises_one_incident():
+    svc = memory_services()
+    sources.record(svc, "celonis", got(60_000), "cid-1")
+    sources.record(svc, "celonis", got(0, 1, 2) + got(3_000_000), "cid-2")
+    [incident] = svc.reference.incidents(10)
+    assert incident.kind == "offsets_reset" and incident.correlationId == "cid-2"
+    assert incident.detail == ("offsets of subscription sub-1 (celonis) restarted at 0 after 60000, jumped from 2 "
+                               "to 3000000: its record starts over at each; replay from Celonis what it missed")
+    assert sources.view(svc)["items"][0]["highestOffset"] == 3_000_000
+
+
+@pytest.mark.parametrize("offset", [-1, 2**53, 2**64 - 1, 1e300])
+def test_an_offset_outside_0_to_2_53_is_refused_naming_it(offset):
+    envelope = {"subscriberId": "s", "triggerId": "ap-invoice-blocked", "creationDate": "2026-12-03T10:00:00Z",
+                "offset": offset, "event": {"id": "1", "fields": [{"id": "INVOICE_ID", "value": "I1"}]}}
+    for body, where in ((envelope, "/offset"), ([envelope, envelope], "/1/offset")):
+        with pytest.raises(InvalidInput) as exc:
+            celonis.normalize(json.dumps(body).encode(), {})
+        assert where in [e.pointer for e in exc.value.errors]
+    assert celonis.normalize(json.dumps({**envelope, "offset": 2**53 - 1}).encode(), {}).deliveries[0].offset == \
+        2**53 - 1
 
 
 def test_is_new_knows_what_the_record_has_not_seen():
@@ -84,7 +146,7 @@ def test_record_stores_the_offsets_and_the_view_shows_them():
     sources.record(svc, "celonis", got(7, 8), "cid-1")
     [item] = sources.view(svc)["items"]
     assert item == {"source": "celonis", "subscription": "sub-1", "highestOffset": 8, "lastEventAt": T.isoformat(),
-                    "lastReceivedAt": NOW.isoformat(), "events": 2, "redelivered": 0, "gaps": 0, "missing": []}
+                    "lastReceivedAt": NOW.isoformat(), "events": 2, "redelivered": 0, "gaps": 0, "resets": 0, "missing": []}
 
 
 def test_a_skip_records_one_incident_naming_what_to_replay():
