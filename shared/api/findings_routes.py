@@ -7,7 +7,7 @@ import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
 from .edge import lazy, services
-from .http import check_api_key, endpoint, json_response, read_body, require_media_type
+from .http import check_api_key, endpoint, json_response, read_body, require_media_type, require_resolved
 
 if TYPE_CHECKING:
     from ..domain.findings import Finding
@@ -41,6 +41,7 @@ def _accept(req: func.HttpRequest, cid: str, source: str) -> func.HttpResponse:
     secret = settings.celonis_signing_secret if source == "celonis" else ""
     proof = None
     if secret:  # on the raw bytes, before anything is parsed
+        require_resolved("CELONIS_SIGNING_SECRET", secret)
         proof = signing.verify(secret, body, req.headers.get(signing.SIGNATURE_HEADER),
                                req.headers.get(signing.SECRET_HEADER))
     params = dict(req.params)

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.functions as func
 
-from ..domain.errors import FieldError, InvalidInput, PayloadTooLarge, ProblemError, Unauthorized, UnsupportedMediaType
+from ..domain.errors import (
+    FieldError,
+    InvalidInput,
+    PayloadTooLarge,
+    ProblemError,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from .edge import easy_auth_principal, lazy, problem_body, refusal
 
 if TYPE_CHECKING:
@@ -86,10 +94,34 @@ def json_object(body: bytes) -> dict[str, Any]:
     return doc
 
 
-def check_api_key(req: func.HttpRequest, secret: str | None) -> None:
-    """When a key is configured, `x-api-key` or `AppKey` (what Celonis sends) must match it."""
+# App Service puts a Key Vault reference it could not resolve (no access yet, a wrong URI) in the setting as its
+# own text, which anyone can read in infra/modules/functionapp.bicep: as a secret it would open the door to everyone.
+_KEY_VAULT_REFERENCE = "@microsoft.keyvault("
+# Nothing a caller sends fixes it: an operator grants the app's identity access or fixes the reference, and App
+# Service resolves it again on restart. Five minutes keeps a retrying sender (Celonis redelivers) from hammering.
+_UNRESOLVED_RETRY_S = 300
+_told: set[str] = set()
+
+
+def require_resolved(setting: str, value: str | None) -> None:
+    """503 with Retry-After naming `setting` when its value is an unresolved Key Vault reference (fail closed),
+    logged once per setting and process."""
+    if not value or not value.lstrip().lower().startswith(_KEY_VAULT_REFERENCE):
+        return
+    if setting not in _told:
+        _told.add(setting)
+        log.error("%s is an unresolved Key Vault reference: every request it guards is refused with 503 until it "
+                  "resolves (grant the app's identity access to the secret, then restart)", setting)
+    raise Unavailable(f"{setting} is a Key Vault reference the host could not resolve; nothing is accepted until "
+                      "it is.", _UNRESOLVED_RETRY_S, setting=setting)
+
+
+def check_api_key(req: func.HttpRequest, secret: str | None, setting: str = "INGEST_API_KEY") -> None:
+    """When a key is configured, `x-api-key` or `AppKey` (what Celonis sends) must match it; a key that is an
+    unresolved Key Vault reference is a 503 (require_resolved)."""
     if not secret:
         return
+    require_resolved(setting, secret)
     given = req.headers.get("x-api-key") or req.headers.get("appkey") or ""
     if not hmac.compare_digest(given.encode(), secret.encode()):
         raise Unauthorized("A valid API key is required in the x-api-key (or AppKey) header.",
