@@ -7,7 +7,7 @@ import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
 from .edge import lazy, services
-from .http import check_api_key, endpoint, json_response, read_body, require_media_type, require_resolved
+from .http import check_api_key, endpoint, json_response, query_int, read_body, require_media_type, require_resolved
 
 if TYPE_CHECKING:
     from ..domain.findings import Finding
@@ -111,5 +111,6 @@ def ingest_process_mining(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @bp.route(route="sources", methods=["GET"])
 @endpoint
 def get_sources(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Per Celonis subscription: the highest offset, the last event's time, offsets that never arrived."""
-    return json_response(sources.view(services()), 200, cid)
+    """Per Celonis subscription: the highest offset, the last event's time, offsets that never arrived (`?top=`,
+    default 100, at most 1,000)."""
+    return json_response(sources.view(services(), query_int(req, "top", 100, 1, 1000)), 200, cid)

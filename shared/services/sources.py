@@ -129,8 +129,8 @@ def _raise(services: Services, found: Sequence[Incident], correlation_id: str) -
             bind(log, correlation_id).exception("offsets escalation %s not sent", note.opportunity_id)
 
 
-def view(services: Services) -> dict[str, Any]:
-    """`GET /api/sources`: every subscription's record, the most recently heard from first."""
+def view(services: Services, top: int = 100) -> dict[str, Any]:
+    """`GET /api/sources`: the `top` subscriptions' records, the most recently heard from first."""
     items = []
     for doc in services.coordination.states(PREFIX).values():
         items.append({"source": doc.get("source"), "subscription": doc.get("subscription"),
@@ -140,4 +140,4 @@ def view(services: Services) -> dict[str, Any]:
                       "resets": doc.get("resets", 0),
                       "missing": [{"from": lo, "to": hi} for lo, hi in doc.get("missing") or ()]})
     items.sort(key=lambda i: i["lastReceivedAt"] or "", reverse=True)
-    return {"items": items}
+    return {"items": items[:top]}

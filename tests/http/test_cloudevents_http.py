@@ -76,6 +76,16 @@ def test_offsets_are_shown_per_subscription_and_a_skip_is_one_incident(plain):
         ("lost_events", "offsets 3..4 missing for subscription sub-gap (celonis); replay from Celonis")]
 
 
+def test_the_sources_view_is_a_bounded_list_like_the_others(plain):
+    for sub in ("sub-top-1", "sub-top-2"):
+        assert post_celonis(plain, envelope(sub, 1)).status_code == 202
+    [newest] = requests.get(f"{plain}/sources", params={"top": 1}, timeout=30).json()["items"]
+    assert newest["subscription"] == "sub-top-2"
+    for bad in ("0", "1001", "ten"):
+        r = requests.get(f"{plain}/sources", params={"top": bad}, timeout=30)
+        assert r.status_code == 422 and r.json()["errors"][0]["parameter"] == "top", r.text
+
+
 def test_a_refused_batch_advances_no_offset(plain):
     assert post_celonis(plain, envelope("sub-refused", 1)).status_code == 202
     bad = envelope("sub-refused", 9)

@@ -199,6 +199,15 @@ def test_a_redelivered_or_out_of_order_offset_records_no_incident():
     assert sources.view(svc)["items"][0]["redelivered"] == 2
 
 
+def test_the_view_lists_the_most_recently_heard_from_first_up_to_top():
+    svc = memory_services()
+    for k, sub in enumerate(("a", "b", "c")):
+        svc.clock.current = NOW + timedelta(minutes=k)
+        sources.record(svc, "celonis", got(1, subscription=sub), "cid")
+    assert [i["subscription"] for i in sources.view(svc, top=2)["items"]] == ["c", "b"]
+    assert len(sources.view(svc)["items"]) == 3
+
+
 def test_subscriptions_are_kept_apart():
     svc = memory_services()
     sources.record(svc, "celonis", got(5, subscription="a") + got(100, subscription="b"), "cid")
