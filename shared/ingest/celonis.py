@@ -111,11 +111,11 @@ def normalize(body: bytes, params: Mapping[str, str], strict: bool = False, sign
     triggers: dict[str, _Trigger] = {}
     items: list[dict[str, Any]] = []
     origins: list[dict[str, Any]] = []
-    deliveries = []
+    deliveries: list[Delivery] = []
     for k, envelope in enumerate(envelopes):
         at = (k,) if batch else ()
         _finding(envelope, at, *_cached_trigger(triggers, envelope.triggerId, given, errors), items, origins, errors)
-        deliveries.append(_delivery(envelope, at))
+        _delivery(envelope, at, deliveries, errors)
     _refuse(errors)
     return Received(validated(items, origins, invalid_batch), deliveries=deliveries)
 
@@ -155,7 +155,7 @@ def from_events(events: Sequence[Event], batch: bool, params: Mapping[str, str],
             origins: list[dict[str, Any]] = []
             _finding(envelope, at, *_cached_trigger(triggers, envelope.triggerId, given, errors), items, origins,
                      errors)
-            deliveries.append(_delivery(envelope, at))
+            _delivery(envelope, at, deliveries, errors)
             if origins:  # keeps its `celonis:` eventId: the same subscription event sent plain is the same event
                 places.append(Place(at, origins=origins[0]))
     _refuse(errors)
@@ -183,9 +183,14 @@ def _cached_trigger(triggers: dict[str, _Trigger], trigger_id: str, given: dict[
     return trigger
 
 
-def _delivery(envelope: _Envelope, at: tuple) -> Delivery:
-    return Delivery(envelope.subscriberId, envelope.offset, instant(envelope.creationDate),
-                    pointer(*at, "creationDate"))
+def _delivery(envelope: _Envelope, at: tuple, deliveries: list[Delivery], errors: list[FieldError]) -> None:
+    # Read before the findings are validated: a creationDate that leaves the years 1 to 9999 once in UTC is named
+    # here (it was a 500).
+    where = pointer(*at, "creationDate")
+    try:
+        deliveries.append(Delivery(envelope.subscriberId, envelope.offset, instant(envelope.creationDate), where))
+    except ValueError as exc:
+        errors.append(FieldError(where, str(exc)))
 
 
 def _refuse(errors: list[FieldError]) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from shared.domain.errors import InvalidInput, MalformedBody
 from shared.domain.findings import KpiImpact, instant
-from shared.ingest import celonis
+from shared.ingest import celonis, cloudevents
 
 ROOT = Path(__file__).resolve().parents[2]
 AP = {"processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}
@@ -269,3 +269,19 @@ def test_a_body_signed_subscription_event_may_not_take_its_pattern_from_the_unsi
     assert "not signed" in exc.value.errors[0].detail
     assert celonis.normalize(body, {"deviationPattern": "price-variance"}).findings[0].deviationPattern == \
         "price-variance"
+
+
+@pytest.mark.parametrize("created", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+05:00"])
+def test_a_creation_date_outside_the_years_1_to_9999_in_utc_is_refused_naming_it(created):
+    # Read for the subscription's offsets before the findings are validated: its OverflowError was a 500.
+    sent = event(trigger="ap-invoice-blocked", creationDate=created)
+    for body, where in ((sent, "/creationDate"), ([event(trigger="ap-invoice-blocked"), sent], "/1/creationDate")):
+        with pytest.raises(InvalidInput) as exc:
+            celonis.normalize(json.dumps(body).encode(), {})
+        assert [e.pointer for e in exc.value.errors] == [where]
+        assert "outside the years 1 to 9999" in exc.value.errors[0].detail
+    doc = {"specversion": "1.0", "id": "e1", "source": "/s", "type": "t", "data": sent}
+    events, batch = cloudevents.read(cloudevents.STRUCTURED, {}.get, json.dumps(doc).encode())
+    with pytest.raises(InvalidInput) as exc:
+        celonis.from_events(events, batch, {}, instant(1763600000))
+    assert [e.pointer for e in exc.value.errors] == ["/data/creationDate"]
