@@ -186,9 +186,14 @@ def _time(text: str | None, where: str, errors: list[FieldError]) -> datetime | 
     if text is None:
         return None
     try:
-        return instant(datetime.fromisoformat(text.strip()))
+        parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         errors.append(FieldError(where, "expected an RFC 3339 time, e.g. 2026-12-03T10:00:00Z"))
+        return None
+    try:
+        return instant(parsed)
+    except (ValueError, OverflowError) as exc:  # past year 9999 or before 1 once in UTC: it was a 500
+        errors.append(FieldError(where, str(exc)))
         return None
 
 

@@ -116,6 +116,14 @@ def test_a_bad_time_names_the_attribute():
     assert refused(binary, finding(), time="yesterday")[0]["header"] == "ce-time"
 
 
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+05:00"])
+def test_a_time_outside_the_years_1_to_9999_in_utc_is_named_as_such(when):
+    [error] = refused(binary, finding(), time=when)
+    assert error["header"] == "ce-time" and "outside the years 1 to 9999" in error["detail"]
+    [error] = refused(structured, [{**ATTRS, "time": when, "data": finding()}], cloudevents.BATCH)
+    assert error["pointer"] == "/0/time" and "outside the years 1 to 9999" in error["detail"]
+
+
 def test_a_malformed_event_in_a_batch_is_named_by_its_index():
     errors = refused(structured, [{**ATTRS, "data": finding()}, {**ATTRS, "specversion": "2.0", "id": ""}],
                      cloudevents.BATCH)
