@@ -218,7 +218,8 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
     ("/sources", "get", "ListSources", "List finding sources",
      ("Per Celonis event subscription: the highest offset received, the last event's time and the offsets that "
       "never arrived (each also an incident). Use it when findings seem to be missing from a source."),
-     [], "200", _LIST, None),
+     [_q("top", "How many", "At most this many subscriptions (1-1000, default 100).", "integer", minimum=1,
+         maximum=1000)], "200", _LIST, None),
     ("/opportunities", "get", "ListOpportunities", "List the backlog",
      ("The ranked backlog, highest priority first. Use it to answer 'what should we fix first?' or to find "
       "an opportunity's id; filter by status, process area or pattern; page with continuationToken."),
