@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 from shared.ports import Services
@@ -123,3 +123,29 @@ def person(name: str = "ana@contoso.com", *roles: str) -> Any:
     from shared.domain.identity import Principal
 
     return Principal(name, name, frozenset(roles), "easy-auth")
+
+
+def iso_now(delta: timedelta = timedelta(0)) -> str:
+    """The current UTC time (plus delta) as a sender writes it: ISO-8601 seconds with Z."""
+    return (datetime.now(timezone.utc) + delta).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def celonis_envelope(subscription: str, offset: int, created: str | None = None,
+                     case_key: str | None = None) -> dict:
+    """A Celonis subscription event for the ap-invoice-blocked trigger (created now unless given)."""
+    case = case_key or f"{subscription}-{offset}"
+    return {"subscriberId": subscription, "triggerId": "ap-invoice-blocked", "offset": offset,
+            "creationDate": created or iso_now(),
+            "event": {"id": f"ev-{offset}", "fields": [
+                {"id": "INVOICE_ID", "value": case, "type": "STRING"},
+                {"id": "DAYS_BLOCKED", "value": 2, "type": "INTEGER"}]}}
+
+
+def post_celonis(base: str, payload: Any, headers: Optional[dict] = None, params: Optional[dict] = None) -> Any:
+    """POST a JSON payload to the local host's Celonis route."""
+    import json
+
+    import requests
+
+    return requests.post(f"{base}/findings/celonis", data=json.dumps(payload).encode(), params=params,
+                         headers={"content-type": "application/json", **(headers or {})}, timeout=30)

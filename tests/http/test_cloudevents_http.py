@@ -2,18 +2,17 @@
 Celonis signing secret (tests/http/test_signed_events_http.py has the signed host)."""
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import requests
 
-from tests.factories import finding
+from tests.factories import celonis_envelope, finding, iso_now, post_celonis
 
 AP = {"processArea": "accounts-payable", "deviationPattern": "invoice-missing-po"}
 
 
-def now(delta: timedelta = timedelta(0)) -> str:
-    return (datetime.now(UTC) + delta).isoformat(timespec="seconds").replace("+00:00", "Z")
+now = iso_now
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +35,8 @@ def oe_event(case_key: str, time: str | None = None, **headers: str) -> tuple[by
     return body, sent
 
 
-def envelope(subscription: str, offset: int, created: str | None = None, case_key: str | None = None) -> dict:
-    case = case_key or f"{subscription}-{offset}"
-    return {"subscriberId": subscription, "triggerId": "ap-invoice-blocked", "offset": offset,
-            "creationDate": created or now(),
-            "event": {"id": f"ev-{offset}", "fields": [
-                {"id": "INVOICE_ID", "value": case, "type": "STRING"},
-                {"id": "DAYS_BLOCKED", "value": 2, "type": "INTEGER"}]}}
+envelope = celonis_envelope
 
-
-def post_celonis(base: str, payload, headers=None, params=None) -> requests.Response:
-    return requests.post(f"{base}/findings/celonis", data=json.dumps(payload).encode(), params=params,
-                         headers={"content-type": "application/json", **(headers or {})}, timeout=30)
 
 
 def test_without_a_secret_the_celonis_route_takes_unsigned_events_of_any_age(plain):

@@ -5,19 +5,18 @@ import hashlib
 import hmac
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import requests
 
 from tests.conftest import hosted
-from tests.factories import finding
+from tests.factories import celonis_envelope, finding, iso_now, post_celonis
 
 SECRET = "oe-webhook-secret"
 
 
-def now(delta: timedelta = timedelta(0)) -> str:
-    return (datetime.now(UTC) + delta).isoformat(timespec="seconds").replace("+00:00", "Z")
+now = iso_now
 
 
 def hmac_of(body: bytes, secret: str = SECRET) -> str:
@@ -49,18 +48,8 @@ def oe_event(case_key: str | None, time: str | None = None, data: dict | None = 
     return body, sent
 
 
-def envelope(subscription: str, offset: int, created: str | None = None, case_key: str | None = None) -> dict:
-    case = case_key or f"{subscription}-{offset}"
-    return {"subscriberId": subscription, "triggerId": "ap-invoice-blocked", "offset": offset,
-            "creationDate": created or now(),
-            "event": {"id": f"ev-{offset}", "fields": [
-                {"id": "INVOICE_ID", "value": case, "type": "STRING"},
-                {"id": "DAYS_BLOCKED", "value": 2, "type": "INTEGER"}]}}
+envelope = celonis_envelope
 
-
-def post_celonis(base: str, payload, headers=None, params=None) -> requests.Response:
-    return requests.post(f"{base}/findings/celonis", data=json.dumps(payload).encode(), params=params,
-                         headers={"content-type": "application/json", **(headers or {})}, timeout=30)
 
 
 def unauthorized(r: requests.Response) -> dict:
