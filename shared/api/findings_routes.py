@@ -82,7 +82,7 @@ def _read(req: func.HttpRequest, source: str, kind: str, body: bytes, params: di
         return result.findings, result.skipped, [], []
     found = generic.parse_findings(body, strict)
     if reserved:
-        signing.refuse_claims(found, body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"[")
+        signing.refuse_claims(found, generic.is_array(body))
     return found, 0, [], []
 
 

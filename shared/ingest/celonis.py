@@ -27,7 +27,7 @@ from ..domain.offsets import MAX_OFFSET, Delivery
 from . import cloudevents, signing
 from .cloudevents import Event, Place
 from .common import Normalized, iso, number, query_name, shape_errors, shown, validated, when
-from .generic import check_batch_size, decode_as, invalid_batch, parse_findings
+from .generic import check_batch_size, decode_as, invalid_batch, is_array, parse_findings
 
 SOURCE = "celonis"
 # This route's CloudEvents ids (`celonis-ce:<source>:<id>`), never what the unsigned generic route gives the same
@@ -90,7 +90,7 @@ def normalize(body: bytes, params: Mapping[str, str], strict: bool = False, sign
     """Findings from Celonis subscription events (one or a list), or normalized findings from an Action Flow
     (`strict`: unknown fields refused by name rather than kept under `extensions`; `signed`: proven by the body's
     signature alone, so the query may not name the pattern)."""
-    batch = body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] == b"["
+    batch = is_array(body)
     typed, value = decode_as(_MANY if batch else _ONE, body)
     if not typed:
         sent = value if isinstance(value, list) else [value]

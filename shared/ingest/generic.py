@@ -460,10 +460,15 @@ def validate_findings(items: Sequence[Any], strict: bool = False) -> list[Findin
     return findings
 
 
+def is_array(body: bytes) -> bool:
+    """Whether a JSON body is an array (a batch), told from its first byte past blanks and a BOM."""
+    return body.lstrip(b" \t\r\n" + _BOM)[:1] == b"["
+
+
 def parse_findings(body: bytes, strict: bool = False) -> list[Finding]:
     """Parse `POST /api/findings`: a finding object or a list of up to MAX_BATCH of them. Unknown fields are kept
     under `extensions`, or with `strict` a 422 naming each; wrong types in known fields are always a 422."""
-    batch = body.lstrip(b" \t\r\n" + _BOM)[:1] == b"["
+    batch = is_array(body)
     typed, value = decode_as(_MANY if batch else _ONE, body)
     if not typed:
         if not (batch or isinstance(value, dict)):

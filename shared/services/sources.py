@@ -73,25 +73,23 @@ def record(services: Services, source: str, deliveries: Sequence[Delivery], corr
         by_subscription.setdefault(d.subscription, []).append(d)
     now = services.clock.now()
     found: list[Incident] = []
+
+    def incident(key: str, kind: str, text: str) -> None:
+        log.warning("%s", text, extra={"correlationId": correlation_id})
+        found.append(Incident(key, now, kind, "ingest", text, correlationId=correlation_id))
+
     try:
         for subscription, mine in by_subscription.items():
             name = _name(source, subscription)
             missing, resets = _advance(services, name, source, subscription, mine, now)
             if resets:
-                said = offsets.restarts(resets)
-                log.warning("offsets of subscription %s %s", subscription, said,
-                            extra={"correlationId": correlation_id})
-                found.append(Incident(f"{name}-reset-{resets[0][1]}", now, "offsets_reset", "ingest",
-                                      f"offsets of subscription {subscription} ({source}) {said}: its record starts "
-                                      "over at each; replay from Celonis what it missed",
-                                      correlationId=correlation_id))
+                incident(f"{name}-reset-{resets[0][1]}", "offsets_reset",
+                         f"offsets of subscription {subscription} ({source}) {offsets.restarts(resets)}: its record "
+                         "starts over at each; replay from Celonis what it missed")
             if missing:
-                span = offsets.spans(missing)
-                log.warning("%s missing for subscription %s", span, subscription,
-                            extra={"correlationId": correlation_id})
-                found.append(Incident(f"{name}-{missing[0][0]}-{missing[-1][1]}", now, "lost_events", "ingest",
-                                      f"{span} missing for subscription {subscription} ({source}); replay from "
-                                      "Celonis", correlationId=correlation_id))
+                incident(f"{name}-{missing[0][0]}-{missing[-1][1]}", "lost_events",
+                         f"{offsets.spans(missing)} missing for subscription {subscription} ({source}); replay from "
+                         "Celonis")
     finally:  # a later subscription's 503 loses none of the gaps the earlier ones saved
         _raise(services, found, correlation_id)
 
