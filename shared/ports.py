@@ -34,6 +34,8 @@ class Filter:
     status: str | None = None
     processArea: str | None = None
     deviationPattern: str | None = None
+    # "open" (work in flight or waiting) or "finished" (domain/status.py FINISHED); None: both.
+    state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

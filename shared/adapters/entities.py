@@ -108,6 +108,8 @@ def to_entity(opp: Opportunity) -> dict[str, Any]:
             e[name] = _dumps(value)
     if opp.echoes:
         e["echoes"] = opp.echoes
+    if opp.effortHours is not None:
+        e["effortHours"] = float(opp.effortHours)
     s = opp.scores
     e.update(impact=float(s.impact), feasibility=float(s.feasibility), risk=float(s.risk),
              priority=float(s.priority), actionId=s.actionId)
@@ -135,6 +137,7 @@ def from_entity(e: dict[str, Any], etag: Any = None) -> Opportunity:
         reported=json.loads(e["reported"]) if e.get("reported") else None,
         echoes=int(e.get("echoes") or 0),
         recurrences=json.loads(e["recurrences"]) if e.get("recurrences") else [],
+        effortHours=float(e["effortHours"]) if e.get("effortHours") is not None else None,
     )
 
 
@@ -180,6 +183,7 @@ def approval_entity(a: Approval) -> dict[str, Any]:
             "decision": a.decision, "decidedBy": a.decidedBy,
             "decidedAt": ts(a.decidedAt) if a.decidedAt else None, "comment": a.comment,
             "escalatedAt": ts(a.escalatedAt) if a.escalatedAt else None, "helpful": a.helpful,
+            "context": _dumps(a.context) if a.context else None,
             "open": a.decision is None}  # a missing property never matches a filter: keep one to query on
 
 
@@ -189,7 +193,7 @@ def approval_from(e: dict[str, Any], etag: Any = None) -> Approval:
                     e["tokenHash"], parse_ts(e["createdAt"]), parse_ts(e["expiresAt"]), e["correlationId"],
                     e.get("decision"), e.get("decidedBy"), parse_ts(e["decidedAt"]) if e.get("decidedAt") else None,
                     e.get("comment"), parse_ts(e["escalatedAt"]) if e.get("escalatedAt") else None,
-                    e.get("helpful"), etag)
+                    e.get("helpful"), json.loads(e["context"]) if e.get("context") else {}, etag)
 
 
 def audit_entity(a: AuditEntry) -> dict[str, Any]:

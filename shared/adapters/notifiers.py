@@ -121,15 +121,13 @@ class RecordingNotifier:
 
 
 class RoutingNotifier:
-    """Questions (approve, enrich) to a channel that can wait for the answer; news (review, escalate) to
-    one that only shows it."""
-
-    QUESTIONS = frozenset({"approve", "enrich"})
+    """Questions (a card with an approval record to answer: approve, enrich, review, escalate) to a channel that
+    can wait for the answer; news (an incident, a card with nothing to answer) to one that only shows it."""
 
     def __init__(self, questions: Any, news: Any):
         self.questions, self.news = questions, news
 
     def notify(self, kind: str, opportunity_id: str, subject: str, details: dict[str, Any]) -> None:
         from ..domain.pii import scrub
-        channel = self.questions if kind in self.QUESTIONS else self.news
+        channel = self.questions if details.get("approvalId") else self.news
         channel.notify(kind, opportunity_id, scrub(subject), details)

@@ -47,15 +47,20 @@ def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:
     if require_media_type(req, ("application/json", _FORM)) == _FORM:
         fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         data = {k[5:]: v for k, v in fields.items() if k.startswith("data.")}
-        return {**{k: v for k, v in fields.items() if not k.startswith("data.")}, "data": data or None}
+        parameters = {k[11:]: v for k, v in fields.items() if k.startswith("parameters.")}
+        plain = {k: v for k, v in fields.items() if not k.startswith(("data.", "parameters."))}
+        return {**{k: v for k, v in plain.items() if v != ""}, "data": data or None, "parameters": parameters or None}
     return json_object(body)
 
 
-_HINTS = {"token": "the signed token from the card or link", "decision": "approve, reject or provide",
-          "data": "an object of contract fields", "comment": "a string of at most 1000 characters"}
+_HINTS = {"token": "the signed token from the card or link",
+          "decision": "approve, reject, provide, run, handover, dismiss, retry, undo, accept or close",
+          "data": "an object of contract fields", "comment": "a string of at most 1000 characters",
+          "actionId": "a catalog action id of at most 100 characters", "parameters": "an object of contract fields",
+          "owner": "a string of at most 200 characters", "reason": "a string of at most 500 characters"}
 
 
-def _fields(doc: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None, str | None]:
+def _fields(doc: dict[str, Any]) -> flow_contracts.ApprovalAnswer:
     """The answer checked against ApprovalAnswer, the model infra/flows/approval-answer.schema.json comes from."""
     try:
         answer = flow_contracts.ApprovalAnswer.model_validate(doc)
@@ -65,7 +70,7 @@ def _fields(doc: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None, str |
             field = str(e["loc"][0]) if e["loc"] else ""
             errors.append(FieldError("/" + "/".join(map(str, e["loc"])), _HINTS.get(field, e["msg"])))
         raise InvalidInput("The decision is incomplete; nothing was recorded.", errors) from None
-    return answer.token, answer.decision, answer.data, answer.comment
+    return answer
 
 
 @bp.route(route="approvals/{id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -75,11 +80,12 @@ def decide_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     svc = services()
     body = read_body(req, svc.settings.max_body_bytes)
     doc = _parse(req, body)
-    token, decision, data, comment = _fields(doc)
+    answer = _fields(doc)
     principal = _principal(req, svc.settings, body, doc)
     helpful = {"yes": True, "no": False, True: True, False: False}.get(doc.get("helpful"))
-    decided = approvals.decide(svc, req.route_params.get("id", ""), token, decision, principal, data, comment, cid,
-                               helpful)
+    choice = approval_rules.Choice(answer.actionId, answer.parameters, answer.owner, answer.reason)
+    decided = approvals.decide(svc, req.route_params.get("id", ""), answer.token, answer.decision, principal,
+                               answer.data, answer.comment, cid, helpful, choice)
     if approvals_form(req):
         page = (f"<p>Recorded: <b>{html.escape(decided.decision or '')}</b> by "
                 f"{html.escape(decided.decidedBy or '')}.</p>")

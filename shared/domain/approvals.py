@@ -15,16 +15,26 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import Conflict, Gone, Unauthorized
 
-APPROVE, ENRICH, ESCALATE = "approve", "enrich", "escalate"
+APPROVE, ENRICH, REVIEW, ESCALATE = "approve", "enrich", "review", "escalate"
 DECISIONS = {"approve": "approved", "reject": "rejected"}
-# The kinds an approval record can have, by the letter its id carries.
-_KINDS = {"a": APPROVE, "e": ENRICH}
+# The kinds an approval record can have, by the letter its id carries (x: an escalation, whose e is taken).
+_KINDS = {"a": APPROVE, "e": ENRICH, "r": REVIEW, "x": ESCALATE}
+_LEGACY = frozenset("ae")
+_LETTERS = {kind: letter for letter, kind in _KINDS.items()}
+# What a person may answer, by the kind of card: a review decides the case, an escalation settles what went wrong.
+ANSWERS: dict[str, tuple[str, ...]] = {
+    APPROVE: ("approve", "reject"),
+    ENRICH: ("provide",),
+    REVIEW: ("run", "provide", "handover", "dismiss"),
+    ESCALATE: ("retry", "undo", "accept", "handover", "close"),
+}
+ALL_ANSWERS = tuple(dict.fromkeys(d for ds in ANSWERS.values() for d in ds))
 # Domain separation: the id key is derived from the signing key, so an id's MAC is never a token's MAC.
 _ID_LABEL = b"closedloop/approval-id/v1"
 _ID_HEX = 32  # 128 bits of the HMAC: guessing one id takes ~2^127 tries
@@ -50,6 +60,9 @@ class Approval:
     escalatedAt: datetime | None = None
     # The card's "Was this helpful?" answer, kept for the weekly review's feedback scores.
     helpful: bool | None = None
+    # What the card offered and on what grounds (kind-specific, small): a review's candidate actions, an
+    # escalation's options and recommended step, an approval's stage (1 or 2) and who approved before.
+    context: dict[str, Any] = field(default_factory=dict)
     etag: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,7 +70,19 @@ class Approval:
                 "actionVersion": self.actionVersion, "requiredRole": self.requiredRole,
                 "createdAt": self.createdAt.isoformat(), "expiresAt": self.expiresAt.isoformat(),
                 "decision": self.decision, "decidedBy": self.decidedBy,
-                "decidedAt": self.decidedAt.isoformat() if self.decidedAt else None, "comment": self.comment}
+                "decidedAt": self.decidedAt.isoformat() if self.decidedAt else None, "comment": self.comment,
+                "helpful": self.helpful, "context": self.context}
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """What a person chose beyond the decision itself: a reviewer's action and parameters, an owner to hand the
+    case to, a reason to close it."""
+
+    actionId: str | None = None
+    parameters: dict[str, Any] | None = None
+    owner: str | None = None
+    reason: str | None = None
 
 
 def _id_mac(signing_key: bytes, opportunity_id: str, kind: str, revision: int) -> str:
@@ -68,8 +93,8 @@ def _id_mac(signing_key: bytes, opportunity_id: str, kind: str, revision: int) -
 def approval_id(opportunity_id: str, kind: str, revision: int, signing_key: bytes) -> str:
     """`<opportunity>-<k><revision>-<hmac>`: stable per (opportunity, kind, revision) under one key, so a planner
     run again asks the same question, and unguessable without the key."""
-    letter = kind[:1]
-    if _KINDS.get(letter) != kind:
+    letter = _LETTERS.get(kind)
+    if letter is None:
         raise ValueError(f"no approval kind {kind!r}")
     return f"{opportunity_id}-{letter}{revision}-{_id_mac(signing_key, opportunity_id, kind, revision)}"
 
@@ -81,8 +106,8 @@ def verify_id(signing_key: bytes, approval_id_: str) -> bool:
     if m is None or m.group(2) not in _KINDS:
         return False
     opportunity_id, letter, revision, mac = m.groups()
-    if mac is None:
-        return True
+    if mac is None:  # only the kinds there were before ids carried their HMAC
+        return letter in _LEGACY
     return hmac.compare_digest(mac, _id_mac(signing_key, opportunity_id, _KINDS[letter], int(revision)))
 
 
@@ -153,10 +178,10 @@ def check(key: bytes, token: str, approval: Approval, now: datetime) -> None:
 
 def new_approval(opportunity_id: str, revision: int, kind: str, action_id: str | None,
                  action_version: int | None, role: str | None, key: bytes, now: datetime, ttl: timedelta,
-                 correlation_id: str) -> tuple[Approval, str]:
+                 correlation_id: str, context: dict[str, Any] | None = None) -> tuple[Approval, str]:
     """The approval record and its token (the token goes on the card only, never into a record)."""
     aid = approval_id(opportunity_id, kind, revision, key)
     expires = now + ttl
     token = sign(key, aid, expires)
     return Approval(aid, opportunity_id, kind, action_id, action_version, role, token_hash(token), now, expires,
-                    correlation_id), token
+                    correlation_id, context=dict(context or {})), token

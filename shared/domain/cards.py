@@ -49,7 +49,7 @@ def md(value: Any) -> str:
     return text
 
 
-def _clip(text: Any, limit: int = _TEXT) -> str:
+def clip(text: Any, limit: int = _TEXT) -> str:
     text = str(text)
     if len(text) <= limit:
         return text
@@ -59,10 +59,10 @@ def _clip(text: Any, limit: int = _TEXT) -> str:
     return cut + "…"
 
 
-def _facts(pairs: Mapping[str, Any]) -> dict[str, Any]:
+def factset(pairs: Mapping[str, Any]) -> dict[str, Any]:
     """Facts from data: titles (contract field names) and values both escaped."""
     items = list(pairs.items())
-    facts = [{"title": _clip(md(k), 80), "value": _clip(md(v), 200)} for k, v in items[:MAX_FACTS]]
+    facts = [{"title": clip(md(k), 80), "value": clip(md(v), 200)} for k, v in items[:MAX_FACTS]]
     if len(items) > MAX_FACTS:
         facts.append({"title": "…", "value": f"{len(items) - MAX_FACTS} more in the app"})
     return {"type": "FactSet", "facts": facts}
@@ -108,26 +108,26 @@ def evidence(kpis: Sequence[Mapping[str, Any]] = (), signals: Sequence[Mapping[s
                                      ("Root-cause signals", signals, "name", _signal)):
         if not items:
             continue
-        facts = [{"title": _clip(md(item.get(key)), 80), "value": _clip(shown(item), 200)}
+        facts = [{"title": clip(md(item.get(key)), 80), "value": clip(shown(item), 200)}
                  for item in items[:MAX_FACTS]]
         if len(items) > MAX_FACTS:
             facts.append({"title": "…", "value": f"{len(items) - MAX_FACTS} more in the app"})
-        blocks += [_text(label, weight="Bolder", spacing="Medium"), {"type": "FactSet", "facts": facts}]
+        blocks += [textblock(label, weight="Bolder", spacing="Medium"), {"type": "FactSet", "facts": facts}]
     return blocks
 
 
-def _text(text: str, **style: Any) -> dict[str, Any]:
+def textblock(text: str, **style: Any) -> dict[str, Any]:
     """A TextBlock of Markdown the app wrote: data in it must already have gone through `md`."""
-    return {"type": "TextBlock", "text": _clip(text), "wrap": True, **style}
+    return {"type": "TextBlock", "text": clip(text), "wrap": True, **style}
 
 
-def _helpful() -> dict[str, Any]:
+def helpful_input() -> dict[str, Any]:
     """'Was this helpful?': answered with the decision, recorded per action version (telemetry)."""
     return {"type": "Input.ChoiceSet", "id": "helpful", "label": "Was this card helpful?", "style": "expanded",
             "isMultiSelect": False, "choices": [{"title": "Yes", "value": "yes"}, {"title": "No", "value": "no"}]}
 
 
-def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
+def card(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
     return _fit({"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.5", "body": body, "actions": actions})
 
 
@@ -139,19 +139,22 @@ def _fit(card: dict[str, Any]) -> dict[str, Any]:
         limit //= 2
         for block in card["body"]:
             if block["type"] == "TextBlock":
-                block["text"] = _clip(block["text"], limit)
+                block["text"] = clip(block["text"], limit)
             elif block["type"] == "FactSet":
                 for fact in block["facts"]:
-                    fact["title"], fact["value"] = _clip(fact["title"], min(80, limit)), _clip(fact["value"], limit)
+                    fact["title"], fact["value"] = clip(fact["title"], min(80, limit)), clip(fact["value"], limit)
     return card
 
 
-def _answers(approval_id: str, choices: Sequence[tuple[str, str, str]], links: Mapping[str, str] | None,
-             extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def buttons(approval_id: str, choices: Sequence[tuple[str, str, str]], links: Mapping[str, str] | None,
+            extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One button per (decision, title, style): OpenUrl to a signed link, or Submit with the decision."""
     if links is not None:
-        return [{"type": "Action.OpenUrl", "title": title, "url": links[decision]}
-                for decision, title, _ in choices if decision in links]
+        # A link card takes no inputs: "Was this helpful?" is two more signed links (to a page that asks to confirm).
+        return [*({"type": "Action.OpenUrl", "title": title, "url": links[decision]}
+                  for decision, title, _ in choices if decision in links),
+                *({"type": "Action.OpenUrl", "title": title, "url": links[key]}
+                  for key, title in (("helpful:yes", "Helpful"), ("helpful:no", "Not helpful")) if key in links)]
     return [{"type": "Action.Submit", "title": title, "style": style,
              "data": {"approvalId": approval_id, "decision": decision, **(extra or {})}}
             for decision, title, style in choices]
@@ -163,18 +166,18 @@ def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, 
     """Approve or reject one proposed action: the case, what it should move and why, the action and its
     parameters, risk and reasons."""
     body = [
-        _text(f"Approve {md(plan['actionId'])} v{md(plan['actionVersion'])}?", size="Medium", weight="Bolder"),
-        *([_text(f"Summary (AI-generated): {md(plan['summary'])}")] if plan.get("summary") else []),
-        _facts(case),
+        textblock(f"Approve {md(plan['actionId'])} v{md(plan['actionVersion'])}?", size="Medium", weight="Bolder"),
+        *([textblock(f"Summary (AI-generated): {md(plan['summary'])}")] if plan.get("summary") else []),
+        factset(case),
         *evidence(kpis, signals),
-        _text("Proposed parameters", weight="Bolder", spacing="Medium"),
-        _facts(plan.get("parameters") or {}),
-        _text(f"Risk: {md(risk)}", color="Warning"),
-        _text(f"Why: {md(rationale)}", isSubtle=True),
+        textblock("Proposed parameters", weight="Bolder", spacing="Medium"),
+        factset(plan.get("parameters") or {}),
+        textblock(f"Risk: {md(risk)}", color="Warning"),
+        textblock(f"Why: {md(rationale)}", isSubtle=True),
     ]
     if links is None:  # inputs travel only with Action.Submit
-        body.append(_helpful())
-    return _card(body, _answers(approval_id, [("approve", "Approve", "positive"),
+        body.append(helpful_input())
+    return card(body, buttons(approval_id, [("approve", "Approve", "positive"),
                                               ("reject", "Reject", "destructive")], links))
 
 
@@ -183,16 +186,16 @@ def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missi
                 signals: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Ask for exactly the contract fields that are missing; the answer goes back through triage."""
     body: list[dict[str, Any]] = [
-        _text(f"{md(action_id)} needs data", size="Medium", weight="Bolder"),
-        _facts(case),
+        textblock(f"{md(action_id)} needs data", size="Medium", weight="Bolder"),
+        factset(case),
         *evidence(kpis, signals),
-        _text(f"Missing: {', '.join(md(name) for name in missing)}"),
+        textblock(f"Missing: {', '.join(md(name) for name in missing)}"),
     ]
     if links is None:
         body += [{"type": "Input.Text", "id": name, "label": name, "isRequired": True,
                   "errorMessage": f"{name} is required"} for name in missing]
-        body.append(_helpful())
-    return _card(body, _answers(approval_id, [("provide", "Send", "positive")],
+        body.append(helpful_input())
+    return card(body, buttons(approval_id, [("provide", "Send", "positive")],
                                 {"provide": links["provide"]} if links else None))
 
 
@@ -200,9 +203,9 @@ def escalation_card(case: Mapping[str, Any], headline: str, details: Mapping[str
                     link: str | None = None, kpis: Sequence[Mapping[str, Any]] = (),
                     signals: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Tell a person something needs them: a review, a watchdog breach, a recurrence, a dead letter, a freeze."""
-    body = [_text(md(headline), size="Medium", weight="Bolder", color="Attention"), _facts(case),
-            *evidence(kpis, signals), _facts(details)]
-    return _card(body, [{"type": "Action.OpenUrl", "title": "Open", "url": link}] if link else [])
+    body = [textblock(md(headline), size="Medium", weight="Bolder", color="Attention"), factset(case),
+            *evidence(kpis, signals), factset(details)]
+    return card(body, [{"type": "Action.OpenUrl", "title": "Open", "url": link}] if link else [])
 
 
 def size_ok(card: Mapping[str, Any]) -> bool:

@@ -40,6 +40,16 @@ class RateLimit(BaseModel):
     entityField: str | None = None
 
 
+class Threshold(BaseModel):
+    """Approval by amount: above `approvalAbove` a person approves whatever the risk tier; above
+    `secondApproverAbove`, two different people holding the approval role."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: str = Field(min_length=1, max_length=80)
+    approvalAbove: float | None = Field(default=None, ge=0)
+    secondApproverAbove: float | None = Field(default=None, ge=0)
+
+
 class FlowRef(BaseModel):
     """Where the child flow lives: the *name* of the app setting holding its SAS URL, never the URL."""
 
@@ -85,6 +95,14 @@ class Action(BaseModel):
     # Ramp-up: the shares (%) of eligible cases the action may act on alone, widened stage by stage after
     # the policy's rampPromoteAfter verified executions without a breach. None: all cases from the start.
     ramp: list[float] | None = Field(default=None, min_length=1)
+    # Approval thresholds on numeric parameters (a data contract may declare them too, as
+    # "x-approvalThresholds"; thresholds() reads both).
+    approvalThresholds: list[Threshold] = Field(default_factory=list, max_length=10)
+    # What a person should know before choosing the action: hours of work it saves or takes, what must hold
+    # first, and how it is known to fail.
+    effortHours: float | None = Field(default=None, ge=0, le=10_000)
+    prerequisites: list[str] = Field(default_factory=list, max_length=20)
+    failureModes: list[str] = Field(default_factory=list, max_length=20)
     author: str | None = None
     reason: str | None = None
     # Where the version came from: "repo" (shipped with the deployment) or "api" (PUT /api/actions/{id},
@@ -108,6 +126,11 @@ class Action(BaseModel):
             listed = value.get(key, [])
             if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
                 raise ValueError(f"{key} must be a list of field names")
+        declared = value.get("x-approvalThresholds", [])
+        if not isinstance(declared, list):
+            raise ValueError("x-approvalThresholds must be a list of thresholds")
+        for t in declared:
+            Threshold.model_validate(t)
         props = value.get("properties", {})
         if not isinstance(props, dict) or not all(isinstance(p, dict) for p in props.values()):
             raise ValueError("properties must be an object of JSON Schemas")
@@ -115,6 +138,11 @@ class Action(BaseModel):
 
     def required_fields(self) -> tuple[str, ...]:
         return tuple(self.dataContract.get("required", ()))
+
+    def thresholds(self) -> list[Threshold]:
+        """The action's approval thresholds and its data contract's ("x-approvalThresholds"), in that order."""
+        declared = self.dataContract.get("x-approvalThresholds") or []
+        return [*self.approvalThresholds, *(Threshold.model_validate(t) for t in declared)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,9 +84,16 @@ class ApprovalAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     token: str = Field(min_length=1, description="The token from the request, unchanged")
-    decision: Literal["approve", "reject", "provide"]
+    decision: Literal["approve", "reject", "provide", "run", "handover", "dismiss", "retry", "undo", "accept",
+                      "close"] = Field(description="approve/reject an approval; provide data; a review: run, provide, "
+                                                   "handover or dismiss; an escalation: retry, undo, accept, handover "
+                                                   "or close")
     data: dict[str, Any] | None = Field(default=None, description="For provide: the missing contract fields")
     comment: str | None = Field(default=None, max_length=1000)
+    actionId: str | None = Field(default=None, max_length=100, description="For run: the candidate action chosen")
+    parameters: dict[str, Any] | None = Field(default=None, description="For run: contract fields, as edited")
+    owner: str | None = Field(default=None, max_length=200, description="For handover: who takes the case")
+    reason: str | None = Field(default=None, max_length=500, description="For dismiss, accept or close: why")
     helpful: bool | Literal["yes", "no"] | None = None
     approver: Approver | None = Field(default=None, description="Who answered (the flow's responder)")
 

@@ -89,6 +89,8 @@ class Opportunity:
     echoes: int = 0
     # When the deviation came back after that window on a verified case (ISO times, newest last, bounded).
     recurrences: list[str] = field(default_factory=list)
+    # A person's estimate of the work (hours); None: the candidate action's catalog estimate stands.
+    effortHours: float | None = None
     # Store concurrency token; never part of the domain's decisions.
     etag: str | None = None
 

@@ -86,6 +86,21 @@ def decide(attributes: Mapping[str, Any], candidates: Sequence[Action], threshol
                  action, reason, threshold)
 
 
+def threshold_need(action: Action, parameters: Mapping[str, Any]) -> tuple[int, str]:
+    """How many people must approve by amount (0, 1 or 2) under the action's thresholds, and why
+    ("amount 7,500 is above 5,000: two approvers"). A value that is not a number is not compared."""
+    need, why = 0, ""
+    for t in action.thresholds():
+        value = parameters.get(t.field)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if t.secondApproverAbove is not None and value > t.secondApproverAbove and need < 2:
+            need, why = 2, f"{t.field} {value:,.2f} is above {t.secondApproverAbove:,.2f}: two approvers"
+        elif t.approvalAbove is not None and value > t.approvalAbove and need < 1:
+            need, why = 1, f"{t.field} {value:,.2f} is above {t.approvalAbove:,.2f}: an approval"
+    return need, why
+
+
 def coverage_confidence(action: Action, params: Mapping[str, Any]) -> float:
     """How much of the contract the parameters fill: 0.6 for none, 1.0 for all."""
     props = properties(action)

@@ -114,6 +114,13 @@ class Policy(BaseModel):
     # Who may dismiss an opportunity (PATCH /api/opportunities/{id} with dismiss): a dismissed case is
     # never acted on, so it is a decision, not a note. Owner and notes need only a signed-in person.
     dismissRole: str = Field(default="Backlog.Owner", min_length=1)
+    # Who answers review and escalation cards (run a candidate action, supply data, hand over, retry, undo,
+    # close), and who commits backlog items for a week. A reviewer's chosen action that needs approval still
+    # needs the action's approval role.
+    reviewRole: str = Field(default="Backlog.Owner", min_length=1)
+    commitRole: str = Field(default="Backlog.Owner", min_length=1)
+    # A verified case is closed by the sweep this many days after verification: its observation window.
+    observationDays: float = Field(default=14.0, ge=0, le=365)
     # /api/health calls the timer stopped when its last sweep is older than this (3 missed 5-minute runs).
     sweepStaleAfterSeconds: int = Field(default=900, ge=60)
     # Drift detection windows, minimum samples and thresholds (shared/domain/drift.py documents the test).

@@ -10,7 +10,20 @@ from typing import Any
 from urllib.parse import quote
 
 from ..domain import cards
-from ..domain.approvals import APPROVE, ENRICH, Approval, check, check_view, new_approval, signed_for, verify_id
+from ..domain.approvals import (
+    ANSWERS,
+    APPROVE,
+    ENRICH,
+    ESCALATE,
+    REVIEW,
+    Approval,
+    Choice,
+    check,
+    check_view,
+    new_approval,
+    signed_for,
+    verify_id,
+)
 from ..domain.catalog import Action
 from ..domain.contracts import missing, properties
 from ..domain.errors import Conflict, FieldError, Forbidden, Gone, InvalidInput, NotFound, Unauthorized
@@ -19,9 +32,9 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
 from ..domain.pii import redact, scrub
 from ..domain.status import Status
-from ..ports import ConcurrencyConflict, Services
-from . import messaging, notices
-from .lifecycle import advance, audit
+from ..ports import Services
+from . import messaging
+from .lifecycle import advance
 
 log = logging.getLogger(__name__)
 _EPHEMERAL = os.urandom(32)
@@ -53,16 +66,21 @@ def _links(services: Services, approval_id: str, token: str, decisions: tuple[st
     """Signed links to the confirmation page: anonymous at the Functions level, the token is the credential
     (a function key in a card would open every function-level route to whoever sees the card)."""
     base = services.settings.public_base_url or "http://localhost:7071"
-    return {d: f"{base}/api/approvals/{approval_id}/confirm?decision={d}&token={quote(token, safe='')}"
-            for d in decisions}
+    signed = quote(token, safe="")
+    links = {d: f"{base}/api/approvals/{approval_id}/confirm?decision={d}&token={signed}" for d in decisions}
+    for answer in ("yes", "no"):  # "Was this helpful?" on a card that takes no inputs (services/feedback.py)
+        links[f"helpful:{answer}"] = f"{base}/api/approvals/{approval_id}/feedback?helpful={answer}&token={signed}"
+    return links
 
 
 def open_approval(services: Services, opp: Opportunity, plan: Mapping[str, Any], risk: str, rationale: str,
-                  cid: str) -> tuple[Approval, dict[str, Any]]:
-    """The approval record for a proposed action, and what the notifier sends (cards, links, token)."""
+                  cid: str, context: Mapping[str, Any] | None = None) -> tuple[Approval, dict[str, Any]]:
+    """The approval record for a proposed action, and what the notifier sends (cards, links, token). `context`:
+    {"approvers": 1 or 2, "stage": 1 or 2, "approvedBy": [ids that approved before]} when amounts need two people."""
     ttl = timedelta(hours=services.settings.approval_ttl_hours)
     approval, token = new_approval(opp.id, opp.revision, APPROVE, plan["actionId"], plan["actionVersion"],
-                                   plan.get("approvalRole"), signing_key(services), services.clock.now(), ttl, cid)
+                                   plan.get("approvalRole"), signing_key(services), services.clock.now(), ttl, cid,
+                                   dict(context or {}))
     links = _links(services, approval.id, token, ("approve", "reject"))
     # The approver decides on the action and the amounts, not on anyone's contact details.
     shown, rationale = redact(dict(plan), services.catalog.pii_fields), scrub(rationale)
@@ -127,14 +145,19 @@ def view(services: Services, approval_id: str, token: str | None, principal: Pri
 
 def decide(services: Services, approval_id: str, token: str, decision: str, principal: Principal | None,
            data: Mapping[str, Any] | None, comment: str | None, cid: str,
-           helpful: bool | None = None) -> Approval:
-    """Check the token and the approver, record the decision with the opportunity's move, resume the loop."""
+           helpful: bool | None = None, choice: Choice | None = None) -> Approval:
+    """Check the token and the person, record the decision with the opportunity's move, resume the loop.
+    One path for every card kind: approve, enrich, review (services/review.py), escalate (services/escalations.py)."""
     approval = find(services, approval_id)
     check(signing_key(services), token, approval, services.clock.now())  # 401 forged, 409 used, 410 expired
     if principal is None:
         raise Unauthorized("sign in (Easy Auth) or answer through the approval flow")
     if not principal.holds(approval.requiredRole):
-        raise Forbidden(f"approving {approval.actionId} needs the role {approval.requiredRole}")
+        raise Forbidden(f"answering {approval.kind} {approval.id} needs the role {approval.requiredRole}")
+    allowed = ANSWERS.get(approval.kind, ())
+    if decision not in allowed:
+        raise InvalidInput(f"a {approval.kind} card takes {', '.join(allowed)}",
+                           [FieldError("/decision", " or ".join(allowed))])
     opp = services.store.get(approval.opportunityId)
     if opp is None:
         raise NotFound(f"opportunity {approval.opportunityId} is gone")
@@ -144,9 +167,8 @@ def decide(services: Services, approval_id: str, token: str, decision: str, prin
                       helpful=helpful)
     # "Was this helpful?" rides along in the audit entry, whose versions name the action version: telemetry.
     inputs = {"approvalId": approval.id, "via": principal.via, "comment": comment, "helpful": helpful}
+    choice = choice or Choice()
     if approval.kind == APPROVE:
-        if decision not in ("approve", "reject"):
-            raise InvalidInput("decide approve or reject", [FieldError("/decision", "approve or reject")])
         if opp.status is not Status.awaiting_approval:
             raise Conflict(f"opportunity {opp.id} is {opp.status.value}, not awaiting approval")
         decided.decision = "approved" if decision == "approve" else "rejected"
@@ -158,6 +180,14 @@ def decide(services: Services, approval_id: str, token: str, decision: str, prin
         return decided
     if approval.kind == ENRICH:
         return _enrich(services, opp, approval, decided, decision, data, inputs, cid)
+    if approval.kind == REVIEW:
+        from . import review
+
+        return review.answer(services, opp, decided, decision, choice, data, principal, inputs, cid)
+    if approval.kind == ESCALATE:
+        from . import escalations
+
+        return escalations.answer(services, opp, decided, decision, choice, principal, inputs, cid)
     raise Conflict(f"approval {approval.id} ({approval.kind}) takes no decision")
 
 
@@ -186,29 +216,3 @@ def _enrich(services: Services, opp: Opportunity, approval: Approval, decided: A
                     inputs={**inputs, "fields": sorted(given)}, approvals=[decided])
     messaging.send(services, [nudge("triage", moved.id, moved.revision, cid)])
     return decided
-
-
-def escalate_unanswered(services: Services, correlation_id: str) -> int:
-    """Escalate, once each, requests past their SLA (or expired) with nobody's answer; returns how many."""
-    now = services.clock.now()
-    sla = timedelta(hours=services.policy.approvalSlaHours)
-    due = [a for a in services.store.pending_approvals()
-           if a.escalatedAt is None and (now >= a.createdAt + sla or now >= a.expiresAt)]
-    done = 0
-    for approval in due:
-        opp = services.store.get(approval.opportunityId)
-        if opp is None:
-            continue
-        state = "expired" if now >= approval.expiresAt else f"unanswered for {services.policy.approvalSlaHours:g} h"
-        headline = f"{opp.caseKey}: {approval.kind} request for {approval.actionId} {state}"
-        entry = audit(services, opp, "sweep", "approval.escalated", headline, correlation_id,
-                      outputs={"approvalId": approval.id, "requiredRole": approval.requiredRole})
-        try:
-            services.store.commit(opp, (), [entry], [replace(approval, escalatedAt=now)])
-        except ConcurrencyConflict:
-            continue  # someone answered or moved it meanwhile; the next sweep looks again
-        notices.escalate(services, "escalate", opp, headline,
-                         {"approvalId": approval.id, "requiredRole": approval.requiredRole or "any",
-                          "asked": approval.createdAt.isoformat()})
-        done += 1
-    return done

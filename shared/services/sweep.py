@@ -39,8 +39,8 @@ def reconcile(services: Services, correlation_id: str) -> int:
 def run(services: Services, correlation_id: str) -> dict[str, object]:
     """One sweep; idempotent (a second run right after finds nothing new to do). A step that fails is
     logged and named in the heartbeat; the others still run, since each guards against different losses."""
-    from .approvals import escalate_unanswered
     from .drift import check
+    from .escalations import escalate_unanswered
     from .measure import snapshot_baselines
     from .ramp import promote
 

@@ -29,7 +29,7 @@ def decide(svc, notice, decision="approve", who=ANA, token=None):
 
 def test_approved_action_runs_once_and_is_verified(svc, sandbox):
     oid, notice = awaiting(svc)
-    assert notice["requiredRole"] == "AP.Approver" and set(notice["links"]) == {"approve", "reject"}
+    assert notice["requiredRole"] == "AP.Approver" and set(notice["links"]) == {"approve", "reject", "helpful:yes", "helpful:no"}
     decided = decide(svc, notice)
     assert decided.decision == "approved" and decided.decidedBy == "ana-oid"
     drive(svc)
