@@ -14,7 +14,7 @@ from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity, partition_of
 from ..domain.outcomes import Outcome
 from ..domain.scoring import Scores
-from ..domain.status import Status
+from ..domain.status import FINISHED, Status
 from ..ports import Claim, Filter, Incident
 
 _JSON_FIELDS = ("sourceEventIds", "attributes", "complianceFlags", "history")
@@ -237,8 +237,10 @@ def outcome_from(e: dict[str, Any]) -> Outcome:
 
 
 def matches(entity: dict[str, Any], where: Filter) -> bool:
-    """Does an entity (or a projection holding status, processArea, deviationPattern) pass the filter."""
+    """Does an entity (or a projection holding status, processArea, deviationPattern) pass the filter; `state`
+    is open or finished as shared/domain/status.py sorts the statuses."""
     return ((where.status is None or entity["status"] == where.status)
+            and (where.state is None or (entity["status"] in FINISHED) == (where.state == "finished"))
             and (where.processArea is None or entity["processArea"].casefold() == where.processArea.casefold())
             and (where.deviationPattern is None
                  or entity["deviationPattern"].casefold() == where.deviationPattern.casefold()))

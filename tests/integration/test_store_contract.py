@@ -13,7 +13,7 @@ from shared.domain.audit import AuditEntry
 from shared.domain.execution import SUCCEEDED, new_execution
 from shared.domain.opportunity import from_findings, merge
 from shared.domain.status import Status
-from shared.ports import Claim, ConcurrencyConflict, Filter
+from shared.ports import Claim, ConcurrencyConflict, Cursor, Filter
 from shared.runtime import REPO_CATALOG, load_catalog, load_policy
 from tests.factories import NOW, finding, validated
 
@@ -172,6 +172,26 @@ def test_executions_and_audit_rows_never_show_up_as_opportunities(records):
     assert [o.id for o in records.ranked(Filter(), 10, None)] == [opp.id]
     assert len(list(records.scan(Filter(), ["status"]))) == 1
     assert [o.id for o in records.stale(["new"], NOW + timedelta(days=1))] == [opp.id]
+
+
+def test_state_separates_open_work_from_finished_in_ranked_and_scan(records):
+    opps = records.ingest(from_findings(validated(*[finding() for _ in range(3)]), CATALOG, POLICY, NOW), MERGE)
+    waiting, dismissed, closed = (records.get(r.opportunity.id) for r in opps)
+    records.commit(dismissed.transition(Status.dismissed, "olga", "not worth it", NOW))
+    records.commit(closed.transition(Status.duplicate, "triage", "seen", NOW).transition(
+        Status.closed, "sweep", "done", NOW))
+    for state, expected in (("open", {waiting.id}), ("finished", {dismissed.id, closed.id}),
+                            (None, {waiting.id, dismissed.id, closed.id})):
+        where = Filter(state=state)
+        assert {o.id for o in records.ranked(where, 10, None)} == expected, state
+        assert {r["caseKey"] for r in records.scan(where, ["caseKey"])} == {
+            o.caseKey for o in (waiting, dismissed, closed) if o.id in expected}, state
+    # With a status, a keyset position and a group key the filter still fits one query (15 comparisons at most).
+    group = Filter(processArea=waiting.processArea, deviationPattern=waiting.deviationPattern, state="finished")
+    [first, second] = records.ranked(group, 2, None)
+    assert [o.id for o in records.ranked(group, 5, Cursor(first.scores.priority, first.id))] == [second.id]
+    assert [o.id for o in records.ranked(Filter(status="closed", state="finished"), 5, None)] == [closed.id]
+    assert records.ranked(Filter(status="closed", state="open"), 5, None) == []
 
 
 def test_commit_many_writes_the_good_commits_and_names_the_stale_one(records):

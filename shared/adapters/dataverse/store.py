@@ -19,6 +19,7 @@ from ...domain.audit import AuditEntry
 from ...domain.execution import Execution
 from ...domain.opportunity import Opportunity
 from ...domain.outcomes import Outcome
+from ...domain.status import FINISHED
 from ...ports import Commit, ConcurrencyConflict, Cursor, Filter, Incident, IngestResult, MergeFn
 from ..entities import (
     _dumps,
@@ -198,6 +199,12 @@ class DataverseStore:
         clauses = []
         if where.status is not None:
             clauses.append(f"{self._col('status')} eq {status_value(where.status)}")
+        if where.state is not None:
+            col, finished = self._col("status"), sorted(FINISHED)
+            if where.state == "finished":
+                clauses.append("(" + " or ".join(f"{col} eq {status_value(s)}" for s in finished) + ")")
+            else:
+                clauses.extend(f"{col} ne {status_value(s)}" for s in finished)
         if where.processArea is not None:
             clauses.append(f"{self._col('processarea')} eq {literal(where.processArea.strip().casefold())}")
         if where.deviationPattern is not None:

@@ -17,6 +17,7 @@ from ...domain.approvals import Approval, opportunity_of
 from ...domain.audit import AuditEntry
 from ...domain.execution import Execution
 from ...domain.opportunity import Opportunity, group_key, partition_of
+from ...domain.status import FINISHED
 from ...ports import Commit, ConcurrencyConflict, Cursor, Filter, IngestResult, MergeFn
 from ..entities import (
     APPROVAL,
@@ -55,6 +56,14 @@ def _filter(where: Filter) -> tuple[str, dict[str, Any]]:
     if where.status is not None:
         clauses.append("status eq @status")
         params["status"] = where.status
+    if where.state is not None:
+        # The finished statuses are the shorter list (Table Storage allows 15 comparisons in one filter).
+        finished = sorted(FINISHED)
+        params.update({f"f{i}": s.value for i, s in enumerate(finished)})
+        if where.state == "finished":
+            clauses.append("( " + " or ".join(f"status eq @f{i}" for i in range(len(finished))) + " )")
+        else:
+            clauses.extend(f"status ne @f{i}" for i in range(len(finished)))
     return " and ".join(clauses), params
 
 
