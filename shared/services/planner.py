@@ -1,14 +1,19 @@
 """Planner: a deterministic plan among the catalog's candidates, then execute, ask, or hand to a person."""
 from __future__ import annotations
 
+from typing import Any
+
 from ..domain import planning
+from ..domain.approvals import Approval
 from ..domain.catalog import Action
+from ..domain.errors import Unavailable
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
+from ..domain.pii import scrub
 from ..domain.rate_limit import Rule
 from ..domain.status import Status
 from ..ports import Services
-from . import approvals, autonomy, notices, ramp
+from . import approvals, autonomy, notices, ramp, review
 from .lifecycle import step
 from .stage import Found, Needs, Note, Outcome, Result
 
@@ -26,6 +31,18 @@ def needs(services: Services, opp: Opportunity) -> Needs:
     capped = services.policy.overCap == "person"
     return Needs(states=[ramp.state_name(a) for a in candidates if a.ramp],
                  limits=[cap_of(a) for a in candidates if capped and a.dailyCap])
+
+
+def _review(services: Services, opp: Opportunity, decision: planning.Decision,
+            cid: str) -> tuple[Approval, dict[str, Any]] | None:
+    """The review request, or None when no request can be signed (production without its signing key): the
+    case then waits in the backlog with the escalation note, and the stage does not fail."""
+    if services.settings.approvals_off:
+        return None
+    try:
+        return review.open_review(services, opp, decision, cid)
+    except Unavailable:
+        return None
 
 
 def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outcome:
@@ -58,11 +75,18 @@ def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outc
     plan = decision.plan.to_dict() if decision.plan else None
     outputs = {"outcome": decision.outcome, "plan": plan, "problems": [p.to_dict() for p in decision.problems]}
     if decision.outcome == planning.REVIEW:
-        moved = step(services, opp, [Status.needs_review], "planner", decision.reason, cid, outputs=outputs, plan=plan)
         summary = {"summary": plan["summary"]} if plan and plan.get("summary") else {}
-        review = notices.escalation(services, "review", opp, f"{opp.caseKey}: {decision.reason}",
-                                    {**outputs, "reason": decision.reason, **summary})  # opp.plan is not set yet
-        return Outcome(Result.NEEDS_REVIEW, [moved], notes=[review])
+        asked = _review(services, opp, decision, cid)
+        if asked is not None:  # a review a person can answer: run a candidate, supply data, hand over, dismiss
+            approval, notice = asked
+            moved = step(services, opp, [Status.needs_review], "planner", decision.reason, cid,
+                         outputs={**outputs, "approvalId": approval.id}, plan=plan, approvals=[approval])
+            ask = Note("review", opp.id, scrub(f"{opp.caseKey}: {decision.reason}"), {**notice, **summary})
+            return Outcome(Result.NEEDS_REVIEW, [moved], notes=[ask])
+        moved = step(services, opp, [Status.needs_review], "planner", decision.reason, cid, outputs=outputs, plan=plan)
+        told = notices.escalation(services, "review", opp, f"{opp.caseKey}: {decision.reason}",
+                                  {**outputs, "reason": decision.reason, **summary})  # opp.plan is not set yet
+        return Outcome(Result.NEEDS_REVIEW, [moved], notes=[told])
     if decision.outcome == planning.APPROVAL and decision.plan is not None and plan is not None:
         approval, notice = approvals.open_approval(services, opp, plan, decision.plan.riskTier, decision.reason, cid)
         moved = step(services, opp, [Status.planned, Status.awaiting_approval], "planner", decision.reason, cid,

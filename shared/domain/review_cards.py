@@ -1,0 +1,91 @@
+"""The review card (Adaptive Card 1.5): a case the planner would not decide alone, and what a reviewer can do.
+
+Built from the review record's context (shared/domain/review.py `context`): the candidate actions with their
+risk, approval role, effort, prerequisites and failure modes, their contract fields prefilled from the finding
+(masked), and why the planner stopped. The submit form returns every input flat to the approval flow
+(`actionId`, `parameters.<field>`, `owner`, `reason`, `helpful`); the link form opens the confirmation page.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .cards import buttons, card, clip, evidence, factset, helpful_input, md, textblock
+
+CHOICES = (("run", "Run the chosen action", "positive"), ("provide", "Send the data", "default"),
+           ("handover", "Hand over", "default"), ("dismiss", "Dismiss", "destructive"))
+MAX_INPUTS = 40  # contract fields editable on the card; the confirmation page shows every field of the choice
+_VALUE = 200
+
+
+def offered(context: Mapping[str, Any]) -> tuple[str, ...]:
+    """The decisions a review offers: running or supplying data takes a candidate action."""
+    return tuple(d for d, _, _ in CHOICES if context.get("candidates") or d not in ("run", "provide"))
+
+
+def _notes(items: Sequence[str]) -> str:
+    return "; ".join(str(i) for i in items) if items else "none recorded"
+
+
+def _about(c: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One candidate: its name, and what a reviewer weighs (risk, who approves, effort, what it needs and breaks)."""
+    effort = c.get("effortHours")
+    facts = {"Risk tier": c.get("riskTier"), "Approval role": c.get("approvalRole") or "none",
+             "Effort (hours)": f"{effort:g}" if isinstance(effort, (int, float)) else "not estimated",
+             "Prerequisites": _notes(c.get("prerequisites") or []),
+             "Failure modes": _notes(c.get("failureModes") or []),
+             "Contract fields": ", ".join(c.get("fields") or []) or "none"}
+    return [textblock(f"**{md(c.get('id'))}** v{md(c.get('version'))}: {md(c.get('name'))}", spacing="Medium"),
+            factset(facts)]
+
+
+def _inputs(candidates: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The chosen action, its contract fields (one input per field name, prefilled from the first candidate that
+    has it), an owner to hand over to and a reason to dismiss."""
+    choose = {"type": "Input.ChoiceSet", "id": "actionId", "label": "Action to run", "style": "compact",
+              "isMultiSelect": False, "value": str(candidates[0]["id"]) if candidates else "",
+              "choices": [{"title": clip(f"{c['id']} v{c['version']} ({c.get('riskTier')} risk)", 120),
+                           "value": str(c["id"])} for c in candidates]}
+    fields: dict[str, Any] = {}
+    for c in candidates:
+        for name in c.get("fields") or []:
+            value = (c.get("parameters") or {}).get(name)
+            if name not in fields or (fields[name] is None and value is not None):
+                fields[name] = value
+    shown = list(fields.items())[:MAX_INPUTS]
+    inputs: list[dict[str, Any]] = [choose]
+    for name, value in shown:
+        box = {"type": "Input.Text", "id": f"parameters.{name}", "label": clip(name, 80), "maxLength": 1000}
+        if value is not None:
+            box["value"] = clip(str(value).lower() if isinstance(value, bool) else value, _VALUE)
+        inputs.append(box)
+    if len(fields) > len(shown):
+        inputs.append(textblock(f"{len(fields) - len(shown)} more fields on the confirmation page", isSubtle=True))
+    inputs += [{"type": "Input.Text", "id": "owner", "label": "Hand over to (owner)", "maxLength": 200},
+               {"type": "Input.Text", "id": "reason", "label": "Reason (to dismiss)", "maxLength": 500}]
+    return inputs
+
+
+def review_card(approval_id: str, case: Mapping[str, Any], context: Mapping[str, Any],
+                links: Mapping[str, str] | None = None, kpis: Sequence[Mapping[str, Any]] = (),
+                signals: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Run a candidate (parameters editable), send missing data, hand over, or dismiss with a reason."""
+    candidates = list(context.get("candidates") or [])
+    problems = {p.get("pointer") or "/": p.get("detail") for p in context.get("problems") or []}
+    body: list[dict[str, Any]] = [
+        textblock("Review: the planner would not decide this case alone", size="Medium", weight="Bolder"),
+        factset(case),
+        *evidence(kpis, signals),
+        textblock(f"Why: {md(context.get('reason') or 'no reason recorded')}", isSubtle=True),
+        *([textblock("Problems", weight="Bolder"), factset(problems)] if problems else []),
+        textblock("Candidate actions" if candidates else "No catalog action fits: provide data, hand over or dismiss",
+                  weight="Bolder", spacing="Medium"),
+    ]
+    for c in candidates:
+        body += _about(c)
+    if links is None:  # inputs travel only with Action.Submit
+        body += [*(_inputs(candidates) if candidates else
+                   [{"type": "Input.Text", "id": "owner", "label": "Hand over to (owner)", "maxLength": 200},
+                    {"type": "Input.Text", "id": "reason", "label": "Reason (to dismiss)", "maxLength": 500}]),
+                 helpful_input()]
+    return card(body, buttons(approval_id, [c for c in CHOICES if c[0] in offered(context)], links))

@@ -1,0 +1,166 @@
+"""A review is a decision: a reviewer runs a candidate (through the planner's checks), supplies data, hands over or
+dismisses; every refusal names its field and changes nothing."""
+import json
+
+import pytest
+
+from shared.domain.errors import Conflict, InvalidInput
+from shared.domain.status import Status
+from shared.services import approvals, pipeline
+from shared.services.ingest import ingest
+from tests.factories import finding, memory_services, person, replace_action, validated
+
+OWNER = person("rita@contoso.com", "Backlog.Owner")
+OWNER_APPROVER = person("olga@contoso.com", "Backlog.Owner", "AP.Approver")
+
+
+def _run(svc, *stages):
+    while True:
+        mine = [m for m in svc.bus.messages if m.body["type"] in stages]
+        if not mine:
+            return
+        for m in mine:
+            svc.bus.messages.remove(m)
+            pipeline.handle(svc, m.body["type"], json.dumps(m.body).encode(), 1)
+
+
+def review_case(svc, gl="ABC", amount=120.0):
+    """A price variance whose GL account breaks the contract: the planner hands it to a reviewer."""
+    f = finding(deviationPattern="price-variance",
+                attributes={"invoiceId": "INV-R1", "vendorId": "V-1", "amount": amount, "glAccount": gl})
+    [r] = ingest(svc, validated(f), "cid").results
+    _run(svc, "triage", "plan")
+    oid = r.opportunity.id
+    assert svc.store.get(oid).status is Status.needs_review
+    [(_, _, _, notice)] = [n for n in svc.notifier.sent if n[1] == oid and n[0] == "review"]
+    return oid, notice
+
+
+def test_the_planner_opens_a_review_record_with_the_candidates_prefilled_and_sends_its_card():
+    svc = memory_services()
+    _, notice = review_case(svc)
+    record = svc.store.approval(notice["approvalId"])
+    assert record.kind == "review" and record.requiredRole == "Backlog.Owner" and record.decision is None
+    [c] = record.context["candidates"]
+    assert c["id"] == "ap.post-gl-adjustment" and c["parameters"]["glAccount"] == "ABC"
+    assert record.context["problems"][0]["pointer"].startswith("/parameters")
+    assert set(notice["links"]) >= {"run", "provide", "handover", "dismiss", "helpful:yes"}
+    assert notice["cards"]["submit"]["actions"][0]["data"] == {"approvalId": record.id, "decision": "run"}
+
+
+def test_reviewer_who_holds_the_approval_role_runs_an_edited_plan_at_once():
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    decided = approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER_APPROVER, None, None, "c2",
+                               choice=_choice("ap.post-gl-adjustment", glAccount="6100"))
+    opp = svc.store.get(oid)
+    assert decided.decision == "run" and opp.status is Status.approved
+    assert opp.plan["parameters"]["glAccount"] == "6100" and opp.plan["method"] == "person"
+    assert opp.plan["decidedBy"] == "olga@contoso.com" and opp.plan["confidence"] == 1.0
+    entry = svc.store.audit(oid)[-1]
+    assert entry.actor == "olga@contoso.com" and entry.inputs["edited"] == ["glAccount"]
+    assert [m.body["type"] for m in svc.bus.messages] == ["execute"]
+
+
+def test_reviewer_without_the_role_sends_a_second_card_to_the_approver():
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER, None, None, "c2",
+                     choice=_choice("ap.post-gl-adjustment", glAccount="6100"))
+    assert svc.store.get(oid).status is Status.awaiting_approval
+    [(_, _, _, ask)] = [n for n in svc.notifier.sent if n[0] == "approve"]
+    record = svc.store.approval(ask["approvalId"])
+    assert record.requiredRole == "AP.Approver" and record.context == {"approvers": 1, "stage": 1}
+    assert svc.bus.messages == []
+
+
+@pytest.mark.parametrize("parameters, pointer", [({"glAccount": "61"}, "/parameters/glAccount"),
+                                                 ({"nope": "1"}, "/parameters/nope")])
+def test_a_bad_or_unknown_parameter_is_named_and_nothing_changes(parameters, pointer):
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    before = svc.store.get(oid)
+    with pytest.raises(InvalidInput) as err:
+        approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER_APPROVER, None, None, "c2",
+                         choice=_choice("ap.post-gl-adjustment", **parameters))
+    assert [e.pointer for e in err.value.errors] == [pointer]
+    assert svc.store.get(oid).revision == before.revision and svc.store.approval(notice["approvalId"]).decision is None
+
+
+def test_an_action_that_is_not_a_candidate_is_refused_by_name():
+    svc = memory_services()
+    _, notice = review_case(svc)
+    with pytest.raises(InvalidInput) as err:
+        approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER_APPROVER, None, None, "c2",
+                         choice=_choice("leads.reassign"))
+    assert [e.pointer for e in err.value.errors] == ["/actionId"]
+
+
+def test_autonomy_off_refuses_a_reviewers_run_and_nothing_runs():
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    svc.coordination.save_autonomy({"mode": "off", "reason": "test"}, None)
+    from shared.services import autonomy
+    autonomy.current(svc, fresh=True)
+    with pytest.raises(Conflict, match="autonomy is off"):
+        approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER_APPROVER, None, None, "c2",
+                         choice=_choice("ap.post-gl-adjustment", glAccount="6100"))
+    assert svc.store.get(oid).status is Status.needs_review and svc.bus.messages == []
+
+
+def test_amounts_above_the_second_threshold_need_a_second_approver_after_the_reviewer():
+    svc = memory_services()
+    replace_action(svc, "ap.post-gl-adjustment",
+                   approvalThresholds=[{"field": "amount", "approvalAbove": 100, "secondApproverAbove": 500}])
+    oid, notice = review_case(svc, amount=800.0)
+    approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER_APPROVER, None, None, "c2",
+                     choice=_choice("ap.post-gl-adjustment", glAccount="6100"))
+    assert svc.store.get(oid).status is Status.awaiting_approval
+    [ask] = [n[3] for n in svc.notifier.sent if n[0] == "approve"]
+    assert svc.store.approval(ask["approvalId"]).context == {"approvers": 2, "stage": 2,
+                                                             "approvedBy": ["olga@contoso.com"]}
+
+
+def test_dismiss_needs_a_reason_and_keeps_it_scrubbed():
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    with pytest.raises(InvalidInput) as err:
+        approvals.decide(svc, notice["approvalId"], notice["token"], "dismiss", OWNER, None, None, "c2",
+                         choice=_choice(None))
+    assert [e.pointer for e in err.value.errors] == ["/reason"]
+    decided = approvals.decide(svc, notice["approvalId"], notice["token"], "dismiss", OWNER, None, None, "c2",
+                               choice=_choice(None, reason="duplicate; ask ana@contoso.com"))
+    opp = svc.store.get(oid)
+    assert decided.decision == "dismissed" and opp.status is Status.dismissed
+    assert "ana@contoso.com" not in opp.history[-1]["reason"]
+
+
+def test_handover_needs_an_owner_sets_it_and_the_case_stays_for_review():
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    with pytest.raises(InvalidInput) as err:
+        approvals.decide(svc, notice["approvalId"], notice["token"], "handover", OWNER, None, None, "c2",
+                         choice=_choice(None))
+    assert [e.pointer for e in err.value.errors] == ["/owner"]
+    decided = approvals.decide(svc, notice["approvalId"], notice["token"], "handover", OWNER, None, None, "c2",
+                               choice=_choice(None, owner="bob@contoso.com"))
+    opp = svc.store.get(oid)
+    assert decided.decision == "handed over" and opp.owner == "bob@contoso.com"
+    assert opp.status is Status.needs_review
+
+
+def test_provide_takes_only_candidate_contract_fields_and_sends_the_case_back_to_triage():
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    with pytest.raises(InvalidInput) as err:
+        approvals.decide(svc, notice["approvalId"], notice["token"], "provide", OWNER, {"salary": 1}, None, "c2")
+    assert [e.pointer for e in err.value.errors] == ["/data/salary"]
+    approvals.decide(svc, notice["approvalId"], notice["token"], "provide", OWNER, {"glAccount": "6100"}, None, "c2")
+    opp = svc.store.get(oid)
+    assert opp.status is Status.new and opp.attributes["glAccount"] == "6100"
+    assert [m.body["type"] for m in svc.bus.messages] == ["triage"]
+
+
+def _choice(action_id, owner=None, reason=None, **parameters):
+    from shared.domain.approvals import Choice
+    return Choice(action_id, parameters or None, owner, reason)
