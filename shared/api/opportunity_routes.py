@@ -14,23 +14,27 @@ from .http import endpoint, json_object, json_response, principal, query_int, re
 if TYPE_CHECKING:
     from .. import settings as app_settings
     from ..ports import Filter
-    from ..services import backlog, sweep, views
+    from ..services import backlog, commitments, sweep, views
 else:
     backlog, sweep = lazy("shared.services.backlog"), lazy("shared.services.sweep")
+    commitments = lazy("shared.services.commitments")
     views, app_settings = lazy("shared.services.views"), lazy("shared.settings")
 
 bp = func.Blueprint()
 log = logging.getLogger("closedloop.http")
 
 
-def _filter(req: func.HttpRequest) -> "Filter":
-    return backlog.where(req.params.get("status"), req.params.get("processArea"), req.params.get("deviationPattern"))
+def _filter(req: func.HttpRequest, state: str = "all") -> "Filter":
+    """The query's filter; `state` is the default of ?state (open, finished, all)."""
+    return backlog.where(req.params.get("status"), req.params.get("processArea"), req.params.get("deviationPattern"),
+                         state=req.params.get("state") or state)
 
 
 @bp.route(route="opportunities", methods=["GET"])
 @endpoint
 def list_opportunities(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """The ranked backlog, highest priority first; filters status, processArea, deviationPattern."""
+    """The ranked backlog, highest priority first; filters status, state (open, finished, all), processArea,
+    deviationPattern."""
     page = backlog.list_opportunities(services(), _filter(req), query_int(req, "top", 50, 1, backlog.MAX_TOP),
                                       req.params.get("continuationToken") or None)
     return json_response(page, 200, cid)
@@ -45,6 +49,8 @@ def get_opportunity(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 
 
 _PATCHABLE = {"owner": 200, "notes": 4000, "dismissReason": 500}
+_FIELDS = "owner, notes, dismiss, dismissReason, effortHours, committedFor"
+MAX_EFFORT = 10_000
 
 
 def _changes(body: bytes) -> dict[str, Any]:
@@ -62,33 +68,81 @@ def _changes(body: bytes) -> dict[str, Any]:
                 errors.append(FieldError("/dismiss", "true or false"))
             else:
                 changes[key] = value
+        elif key == "effortHours":
+            # bool is an int to Python, and NaN compares false with everything: both refused by name.
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or not 0 <= value <= MAX_EFFORT):
+                errors.append(FieldError("/effortHours", f"hours from 0 to {MAX_EFFORT}, or null"))
+            else:
+                changes[key] = float(value) if value is not None else None
+        elif key == "committedFor":
+            if not isinstance(value, str):
+                errors.append(FieldError("/committedFor", "an ISO week such as 2026-W49"))
+            else:
+                changes[key] = value
         else:
-            errors.append(FieldError(f"/{key}", "not a field you can change (owner, notes, dismiss, dismissReason)"))
+            errors.append(FieldError(f"/{key}", f"not a field you can change ({_FIELDS})"))
     if errors:
         raise InvalidInput("The change is invalid; nothing was changed.", errors)
     if not changes:
-        raise InvalidInput("Nothing to change.", [FieldError("", "set owner, notes or dismiss")])
+        raise InvalidInput("Nothing to change.", [FieldError("", f"set one of {_FIELDS}")])
     return changes
 
 
 @bp.route(route="opportunities/{id}", methods=["PATCH"])
 @endpoint
 def patch_opportunity(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Set owner or notes (a signed-in person), or dismiss an opportunity that has not been acted on (the
-    policy's dismissRole); recorded in the audit trail as the verified principal's change."""
+    """Set owner, notes or effortHours (a signed-in person), dismiss an opportunity that has not been acted on
+    (the policy's dismissRole), or commit it for a week (committedFor, the policy's commitRole; owner then is the
+    commitment's owner); recorded in the audit trail as the verified principal's change."""
     svc = services()
     require_media_type(req, ("application/json", "application/merge-patch+json"))
     changes = _changes(read_body(req, svc.settings.max_body_bytes))
-    opp = backlog.patch(svc, req.route_params.get("id", ""), changes, principal(req, svc.settings), cid,
-                        req.headers.get("if-match"))
-    return json_response(views.opportunity_view(opp), 200, cid, {"ETag": opp.etag or ""})
+    oid, who = req.route_params.get("id", ""), principal(req, svc.settings)
+    if "committedFor" in changes:
+        # Checked before anything is written: the rest of the change must not land without its commitment.
+        week = commitments.week_of(svc, changes.pop("committedFor"), "/committedFor")
+        commitments.allowed(svc, who)
+        opp = backlog.get(svc, oid)
+        owner = changes.pop("owner", None) or opp.owner or (who.name if who else "")
+        if changes:
+            backlog.patch(svc, oid, changes, who, cid, req.headers.get("if-match"))
+        commitments.commit(svc, week, owner, [{"kind": "opportunity", "opportunityId": oid}], who, cid)
+        opp = backlog.get(svc, oid)
+    else:
+        opp = backlog.patch(svc, oid, changes, who, cid, req.headers.get("if-match"))
+    view = views.opportunity_view(opp, action=backlog.candidate(svc, opp))
+    return json_response(view, 200, cid, {"ETag": opp.etag or ""})
 
 
 @bp.route(route="backlog", methods=["GET"])
 @endpoint
 def get_backlog(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Opportunities grouped by processArea + deviationPattern, for the weekly commit to the top items."""
-    return json_response(backlog.backlog(services(), _filter(req), query_int(req, "top", 100, 1, 1000)), 200, cid)
+    """Opportunities grouped by processArea + deviationPattern, for the weekly commit to the top items: open work
+    by default (?state=finished or all), the week's commitments first (?week, else the current week)."""
+    svc = services()
+    where = _filter(req, "open")
+    week = commitments.week_of(svc, req.params.get("week"), "?week")
+    return json_response(backlog.backlog(svc, where, query_int(req, "top", 100, 1, 1000), week), 200, cid)
+
+
+@bp.route(route="backlog/commitments", methods=["POST"])
+@endpoint
+def commit_backlog(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """Commit backlog groups or single opportunities for a week with an owner (the policy's commitRole)."""
+    svc = services()
+    require_media_type(req, ("application/json",))
+    who = commitments.allowed(svc, principal(req, svc.settings))
+    week, owner, items = commitments.parse(svc, json_object(read_body(req, svc.settings.max_body_bytes)))
+    return json_response(commitments.commit(svc, week, owner, items, who, cid), 201, cid)
+
+
+@bp.route(route="backlog/commitments", methods=["GET"])
+@endpoint
+def list_commitments(req: func.HttpRequest, cid: str) -> func.HttpResponse:
+    """The week's commitments (?week, else the current week) with what became of each: done, inFlight, stuck."""
+    svc = services()
+    return json_response(commitments.listing(svc, commitments.week_of(svc, req.params.get("week"), "?week")), 200, cid)
 
 
 # The platform's health probes and load balancers give up after a few seconds; 2.5 s keeps the answer under 3 s

@@ -8,15 +8,18 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from ..domain import commitment
+from ..domain.catalog import Action
 from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, ProblemError, Unauthorized
 from ..domain.identity import Principal
 from ..domain.opportunity import Opportunity
 from ..domain.pii import scrub
-from ..domain.status import IllegalTransition, Status
+from ..domain.status import FINISHED, IllegalTransition, Status
 from ..logs import bind
 from ..ports import ConcurrencyConflict, Cursor, Filter, Services
+from . import commitments
 from .lifecycle import audit
-from .views import opportunity_view
+from .views import action_facts, opportunity_view
 
 log = logging.getLogger(__name__)
 MAX_TOP = 200
@@ -47,17 +50,27 @@ def list_opportunities(services: Services, where: Filter, top: int, token: str |
     page = services.store.ranked(where, top + 1, after)
     more = len(page) > top
     page = page[:top]
-    return {"items": [opportunity_view(o, detail=False) for o in page],
+    return {"items": [opportunity_view(o, detail=False, action=candidate(services, o)) for o in page],
             "continuationToken": encode_cursor(page[-1]) if more else None}
 
 
-def where(status: str | None, process_area: str | None, deviation_pattern: str | None, at: str = "?") -> Filter:
-    """The backlog filter, HTTP's and MCP's alike: an unknown status is a 422 naming the field as `at` + status
-    ("?" a query parameter, "/arguments/" an MCP tool's argument) and listing the statuses there are."""
+STATES = ("open", "finished", "all")
+
+
+def where(status: str | None, process_area: str | None, deviation_pattern: str | None, at: str = "?",
+          state: str | None = None) -> Filter:
+    """The backlog filter, HTTP's and MCP's alike: an unknown status or state is a 422 naming the field as `at` +
+    its name ("?" a query parameter, "/arguments/" an MCP tool's argument) and listing the values there are.
+    state: open work, finished work, or all (None: all)."""
+    errors = []
     if status is not None and status not in Status.__members__:
-        raise InvalidInput("Unknown status filter.",
-                           [FieldError(f"{at}status", f"one of {', '.join(Status.__members__)}")])
-    return Filter(status=status, processArea=process_area or None, deviationPattern=deviation_pattern or None)
+        errors.append(FieldError(f"{at}status", f"one of {', '.join(Status.__members__)}"))
+    if state is not None and state not in STATES:
+        errors.append(FieldError(f"{at}state", f"one of {', '.join(STATES)}"))
+    if errors:
+        raise InvalidInput("Unknown status or state filter.", errors)
+    return Filter(status=status, processArea=process_area or None, deviationPattern=deviation_pattern or None,
+                  state=None if state in (None, "all") else state)
 
 
 def detail(services: Services, opportunity_id: str) -> dict[str, Any]:
@@ -65,7 +78,12 @@ def detail(services: Services, opportunity_id: str) -> dict[str, Any]:
     history, executions with evidence, approvals and audit trail."""
     opp = get(services, opportunity_id)
     return opportunity_view(opp, executions=services.store.executions(opp.id), audit=services.store.audit(opp.id),
-                            approvals=services.store.approvals(opp.id))
+                            approvals=services.store.approvals(opp.id), action=candidate(services, opp))
+
+
+def candidate(services: Services, opp: Opportunity) -> Action | None:
+    """The catalog action scoring picked for the case (its effort, prerequisites and failure modes)."""
+    return services.catalog.actions.get(opp.scores.actionId) if opp.scores.actionId else None
 
 
 def get(services: Services, opportunity_id: str) -> Opportunity:
@@ -81,8 +99,8 @@ def _plausible_id(value: str) -> bool:
 
 def patch(services: Services, opportunity_id: str, changes: dict[str, Any], principal: Principal | None,
           correlation_id: str, if_match: str | None = None) -> Opportunity:
-    """Set owner and notes, or dismiss, as the signed-in principal (dismissal needs the policy's dismissRole),
-    audited with the change; retried on a concurrent write unless the caller pinned an ETag."""
+    """Set owner, notes and effortHours, or dismiss, as the signed-in principal (dismissal needs the policy's
+    dismissRole), audited with the change; retried on a concurrent write unless the caller pinned an ETag."""
     if principal is None:
         raise Unauthorized("sign in (Easy Auth) to change an opportunity: the change is recorded as yours")
     if changes.get("dismiss") and not principal.holds(services.policy.dismissRole):
@@ -99,7 +117,7 @@ def patch(services: Services, opportunity_id: str, changes: dict[str, Any], prin
                                      [FieldError("header:If-Match", f"current ETag is {opp.etag}")])
         now = services.clock.now()
         updated = replace(opp, revision=opp.revision + 1, updatedAt=now)
-        for name in ("owner", "notes"):
+        for name in ("owner", "notes", "effortHours"):
             if name in changes:
                 setattr(updated, name, changes[name])
         if changes.get("dismiss"):
@@ -125,26 +143,83 @@ def patch(services: Services, opportunity_id: str, changes: dict[str, Any], prin
     raise Conflict("The opportunity is being changed by others; try again.")
 
 
-def backlog(services: Services, where: Filter, top: int) -> dict[str, Any]:
-    """Groups of processArea + deviationPattern, largest total priority first, for the weekly review."""
+def backlog(services: Services, where: Filter, top: int, week: str | None = None) -> dict[str, Any]:
+    """Groups of processArea + deviationPattern for the weekly review: the week's commitments first (`week`, else
+    the current one), each with what became of its cases, then the rest by total priority. One scan: every case
+    of the filter, its state told per row; finished cases count into each group's `finished`."""
+    week = week or commitment.current_week(services.clock.now())
+    committed = commitments.week(services, week)
+    keys = {commitment.item_key(i) for i in committed if i["kind"] == "group"}
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in services.store.scan(where, ["processArea", "deviationPattern", "status", "impact", "priority",
-                                            "actionId"]):
+    finished: dict[tuple[str, str], int] = {}
+    committed_rows: list[dict[str, Any]] = []
+    for row in services.store.scan(replace(where, state=None), _FIELDS):
         key = (row["processArea"], row["deviationPattern"])
+        done = row["status"] in FINISHED
+        finished[key] = finished.get(key, 0) + done
+        if ("group", key[0].casefold(), key[1].casefold()) in keys:
+            committed_rows.append(row)
+        if where.state is not None and done != (where.state == "finished"):
+            continue
         g = groups.get(key)
         if g is None:
-            g = groups[key] = {"processArea": key[0], "deviationPattern": key[1], "cases": 0, "totalImpact": 0.0,
-                               "totalPriority": 0.0, "maxPriority": 0.0, "statusCounts": {}, "actionId": None}
+            g = groups[key] = _group(*key)
         g["cases"] += 1
         g["totalImpact"] += row["impact"] or 0.0
         g["totalPriority"] += row["priority"] or 0.0
         g["maxPriority"] = max(g["maxPriority"], row["priority"] or 0.0)
         g["statusCounts"][row["status"]] = g["statusCounts"].get(row["status"], 0) + 1
         g["actionId"] = g["actionId"] or row.get("actionId")
-    items = sorted(groups.values(), key=lambda g: -g["totalPriority"])[:top]
+    count = len(groups)
+    first = _committed(services, where, week, committed, committed_rows, groups)
+    rest = sorted(groups.values(), key=lambda g: -g["totalPriority"])
+    items = [*first, *rest][:top]
     for g in items:
-        g["meanPriority"] = round(g["totalPriority"] / g["cases"], 2)
-        g["totalImpact"] = round(g["totalImpact"], 2)
-        g["totalPriority"] = round(g["totalPriority"], 2)
-        g["maxPriority"] = round(g["maxPriority"], 2)
-    return {"items": items, "continuationToken": None, "groups": len(groups)}
+        if g["kind"] == "group":
+            key = (g["processArea"], g["deviationPattern"])
+            g["finished"] = finished.get(key, 0)
+            g.update(meanPriority=round(g["totalPriority"] / g["cases"], 2) if g["cases"] else 0.0,
+                     totalImpact=round(g["totalImpact"], 2), totalPriority=round(g["totalPriority"], 2),
+                     maxPriority=round(g["maxPriority"], 2),
+                     action=action_facts(services.catalog.actions.get(g["actionId"]) if g["actionId"] else None))
+    return {"items": items, "continuationToken": None, "groups": count, "week": week}
+
+
+_FIELDS = ["processArea", "deviationPattern", "status", "impact", "priority", "actionId", "updatedAt"]
+
+
+def _group(process_area: str, pattern: str) -> dict[str, Any]:
+    return {"kind": "group", "processArea": process_area, "deviationPattern": pattern, "cases": 0,
+            "totalImpact": 0.0, "totalPriority": 0.0, "maxPriority": 0.0, "statusCounts": {}, "actionId": None,
+            "committed": None}
+
+
+def _committed(services: Services, where: Filter, week: str, items: list[dict[str, Any]],
+               rows: list[dict[str, Any]], groups: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The week's committed entries in the filter, in the order committed (taken out of `groups`), each with its
+    commitment and its done / inFlight / stuck counts."""
+    out = []
+    for item in commitments.report(services, items, rows):
+        if not _in(where, item):
+            continue
+        pledge = {"week": week, "owner": item["owner"], "by": item["by"], "at": item["at"]}
+        if item["kind"] == "group":
+            key = next((k for k in groups if commitment.item_key({"kind": "group", "processArea": k[0],
+                                                                   "deviationPattern": k[1]})
+                        == commitment.item_key(item)), None)
+            if key is None and item["cases"] == 0:
+                continue  # the filter (a status) leaves none of its cases
+            g = groups.pop(key) if key is not None else _group(item["processArea"], item["deviationPattern"])
+            out.append({**g, "committed": pledge, "counts": item["counts"]})
+        elif where.status is None or item["status"] == where.status:
+            out.append({"kind": "opportunity", "opportunityId": item["opportunityId"],
+                        "processArea": item["processArea"], "deviationPattern": item["deviationPattern"],
+                        "status": item["status"], "outcome": item["outcome"], "committed": pledge,
+                        "counts": item["counts"]})
+    return out
+
+
+def _in(where: Filter, item: dict[str, Any]) -> bool:
+    return ((where.processArea is None or item["processArea"].casefold() == where.processArea.casefold())
+            and (where.deviationPattern is None
+                 or item["deviationPattern"].casefold() == where.deviationPattern.casefold()))

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..domain.audit import AuditEntry
+from ..domain.catalog import Action
 from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 
@@ -29,8 +30,27 @@ def audit_view(a: AuditEntry) -> dict[str, Any]:
             "correlationId": a.correlationId}
 
 
+def effort(o: Opportunity, action: Action | None) -> dict[str, Any]:
+    """The effort estimate a person set on the case, else the candidate action's from the catalog."""
+    if o.effortHours is not None:
+        return {"effortHours": o.effortHours, "effortSource": "person"}
+    if action is not None and action.effortHours is not None:
+        return {"effortHours": action.effortHours, "effortSource": "catalog"}
+    return {"effortHours": None, "effortSource": None}
+
+
+def action_facts(action: Action | None) -> dict[str, Any]:
+    """What the catalog knows of doing the work: effort, prerequisites, known failure modes."""
+    if action is None:
+        return {"effortHours": None, "prerequisites": [], "failureModes": []}
+    return {"effortHours": action.effortHours, "prerequisites": list(action.prerequisites),
+            "failureModes": list(action.failureModes)}
+
+
 def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[Execution] = (),
-                     audit: Sequence[AuditEntry] = (), approvals: Sequence[Any] = ()) -> dict[str, Any]:
+                     audit: Sequence[AuditEntry] = (), approvals: Sequence[Any] = (),
+                     action: Action | None = None) -> dict[str, Any]:
+    """The opportunity as the API shows it; `action` is its candidate catalog action (the caller looks it up)."""
     view: dict[str, Any] = {
         "id": o.id, "status": o.status.value, "processArea": o.processArea,
         "deviationPattern": o.deviationPattern, "caseKey": o.caseKey, "source": o.source,
@@ -40,6 +60,7 @@ def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[E
         "createdAt": o.createdAt.isoformat(), "updatedAt": o.updatedAt.isoformat(), "revision": o.revision,
         # The expected KPI movements (the hypothesis measurement tests) and how the miner named things.
         "kpis": o.kpis, "reported": o.reported, "echoes": o.echoes, "recurrences": o.recurrences,
+        **effort(o, action),
     }
     if detail:
         view.update(sourceEventIds=o.sourceEventIds, attributes=o.attributes, rootCause=o.rootCause,
@@ -48,5 +69,7 @@ def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[E
                     correlationId=o.correlationId, history=[created(o), *o.history], etag=o.etag, plan=o.plan,
                     executions=[execution_view(x) for x in sorted(executions, key=lambda x: x.createdAt)],
                     audit=[audit_view(a) for a in audit],
-                    approvals=[a.to_dict() for a in sorted(approvals, key=lambda a: a.createdAt)])
+                    approvals=[a.to_dict() for a in sorted(approvals, key=lambda a: a.createdAt)],
+                    prerequisites=action_facts(action)["prerequisites"],
+                    failureModes=action_facts(action)["failureModes"])
     return view

@@ -136,3 +136,67 @@ def test_the_host_fires_the_sweep_on_its_schedule(azurite):
             time.sleep(0.2)
         assert sweep.get("ok") is True and sweep["lastRun"], sweep
 
+
+
+def _close_in_store(oid):
+    """Close a needs_review case through the store along a legal path (closing by sweep or card is not this
+    file's subject)."""
+    from shared import runtime
+    from shared.domain.status import Status
+    from shared.services.lifecycle import advance
+
+    svc = runtime.services()
+    advance(svc, svc.store.get(oid), [Status.closed], "olga@contoso.com", "nothing left to do", "cid-close")
+
+
+def test_closed_case_leaves_the_open_backlog(api):
+    pattern = "pattern-closed-leaves-backlog"
+    keep, close = seed(api, 1, deviationPattern=pattern, caseKey=treated_case("OPEN-KEEP")) + \
+        seed(api, 1, deviationPattern=pattern, caseKey=treated_case("OPEN-CLOSE"))
+    settled(api, keep, "needs_review")
+    settled(api, close, "needs_review")
+    _close_in_store(close)
+
+    def listed(state=None):
+        params = {"deviationPattern": pattern, **({"state": state} if state else {})}
+        return {o["id"] for o in api.get("/opportunities", params=params).json()["items"]}
+
+    def group(state=None):
+        params = {"deviationPattern": pattern, **({"state": state} if state else {})}
+        [g] = api.get("/backlog", params=params).json()["items"]
+        return g
+
+    assert listed("open") == {keep} and listed("finished") == {close} and listed() == listed("all") == {keep, close}
+    for g in (group(), group("open")):
+        assert g["cases"] == 1 and g["statusCounts"] == {"needs_review": 1} and g["finished"] == 1
+    assert group("finished")["statusCounts"] == {"closed": 1}
+    assert group("all")["cases"] == 2
+
+
+def test_an_unknown_state_is_named(api):
+    for path in ("/opportunities", "/backlog"):
+        r = api.get(path, params={"state": "done"})
+        assert r.status_code == 422 and r.json()["errors"][0]["parameter"] == "state"
+
+
+def test_effort_is_the_persons_estimate_else_the_catalogs(api):
+    [oid] = seed(api, 1, processArea="order-to-cash", deviationPattern="delivery-sla-breached",
+                 caseKey=treated_case("EFFORT", "order-to-cash"),
+                 attributes={"orderId": "O", "customerId": "C", "shippingCost": 40})
+    view = api.get(f"/opportunities/{oid}").json()
+    from shared.runtime import REPO_CATALOG, load_catalog
+    action = load_catalog(REPO_CATALOG, "local").actions["o2c.credit-expedited-shipping"]
+    assert (view["effortHours"], view["effortSource"]) == (
+        (action.effortHours, "catalog") if action.effortHours is not None else (None, None))
+    assert view["prerequisites"] == action.prerequisites and view["failureModes"] == action.failureModes
+    r = api.patch(f"/opportunities/{oid}", json={"effortHours": 6.5}, headers=ANA)
+    assert r.status_code == 200 and (r.json()["effortHours"], r.json()["effortSource"]) == (6.5, "person")
+    assert api.get(f"/opportunities/{oid}").json()["effortHours"] == 6.5
+    for bad in (-1, 10_001, "six", True):
+        r = api.patch(f"/opportunities/{oid}", json={"effortHours": bad}, headers=ANA)
+        assert r.status_code == 422 and [e["pointer"] for e in r.json()["errors"]] == ["/effortHours"]
+    assert api.patch(f"/opportunities/{oid}", json={"effortHours": None}, headers=ANA).json()["effortSource"] in (
+        "catalog", None)
+    g = next(g for g in api.get("/backlog", params={"deviationPattern": "delivery-sla-breached"}).json()["items"])
+    assert g["action"] == {"effortHours": action.effortHours, "prerequisites": action.prerequisites,
+                           "failureModes": action.failureModes}
