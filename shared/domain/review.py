@@ -68,6 +68,12 @@ def _coerce(schema: Mapping[str, Any], value: Any) -> Any:
     return value
 
 
+def _as_shown(value: Any, shown: Any) -> bool:
+    """Whether a value came back as the card showed it: equal, or the start a long value was shortened to."""
+    text, full = str(value).lower() if isinstance(value, bool) else str(value), str(shown)
+    return text in (full, full.lower()) or (text.endswith("…") and full.startswith(text[:-1]))
+
+
 def overrides(action: Action, attributes: Mapping[str, Any], given: Mapping[str, Any] | None,
               pii_fields: frozenset[str], at: str = "/parameters") -> tuple[dict[str, Any], list[FieldError]]:
     """The reviewer's changes to the prefilled parameters: only contract fields (others are errors naming them);
@@ -80,7 +86,7 @@ def overrides(action: Action, attributes: Mapping[str, Any], given: Mapping[str,
     for name, value in (given or {}).items():
         if name not in props or value is None or value == "":
             continue
-        if name in shown and str(value) == str(shown[name]):
+        if name in shown and _as_shown(value, shown[name]):
             continue  # sent back as shown: the card's copy may be masked, the finding's value stands
         changed[name] = _coerce(props[name] if isinstance(props[name], Mapping) else {}, value)
     return changed, errors

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .cards import buttons, card, clip, evidence, factset, helpful_input, md, textblock
+from .cards import buttons, card, clip, evidence, factset, helpful_input, md, size_ok, textblock
 
 CHOICES = (("run", "Run the chosen action", "positive"), ("provide", "Send the data", "default"),
            ("handover", "Hand over", "default"), ("dismiss", "Dismiss", "destructive"))
@@ -88,4 +88,22 @@ def review_card(approval_id: str, case: Mapping[str, Any], context: Mapping[str,
                    [{"type": "Input.Text", "id": "owner", "label": "Hand over to (owner)", "maxLength": 200},
                     {"type": "Input.Text", "id": "reason", "label": "Reason (to dismiss)", "maxLength": 500}]),
                  helpful_input()]
-    return card(body, buttons(approval_id, [c for c in CHOICES if c[0] in offered(context)], links))
+    actions = buttons(approval_id, [c for c in CHOICES if c[0] in offered(context)], links)
+    # A card takes at most five actions: four decisions plus two "was this helpful?" links are six, so the
+    # helpful links sit in the body.
+    helpful = [a for a in actions if links and a.get("url") in (links.get("helpful:yes"), links.get("helpful:no"))]
+    if helpful:
+        body += [textblock("Was this card helpful?", spacing="Medium"), {"type": "ActionSet", "actions": helpful}]
+    return _fit_inputs(card(body, [a for a in actions if a not in helpful]))
+
+
+def _fit_inputs(built: dict[str, Any]) -> dict[str, Any]:
+    """Shorten prefilled values until the card fits (`card` shortens texts and facts only): a non-Latin value
+    travels as six-byte escapes, and a shortened value still reads as a start a reviewer can correct."""
+    limit = _VALUE
+    while not size_ok(built) and limit > 8:
+        limit //= 2
+        for block in built["body"]:
+            if block["type"] == "Input.Text" and "value" in block:
+                block["value"] = clip(block["value"], limit)
+    return built
