@@ -89,6 +89,21 @@ def _table(rows: Sequence[dict[str, Any]]) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
+def _commitments(week: dict[str, Any]) -> str:
+    """This week's committed groups and cases: owner, and how many are done, in flight, stuck."""
+    if not week["items"]:
+        return "<p>Nothing is committed for this week yet (POST /api/backlog/commitments).</p>"
+    head = "<tr><th>committed</th><th>owner</th><th>done</th><th>in flight</th><th>stuck</th></tr>"
+    body = []
+    for i in week["items"]:
+        what = (f"{i['processArea']} · {i['deviationPattern']}" if i["kind"] == "group"
+                else f"case {i['opportunityId'][:8]} ({i['processArea']} · {i['deviationPattern']})")
+        c = i["counts"]
+        body.append(f"<tr><td>{escape(what)}</td><td>{escape(i['owner'])}</td><td>{c['done']}</td>"
+                    f"<td>{c['inFlight']}</td><td>{c['stuck']}</td></tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
 def render(data: dict[str, Any]) -> str:
     """The whole page from the dashboard data (services/dashboard.py)."""
     rows = [{**m, "actionId": e["actionId"], "actionVersion": e["actionVersion"]}
@@ -120,5 +135,7 @@ treat; 95% confidence intervals; "not enough data" below {data['kpis']['minSampl
 <section id="roi"><h2>ROI from the measured difference</h2>
 {_bars(rois, ROI, '', top_roi) if rois else '<p>No ROI parameters in the policy, or no measured effect yet.</p>'}
 </section>
+<section id="commitments" style="width: 100%"><h2>This week's commitments
+({escape(data['commitments']['week'])})</h2>{_commitments(data['commitments'])}</section>
 <section id="table" style="width: 100%"><h2>All estimates</h2>{_table(rows)}</section>
 </body></html>"""

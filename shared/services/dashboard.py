@@ -4,16 +4,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from ..domain.commitment import current_week
 from ..domain.execution import FINAL, SUCCEEDED
 from ..ports import Services
+from .commitments import report, week
 from .measure import kpis
 
 DAYS = 14
 
 
 def data(services: Services) -> dict[str, Any]:
-    """Verified actions per day for DAYS days, success rate per action version, and the KPI report."""
+    """Verified actions per day for DAYS days, success rate per action version, the KPI report, and this week's
+    commitments with what became of them."""
     now = services.clock.now()
+    this_week = current_week(now)
     start = (now - timedelta(days=DAYS - 1)).date()
     days = {(start + timedelta(days=i)).isoformat(): 0 for i in range(DAYS)}
     finished: dict[tuple[str, int], list[int]] = {}
@@ -28,4 +32,5 @@ def data(services: Services) -> dict[str, Any]:
             days[day] += 1
     return {"days": list(days.items()),
             "success": {k: (ok / n, n) for k, (ok, n) in sorted(finished.items())},
-            "kpis": kpis(services, weekly=False)}
+            "kpis": kpis(services, weekly=False),
+            "commitments": {"week": this_week, "items": report(services, week(services, this_week))}}

@@ -127,6 +127,8 @@ def test_the_backlog_defaults_to_the_current_weeks_commitments(api):
     first = api.get("/backlog").json()["items"][0]
     assert first["kind"] == "opportunity" and first["opportunityId"] == oid
     assert api.get("/backlog/commitments").json()["week"] == current_week(_now())
+    page = api.get("/dashboard").text
+    assert 'id="commitments"' in page and "olga@contoso.com" in page and f"case {oid[:8]}" in page
 
 
 def _now():
