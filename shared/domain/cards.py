@@ -1,4 +1,4 @@
-"""Adaptive Cards (schema 1.5) for the three questions the app asks people: approve, enrich, escalate.
+"""Adaptive Cards (schema 1.5) for the questions the app asks people: approve, enrich, escalate.
 
 A card that shows a case shows what the miner expects and why (`evidence`): the KPI movements it expects
 (`cycle_time_days −4 days (reported as days_to_close)`) and the root-cause signals (`vendor = V300 (34 %)`).
@@ -201,11 +201,52 @@ def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missi
 
 def escalation_card(case: Mapping[str, Any], headline: str, details: Mapping[str, Any],
                     link: str | None = None, kpis: Sequence[Mapping[str, Any]] = (),
-                    signals: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """Tell a person something needs them: a review, a watchdog breach, a recurrence, a dead letter, a freeze."""
+                    signals: Sequence[Mapping[str, Any]] = (), *, approval_id: str | None = None,
+                    plan: Mapping[str, Any] | None = None, risk: Mapping[str, Any] | None = None,
+                    options: Sequence[str] = (), recommended: tuple[str, str] | None = None,
+                    links: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Tell a person something needs them: a breach, a failed flow, a recurrence, an unanswered request (with
+    `approval_id` and `options`: answerable), or a dead letter or a freeze (no case to act on: the link only).
+
+    `plan` (parameters masked by the caller), `risk` notes and the `recommended` (answer, why) are shown; the
+    `submit` form takes the owner and reason as inputs, the `links` form (`links` given) sends the person to
+    the confirmation page that asks for them."""
     body = [textblock(md(headline), size="Medium", weight="Bolder", color="Attention"), factset(case),
-            *evidence(kpis, signals), factset(details)]
-    return card(body, [{"type": "Action.OpenUrl", "title": "Open", "url": link}] if link else [])
+            *evidence(kpis, signals), factset(details)]  # what happened: the execution's status and message
+    if plan:
+        method = f" ({md(plan['method'])})" if plan.get("method") else ""
+        body += [textblock(f"Plan: {md(plan.get('actionId'))} v{md(plan.get('actionVersion'))}{method}",
+                           weight="Bolder", spacing="Medium"), factset(plan.get("parameters") or {})]
+    if risk:
+        body += [textblock("Risk notes", weight="Bolder", spacing="Medium"), factset(risk)]
+    if recommended and recommended[0] in options:
+        body.append(textblock(f"Recommended: {ESCALATION_LABELS.get(recommended[0], recommended[0])}. "
+                              f"{md(recommended[1])}", color="Good", spacing="Medium"))
+    # "Open" (and on a link card "Was this helpful?") go in the body: the answers keep the card's action row,
+    # which Teams and the official parser cap at five buttons.
+    opened = [{"type": "Action.OpenUrl", "title": "Open", "url": link}] if link else []
+    if approval_id is None or not options:
+        return card(body + ([{"type": "ActionSet", "actions": opened}] if opened else []), [])
+    best = recommended[0] if recommended else None
+    ordered = sorted(options, key=lambda o: o != best)[:5]  # the recommended answer first, then in the given order
+    if links is None:
+        body += [{"type": "ActionSet", "actions": opened}] if opened else []
+        body += [{"type": "Input.Text", "id": "owner", "label": "Owner (to hand over)", "isRequired": False},
+                 {"type": "Input.Text", "id": "reason", "label": "Reason (to accept or close)", "isMultiline": True,
+                  "isRequired": False, "maxLength": 500},
+                 helpful_input()]
+        choices = [(o, ESCALATION_LABELS.get(o, o), "positive" if o == best else "default") for o in ordered]
+        return card(body, buttons(approval_id, choices, None))
+    shown = [o for o in ordered if o in links][:4]
+    helpful = buttons(approval_id, [], {k: v for k, v in links.items() if k.startswith("helpful:")})
+    body.append({"type": "ActionSet", "actions": [*opened, *helpful]})
+    return card(body, buttons(approval_id, [(o, ESCALATION_LABELS.get(o, o), "default") for o in shown],
+                              {k: v for k, v in links.items() if k in shown}))
+
+
+# The escalation answers as buttons name them (shared/domain/escalation.py decides which a case offers).
+ESCALATION_LABELS = {"retry": "Retry", "undo": "Undo (compensate)", "accept": "Accept as is", "handover": "Hand over",
+                     "close": "Close"}
 
 
 def size_ok(card: Mapping[str, Any]) -> bool:

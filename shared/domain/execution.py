@@ -12,11 +12,21 @@ PENDING, WAITING, SUCCEEDED, FAILED, REJECTED = "pending", "waiting", "succeeded
 FINAL = frozenset({SUCCEEDED, FAILED, REJECTED})
 
 
-def idempotency_key(opportunity_id: str, action_id: str, version: int, parameters: dict[str, Any]) -> str:
-    """The same decision always gets the same key, so a redelivered message cannot act twice."""
-    canonical = json.dumps([opportunity_id, action_id, version, parameters], sort_keys=True, separators=(",", ":"),
-                           default=str)
+def idempotency_key(opportunity_id: str, action_id: str, version: int, parameters: dict[str, Any],
+                    *salt: Any) -> str:
+    """The same decision always gets the same key, so a redelivered message cannot act twice. `salt` names a
+    new decision on the same inputs (a person's retry, a person's undo): a new key, so a new call."""
+    canonical = json.dumps([opportunity_id, action_id, version, parameters, *salt], sort_keys=True,
+                           separators=(",", ":"), default=str)
     return sha256(canonical.encode()).hexdigest()[:32]
+
+
+def plan_key(opportunity_id: str, plan: dict[str, Any]) -> str:
+    """The key of the plan's execution: attempt 0 keys as before retries existed; a retry a person asked for
+    (`plan["attempt"]` n > 0) is a new decision with a key of its own."""
+    attempt = int(plan.get("attempt") or 0)
+    salt = (attempt,) if attempt > 0 else ()
+    return idempotency_key(opportunity_id, plan["actionId"], plan["actionVersion"], plan["parameters"], *salt)
 
 
 @dataclass(slots=True)
@@ -48,7 +58,7 @@ class Execution:
 
 def new_execution(opportunity_id: str, action_id: str, version: int, parameters: dict[str, Any], now: datetime,
                   correlation_id: str, planner: dict[str, Any], kind: str = "action",
-                  compensates: str | None = None) -> Execution:
-    key = idempotency_key(opportunity_id, action_id, version, parameters)
+                  compensates: str | None = None, key: str | None = None) -> Execution:
+    key = key or idempotency_key(opportunity_id, action_id, version, parameters)
     return Execution(key, opportunity_id, action_id, version, key, parameters, PENDING, now, now, correlation_id,
                      planner, kind, compensates)

@@ -39,6 +39,13 @@ class Assignment:
     ran: tuple[str, int] | None = None
     echoes: int = 0
     recurrences: int = 0
+    # The status the case ended in before it was closed (the plan's closedFrom), if it was.
+    closedFrom: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        """Verified, or closed after its observation window (or by a person) once it was."""
+        return self.status == "verified" or (self.status == "closed" and self.closedFrom == "verified")
 
     @property
     def experiment(self) -> tuple[str, str, str, int]:
@@ -136,7 +143,7 @@ def recurrence(assignments: Iterable[Assignment]) -> list[dict[str, Any]]:
         if a.ran is None:
             continue
         t = tally.setdefault(a.ran, [0, 0, 0, 0])  # verified, recurred, recurrences, echoes
-        if a.status == "verified":
+        if a.verified:
             t[0] += 1
             t[1] += a.recurrences > 0
         t[2] += a.recurrences

@@ -7,7 +7,8 @@ counted on the opportunity, its event id remembered (a redelivery stays a duplic
 changed: no rescoring, no new attributes, no status change, not even `revision` or `updatedAt` (the sweep
 re-nudges cases by those, and an echo is no change of the case).
 
-Later, on a **verified** case, the deviation came back: a **recurrence**. Its detection time is recorded
+Later, on a **verified** case (or one closed after it was verified), the deviation came back: a
+**recurrence**. Its detection time is recorded
 (newest last, at most MAX_RECURRENCES), it counts as an occurrence, and a person is offered it on a review
 card; the agent never acts on it by itself (no status change, no stage message). The miner keeps reporting
 a deviation that is back, so a finding within the echo window after the last recorded recurrence is the same
@@ -44,6 +45,12 @@ def acted_at(opp: Opportunity) -> datetime | None:
     return None
 
 
+def verified(opp: Opportunity) -> bool:
+    """Verified, or closed after it was (services/escalations.py `ended` keeps the status it ended in)."""
+    return opp.status is Status.verified or (
+        opp.status is Status.closed and (opp.plan or {}).get("closedFrom") == Status.verified.value)
+
+
 def classify(existing: Opportunity, incoming: Opportunity, window: timedelta) -> str | None:
     """ECHO, RECURRENCE or REPEAT for a new finding on `existing`, or None when it is an ordinary update.
 
@@ -56,7 +63,7 @@ def classify(existing: Opportunity, incoming: Opportunity, window: timedelta) ->
     seen = incoming.lastDetectedAt
     if seen <= acted + window:
         return ECHO
-    if existing.status is not Status.verified:
+    if not verified(existing):
         return None
     if existing.recurrences and seen <= datetime.fromisoformat(existing.recurrences[-1]) + window:
         return REPEAT

@@ -5,19 +5,83 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from ..domain import escalation as rules
 from ..domain.approvals import Approval, Choice
-from ..domain.errors import Conflict
+from ..domain.errors import Conflict, FieldError, InvalidInput
 from ..domain.identity import Principal
+from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
+from ..domain.pii import scrub
+from ..domain.status import Status
 from ..ports import ConcurrencyConflict, Services
-from . import notices
-from .lifecycle import audit
+from . import messaging, notices
+from .lifecycle import advance, audit
+
+_OWNER, _REASON = 200, 500  # characters kept of an owner's name and of a reason
+
+
+def _required(value: str | None, field: str, why: str, limit: int) -> str:
+    text = " ".join((value or "").split())
+    if not text:
+        raise InvalidInput(f"{field} is required to {why}", [FieldError(f"/{field}", "required")])
+    if len(text) > limit:
+        raise InvalidInput(f"{field} is too long", [FieldError(f"/{field}", f"at most {limit} characters")])
+    return text
 
 
 def answer(services: Services, opp: Opportunity, decided: Approval, decision: str, choice: Choice,
            principal: Principal, inputs: dict[str, Any], cid: str) -> Approval:
-    """Act on a person's answer to an escalation (issue 19, being built)."""
-    raise Conflict("escalation answers are not built yet")
+    """Act on a person's answer to an escalation, recorded with the case's move (a second answer is 409): retry
+    the flow, undo the action, accept the case as it is, hand it to an owner, or close it with a reason."""
+    owner = _required(choice.owner, "owner", "hand the case over", _OWNER) if decision == rules.HANDOVER else None
+    reason = (scrub(_required(choice.reason, "reason", "close the case", _REASON)) if decision == rules.CLOSE
+              else scrub(" ".join((choice.reason or "").split())[:_REASON]))
+    offered = rules.options(opp, services.store.executions(opp.id), services.catalog)
+    if decision not in offered:  # the card was answered after the case moved on: what it offered no longer fits
+        raise Conflict(f"opportunity {opp.id} is {opp.status.value}: {decision} does not fit it now "
+                       f"(it takes {', '.join(offered)})", [FieldError("/decision", " or ".join(offered))])
+    inputs = {**inputs, "decision": decision, **({"reason": reason} if reason else {})}
+    now, who = services.clock.now(), principal.id
+    plan = dict(opp.plan or {})
+    if decision == rules.RETRY:
+        # A new attempt, and only because a person asked: its own idempotency key (execution.plan_key), so the
+        # flow is called once more; the executor takes it from here as from any case in executing.
+        attempt = int(plan.get("attempt") or 0) + 1
+        decided.decision = "retried"
+        moved = advance(services, opp, [Status.executing], who, f"retry requested by {who} (attempt {attempt})", cid,
+                        inputs=inputs, approvals=[decided],
+                        plan={**plan, "attempt": attempt, "retriedBy": who, "retriedAt": now.isoformat()})
+        messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
+    elif decision == rules.UNDO:
+        # The watchdog runs the compensation (with its retries) under a key of this request; no status moves
+        # until it answered, so the revision moves to name the request's nudge and any escalation after it.
+        decided.decision = "undo requested"
+        changed = replace(opp, plan={**plan, "undo": {"by": who, "at": now.isoformat()}},
+                          revision=opp.revision + 1, updatedAt=now)
+        entry = audit(services, opp, who, "undo.requested", f"undo requested by {who}", cid, inputs=inputs)
+        moved = services.store.commit(changed, (), [entry], [decided])
+        messaging.send(services, [nudge("verify", moved.id, moved.revision, cid)])
+    elif decision == rules.HANDOVER:
+        decided.decision = "handed over"
+        changed = replace(opp, owner=owner, revision=opp.revision + 1, updatedAt=now)
+        entry = audit(services, opp, who, "handed.over", f"handed over to {owner} by {who}", cid,
+                      inputs={**inputs, "owner": owner})
+        services.store.commit(changed, (), [entry], [decided])
+    else:
+        target = Status.closed if decision == rules.ACCEPT else rules.close_target(opp.status)
+        if target is None:  # offered() leaves close out then; kept for a status machine that changes
+            raise Conflict(f"opportunity {opp.id} is {opp.status.value}: it can be neither closed nor dismissed")
+        said = f"accepted as is by {principal.name}" if decision == rules.ACCEPT else f"closed by {principal.name}"
+        decided.decision = "accepted" if decision == rules.ACCEPT else target.value
+        advance(services, opp, [target], who, f"{said}: {reason}" if reason else said, cid, inputs=inputs,
+                approvals=[decided], **ended(opp))
+    return decided
+
+
+def ended(opp: Opportunity) -> dict[str, Any]:
+    """The changes that go with closing a case: the status it ended in before, kept on its plan, so impact and
+    recurrence still count a verified case that was closed as verified (domain/impact.py, recurrence.py)."""
+    return {"plan": {**opp.plan, "closedFrom": opp.status.value}} if opp.plan else {}
 
 
 def escalate_unanswered(services: Services, correlation_id: str) -> int:
@@ -33,14 +97,20 @@ def escalate_unanswered(services: Services, correlation_id: str) -> int:
             continue
         state = "expired" if now >= approval.expiresAt else f"unanswered for {services.policy.approvalSlaHours:g} h"
         headline = f"{opp.caseKey}: {approval.kind} request for {approval.actionId} {state}"
+        # Answerable: hand the case to someone who can decide, or close (dismiss) it; committed with the mark.
+        note, asked = notices.answerable(services, "escalate", opp, headline,
+                                         {"request": approval.id, "requiredRole": approval.requiredRole or "any",
+                                          "asked": approval.createdAt.isoformat()},
+                                         services.store.executions(opp.id), correlation_id,
+                                         {"unanswered": approval.id})
         entry = audit(services, opp, "sweep", "approval.escalated", headline, correlation_id,
-                      outputs={"approvalId": approval.id, "requiredRole": approval.requiredRole})
+                      outputs={"approvalId": approval.id, "requiredRole": approval.requiredRole,
+                               **({"escalationId": asked.id} if asked else {})})
         try:
-            services.store.commit(opp, (), [entry], [replace(approval, escalatedAt=now)])
+            services.store.commit(opp, (), [entry], [replace(approval, escalatedAt=now), *([asked] if asked else [])])
         except ConcurrencyConflict:
             continue  # someone answered or moved it meanwhile; the next sweep looks again
-        notices.escalate(services, "escalate", opp, headline,
-                         {"approvalId": approval.id, "requiredRole": approval.requiredRole or "any",
-                          "asked": approval.createdAt.isoformat()})
+        if services.notifier is not None:
+            services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
         done += 1
     return done

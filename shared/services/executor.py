@@ -5,10 +5,11 @@ is redelivered here, finds that execution by id and replays the same idempotency
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from ..domain.catalog import Action
-from ..domain.execution import SUCCEEDED, Execution, idempotency_key, new_execution
+from ..domain.execution import SUCCEEDED, Execution, new_execution, plan_key
 from ..domain.messages import StageMessage, nudge
 from ..domain.opportunity import Opportunity
 from ..domain.rate_limit import Verdict, rules_for
@@ -22,11 +23,12 @@ ACTING = (Status.planned, Status.approved, Status.executing)
 
 
 def execution_id(opp: Opportunity) -> str | None:
-    """The id of the execution the opportunity's plan makes (its idempotency key), or None with nothing to run."""
+    """The id of the execution the opportunity's plan makes (its idempotency key), or None with nothing to run.
+    A retry a person asked for moved the case back to executing with a new attempt, so a new key."""
     plan = opp.plan
     if not plan or opp.status not in ACTING:
         return None
-    return idempotency_key(opp.id, plan["actionId"], plan["actionVersion"], plan["parameters"])
+    return plan_key(opp.id, plan)
 
 
 def needs(opp: Opportunity) -> Needs:
@@ -39,7 +41,10 @@ def planned_execution(services: Services, opp: Opportunity, cid: str, action: Ac
     plan = opp.plan or {}
     return new_execution(opp.id, action.id, action.version, plan["parameters"], services.clock.now(), cid,
                          {"method": plan.get("method"), "confidence": plan.get("confidence"),
-                          "promptVersion": plan.get("promptVersion")})
+                          "promptVersion": plan.get("promptVersion"),
+                          **({"attempt": plan["attempt"], "retriedBy": plan.get("retriedBy")}
+                             if plan.get("attempt") else {})},
+                         key=plan_key(opp.id, plan))
 
 
 def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found) -> Outcome:
@@ -116,7 +121,9 @@ def settle(services: Services, opp: Opportunity, x: Execution, cid: str) -> Outc
                  outputs=outputs)
     found = Incident(f"{opp.id}:{x.id}", services.clock.now(), "failed", "execute",
                      f"{x.actionId} v{x.actionVersion} {x.status}: {x.message}", opp.id, cid)
-    told = notices.escalation(services, "escalate", opp, f"{opp.caseKey}: {x.actionId} {x.status}",
-                              {"action": f"{x.actionId} v{x.actionVersion}", "status": x.status,
-                               "message": x.message or ""})
+    told, asked = notices.answerable(services, "escalate", moved.opportunity, f"{opp.caseKey}: {x.actionId} {x.status}",
+                                     {"action": f"{x.actionId} v{x.actionVersion}", "status": x.status,
+                                      "message": x.message or ""}, [x], cid)
+    if asked is not None:  # answerable from the moment the failure is on record: committed with it
+        moved = replace(moved, approvals=[*moved.approvals, asked])
     return Outcome(Result.FAILED, [moved], notes=[told], incidents=[found])

@@ -22,6 +22,7 @@ from ..domain.opportunity import Opportunity, from_findings, merge
 from ..logs import bind
 from ..ports import IngestResult, MergeFn, Services
 from . import messaging, notices
+from .lifecycle import audit
 
 log = logging.getLogger(__name__)
 _UNSEEN: Any = object()
@@ -146,17 +147,25 @@ def ingest(services: Services, findings: Sequence[Finding], correlation_id: str,
 
 
 def offer(services: Services, recurred: Iterable[Opportunity], correlation_id: str) -> None:
-    """A review card per case whose deviation came back after it was verified: a person decides, the agent
-    does not act again. After the store write; a card that cannot be sent is logged, since the recurrence
-    stays on the record (and in insights) and the sender's retry would only be a duplicate."""
+    """An escalation card per case whose deviation came back after it was verified: a person decides (hand it
+    to an owner, undo, accept), the agent does not act again. After the store write, the card's record committed
+    on the case as written; a card that cannot be sent is logged, since the recurrence stays on the record (and
+    in insights) and the sender's retry would only be a duplicate."""
     for opp in recurred:
         plan = opp.plan or {}
         action = f"{plan.get('actionId', opp.scores.actionId or 'the action')} v{plan.get('actionVersion', '?')}"
         headline = f"{opp.caseKey}: {opp.deviationPattern} is back after {action} was verified"
         try:
-            notices.escalate(services, "review", opp, headline,
-                             {"recurrence": opp.recurrences[-1], "recurrences": len(opp.recurrences),
-                              "actionId": plan.get("actionId"), "actionVersion": plan.get("actionVersion"),
-                              "correlationId": correlation_id})
+            note, asked = notices.answerable(
+                services, "review", opp, headline,
+                {"recurrence": opp.recurrences[-1], "recurrences": len(opp.recurrences),
+                 "actionId": plan.get("actionId"), "actionVersion": plan.get("actionVersion"),
+                 "correlationId": correlation_id}, services.store.executions(opp.id), correlation_id)
+            if asked is not None:
+                entry = audit(services, opp, "ingest", "recurrence.escalated", headline, correlation_id,
+                              outputs={"approvalId": asked.id})
+                services.store.commit(opp, (), [entry], [asked])
+            if services.notifier is not None:
+                services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
         except Exception:  # the write landed: a lost card must not turn into a 500 for the sender
             bind(log, correlation_id).exception("recurrence card for %s not sent", opp.id)

@@ -48,7 +48,7 @@ def assignments(services: Services, where: Filter = Filter()) -> list[Assignment
         out.append(Assignment(row["processArea"], row["deviationPattern"], row["caseKey"], row["cohort"],
                               arm["actionId"], int(arm["version"]), datetime.fromisoformat(arm["at"]), row["status"],
                               (plan["actionId"], int(plan["actionVersion"])) if plan else None, echoes,
-                              len(_json(recurred)) if recurred else 0))
+                              len(_json(recurred)) if recurred else 0, plan.get("closedFrom") if plan else None))
     return out
 
 

@@ -1,4 +1,5 @@
-"""The timer sweep: re-send nudges a stage may have lost, and escalate requests nobody answered."""
+"""The timer sweep: re-send nudges a stage may have lost, escalate requests nobody answered, close cases whose
+observation window passed."""
 from __future__ import annotations
 
 import logging
@@ -39,6 +40,7 @@ def reconcile(services: Services, correlation_id: str) -> int:
 def run(services: Services, correlation_id: str) -> dict[str, object]:
     """One sweep; idempotent (a second run right after finds nothing new to do). A step that fails is
     logged and named in the heartbeat; the others still run, since each guards against different losses."""
+    from .closing import close_observed
     from .drift import check
     from .escalations import escalate_unanswered
     from .measure import snapshot_baselines
@@ -49,7 +51,8 @@ def run(services: Services, correlation_id: str) -> dict[str, object]:
              ("drift", lambda: len(check(services, correlation_id))),
              ("widened", lambda: len(promote(services))),
              ("deadLettered", lambda: surface_dead_letters(services, correlation_id)),
-             ("baselines", lambda: snapshot_baselines(services, correlation_id)))
+             ("baselines", lambda: snapshot_baselines(services, correlation_id)),
+             ("closed", lambda: close_observed(services, correlation_id)))
     run_log = bind(log, correlation_id)
     done: dict[str, object] = {}
     failed = []

@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import telemetry
+from ..domain import escalation as rules
 from ..domain import verify
 from ..domain.catalog import Action
 from ..domain.contracts import properties
-from ..domain.execution import SUCCEEDED, Execution, idempotency_key, new_execution
+from ..domain.execution import SUCCEEDED, Execution, idempotency_key, new_execution, plan_key
 from ..domain.messages import StageMessage
 from ..domain.opportunity import Opportunity
 from ..domain.status import Status
@@ -17,13 +18,23 @@ from .lifecycle import audit, step
 from .stage import Call, Found, Needs, Outcome, Read, Result
 
 
+def undo_requested(opp: Opportunity) -> dict[str, Any] | None:
+    """A person's undo not run yet (services/escalations.py sets it on a verified or failed case)."""
+    undo = (opp.plan or {}).get("undo")
+    if opp.status in (Status.verified, Status.failed) and isinstance(undo, dict) and not undo.get("done"):
+        return undo
+    return None
+
+
 def needs(services: Services, opp: Opportunity, found: Found) -> Needs:
     """In turn: the execution that succeeded, the record to check, and on a breach the opportunity's executions
-    (a compensation begun already)."""
+    (a compensation begun already). A person's undo needs the opportunity's executions only."""
+    if undo_requested(opp) is not None:
+        return Needs(histories=[opp.id])
     if opp.status is not Status.executed or not opp.plan:
         return Needs()
     plan = opp.plan
-    key = (opp.id, idempotency_key(opp.id, plan["actionId"], plan["actionVersion"], plan["parameters"]))
+    key = (opp.id, plan_key(opp.id, plan))
     if key not in found.executions:
         return Needs(executions=[key])
     x = found.executions[key]
@@ -49,7 +60,10 @@ def begun(x: Execution, found: Found) -> Execution | None:
 
 
 def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found) -> Outcome:
-    """Verify the succeeded execution, or compensate it (resuming a compensation already begun)."""
+    """Verify the succeeded execution, or compensate it (resuming a compensation already begun); or run the
+    undo a person asked for."""
+    if undo_requested(opp) is not None:
+        return person_undo(services, opp, msg, found)
     done = [x for x in found.executions.values() if x and x.kind == "action" and x.status == SUCCEEDED]
     if opp.status is not Status.executed or not done:
         return Outcome(Result.NOTHING_TO_VERIFY)
@@ -63,6 +77,24 @@ def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found
         return Outcome(Result.VERIFIED, [step(services, opp, [Status.verified], "watchdog", why, msg.correlationId,
                                               outputs={"verify": action.verify})])
     return compensate(services, opp, action, x, why, msg)
+
+
+def person_undo(services: Services, opp: Opportunity, msg: StageMessage, found: Found) -> Outcome:
+    """Run the compensation a person asked for, under a key of its own (a failed breach compensation before it
+    is not replayed), once: the compensation of this request found on record is resumed, not made again."""
+    undo, history = undo_requested(opp) or {}, found.histories.get(opp.id, [])
+    x = rules.acted(opp, history)
+    action = services.catalog.versions.get((x.actionId, x.actionVersion)) if x else None
+    gone = action is None or action.compensation not in services.catalog.actions
+    if x is None or action is None or gone or rules.undone(x, history):
+        why = "undone already" if x and not gone and rules.undone(x, history) else "nothing to undo it with"
+        done = step(services, opp, [], "watchdog", why, msg.correlationId,
+                    plan={**(opp.plan or {}), "undo": {**undo, "done": "nothing"}})
+        return Outcome(Result.NOTHING_TO_VERIFY, [done])
+    mine = [c for c in history if c.kind == "compensation" and c.compensates == x.id
+            and c.planner.get("undo") == undo.get("at")]
+    why = f"undo requested by {undo.get('by')}"
+    return compensate(services, opp, action, x, why, msg, mine[0] if mine else None, undo)
 
 
 def observation(action: Action, x: Execution) -> Read | None:
@@ -105,37 +137,48 @@ def compensation_parameters(comp: Action, x: Execution) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def compensation_of(undo: Action, x: Execution, now: Any = None, cid: str = "") -> Execution:
-    """The undo's execution (its id is its idempotency key, so a redelivery finds the one already begun)."""
-    return new_execution(x.opportunityId, undo.id, undo.version, compensation_parameters(undo, x), now or x.updatedAt,
-                         cid, {"method": "compensation"}, kind="compensation", compensates=x.id)
+def compensation_of(undo: Action, x: Execution, now: Any = None, cid: str = "",
+                    asked: dict[str, Any] | None = None) -> Execution:
+    """The undo's execution (its id is its idempotency key, so a redelivery finds the one already begun). One a
+    person `asked` for is keyed by the request too: a new decision, a new key."""
+    params = compensation_parameters(undo, x)
+    key = idempotency_key(x.opportunityId, undo.id, undo.version, params, "undo", asked["at"]) if asked else None
+    planner = {"method": "compensation", **({"undo": asked["at"], "requestedBy": asked.get("by")} if asked else {})}
+    return new_execution(x.opportunityId, undo.id, undo.version, params, now or x.updatedAt, cid, planner,
+                         kind="compensation", compensates=x.id, key=key)
 
 
 def compensate(services: Services, opp: Opportunity, action: Action, x: Execution, why: str, msg: StageMessage,
-               comp: Execution | None = None) -> Outcome:
-    """Record the undo (with the breach) before calling it; with no undo, fail and call a person."""
+               comp: Execution | None = None, asked: dict[str, Any] | None = None) -> Outcome:
+    """Record the undo (with the breach, or the person's request) before calling it; with no undo, fail and call
+    a person."""
     cid = msg.correlationId
     undo = services.catalog.actions.get(action.compensation or "")
     if undo is None:
         failed = step(services, opp, [Status.failed], "watchdog", f"verification failed ({why}); nothing to undo it",
                       cid)
-        return _breach(services, Outcome(Result.FAILED, [failed]), opp,
-                       f"{action.id} failed verification and has no compensation: {why}", cid)
+        return _breach(services, Outcome(Result.FAILED, [failed]), failed,
+                       f"{action.id} failed verification and has no compensation: {why}", cid, [x])
     if comp is not None and flowrun.held(services, comp, msg.pollUrl):  # its retry or poll is scheduled already
         return flowrun.hold(opp, comp, msg)
     commits = []
     if comp is None:
-        comp = compensation_of(undo, x, services.clock.now(), cid)
+        comp = compensation_of(undo, x, services.clock.now(), cid, asked)
         comp.message = why
-        commits = [Commit(opp, [comp], [audit(services, opp, "watchdog", "breach", why, cid, execution=x)])]
+        event = "undo.requested" if asked else "breach"
+        commits = [Commit(opp, [comp], [audit(services, opp, "watchdog", event, why, cid, execution=x)])]
+    made = comp
     return Outcome(Result.CALLING, commits, call=Call(
-        undo, comp, msg.pollUrl, [], lambda attempt: undone(services, opp, action, x, undo, comp, why, msg, attempt),
-        lambda verdict: undone(services, opp, action, x, undo, comp, why, msg, None)))
+        undo, made, msg.pollUrl, [],
+        lambda attempt: undone(services, opp, action, x, undo, made, why, msg, attempt, asked),
+        lambda verdict: undone(services, opp, action, x, undo, made, why, msg, None, asked)))
 
 
 def undone(services: Services, opp: Opportunity, action: Action, x: Execution, undo: Action, comp: Execution,
-           why: str, msg: StageMessage, attempt: flowrun.Attempt | None) -> Outcome:
-    """Record what the undo's flow answered: retry it later, or settle compensated or failed."""
+           why: str, msg: StageMessage, attempt: flowrun.Attempt | None,
+           asked: dict[str, Any] | None = None) -> Outcome:
+    """Record what the undo's flow answered: retry it later, or settle compensated or failed. A person's undo is
+    marked done on the plan either way, so it runs once."""
     cid = msg.correlationId
     if attempt is not None:
         flowrun.apply(comp, attempt, services.clock.now())
@@ -144,23 +187,37 @@ def undone(services: Services, opp: Opportunity, action: Action, x: Execution, u
             later = flowrun.later(services, "verify", opp.id, opp.revision, cid, msg.attempt, attempt)
             return Outcome(Result(attempt.outcome.kind), [Commit(opp, [comp], [entry])], [later])
     outputs = {"compensation": comp.id, "status": comp.status, "evidence": comp.evidence}
+    changes: dict[str, Any] = {"plan": {**(opp.plan or {}), "undo": {**asked, "done": comp.status}}} if asked else {}
     if comp.status == SUCCEEDED:
         moved = step(services, opp, [Status.compensated], "watchdog", f"{why}; undone by {undo.id}", cid,
-                     executions=[comp], outputs=outputs)
-        review = notices.escalation(services, "review", opp, f"{opp.caseKey}: {action.id} was undone ({why})",
-                                    {"action": action.id, "compensation": undo.id, "status": comp.status})
+                     executions=[comp], outputs=outputs, **changes)
+        review, asking = notices.answerable(services, "review", moved.opportunity,
+                                            f"{opp.caseKey}: {action.id} was undone ({why})",
+                                            {"action": action.id, "compensation": undo.id, "status": comp.status},
+                                            [x, comp], cid)
+        moved.approvals = [*moved.approvals, *([asking] if asking else [])]
         # Counted by the runner once the move to compensated landed (a refused one is decided again).
         return Outcome(Result.COMPENSATED, [moved], notes=[review],
                        counts=[lambda: telemetry.compensated(action.id, x.actionVersion)])
-    failed = step(services, opp, [Status.failed], "watchdog", f"{why}; compensation {comp.status}", cid,
-                  executions=[comp], outputs=outputs)
-    return _breach(services, Outcome(Result.FAILED, [failed]), opp,
-                   f"{action.id} breached ({why}) and {undo.id} {comp.status}", cid)
+    # A failed case whose undo failed again stays failed: its revision still moves, so its escalation is a new one.
+    path = [] if opp.status is Status.failed else [Status.failed]
+    if not path:
+        changes["revision"] = opp.revision + 1
+    failed = step(services, opp, path, "watchdog", f"{why}; compensation {comp.status}", cid,
+                  executions=[comp], outputs=outputs, **changes)
+    return _breach(services, Outcome(Result.FAILED, [failed]), failed,
+                   f"{action.id} breached ({why}) and {undo.id} {comp.status}", cid, [x, comp])
 
 
-def _breach(services: Services, outcome: Outcome, opp: Opportunity, detail: str, cid: str) -> Outcome:
+def _breach(services: Services, outcome: Outcome, moved: Commit, detail: str, cid: str,
+            executions: list[Execution]) -> Outcome:
+    """The incident and the escalation (answerable, committed with the move to failed) of a breach."""
+    opp = moved.opportunity
     outcome.incidents.append(Incident(f"{opp.id}:breach", services.clock.now(), "breach", "verify", detail, opp.id,
                                       cid))
-    outcome.notes.append(notices.escalation(services, "escalate", opp, f"{opp.caseKey}: {detail}",
-                                            {"detail": detail}))
+    note, asked = notices.answerable(services, "escalate", opp, f"{opp.caseKey}: {detail}", {"detail": detail},
+                                     executions, cid)
+    if asked is not None:
+        moved.approvals = [*moved.approvals, asked]
+    outcome.notes.append(note)
     return outcome
