@@ -4,6 +4,7 @@ import azure.functions as func
 from shared.api.approval_routes import bp as approvals
 from shared.api.catalog_routes import bp as catalog
 from shared.api.docs_routes import bp as docs
+from shared.api.feedback_routes import bp as feedback
 from shared.api.findings_routes import bp as findings
 from shared.api.mcp_tools import bp as mcp
 from shared.api.measure_routes import bp as measurement
@@ -17,6 +18,7 @@ app.register_functions(opportunities)
 app.register_functions(catalog)
 app.register_functions(rules)
 app.register_functions(approvals)
+app.register_functions(feedback)
 app.register_functions(measurement)
 app.register_functions(docs)
 app.register_functions(mcp)

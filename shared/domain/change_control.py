@@ -66,14 +66,49 @@ def _matches(old: Action, new: Action) -> str | None:
 
 
 def _contract(old: Action, new: Action) -> str | None:
-    """Only more `required` fields or more `x-pii` marks tighten a contract; any other change may widen it."""
+    """Only more `required` fields or more `x-pii` marks tighten a contract; any other change may widen it.
+    Its x-approvalThresholds are weighed with the action's own (_thresholds)."""
     def rest(contract: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in contract.items() if k not in ("required", "x-pii")}
+        return {k: v for k, v in contract.items() if k not in ("required", "x-pii", "x-approvalThresholds")}
 
     same_rest = rest(old.dataContract) == rest(new.dataContract)
     more_required = set(new.dataContract.get("required") or ()) >= set(old.dataContract.get("required") or ())
     more_pii = set(new.dataContract.get("x-pii") or ()) >= set(old.dataContract.get("x-pii") or ())
     return None if same_rest and more_required and more_pii else "data contract changed"
+
+
+_LIMITS = (("approvalAbove", "approval threshold"), ("secondApproverAbove", "second-approver threshold"))
+
+
+def _limits(action: Action) -> dict[tuple[str, str], float]:
+    """The lowest limit of each kind per field, from the action's thresholds and its contract's: the one that asks."""
+    out: dict[tuple[str, str], float] = {}
+    for t in action.thresholds():
+        for kind, _ in _LIMITS:
+            value = getattr(t, kind)
+            if value is not None:
+                out[(t.field, kind)] = min(out.get((t.field, kind), _INF), float(value))
+    return out
+
+
+def _threshold_changes(old: Action, new: Action) -> list[str]:
+    """Each amount threshold raised or removed: fewer cases asked for one (or a second) approver."""
+    try:
+        before, after = _limits(old), _limits(new)
+    except (AttributeError, TypeError, ValueError):  # thresholds that cannot be read cannot be weighed
+        return ["approval thresholds changed"]
+    labels = dict(_LIMITS)
+    changes = []
+    for (field, kind), limit in sorted(before.items()):
+        now = after.get((field, kind), _INF)
+        if now > limit:
+            changes.append(f"{labels[kind]} on {field} {limit:g} → {'none' if now == _INF else f'{now:g}'}")
+    return changes
+
+
+def _thresholds(old: Action, new: Action) -> str | None:
+    found = _threshold_changes(old, new)
+    return "; ".join(found) if found else None
 
 
 def _enabled(old: Action, new: Action) -> str | None:
@@ -85,6 +120,7 @@ def _enabled(old: Action, new: Action) -> str | None:
 _DIRECTED: dict[str, Callable[[Action, Action], str | None]] = {
     "riskTier": _risk, "approvalRole": _approval_role, "dailyCap": _daily_cap, "rateLimit": _rate_limit,
     "environments": _environments, "matches": _matches, "dataContract": _contract, "enabled": _enabled,
+    "approvalThresholds": _thresholds,
 }
 
 
@@ -107,7 +143,7 @@ def loosenings(old: Action, new: Action) -> list[str]:
 def activation_needed(new: Action, active: Action | None) -> list[str]:
     """Why `new` waits for a second person. Versions added over the API: unless a pure tightening of the
     version in use. Versions shipped with the deployment (reviewed where the repository is): when high risk,
-    or raising the tier, the daily cap or the per-minute rate."""
+    or raising the tier, the daily cap, the per-minute rate or an amount threshold (or removing one)."""
     reasons = ["high-risk action"] if new.riskTier is RiskTier.high else []
     if new.origin == "api":
         return reasons + (["a new action"] if active is None else loosenings(active, new))
@@ -122,7 +158,7 @@ def activation_needed(new: Action, active: Action | None) -> list[str]:
         reasons.append(f"rate limit {old_rate or 'none'} → {new_rate} per minute")
     if not active.enabled and new.enabled:
         reasons.append("re-enabled")
-    return reasons
+    return reasons + _threshold_changes(active, new)
 
 
 def check_second_person(principal: Any, role: str, author: str | None) -> None:

@@ -6,7 +6,7 @@ and falls back to this one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .catalog import Action
@@ -32,6 +32,8 @@ class Plan:
     # From an LLM plan: why this action (for the audit) and a one-line summary of the case (for cards).
     rationale: str | None = None
     summary: str | None = None
+    # How many different people must approve by amount (planning.threshold_need): 0 when only the tier asks.
+    approvers: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = {"actionId": self.actionId, "actionVersion": self.actionVersion, "parameters": self.parameters,
@@ -41,6 +43,8 @@ class Plan:
             out["rationale"] = self.rationale
         if self.summary:
             out["summary"] = self.summary
+        if self.approvers:  # plans made before amount thresholds stay as they were stored
+            out["approvers"] = self.approvers
         return out
 
 
@@ -108,13 +112,19 @@ def coverage_confidence(action: Action, params: Mapping[str, Any]) -> float:
 
 
 def judge(plan: Plan, action: Action, reason: str, threshold: float) -> Decision:
-    """The outcome of a valid plan, by rule: below the threshold a person reviews it, above low risk one approves."""
+    """The outcome of a valid plan, by rule: below the threshold a person reviews it; above low risk, or above
+    an amount threshold whatever the tier, one person approves (two above a secondApproverAbove)."""
+    need, why = threshold_need(action, plan.parameters)
+    plan = replace(plan, approvers=need)
     confidence = plan.confidence
     if confidence < threshold:
         return Decision(REVIEW, plan, f"{reason}; confidence {confidence:.2f} is below {threshold:.2f}")
+    amount = f"; {why}" if need else ""
     if action.riskTier.value != "low":
         approver = action.approvalRole or "an approver"
-        return Decision(APPROVAL, plan, f"{reason}; {action.riskTier.value} risk needs {approver}")
+        return Decision(APPROVAL, plan, f"{reason}; {action.riskTier.value} risk needs {approver}{amount}")
+    if need:
+        return Decision(APPROVAL, plan, f"{reason}; low risk, but {why}")
     return Decision(EXECUTE, plan, f"{reason}; confidence {confidence:.2f}, low risk")
 
 

@@ -34,7 +34,7 @@ from ..domain.pii import redact, scrub
 from ..domain.status import Status
 from ..ports import Services
 from . import messaging
-from .lifecycle import advance
+from .lifecycle import advance, step
 
 log = logging.getLogger(__name__)
 _EPHEMERAL = os.urandom(32)
@@ -76,20 +76,38 @@ def _links(services: Services, approval_id: str, token: str, decisions: tuple[st
 def open_approval(services: Services, opp: Opportunity, plan: Mapping[str, Any], risk: str, rationale: str,
                   cid: str, context: Mapping[str, Any] | None = None) -> tuple[Approval, dict[str, Any]]:
     """The approval record for a proposed action, and what the notifier sends (cards, links, token). `context`:
-    {"approvers": 1 or 2, "stage": 1 or 2, "approvedBy": [ids that approved before]} when amounts need two people."""
+    {"approvers": 1 or 2, "stage": 1 or 2, "approvedBy": [ids that approved before]}; without one, the plan's
+    `approvers` (amount thresholds) make it."""
+    if context is None:
+        context = {"approvers": plan["approvers"], "stage": 1} if plan.get("approvers") else {}
     ttl = timedelta(hours=services.settings.approval_ttl_hours)
     approval, token = new_approval(opp.id, opp.revision, APPROVE, plan["actionId"], plan["actionVersion"],
-                                   plan.get("approvalRole"), signing_key(services), services.clock.now(), ttl, cid,
-                                   dict(context or {}))
+                                   approval_role(services, plan, context), signing_key(services),
+                                   services.clock.now(), ttl, cid, dict(context))
     links = _links(services, approval.id, token, ("approve", "reject"))
     # The approver decides on the action and the amounts, not on anyone's contact details.
     shown, rationale = redact(dict(plan), services.catalog.pii_fields), scrub(rationale)
+    case = _case(opp)
+    if int(context.get("stage") or 1) > 1:  # the second person sees that, and who, approved first
+        first = ", ".join(map(str, context.get("approverNames") or context.get("approvedBy") or ()))
+        case["Approval"] = f"second of {context.get('approvers', 2)}: approved first by {first or 'another person'}"
     return approval, {"approvalId": approval.id, "token": token, "links": links, "plan": shown, "correlationId": cid,
                       "requiredRole": approval.requiredRole, "expiresAt": approval.expiresAt.isoformat(),
-                      "cards": {"submit": cards.approval_card(approval.id, _case(opp), shown, risk, rationale,
+                      "stage": context.get("stage", 1), "approvers": context.get("approvers", 1),
+                      "cards": {"submit": cards.approval_card(approval.id, case, shown, risk, rationale,
                                                               kpis=opp.kpis, signals=opp.signals),
-                                "links": cards.approval_card(approval.id, _case(opp), shown, risk, rationale,
+                                "links": cards.approval_card(approval.id, case, shown, risk, rationale,
                                                              links, kpis=opp.kpis, signals=opp.signals)}}
+
+
+def approval_role(services: Services, plan: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:
+    """The role an approver must hold: the action's; for an amount approval of an action that names none, the
+    policy's reviewRole (no role would let any signed-in person approve money, and two "different people with
+    the role" needs a role). Other approvals of such actions (autonomy, ramp, cap) stay open to anyone signed in."""
+    role = plan.get("approvalRole")
+    if role is None and int(context.get("approvers") or 0) >= 1:
+        return services.policy.reviewRole
+    return role
 
 
 def open_enrichment(services: Services, opp: Opportunity, action: Action, fields: list[str],
@@ -163,32 +181,83 @@ def decide(services: Services, approval_id: str, token: str, decision: str, prin
         raise NotFound(f"opportunity {approval.opportunityId} is gone")
     # A comment is free text a person typed ("call ana@contoso.com"): kept, and shown, scrubbed.
     comment = scrub(comment) if comment else comment
+    # One "was this helpful?" answer per card: one given earlier through the card's feedback link stays.
     decided = replace(approval, decidedBy=principal.id, decidedAt=services.clock.now(), comment=comment,
-                      helpful=helpful)
+                      helpful=helpful if approval.helpful is None else approval.helpful)
     # "Was this helpful?" rides along in the audit entry, whose versions name the action version: telemetry.
     inputs = {"approvalId": approval.id, "via": principal.via, "comment": comment, "helpful": helpful}
     choice = choice or Choice()
     if approval.kind == APPROVE:
-        if opp.status is not Status.awaiting_approval:
-            raise Conflict(f"opportunity {opp.id} is {opp.status.value}, not awaiting approval")
-        decided.decision = "approved" if decision == "approve" else "rejected"
-        target = Status.approved if decision == "approve" else Status.rejected
-        moved = advance(services, opp, [target], principal.id, f"{decided.decision} by {principal.name}", cid,
-                        inputs=inputs, approvals=[decided])
-        if target is Status.approved:
-            messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
-        return decided
-    if approval.kind == ENRICH:
-        return _enrich(services, opp, approval, decided, decision, data, inputs, cid)
-    if approval.kind == REVIEW:
+        result = _approve(services, opp, approval, decided, decision, principal, inputs, cid)
+    elif approval.kind == ENRICH:
+        result = _enrich(services, opp, approval, decided, decision, data, inputs, cid)
+    elif approval.kind == REVIEW:
         from . import review
 
-        return review.answer(services, opp, decided, decision, choice, data, principal, inputs, cid)
-    if approval.kind == ESCALATE:
+        result = review.answer(services, opp, decided, decision, choice, data, principal, inputs, cid)
+    elif approval.kind == ESCALATE:
         from . import escalations
 
-        return escalations.answer(services, opp, decided, decision, choice, principal, inputs, cid)
-    raise Conflict(f"approval {approval.id} ({approval.kind}) takes no decision")
+        result = escalations.answer(services, opp, decided, decision, choice, principal, inputs, cid)
+    else:
+        raise Conflict(f"approval {approval.id} ({approval.kind}) takes no decision")
+    if helpful is not None and approval.helpful is None:
+        from . import feedback  # the answer is on the record (committed with the decision): now the telemetry
+
+        feedback.record(services, result, opp, helpful, principal.id)
+    return result
+
+
+def _same_person(principal: Principal, context: Mapping[str, Any]) -> bool:
+    """Whether `principal` approved an earlier stage, by id or name (an approval flow and Easy Auth may name
+    one person differently)."""
+    before = {str(x).casefold() for x in [*(context.get("approvedBy") or ()), *(context.get("approverNames") or ())]}
+    return bool(before & {principal.id.casefold(), principal.name.casefold()})
+
+
+def _approve(services: Services, opp: Opportunity, approval: Approval, decided: Approval, decision: str,
+             principal: Principal, inputs: dict[str, Any], cid: str) -> Approval:
+    """Approve or reject; where amounts need two people, the first approval asks a second, different person."""
+    if opp.status is not Status.awaiting_approval:
+        raise Conflict(f"opportunity {opp.id} is {opp.status.value}, not awaiting approval")
+    context = approval.context or {}
+    if decision == "approve" and _same_person(principal, context):
+        raise Forbidden("one person cannot approve twice: a second, different person with the role must approve")
+    stage, needed = int(context.get("stage") or 1), int(context.get("approvers") or 1)
+    if decision == "approve" and stage < needed:
+        return _first_of_two(services, opp, decided, principal, inputs, cid)
+    decided.decision = "approved" if decision == "approve" else "rejected"
+    target = Status.approved if decision == "approve" else Status.rejected
+    moved = advance(services, opp, [target], principal.id, f"{decided.decision} by {principal.name}", cid,
+                    inputs=inputs, approvals=[decided])
+    if target is Status.approved:
+        messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
+    return decided
+
+
+def _first_of_two(services: Services, opp: Opportunity, decided: Approval, principal: Principal,
+                  inputs: dict[str, Any], cid: str) -> Approval:
+    """Record the first approval and open the second stage in one commit; the case keeps awaiting approval.
+    The revision moves on so the second request has an id of its own (ids are per opportunity, kind, revision)."""
+    context = decided.context or {}
+    decided.decision = "approved"
+    # The second person is asked for the role the first held, whatever the catalog says by now.
+    plan = {**(opp.plan or {"actionId": decided.actionId, "actionVersion": decided.actionVersion}),
+            "approvalRole": decided.requiredRole}
+    bumped = replace(opp, revision=opp.revision + 1)
+    second_context = {"approvers": int(context.get("approvers") or 2), "stage": int(context.get("stage") or 1) + 1,
+                      "approvedBy": [*(context.get("approvedBy") or ()), principal.id],
+                      "approverNames": [*(context.get("approverNames") or ()), principal.name]}
+    reason = f"first of two approvals, by {principal.name}: a second person with the role must approve"
+    asked, notice = open_approval(services, bumped, plan, str(plan.get("riskTier") or "amount"),
+                                  f"{reason} ({plan.get('actionId')})", cid, second_context)
+    c = step(services, bumped, [], principal.id, reason, cid, inputs=inputs,
+             outputs={"approvalId": asked.id, "stage": second_context["stage"]}, approvals=[decided, asked])
+    moved = services.store.commit(c.opportunity, c.executions, c.audit, c.approvals)
+    if services.notifier is not None:  # after the commit: the card never names a record that is not there
+        services.notifier.notify("approve", moved.id, f"{moved.caseKey}: second approval of {plan.get('actionId')}?",
+                                 notice)
+    return decided
 
 
 def _enrich(services: Services, opp: Opportunity, approval: Approval, decided: Approval, decision: str,

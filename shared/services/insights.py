@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from ..domain.approvals import Approval
 from ..domain.execution import FAILED, REJECTED
 from ..domain.impact import ACTED
 from ..ports import Filter, Services
@@ -82,13 +83,9 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
                 flags[(original.actionId, original.actionVersion,
                        (original.planner or {}).get("promptVersion") or "deterministic")] += 1
     decided = services.store.decided_approvals(since)
-    feedback: dict[tuple, Counter] = {}
     asked: Counter = Counter()
     for a in decided:
         asked[(a.actionId or "-", a.kind)] += 1
-        if a.helpful is not None:
-            f = feedback.setdefault((a.actionId or "-", a.actionVersion, a.kind), Counter())
-            f["yes" if a.helpful else "no"] += 1
     people: list[dict[str, Any]] = [
         {"processArea": pa, "deviationPattern": p, "waitingOnPeople": sum(c[s] for s in WITH_PEOPLE),
          "handledByAgent": sum(c[s] for s in ACTED), "cases": c["cases"],
@@ -106,13 +103,36 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
                            for (a, v, p, r), n in failures.most_common(TOP)],
         "watchdogFlags": [{"actionId": a, "actionVersion": v, "promptVersion": p, "compensations": n}
                           for (a, v, p), n in flags.most_common(TOP)],
-        "cardFeedback": [{"actionId": a, "actionVersion": v, "kind": k, "helpful": c["yes"], "notHelpful": c["no"],
-                          "score": round(c["yes"] / (c["yes"] + c["no"]), 3)}
-                         for (a, v, k), c in sorted(feedback.items(), key=lambda kv: str(kv[0]))],
+        "cardFeedback": card_feedback(services, since, decided),
         "sentToPeople": people[:TOP],
         "decisionsByPeople": [{"actionId": a, "kind": k, "count": n} for (a, k), n in asked.most_common(TOP)],
         "llm": llm_usage(services.reference.telemetry("llm", since)),
     }
+
+
+def card_feedback(services: Services, since: datetime, decided: list[Approval]) -> list[dict[str, Any]]:
+    """The "was this helpful?" answers per action version, pattern and card kind, from the feedback records
+    (services/feedback.py), one per approval (a record written twice counts once); answers kept only on
+    approvals decided before the feedback records existed count too."""
+    seen: set[str] = set()
+    counts: dict[tuple[str, Any, str, str, str], Counter] = {}
+    for r in services.reference.telemetry("feedback", since):
+        if r.get("approvalId") in seen or not isinstance(r.get("helpful"), bool):
+            continue
+        seen.add(r.get("approvalId") or "")
+        key = (r.get("actionId") or "-", r.get("actionVersion"), r.get("processArea") or "-",
+               r.get("deviationPattern") or "-", r.get("cardKind") or "-")
+        counts.setdefault(key, Counter())["yes" if r["helpful"] else "no"] += 1
+    older = [a for a in decided if a.helpful is not None and a.id not in seen]
+    cases = services.store.get_many(sorted({a.opportunityId for a in older})) if older else {}
+    for a in older:
+        opp = cases.get(a.opportunityId)
+        key = (a.actionId or "-", a.actionVersion, opp.processArea if opp else "-",
+               opp.deviationPattern if opp else "-", a.kind)
+        counts.setdefault(key, Counter())["yes" if a.helpful else "no"] += 1
+    return [{"actionId": a, "actionVersion": v, "processArea": pa, "deviationPattern": p, "kind": k,
+             "helpful": c["yes"], "notHelpful": c["no"], "score": round(c["yes"] / (c["yes"] + c["no"]), 3)}
+            for (a, v, pa, p, k), c in sorted(counts.items(), key=lambda kv: str(kv[0]))]
 
 
 def llm_usage(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -120,7 +120,7 @@ def test_the_sweep_escalates_an_unanswered_approval_once_and_the_token_still_wor
     assert sweep.run(svc, "s2")["escalated"] == 1
     assert sweep.run(svc, "s3")["escalated"] == 0  # once
     [(kind, _, subject, details)] = [n for n in svc.notifier.sent if n[0] == "escalate"]
-    assert notice["approvalId"] == details["approvalId"] and "unanswered" in subject
+    assert notice["approvalId"] == details["request"] and "unanswered" in subject
     assert details["cards"]["links"]["version"] == "1.5"
     assert any(a.event == "approval.escalated" for a in svc.store.audit(oid))
     decide(svc, notice)  # still within its 72 h: the approver can answer late
@@ -165,3 +165,48 @@ def test_an_approval_stored_with_an_old_unsuffixed_id_still_resolves_for_its_tok
     assert approvals.decide(svc, legacy, token, "approve", ANA, None, None, "cid").decision == "approved"
     drive(svc)
     assert svc.store.get(oid).status is Status.verified
+
+
+CARL = Principal("carl-oid", "carl@contoso.com", frozenset({"AP.Approver"}), "easy-auth")
+
+
+def test_above_the_second_threshold_the_first_approval_asks_a_different_person(svc, sandbox):
+    oid, first = awaiting(svc, attributes={**PRICE["attributes"], "amount": 900.0})
+    assert first["approvers"] == 2 and first["stage"] == 1
+    assert decide(svc, first).decision == "approved"
+    drive(svc)
+    assert svc.store.get(oid).status is Status.awaiting_approval and svc.store.executions(oid) == []
+    [(kind, _, subject, second)] = [n for n in svc.notifier.sent
+                                    if n[1] == oid and n[3]["approvalId"] != first["approvalId"]]
+    assert kind == "approve" and "second approval" in subject and second["stage"] == 2
+    assert second["requiredRole"] == "AP.Approver"
+    facts = {f["title"]: f["value"] for b in second["cards"]["links"]["body"] if b["type"] == "FactSet"
+             for f in b["facts"]}
+    assert "approved first by ana" in facts["Approval"]
+    with pytest.raises(Forbidden, match="cannot approve twice"):
+        decide(svc, second, who=Principal("ana-oid", "ana@contoso.com", frozenset({"AP.Approver"}), "flow"))
+    assert [a.decision for a in sorted(svc.store.approvals(oid), key=lambda a: a.createdAt)] == ["approved", None]
+    assert decide(svc, second, who=CARL).decision == "approved"
+    drive(svc)
+    assert svc.store.get(oid).status is Status.verified and sandbox.effects["ap.post-gl-adjustment"] == 1
+    assert [a.event for a in svc.store.audit(oid)].count("updated") == 1
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_a_reject_at_either_stage_rejects(svc, sandbox, stage):
+    oid, notice = awaiting(svc, attributes={**PRICE["attributes"], "amount": 900.0})
+    if stage == 2:
+        decide(svc, notice)
+        notice = [n for n in svc.notifier.sent if n[1] == oid][-1][3]
+    assert decide(svc, notice, "reject", who=CARL).decision == "rejected"
+    drive(svc)
+    assert svc.store.get(oid).status is Status.rejected and svc.store.executions(oid) == []
+
+
+def test_a_helpful_answer_with_a_decision_is_kept_once_on_the_record_and_as_feedback(svc, sandbox):
+    oid, notice = awaiting(svc)
+    approvals.decide(svc, notice["approvalId"], notice["token"], "approve", ANA, None, None, "cid", helpful=False)
+    [record] = svc.reference.telemetry("feedback", svc.clock.now() - timedelta(days=1))
+    assert (record["cardKind"], record["helpful"], record["by"], record["actionVersion"]) == \
+        ("approve", False, "ana-oid", 1)
+    assert svc.store.approvals(oid)[0].helpful is False
