@@ -22,13 +22,15 @@ if TYPE_CHECKING:
     import pydantic
 
     from ..domain import approvals as approval_rules
-    from ..domain import contracts, flow_contracts, identity
+    from ..domain import flow_contracts, identity
     from ..domain.identity import Principal
     from ..services import approvals
+    from . import confirm_page
 else:
     approvals, approval_rules = lazy("shared.services.approvals"), lazy("shared.domain.approvals")
-    contracts, flow_contracts = lazy("shared.domain.contracts"), lazy("shared.domain.flow_contracts")
+    flow_contracts = lazy("shared.domain.flow_contracts")
     identity, pydantic = lazy("shared.domain.identity"), lazy("pydantic")
+    confirm_page = lazy("shared.api.confirm_page")
 
 bp = func.Blueprint()
 _FORM = "application/x-www-form-urlencoded"
@@ -50,7 +52,19 @@ def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:
         parameters = {k[11:]: v for k, v in fields.items() if k.startswith("parameters.")}
         plain = {k: v for k, v in fields.items() if not k.startswith(("data.", "parameters."))}
         return {**{k: v for k, v in plain.items() if v != ""}, "data": data or None, "parameters": parameters or None}
-    return json_object(body)
+    return _nested(json_object(body))
+
+
+def _nested(doc: dict[str, Any]) -> dict[str, Any]:
+    """An Action.Submit card returns its inputs flat (`parameters.<field>`, `data.<field>`) and the approval flow
+    posts them as they came: folded into `parameters` and `data`, unless the body already has those objects. An
+    input left empty comes back as "": absent, as on a form post."""
+    out = {k: v for k, v in doc.items() if v != ""}
+    for prefix in ("data", "parameters"):
+        flat = {k[len(prefix) + 1:]: out.pop(k) for k in list(out) if k.startswith(prefix + ".")}
+        if flat and out.get(prefix) is None:
+            out[prefix] = flat
+    return out
 
 
 _HINTS = {"token": "the signed token from the card or link",
@@ -116,27 +130,18 @@ def confirm_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     A GET never decides: mail and chat link scanners open links by themselves. Only the form's POST, with a
     signed-in approver, does."""
     svc = services()
-    token, decision = req.params.get("token") or "", req.params.get("decision")
-    if not token or decision not in ("approve", "reject", "provide"):
+    token, decision = req.params.get("token") or "", req.params.get("decision") or ""
+    if not token or not decision:
         raise InvalidInput("A card link carries its token and a decision.",
                            [*([] if token else [FieldError("?token", "the signed token from the card")]),
-                            *([] if decision in ("approve", "reject", "provide") else
-                              [FieldError("?decision", "approve, reject or provide")])])
+                            *([] if decision else [FieldError("?decision", "the decision the link is for")])])
     approval = approvals.find(svc, req.route_params.get("id", ""))
     approval_rules.check(approvals.signing_key(svc), token, approval, svc.clock.now())
-    inputs = ""
-    if approval.kind == "enrich" and approval.actionId and approval.actionVersion is not None:
-        action = svc.catalog.versions.get((approval.actionId, approval.actionVersion))
-        names = contracts.properties(action) if action else []
-        inputs = "".join(f'<label>{html.escape(n)} <input name="data.{html.escape(n)}"></label><br>' for n in names)
-    # The form posts to the answer route, approvals/{id}: "../<id>" from approvals/{id}/confirm.
-    page = (f"<p>{html.escape(decision.capitalize())} <b>{html.escape(approval.actionId or '')}</b> for opportunity "
-            f"{html.escape(approval.opportunityId)}?</p>"
-            f'<form method="post" action="../{html.escape(approval.id)}">'
-            f'<input type="hidden" name="token" value="{html.escape(token)}">'
-            f'<input type="hidden" name="decision" value="{html.escape(decision)}">{inputs}'
-            f'<label>Comment <input name="comment" maxlength="1000"></label><br>'
-            f'<button type="submit">Confirm: {html.escape(decision)}</button></form>')
+    allowed = approval_rules.ANSWERS.get(approval.kind, ())
+    if decision not in allowed:
+        raise InvalidInput(f"A {approval.kind} card takes {', '.join(allowed)}.",
+                           [FieldError("?decision", " or ".join(allowed))])
+    page = confirm_page.render(svc.catalog, approval, decision, token)
     # The token is in this page's URL: no referrer carries it away, no cache keeps it, no frame hosts the button.
     return func.HttpResponse(_page("Confirm your decision", page), status_code=200, mimetype="text/html",
                              headers={"x-correlation-id": cid, "Cache-Control": "no-store",

@@ -1,4 +1,4 @@
-"""MCP tools (Azure Functions MCP tool trigger): the backlog, one opportunity, approve/reject, KPIs, freeze.
+"""MCP tools (Azure Functions MCP tool trigger): the backlog, one opportunity, answering a card, KPIs, freeze.
 
 Each tool calls the same service as its HTTP route, with the same checks: approving needs the approval's
 signed token and a principal holding its role; freezing needs the autonomy admin role. The principal is
@@ -21,12 +21,14 @@ from .edge import easy_auth_principal, lazy, problem_body, refusal, services
 
 if TYPE_CHECKING:
     from .. import ports
+    from ..domain import approvals as approval_rules
     from ..domain.identity import Principal
     from ..ports import Services
     from ..services import approvals, autonomy, backlog, measure
 else:
     approvals, autonomy = lazy("shared.services.approvals"), lazy("shared.services.autonomy")
     backlog, measure, ports = lazy("shared.services.backlog"), lazy("shared.services.measure"), lazy("shared.ports")
+    approval_rules = lazy("shared.domain.approvals")
 
 bp = func.Blueprint()
 log = logging.getLogger("closedloop.mcp")
@@ -106,13 +108,34 @@ def _opportunity(svc: "Services", args: dict[str, Any], _ctx: dict[str, Any], _c
     return backlog.detail(svc, _required(args, "id", limit=64))
 
 
+def _object(args: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """An object argument, or a JSON string of one (clients differ in how they send objects)."""
+    value = args.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{name} is an object of contract fields.",
+                           [FieldError(f"/arguments/{name}", "an object (or its JSON text)")])
+    return value
+
+
 def _decide(svc: "Services", args: dict[str, Any], ctx: dict[str, Any], cid: str) -> Any:
+    """Any card's answer, through the same approvals.decide as POST /api/approvals/{id}."""
     decision = _required(args, "decision")
-    if decision not in ("approve", "reject"):
-        raise InvalidInput("decision is approve or reject.", [FieldError("/arguments/decision", "approve or reject")])
+    if decision not in approval_rules.ALL_ANSWERS:
+        allowed = ", ".join(approval_rules.ALL_ANSWERS)
+        raise InvalidInput(f"decision is one of {allowed}.", [FieldError("/arguments/decision", allowed)])
+    helpful = {"yes": True, "no": False, True: True, False: False}.get(args.get("helpful"))
+    choice = approval_rules.Choice(_string(args, "actionId", limit=100), _object(args, "parameters"),
+                                   _string(args, "owner"), _string(args, "reason", limit=500))
     decided = approvals.decide(svc, _required(args, "approvalId", limit=100), _required(args, "token", limit=1000),
-                               decision, principal_of(ctx, svc.settings), None, _string(args, "comment", limit=1000),
-                               cid)
+                               decision, principal_of(ctx, svc.settings), _object(args, "data"),
+                               _string(args, "comment", limit=1000), cid, helpful, choice)
     return decided.to_dict()
 
 
@@ -150,11 +173,20 @@ def mcp_get_opportunity(context: str) -> str:
 
 
 @bp.mcp_tool_trigger(arg_name="context", tool_name="decide_approval",
-                     description="Approve or reject a proposed action with its approval id and signed token. "
-                                 "The caller must hold the action's approval role.",
+                     description="Answer a card with its approval id and signed token: approve or reject a proposed "
+                                 "action; on a review run a candidate action (actionId, parameters), provide data, "
+                                 "hand over (owner) or dismiss (reason); on an escalation retry, undo, accept, hand "
+                                 "over or close. The caller must hold the card's role.",
                      tool_properties=_props(("approvalId", "string", "The approval id"),
-                                            ("token", "string", "The signed token of the approval request"),
-                                            ("decision", "string", "approve or reject"),
+                                            ("token", "string", "The signed token of the request"),
+                                            ("decision", "string", ("approve, reject, provide, run, handover, "
+                                                                   "dismiss, retry, undo, accept or close")),
+                                            ("actionId", "string", "run: the candidate action chosen"),
+                                            ("parameters", "object", "run: contract fields to change"),
+                                            ("data", "object", "provide: the contract fields supplied"),
+                                            ("owner", "string", "handover: who takes the case"),
+                                            ("reason", "string", "dismiss, accept or close: why"),
+                                            ("helpful", "string", "Was the card helpful? yes or no (optional)"),
                                             ("comment", "string", "Why (optional)")))
 def mcp_decide_approval(context: str) -> str:
     return run(context, _decide)

@@ -189,8 +189,10 @@ def test_the_json_view_needs_the_function_key_and_only_answers_and_card_links_ar
 
     out = subprocess.run([sys.executable, "-c", _AUTH_LEVELS], cwd=ROOT, capture_output=True, text=True, check=True)
     levels = {k: v.rpartition(".")[2] for k, v in json.loads(out.stdout).items()}
+    # The feedback routes ("was this helpful?" as signed links) are card links too (feedback_routes.py).
     assert levels == {"GET approvals/{id}": "function", "POST approvals/{id}": "anonymous",
-                      "GET approvals/{id}/confirm": "anonymous"}
+                      "GET approvals/{id}/confirm": "anonymous", "GET approvals/{id}/feedback": "anonymous",
+                      "POST approvals/{id}/feedback": "anonymous"}
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,9 @@ def test_the_five_tools_are_listed_with_their_inputs(mcp):
     tools = {t["name"]: t for t in rpc("tools/list")["result"]["tools"]}
     assert set(tools) == {"list_backlog", "get_opportunity", "decide_approval", "read_kpis", "freeze_autonomy"}
     assert tools["freeze_autonomy"]["inputSchema"]["properties"]["actions"]["type"] == "array"
+    answers = tools["decide_approval"]["inputSchema"]["properties"]
+    assert answers["parameters"]["type"] == answers["data"]["type"] == "object"
+    assert {"actionId", "owner", "reason", "helpful"} <= set(answers)
     assert all(len(t["description"]) > 30 for t in tools.values())
 
 
@@ -72,6 +75,7 @@ def test_deciding_an_approval_needs_its_token_and_role(mcp):
     assert failed and problem["error"]["status"] in (401, 404)
     failed, problem = tool("decide_approval", approvalId="a", token="t", decision="maybe")
     assert failed and problem["error"]["status"] == 422
+    assert "handover" in problem["error"]["errors"][0]["detail"]
 
 
 def test_kpis_read_as_over_http(mcp):

@@ -1,0 +1,107 @@
+"""The confirmation page a card link opens: one form per decision, its fields read from the approval's kind and
+context (a review's candidates, an escalation's options), everything escaped. A GET shows it; only the form's
+POST to approvals/{id}, by a signed-in person, decides."""
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from ..domain.approvals import ANSWERS, ENRICH, REVIEW, Approval
+from ..domain.catalog import Catalog
+from ..domain.contracts import properties
+
+_REASON = ("dismiss", "close", "accept")  # a reason is kept with the case: required
+
+
+def _input(name: str, label: str, value: Any = None, required: bool = False, limit: int = 1000) -> str:
+    shown = "" if value is None else f' value="{escape(str(value))}"'
+    need = " required" if required else ""
+    return (f'<label>{escape(label)} <input name="{escape(name)}" maxlength="{limit}"{shown}{need}></label><br>')
+
+
+def _fields_of(context: dict[str, Any]) -> dict[str, Any]:
+    """Every contract field of the candidates, prefilled (masked) from the first candidate that has it."""
+    fields: dict[str, Any] = {}
+    for c in context.get("candidates") or []:
+        for name in c.get("fields") or []:
+            value = (c.get("parameters") or {}).get(name)
+            if name not in fields or (fields[name] is None and value is not None):
+                fields[name] = value
+    return fields
+
+
+def _candidates(context: dict[str, Any]) -> str:
+    rows = []
+    for c in context.get("candidates") or []:
+        effort = c.get("effortHours")
+        notes = "; ".join([*(f"needs {p}" for p in c.get("prerequisites") or []),
+                           *(f"may fail: {f}" for f in c.get("failureModes") or [])])
+        role = c.get("approvalRole") or "none"
+        rows.append(f"<li><b>{escape(str(c.get('id')))}</b> v{escape(str(c.get('version')))}: "
+                    f"{escape(str(c.get('riskTier')))} risk, approval role {escape(str(role))}"
+                    f", effort {escape(f'{effort:g} h' if isinstance(effort, (int, float)) else 'not estimated')}"
+                    f"{escape('; ' + notes) if notes else ''}</li>")
+    return f"<ul>{''.join(rows)}</ul>" if rows else ""
+
+
+def _run(context: dict[str, Any]) -> str:
+    options = "".join(f'<option value="{escape(str(c.get("id")))}">{escape(str(c.get("id")))} '
+                      f'v{escape(str(c.get("version")))}</option>' for c in context.get("candidates") or [])
+    boxes = "".join(_input(f"parameters.{name}", name, value) for name, value in _fields_of(context).items())
+    return f'<label>Action <select name="actionId" required>{options}</select></label><br>{boxes}'
+
+
+def _fields(catalog: Catalog, approval: Approval, decision: str) -> str:
+    """The inputs `decision` takes on this kind of card."""
+    context = approval.context or {}
+    if approval.kind == REVIEW and decision == "run":
+        return _run(context)
+    if decision == "provide":
+        if approval.kind == ENRICH and approval.actionId and approval.actionVersion is not None:
+            action = catalog.versions.get((approval.actionId, approval.actionVersion))
+            names: list[str] = list(properties(action)) if action else []
+        else:
+            names = list(_fields_of(context))
+        return "".join(_input(f"data.{n}", n) for n in names)
+    if decision == "handover":
+        return _input("owner", "Hand over to (owner)", required=True, limit=200)
+    if decision in _REASON:
+        return _input("reason", "Reason", required=True, limit=500)
+    return ""
+
+
+def _others(approval: Approval, decision: str, token: str) -> str:
+    """The other answers this card takes, the recommended one first (an escalation's context names it)."""
+    context = approval.context or {}
+    allowed = ANSWERS.get(approval.kind, ())
+    offered = [d for d in context.get("options") or allowed if d in allowed]
+    recommended = context.get("recommended")
+    ordered = sorted(offered, key=lambda d: d != recommended)
+    signed = quote(token, safe="")
+    items = [f'<li><a href="?decision={quote(d)}&amp;token={escape(signed)}">{escape(d)}</a>'
+             f'{" (recommended)" if d == recommended else ""}</li>' for d in ordered if d != decision]
+    note = f"<p>Recommended: <b>{escape(str(recommended))}</b></p>" if recommended in offered else ""
+    return f"{note}<p>Or answer instead:</p><ul>{''.join(items)}</ul>" if items else note
+
+
+def render(catalog: Catalog, approval: Approval, decision: str, token: str) -> str:
+    """The page's body: what is asked, the decision's inputs, a comment, "was this helpful?", and the other answers."""
+    context = approval.context or {}
+    what = escape(approval.actionId or "") if approval.kind not in (REVIEW,) else "this case"
+    reason = (f"<p>Why a person decides: {escape(str(context.get('reason')))}</p>"
+              if approval.kind == REVIEW and context.get("reason") else "")
+    listing = _candidates(context) if approval.kind == REVIEW else ""
+    comment = _input("comment", "Comment (optional)")
+    helpful = ('<fieldset><legend>Was this helpful?</legend>'
+               '<label><input type="radio" name="helpful" value="yes"> Yes</label> '
+               '<label><input type="radio" name="helpful" value="no"> No</label></fieldset>')
+    # The form posts to the answer route, approvals/{id}: "../<id>" from approvals/{id}/confirm.
+    return (f"<p>{escape(decision.capitalize())} <b>{what}</b> for opportunity "
+            f"{escape(approval.opportunityId)}?</p>{reason}{listing}"
+            f'<form method="post" action="../{escape(approval.id)}">'
+            f'<input type="hidden" name="token" value="{escape(token)}">'
+            f'<input type="hidden" name="decision" value="{escape(decision)}">'
+            f"{_fields(catalog, approval, decision)}{comment}{helpful}"
+            f'<button type="submit">Confirm: {escape(decision)}</button></form>'
+            f"{_others(approval, decision, token)}")
