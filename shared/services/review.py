@@ -145,8 +145,8 @@ def _run(services: Services, opp: Opportunity, decided: Approval, choice: Choice
         return decided
     # Someone else approves: a second person where amounts need two, or the approver the reviewer is not.
     first = principal.holds(action.approvalRole)
-    context = ({"approvers": 2, "stage": 2, "approvedBy": [principal.id]} if first
-               else {"approvers": need, "stage": 1})
+    context = ({"approvers": 2, "stage": 2, "approvedBy": [principal.id], "approverNames": [principal.name]}
+               if first else {"approvers": need, "stage": 1})
     asked, notice = approvals.open_approval(services, base, planned, action.riskTier.value, reason, cid, context)
     moved = advance(services, base, [Status.awaiting_approval], principal.id, reason, cid,
                     inputs=audit_in, outputs={"approvalId": asked.id}, approvals=[decided, asked], plan=planned)

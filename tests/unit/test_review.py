@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared.domain.errors import Conflict, InvalidInput
+from shared.domain.errors import Conflict, Forbidden, InvalidInput
 from shared.domain.status import Status
 from shared.services import approvals, pipeline
 from shared.services.ingest import ingest
@@ -118,7 +118,13 @@ def test_amounts_above_the_second_threshold_need_a_second_approver_after_the_rev
     assert svc.store.get(oid).status is Status.awaiting_approval
     [ask] = [n[3] for n in svc.notifier.sent if n[0] == "approve"]
     assert svc.store.approval(ask["approvalId"]).context == {"approvers": 2, "stage": 2,
-                                                             "approvedBy": ["olga@contoso.com"]}
+                                                             "approvedBy": ["olga@contoso.com"],
+                                                             "approverNames": ["olga@contoso.com"]}
+    with pytest.raises(Forbidden):  # the reviewer approved as she chose: she cannot be the second person
+        approvals.decide(svc, ask["approvalId"], ask["token"], "approve", OWNER_APPROVER, None, None, "c3")
+    approvals.decide(svc, ask["approvalId"], ask["token"], "approve", person("ana@contoso.com", "AP.Approver"),
+                     None, None, "c3")
+    assert svc.store.get(oid).status is Status.approved
 
 
 def test_dismiss_needs_a_reason_and_keeps_it_scrubbed():
