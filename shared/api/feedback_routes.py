@@ -34,7 +34,9 @@ _PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
 
 def _answer(doc: dict[str, Any]) -> tuple[str, bool, str | None]:
     """token, helpful and comment from the body: 422 naming each field that is missing or wrong."""
-    token, helpful, comment = doc.get("token"), _ANSWERS.get(doc.get("helpful")), doc.get("comment")
+    said = doc.get("helpful")
+    helpful = _ANSWERS.get(said) if isinstance(said, (str, bool)) else None  # a list or object is no answer
+    token, comment = doc.get("token"), doc.get("comment")
     errors = [*([] if isinstance(token, str) and token else [FieldError("/token", "the signed token from the card")]),
               *([] if helpful is not None else [FieldError("/helpful", "yes or no")]),
               *([] if comment is None or (isinstance(comment, str) and len(comment) <= 1000)
