@@ -170,3 +170,26 @@ def test_provide_takes_only_candidate_contract_fields_and_sends_the_case_back_to
 def _choice(action_id, owner=None, reason=None, **parameters):
     from shared.domain.approvals import Choice
     return Choice(action_id, parameters or None, owner, reason)
+
+
+def test_without_a_signing_key_in_production_the_case_still_waits_for_review_with_the_escalation_note():
+    svc = memory_services(CLOSEDLOOP_ENV="dev")
+    assert svc.settings.approvals_off
+    f = finding(deviationPattern="price-variance",
+                attributes={"invoiceId": "INV-R9", "vendorId": "V-1", "amount": 120.0, "glAccount": "ABC"})
+    [r] = ingest(svc, validated(f), "cid").results
+    _run(svc, "triage", "plan")
+    assert svc.store.get(r.opportunity.id).status is Status.needs_review
+    assert svc.store.approvals(r.opportunity.id) == []
+    [(kind, _, _, details)] = [n for n in svc.notifier.sent if n[1] == r.opportunity.id]
+    assert kind == "review" and "approvalId" not in details and details["cards"]["links"]["version"] == "1.5"
+
+
+def test_provide_from_the_submit_card_takes_the_fields_the_reviewer_changed():
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    approvals.decide(svc, notice["approvalId"], notice["token"], "provide", OWNER, None, None, "c2",
+                     choice=_choice(None, invoiceId="INV-R1", glAccount="6300"))
+    opp = svc.store.get(oid)
+    assert opp.status is Status.new and opp.attributes["glAccount"] == "6300"
+    assert svc.store.audit(oid)[-1].inputs["fields"] == ["glAccount"]
