@@ -75,8 +75,11 @@ def decide(services: Services, opp: Opportunity, msg: StageMessage, found: Found
     # The entity and cap grants are held by the idempotency key: a retry after a 429 or 5xx, or a replay after
     # a crash between grant and commit, reuses them instead of waiting 24 h behind its own grant. A poll of a
     # running flow changes nothing: no limits.
+    # A person's retry holds them by the first attempt's key: the failed attempt did not act on the entity, and
+    # the retry must not wait a day behind its own case's grant.
+    holder = plan_key(opp.id, {**plan, "attempt": 0}) if plan.get("attempt") else x.idempotencyKey
     rules = [] if msg.pollUrl else rules_for(action.id, action.flow.connector, action.rateLimit, x.parameters,
-                                             action.dailyCap, holder=x.idempotencyKey)
+                                             action.dailyCap, holder=holder)
     return Outcome(Result.CALLING, commits, call=Call(action, x, msg.pollUrl, rules,
                                                       lambda attempt: finish(services, opp, x, msg, attempt),
                                                       lambda verdict: throttled(services, opp, x, msg, verdict)))
