@@ -68,7 +68,7 @@ def test_a_failed_flow_escalation_offers_retry_first_and_its_record_is_committed
 
 
 def test_the_escalation_card_shows_the_plan_masked_parameters_and_the_recommended_step(svc, sandbox):
-    oid, notice = failed_case(svc, sandbox, "LD-F2")
+    _, notice = failed_case(svc, sandbox, "LD-F2")
     submit, links = notice["cards"]["submit"], notice["cards"]["links"]
     text = shown(submit)
     assert f"Plan: {md('leads.reassign')} v1" in text and md("LD-F2") in text and "Recommended: Retry" in text
@@ -184,7 +184,7 @@ def test_an_unanswered_request_escalation_can_be_answered(svc, sandbox):
 def test_a_closed_verified_case_still_counts_for_recurrence_and_impact():
     from datetime import UTC, datetime
 
-    from shared.domain import impact, recurrence
+    from shared.domain import impact
     from shared.domain.impact import Assignment
 
     at = datetime(2026, 1, 1, tzinfo=UTC)
@@ -192,4 +192,18 @@ def test_a_closed_verified_case_still_counts_for_recurrence_and_impact():
     compensated = Assignment("a", "p", "d", "treated", "x", 1, at, "closed", ("x", 1), 0, 0, "compensated")
     [row] = impact.recurrence([closed, compensated])
     assert row["verified"] == 1 and row["recurred"] == 1
-    assert recurrence.verified.__doc__
+
+
+def test_a_deviation_back_on_a_case_closed_after_verification_is_a_recurrence_with_an_answerable_card():
+    from tests.factories import memory_services
+    from tests.unit.test_recurrence import ACTED, _acted, _again
+
+    svc = memory_services()
+    oid = _acted(svc, "INV-C1")
+    svc.clock.current += timedelta(days=svc.policy.observationDays, hours=1)
+    assert sweep.run(svc, "s1")["closed"] == 1 and svc.store.get(oid).status is Status.closed
+    _, entry = _again(svc, "INV-C1", ACTED + timedelta(days=3))
+    assert entry["outcome"] == "recurrence"
+    [(_, _, _, details)] = [n for n in svc.notifier.sent if n[1] == oid]
+    assert details["options"] == ["handover"]  # a closed case moves no more: someone must own the cause
+    assert [a.kind for a in svc.store.approvals(oid)] == [ESCALATE]
