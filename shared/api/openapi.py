@@ -62,6 +62,16 @@ _FILTERS = [
     _q("processArea", "Process area", "Only this process area, e.g. accounts-payable."),
     _q("deviationPattern", "Deviation pattern", "Only this deviation pattern, e.g. invoice-missing-po."),
 ]
+# An ISO week; the server also checks the year has that week (52 or 53), which a pattern cannot say.
+_ISO_WEEK = r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"
+_WEEK_Q = _q("week", "Week", "The ISO week, e.g. 2026-W49 (default: the current week).", pattern=_ISO_WEEK)
+
+
+def _state(default: str) -> dict[str, Any]:
+    return _q("state", "State", f"open (work still to do), finished (closed, dismissed, verified...) or all; "
+              f"default {default}.", enum=["open", "finished", "all"])
+
+
 _TEXT: dict[str, Any] = {"pattern": r"\S"}  # not blank: the server refuses text that is only whitespace
 _SIGNAL = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
     "name": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,63}$",
@@ -223,7 +233,8 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
     ("/opportunities", "get", "ListOpportunities", "List the backlog",
      ("The ranked backlog, highest priority first. Use it to answer 'what should we fix first?' or to find "
       "an opportunity's id; filter by status, process area or pattern; page with continuationToken."),
-     [*_FILTERS, _q("top", "Page size", "How many to return (1-200, default 50).", "integer", minimum=1, maximum=200),
+     [*_FILTERS, _state("all"),
+      _q("top", "Page size", "How many to return (1-200, default 50).", "integer", minimum=1, maximum=200),
       _q("continuationToken", "Continuation token", "The token from the previous page (only those).")],
      "200", {"$ref": "#/definitions/OpportunityPage"}, None),
     ("/opportunities/{id}", "get", "GetOpportunity", "Get an opportunity",
@@ -231,22 +242,54 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
       "and approvals. Use it to explain a case or check what happened to it."),
      [_ID], "200", {"$ref": "#/definitions/Opportunity"}, None),
     ("/opportunities/{id}", "patch", "UpdateOpportunity", "Update an opportunity",
-     ("Set the owner or notes of an opportunity, or dismiss one nobody has acted on yet (the policy's dismiss "
-      "role). Use it when a user takes ownership or decides a case is not worth fixing. Needs a signed-in user."),
+     ("Set the owner, notes or effort estimate of an opportunity, dismiss one nobody has acted on yet (the "
+      "policy's dismiss role), or commit it for a week (committedFor, the policy's commit role; owner is then the "
+      "commitment's owner). Use it when a user takes ownership, estimates the work, commits to it or decides a "
+      "case is not worth fixing. Needs a signed-in user."),
      [_ID, _body({"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
          "owner": {"type": "string", "maxLength": 200, "x-nullable": True, "x-ms-summary": "Owner"},
          "notes": {"type": "string", "maxLength": 4000, "x-nullable": True, "x-ms-summary": "Notes"},
          "dismiss": {"type": "boolean", "x-ms-summary": "Dismiss"},
-         "dismissReason": {"type": "string", "maxLength": 500, "x-nullable": True, "x-ms-summary": "Dismiss reason"}}},
+         "dismissReason": {"type": "string", "maxLength": 500, "x-nullable": True, "x-ms-summary": "Dismiss reason"},
+         "effortHours": {"type": "number", "minimum": 0, "maximum": 10_000, "x-nullable": True,
+                         "x-ms-summary": "Effort (hours)",
+                         "description": "The person's estimate; null goes back to the catalog action's."},
+         "committedFor": {"type": "string", "pattern": _ISO_WEEK, "x-ms-summary": "Committed for week",
+                          "description": "Commit this case for the ISO week, e.g. 2026-W49."}}},
          "Changes", "Fields to change."),
       {"name": "If-Match", "in": "header", "type": "string", "required": False, "x-ms-summary": "ETag",
        "description": "The ETag from GET, to refuse a lost update (412)."}],
      "200", {"$ref": "#/definitions/Opportunity"}, {"owner": "ana@contoso.com"}),
     ("/backlog", "get", "GetBacklog", "Summarize the backlog",
-     ("The backlog grouped by process area and pattern: cases, money at stake, mean priority and status "
-      "counts. Use it for the weekly review or to compare areas."),
-     [*_FILTERS, _q("top", "Groups", "How many groups (1-1000, default 100).", "integer", minimum=1, maximum=1000)],
+     ("The backlog grouped by process area and pattern: cases, money at stake, mean priority, status counts, "
+      "finished cases, and the candidate action's effort, prerequisites and failure modes; the week's "
+      "commitments first with what became of them (done, in flight, stuck). Open work unless state says "
+      "otherwise. Use it for the weekly review or to compare areas."),
+     [*_FILTERS, _state("open"), _WEEK_Q,
+      _q("top", "Groups", "How many groups (1-1000, default 100).", "integer", minimum=1, maximum=1000)],
      "200", _OBJECT, None),
+    ("/backlog/commitments", "post", "CommitBacklog", "Commit backlog items for a week",
+     ("Commit backlog groups (processArea + deviationPattern) or single opportunities for an ISO week with an "
+      "owner. Committing an item again replaces its owner. Use it in the weekly review when a leader takes on "
+      "the top items. Needs a signed-in user with the policy's commit role (Backlog.Owner)."),
+     [_body({"type": "object", "required": ["owner", "items"], "additionalProperties": False, "properties": {
+         "week": {"type": "string", "pattern": _ISO_WEEK, "x-ms-summary": "Week",
+                  "description": "The ISO week, e.g. 2026-W49 (default: the current week)."},
+         "owner": {"type": "string", "minLength": 1, "maxLength": 200, **_TEXT, "x-ms-summary": "Owner"},
+         "items": {"type": "array", "minItems": 1, "maxItems": 50, "x-ms-summary": "Items",
+                   "description": "Each either {opportunityId} or {processArea, deviationPattern}.",
+                   "items": {"type": "object", "additionalProperties": False, "properties": {
+                       "opportunityId": {"type": "string", "x-ms-summary": "Opportunity id"},
+                       "processArea": {"type": "string", "minLength": 1, "maxLength": 200, **_TEXT,
+                                       "x-ms-summary": "Process area"},
+                       "deviationPattern": {"type": "string", "minLength": 1, "maxLength": 200, **_TEXT,
+                                            "x-ms-summary": "Deviation pattern"}}}}}},
+            "Commitment", "The week, the owner and the items.")],
+     "201", _OBJECT, None),
+    ("/backlog/commitments", "get", "ListCommitments", "List a week's commitments",
+     ("The groups and opportunities committed for a week, their owner and who committed them, with what "
+      "became of their cases: done, inFlight or stuck. Use it to review last week's commitments."),
+     [_WEEK_Q], "200", _OBJECT, None),
     ("/health", "get", "GetHealth", "Check health",
      ("Whether the app, its store and its timer sweep are working, and what is switched off. Use it when "
       "something seems stuck. 503 with Retry-After when the store does not answer within 2.5 s."),
@@ -349,7 +392,7 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
 
 # Statuses each operation answers besides its success, beyond what its shape implies (see `_responses`).
 _ERRORS: dict[str, str] = {
-    "UpdateOpportunity": "401 403 404 409 412", "GetOpportunity": "404",
+    "UpdateOpportunity": "401 403 404 409 412", "GetOpportunity": "404", "CommitBacklog": "401 403 404 409",
     "AddActionVersion": "401 403 404 409", "ActivateActionVersion": "401 403 404 409", "GetAction": "404",
     "SetAutonomy": "401 403 409",
     "AddPolicyVersion": "401 403 409", "ActivatePolicyVersion": "401 403 404 409",
@@ -361,8 +404,9 @@ _ERRORS: dict[str, str] = {
 # a token instead, listed above).
 _ANONYMOUS = {"GetHealth", "GetOpenApi", "DecideApproval", "ConfirmApproval"}
 # Routes that read the Easy Auth principal: a header that does not parse is a 400.
-_PRINCIPAL = {"UpdateOpportunity", "AddActionVersion", "ActivateActionVersion", "SetAutonomy", "AddPolicyVersion",
-              "ActivatePolicyVersion", "AddPromptVersion", "ActivatePromptVersion", "DecideApproval", "ShowApproval"}
+_PRINCIPAL = {"UpdateOpportunity", "CommitBacklog", "AddActionVersion", "ActivateActionVersion", "SetAutonomy",
+              "AddPolicyVersion", "ActivatePolicyVersion", "AddPromptVersion", "ActivatePromptVersion",
+              "DecideApproval", "ShowApproval"}
 _MEDIA = {"ConfirmApproval": "text/html", "GetDashboard": "text/html",
           "GetKpisCsv": "text/csv"}
 # CloudEvents 1.0 in structured and batch mode (binary mode is application/json with ce-* headers).
@@ -455,7 +499,14 @@ def document(host: str = "localhost:7071", scheme: str = "https") -> dict[str, A
                            "description": "Findings on this case soon after the agent acted (the miner's stale "
                                           "view): counted, not new evidence."},
                 "recurrences": {"type": "array", "items": {"type": "string", "format": "date-time"},
-                                "description": "When the deviation came back on a verified case."}}},
+                                "description": "When the deviation came back on a verified case."},
+                "effortHours": {"type": "number", "x-nullable": True,
+                                "description": "Hours the work takes: the person's estimate, else the catalog's."},
+                "effortSource": {"type": "string", "enum": ["person", "catalog", None], "x-nullable": True},
+                "prerequisites": {"type": "array", "items": {"type": "string"},
+                                  "description": "What the candidate action needs in place (catalog)."},
+                "failureModes": {"type": "array", "items": {"type": "string"},
+                                 "description": "How the candidate action is known to fail (catalog)."}}},
             "KpiExpectation": {"type": "object", "properties": {
                 "metric": {"type": "string", "description": "The outcome metric (POST /api/outcomes)."},
                 "reported": {"type": "string", "description": "The metric as sent, where an alias changed it."},

@@ -27,7 +27,7 @@ log = logging.getLogger("closedloop.http")
 def _filter(req: func.HttpRequest, state: str = "all") -> "Filter":
     """The query's filter; `state` is the default of ?state (open, finished, all)."""
     return backlog.where(req.params.get("status"), req.params.get("processArea"), req.params.get("deviationPattern"),
-                         state=req.params.get("state") or state)
+                         state=req.params.get("state", state))
 
 
 @bp.route(route="opportunities", methods=["GET"])
@@ -101,9 +101,9 @@ def patch_opportunity(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     oid, who = req.route_params.get("id", ""), principal(req, svc.settings)
     if "committedFor" in changes:
         # Checked before anything is written: the rest of the change must not land without its commitment.
-        week = commitments.week_of(svc, changes.pop("committedFor"), "/committedFor")
         commitments.allowed(svc, who)
         opp = backlog.get(svc, oid)
+        week = commitments.week_of(svc, changes.pop("committedFor"), "/committedFor")
         owner = changes.pop("owner", None) or opp.owner or (who.name if who else "")
         if changes:
             backlog.patch(svc, oid, changes, who, cid, req.headers.get("if-match"))

@@ -27,7 +27,7 @@ def state_name(week: str) -> str:
 
 def week_of(services: Services, text: str | None, at: str) -> str:
     """The week `text` names, else the current one by the services' clock; 422 naming `at` when malformed."""
-    if text is None or text == "":
+    if text is None:  # absent; an empty value is a malformed week, as the OpenAPI pattern says
         return rules.current_week(services.clock.now())
     try:
         return rules.parse_week(text)
