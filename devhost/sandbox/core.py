@@ -134,6 +134,15 @@ class Sandbox:
     def stats_url(self) -> str:
         return f"{self.base_url}/stats?sig={self.sign('/stats')}"
 
+    def received(self) -> list[dict[str, Any]]:
+        """What the approval flow and the webhook were sent, oldest first: {channel, body} (also at GET
+        /people/received, signed): the demo's person reads a card's token there, as a person reads Teams."""
+        with self.people._lock:
+            return [{"channel": channel, "body": body} for channel, body in self.people.received]
+
+    def received_url(self) -> str:
+        return f"{self.base_url}/people/received?sig={self.sign('/people/received')}"
+
     def record(self, kind: str, record_id: str) -> Record | None:
         """A copy of one record ("invoice", "lead", "order", "case", ...), or None."""
         with self._lock:
@@ -207,6 +216,8 @@ class Sandbox:
         sig = dict(parse_qsl(parts.query)).get("sig", "")
         if kind == "stats" and hmac.compare_digest(sig, self.sign(path)):
             return 200, {"Content-Type": "application/json"}, json.dumps(self.stats()).encode()
+        if path == "/people/received" and method == "GET" and hmac.compare_digest(sig, self.sign(path)):
+            return 200, {"Content-Type": "application/json"}, json.dumps(self.received(), default=str).encode()
         if kind in ("teams", "people") and method == "POST" and hmac.compare_digest(sig, self.sign(path)):
             status, answer = self.people.handle("teams" if kind == "teams" else "approvals", body)
             return _json(status, answer)

@@ -52,3 +52,8 @@ class SandboxProcess:
         import urllib.request
         with urllib.request.urlopen(self._signer.stats_url(), timeout=10) as r:
             return json.loads(r.read())
+
+    def received(self) -> list[dict[str, Any]]:
+        import urllib.request
+        with urllib.request.urlopen(self._signer.received_url(), timeout=10) as r:
+            return json.loads(r.read())

@@ -97,7 +97,7 @@ def run(context: str | dict[str, Any], tool: Tool) -> str:
 
 def _backlog(svc: "Services", args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
     where = backlog.where(_string(args, "status"), _string(args, "processArea"), _string(args, "deviationPattern"),
-                          at="/arguments/")
+                          at="/arguments/", state=_string(args, "state") or "open")
     top = args.get("top", 10)
     if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 50:
         raise InvalidInput("top is 1 to 50.", [FieldError("/arguments/top", "an integer from 1 to 50")])
@@ -157,6 +157,7 @@ def _freeze(svc: "Services", args: dict[str, Any], ctx: dict[str, Any], _cid: st
                      description="The ranked backlog of process-mining opportunities, highest priority first, "
                                  "optionally filtered by status, process area or deviation pattern.",
                      tool_properties=_props(("status", "string", "Only this status, e.g. needs_review"),
+                                            ("state", "string", "open (default), finished or all"),
                                             ("processArea", "string", "Only this process area"),
                                             ("deviationPattern", "string", "Only this deviation pattern"),
                                             ("top", "integer", "How many, 1 to 50 (default 10)")))

@@ -344,15 +344,21 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
      "What the pipeline could not settle on its own (poison messages, dead letters, breaches), newest first.",
      [_q("top", "How many", "At most this many (1-500, default 50).", "integer", minimum=1, maximum=500)],
      "200", _LIST, None),
-    ("/approvals/{id}", "post", "DecideApproval", "Approve, reject or provide data",
-     ("Answer an approval or data request with its signed token. Use it when a person approves or rejects a "
-      "proposed action in the chat. Needs a signed-in user with the action's approval role."),
+    ("/approvals/{id}", "post", "DecideApproval", "Answer a card",
+     ("Answer a card with its signed token: approve or reject a proposed action, provide data, decide a review "
+      "(run a candidate action with edited parameters, hand over, dismiss) or an escalation (retry, undo, "
+      "accept, hand over, close). Needs a signed-in user with the card's role."),
      [_path("id", "Approval id", "From the card or the opportunity's approvals."),
       _body({"type": "object", "required": ["token", "decision"], "properties": {
           "token": {"type": "string", "minLength": 1, "x-ms-summary": "Token"},
-          "decision": {"type": "string", "enum": ["approve", "reject", "provide"], "x-ms-summary": "Decision"},
+          "decision": {"type": "string", "enum": ["approve", "reject", "provide", "run", "handover", "dismiss",
+                                                  "retry", "undo", "accept", "close"], "x-ms-summary": "Decision"},
           "data": {"type": "object", "x-nullable": True, "x-ms-summary": "Data"},
           "comment": {"type": "string", "maxLength": 1000, "x-nullable": True, "x-ms-summary": "Comment"},
+          "actionId": {"type": "string", "maxLength": 100, "x-nullable": True, "x-ms-summary": "Action to run"},
+          "parameters": {"type": "object", "x-nullable": True, "x-ms-summary": "Parameters (contract fields)"},
+          "owner": {"type": "string", "maxLength": 200, "x-nullable": True, "x-ms-summary": "New owner"},
+          "reason": {"type": "string", "maxLength": 500, "x-nullable": True, "x-ms-summary": "Reason"},
           "helpful": {"type": "string", "enum": ["yes", "no", None], "x-nullable": True,
                       "x-ms-summary": "Was the card helpful?"}}},
           "Decision", "The decision and its token.")],
@@ -362,10 +368,27 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
      [_path("id", "Approval id", "The approval."), _q("token", "Token", "The signed token from the card.")],
      "200", _OBJECT, None),
     ("/approvals/{id}/confirm", "get", "ConfirmApproval", "Open a card link's confirmation page",
-     "The page behind a card's approve or reject link (HTML); it asks to confirm. A GET never decides.",
+     "The page behind a card's link (HTML): the decision's fields, to confirm. A GET never decides.",
      [_path("id", "Approval id", "The approval."),
       _q("token", "Token", "The signed token.", required=True, minLength=1),
-      _q("decision", "Decision", "What the link proposes.", required=True, enum=["approve", "reject", "provide"])],
+      _q("decision", "Decision", "What the link proposes (one the card's kind takes).", required=True,
+         enum=["approve", "reject", "provide", "run", "handover", "dismiss", "retry", "undo", "accept", "close"])],
+     "200", None, None),
+    ("/approvals/{id}/feedback", "post", "SendCardFeedback", "Say whether a card helped",
+     ("Answer a card's 'Was this helpful?' with its signed token: yes or no, and an optional comment. One answer "
+      "per card, kept per action version, pattern and card kind for the weekly review."),
+     [_path("id", "Approval id", "From the card's feedback link."),
+      _body({"type": "object", "required": ["token", "helpful"], "properties": {
+          "token": {"type": "string", "minLength": 1, "x-ms-summary": "Token"},
+          "helpful": {"type": "string", "enum": ["yes", "no"], "x-ms-summary": "Was the card helpful?"},
+          "comment": {"type": "string", "maxLength": 1000, "x-nullable": True, "x-ms-summary": "Comment"}}},
+          "Feedback", "The answer and its token.")],
+     "200", _OBJECT, None),
+    ("/approvals/{id}/feedback", "get", "OpenCardFeedback", "Open a card's feedback page",
+     "The page behind a card's 'Was this helpful?' link (HTML); it asks to confirm. A GET never records.",
+     [_path("id", "Approval id", "The approval."),
+      _q("token", "Token", "The signed token.", required=True, minLength=1),
+      _q("helpful", "Helpful", "The answer the link proposes.", required=True, enum=["yes", "no"])],
      "200", None, None),
     ("/outcomes", "post", "SendOutcomes", "Send KPI outcomes",
      ("Case-level KPI observations (cycle time, SLA met, rework, DSO), one or a list of up to 5,000, measured "
@@ -398,21 +421,22 @@ _ERRORS: dict[str, str] = {
     "AddPolicyVersion": "401 403 409", "ActivatePolicyVersion": "401 403 404 409",
     "AddPromptVersion": "401 403 404 409", "ActivatePromptVersion": "401 403 404 409",
     "DecideApproval": "401 403 404 409 410", "ShowApproval": "401 403 404 410",
-    "ConfirmApproval": "401 404 409 410",
+    "ConfirmApproval": "401 404 409 410", "SendCardFeedback": "401 404 409 410", "OpenCardFeedback": "401 404 410",
 }
 # Anonymous at the Functions level: no function key, so no 401 for it (DecideApproval and ConfirmApproval check
 # a token instead, listed above).
-_ANONYMOUS = {"GetHealth", "GetOpenApi", "DecideApproval", "ConfirmApproval"}
+_ANONYMOUS = {"GetHealth", "GetOpenApi", "DecideApproval", "ConfirmApproval", "SendCardFeedback", "OpenCardFeedback"}
 # Routes that read the Easy Auth principal: a header that does not parse is a 400.
 _PRINCIPAL = {"UpdateOpportunity", "CommitBacklog", "AddActionVersion", "ActivateActionVersion", "SetAutonomy",
               "AddPolicyVersion", "ActivatePolicyVersion", "AddPromptVersion", "ActivatePromptVersion",
-              "DecideApproval", "ShowApproval"}
-_MEDIA = {"ConfirmApproval": "text/html", "GetDashboard": "text/html",
+              "DecideApproval", "ShowApproval", "SendCardFeedback"}
+_MEDIA = {"ConfirmApproval": "text/html", "OpenCardFeedback": "text/html", "GetDashboard": "text/html",
           "GetKpisCsv": "text/csv"}
 # CloudEvents 1.0 in structured and batch mode (binary mode is application/json with ce-* headers).
 _CLOUDEVENTS = ["application/json", "application/cloudevents+json", "application/cloudevents-batch+json"]
 _CONSUMES = {"IngestFindings": _CLOUDEVENTS, "IngestCelonis": _CLOUDEVENTS}
-_INTERNAL = {"IngestCelonis", "IngestProcessMining", "ConfirmApproval", "GetKpisCsv", "GetDashboard", "GetOpenApi"}
+_INTERNAL = {"IngestCelonis", "IngestProcessMining", "ConfirmApproval", "OpenCardFeedback", "GetKpisCsv",
+             "GetDashboard", "GetOpenApi"}
 
 
 def _responses(op_id: str, method: str, params: list[dict[str, Any]], status: str,

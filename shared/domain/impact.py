@@ -43,6 +43,13 @@ class Assignment:
     closedFrom: str | None = None
 
     @property
+    def acted(self) -> bool:
+        """The agent's action reached the system of record: executed, verified or rolled back, or closed from one
+        of those (a case closed after a failed flow, a rejection or a review never was acted on)."""
+        status = self.closedFrom if self.status == "closed" else self.status
+        return status in ACTED and status != "closed"
+
+    @property
     def verified(self) -> bool:
         """Verified, or closed after its observation window (or by a person) once it was."""
         return self.status == "verified" or (self.status == "closed" and self.closedFrom == "verified")
@@ -94,7 +101,7 @@ def measure(assignments: Iterable[Assignment], outcomes: Iterable[Outcome], poli
         by_case.setdefault(case_of(a.processArea, a.caseKey), []).append(a)
         tally = arms.setdefault(a.experiment, {"treated": 0, "control": 0, "acted": 0})
         tally[a.cohort] = tally.get(a.cohort, 0) + 1
-        tally["acted"] += a.cohort == TREATED and a.status in ACTED
+        tally["acted"] += a.cohort == TREATED and a.acted
     # (experiment, metric) → case → [latest after, latest before] as (observedAt, value, assignment)
     latest: dict[tuple, dict[tuple[str, str], list[tuple[datetime, float, Assignment] | None]]] = {}
     for o in outcomes:
@@ -119,7 +126,7 @@ def measure(assignments: Iterable[Assignment], outcomes: Iterable[Outcome], poli
                "actionVersion": experiment[3], "metric": metric, "better": better,
                "unit": spec.unit if spec else None,
                "cases": {"treated": tally["treated"], "control": tally["control"]},
-               "actedShare": _r(sum(a.status in ACTED for a in treated_with_outcome) / len(treated_with_outcome))
+               "actedShare": _r(sum(a.acted for a in treated_with_outcome) / len(treated_with_outcome))
                if treated_with_outcome else None,
                **estimate(split[TREATED], split[CONTROL], better, method, policy.minSamples, seed),
                "baseline": {c: _cohort([v for _, v, a in before if a.cohort == c]) for c in (TREATED, CONTROL)}}

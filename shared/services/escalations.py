@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..domain import escalation as rules
-from ..domain.approvals import Approval, Choice
+from ..domain.approvals import ESCALATE, Approval, Choice
 from ..domain.errors import Conflict, FieldError, InvalidInput
 from ..domain.identity import Principal
 from ..domain.messages import nudge
@@ -88,15 +88,19 @@ def escalate_unanswered(services: Services, correlation_id: str) -> int:
     """Escalate, once each, requests past their SLA (or expired) with nobody's answer; returns how many."""
     now = services.clock.now()
     sla = timedelta(hours=services.policy.approvalSlaHours)
+    # An escalation nobody answered is not escalated again: it is the last word, and one about it would only be
+    # another card to the same people (its record stays open, listed on the opportunity).
     due = [a for a in services.store.pending_approvals()
-           if a.escalatedAt is None and (now >= a.createdAt + sla or now >= a.expiresAt)]
+           if a.kind != ESCALATE and a.escalatedAt is None and (now >= a.createdAt + sla or now >= a.expiresAt)]
     done = 0
     for approval in due:
         opp = services.store.get(approval.opportunityId)
         if opp is None:
             continue
         state = "expired" if now >= approval.expiresAt else f"unanswered for {services.policy.approvalSlaHours:g} h"
-        headline = f"{opp.caseKey}: {approval.kind} request for {approval.actionId} {state}"
+        # A second approval (amounts above secondApproverAbove) counts from when its card went out.
+        what = "second approval" if int(approval.context.get("stage") or 1) > 1 else f"{approval.kind} request"
+        headline = f"{opp.caseKey}: {what} for {approval.actionId} {state}"
         # Answerable: hand the case to someone who can decide, or close (dismiss) it; committed with the mark.
         note, asked = notices.answerable(services, "escalate", opp, headline,
                                          {"request": approval.id, "requiredRole": approval.requiredRole or "any",

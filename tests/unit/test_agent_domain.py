@@ -38,9 +38,9 @@ def test_missing_names_the_required_fields_the_attributes_lack():
 
 
 def test_low_risk_complete_plan_executes():
-    d = planning.decide({"leadId": "L1", "region": "EMEA", "currentOwnerId": "x"}, [REASSIGN], 0.7)
+    d = planning.decide({"leadId": "L1", "region": "EMEA", "currentOwnerId": "x", "dealSize": 9000}, [REASSIGN], 0.7)
     assert d.outcome == planning.EXECUTE and d.plan.actionId == "leads.reassign"
-    assert d.plan.parameters == {"leadId": "L1", "region": "EMEA", "currentOwnerId": "x"}
+    assert d.plan.parameters == {"leadId": "L1", "region": "EMEA", "currentOwnerId": "x", "dealSize": 9000}
     assert d.plan.confidence == pytest.approx(1.0)
 
 

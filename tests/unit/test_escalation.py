@@ -207,3 +207,28 @@ def test_a_deviation_back_on_a_case_closed_after_verification_is_a_recurrence_wi
     [(_, _, _, details)] = [n for n in svc.notifier.sent if n[1] == oid]
     assert details["options"] == ["handover"]  # a closed case moves no more: someone must own the cause
     assert [a.kind for a in svc.store.approvals(oid)] == [ESCALATE]
+
+
+def test_a_case_closed_after_a_failed_flow_or_a_rejection_does_not_count_as_acted_on():
+    from datetime import UTC, datetime
+
+    from shared.domain.impact import Assignment
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def ended(closed_from):
+        return Assignment("a", "p", "c", "treated", "x", 1, at, "closed", None, 0, 0, closed_from)
+
+    assert ended("verified").acted and ended("compensated").acted
+    assert not ended("failed").acted and not ended("rejected").acted and not ended(None).acted
+
+
+def test_an_escalation_nobody_answers_is_not_escalated_again(svc, sandbox):
+    from shared.services import backlog
+
+    oid, notice = failed_case(svc, sandbox, case="LD-F9")
+    backlog.patch(svc, oid, {"notes": "looking into it"}, OWNER, "cid")  # the case moves on; its escalation waits
+    svc.clock.current += timedelta(hours=svc.policy.approvalSlaHours * 3, minutes=1)
+    assert sweep.run(svc, "s1")["escalated"] == 0
+    assert sweep.run(svc, "s2")["escalated"] == 0
+    assert [n["approvalId"] for n in escalations(svc, oid)] == [notice["approvalId"]]
