@@ -138,16 +138,119 @@ def run(base: str, bus: Any, sandbox: Any) -> None:
         for a in detail["audit"]:
             print(f"     {a['at'][11:23]}  {a['actor']:<9} {a['event']:<18} {a['reason'][:90]}")
 
-    print("\n4. This week's review (GET /api/backlog): commit to the top items\n")
+    people(base, bus, sandbox, rolled)
+
+    print("\n5. This week's review (GET /api/backlog): the lead commits to the top items\n")
+    top = requests.get(f"{base}/backlog").json()["items"][0]
+    r = requests.post(f"{base}/backlog/commitments", headers=OPS_LEAD, json={
+        "owner": OPS_LEAD_NAME, "items": [{"processArea": top["processArea"],
+                                          "deviationPattern": top["deviationPattern"]}]})
+    if r.status_code != 201:
+        raise SystemExit(f"backlog/commitments answered {r.status_code}: {r.text}")
     groups = requests.get(f"{base}/backlog").json()["items"]
-    rows = [[f"{g['processArea']}/{g['deviationPattern']}", g["cases"], f"{g['totalImpact']:,.0f}",
-             f"{g['meanPriority']:,.0f}", g["actionId"] or "-"] for g in groups]
-    print(_table(rows, ["group", "cases", "impact", "mean priority", "action"]))
+    rows = []
+    for g in groups:
+        counts = g.get("counts") or {}
+        done = (f"{counts.get('done', 0)} done, {counts.get('inFlight', 0)} in flight, {counts.get('stuck', 0)} stuck"
+                if g.get("committed") else "")
+        rows.append([f"{g['processArea']}/{g['deviationPattern']}", g["cases"], g.get("finished", 0),
+                     f"{g['totalImpact']:,.0f}", f"{g['meanPriority']:,.0f}", g["actionId"] or "-",
+                     (g.get("committed") or {}).get("owner", ""), done])
+    print(_table(rows, ["group (open work)", "open", "finished", "impact", "mean priority", "action",
+                        "committed to", "so far"]))
     incidents = requests.get(f"{base}/incidents").json()["items"]
     print(f"\n{len(items)} opportunities from 5 sources: ingested in {ingested - started:.1f} s, the loop settled "
           f"{settled - ingested:.1f} s later; {len(incidents)} incident(s) for people (GET /api/incidents); "
-          f"approval cards went to the sandbox's approval flow, which answered as {APPROVER['name']} "
-          f"(approves amounts up to 500); data and review cards are in the outbox folder.")
+          f"every card a person answers went to the sandbox's approval flow, which answered approvals as "
+          f"{APPROVER['name']} (approves amounts up to 500); the review and the escalation were answered above.")
+
+
+OPS_LEAD_NAME = "ops.lead@contoso.example"
+
+
+def _person(name: str, *roles: str) -> dict[str, str]:
+    """The Easy Auth header of a signed-in person (the local host trusts it, as Azure's Easy Auth would)."""
+    import base64
+
+    claims = [{"typ": "preferred_username", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
+    doc = {"auth_typ": "aad", "name_typ": "preferred_username", "role_typ": "roles", "claims": claims}
+    return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(doc).encode()).decode()}
+
+
+# The operations lead reviews cases, answers escalations, commits the backlog and approves AP adjustments.
+OPS_LEAD = _person(OPS_LEAD_NAME, "Backlog.Owner", "AP.Approver")
+
+
+def _card(sandbox: Any, opportunity_id: str, letter: str) -> dict[str, Any]:
+    """The newest card about the case that reached the approval flow (where a person answers it), by the letter its
+    approval id carries: r a review, x an escalation."""
+    for r in reversed(sandbox.received()):
+        body = r["body"]
+        approval = body.get("approvalId") or ""
+        if body.get("opportunityId") == opportunity_id and approval.split("-")[1:2] and \
+                approval.split("-")[1].startswith(letter):
+            return body
+    raise SystemExit(f"no card ({letter}) reached the approval flow for {opportunity_id}")
+
+
+def _treated(prefix: str, area: str, action: str) -> str:
+    """A case key the holdout puts in the treated group, so the agents (not the control group) take it."""
+    from shared.domain import cohort
+    from shared.runtime import REPO_CATALOG, load_catalog, load_policy
+
+    policy = load_policy(REPO_CATALOG)
+    share = load_catalog(REPO_CATALOG, "local").actions[action].holdoutPercent or policy.holdoutPercent
+    return next(f"{prefix}-{i}" for i in range(1000)
+                if cohort.assign(policy.experimentSalt, f"{area}|{prefix}-{i}", share) == cohort.TREATED)
+
+
+def _trail(base: str, opportunity_id: str, since: int = 0) -> None:
+    for a in requests.get(f"{base}/opportunities/{opportunity_id}").json()["audit"][since:]:
+        print(f"     {a['at'][11:23]}  {a['actor'][:24]:<24} {a['event']:<18} {a['reason'][:80]}")
+
+
+def people(base: str, bus: Any, sandbox: Any, rolled: dict[str, Any] | None) -> None:
+    """Step 4: a person decides a case the planner would not, and answers an escalation."""
+    print("\n4. People decide what the agents would not (review and escalation cards, answered over HTTP)\n")
+    case = _treated("INV-7731", "accounts-payable", "ap.post-gl-adjustment")
+    finding = {"eventId": f"erp-{case}", "source": "erp", "processArea": "accounts-payable",
+               "deviationPattern": "price-variance", "caseKey": case, "detectedAt": "2026-11-19T08:30:00Z",
+               "kpiImpact": {"daysSaved": 3, "costOfDelayPerDay": 40.0},
+               "attributes": {"invoiceId": case, "vendorId": "V-1", "amount": 120.0, "glAccount": "GL-X"}}
+    r = requests.post(f"{base}/findings", json=finding)
+    if r.status_code != 202:
+        raise SystemExit(f"findings answered {r.status_code}: {r.text}")
+    oid = r.json()["opportunities"][0]["id"]
+    _settle(base, bus)
+    card = _card(sandbox, oid, "r")
+    print(f"   {case}: the miner reported GL account 'GL-X', which breaks the adjustment's data contract, so the "
+          f"planner asked for a review:\n     {card['subject']}")
+    answer = {"token": card["token"], "decision": "run", "actionId": "ap.post-gl-adjustment",
+              "parameters": {"glAccount": "6100"}, "comment": "price variance goes to 6100", "helpful": "yes"}
+    r = requests.post(f"{base}/approvals/{card['approvalId']}", json=answer, headers=OPS_LEAD)
+    print(f"   {OPS_LEAD_NAME} (Backlog.Owner, AP.Approver) picks ap.post-gl-adjustment with glAccount 6100: "
+          f"HTTP {r.status_code} {r.json().get('decision')}")
+    _settle(base, bus)
+    view = requests.get(f"{base}/opportunities/{oid}").json()
+    print(f"   The same checks as the planner's (contract, risk tier, amounts, autonomy), then the executor and the "
+          f"watchdog: {view['status']}. Its audit trail:")
+    _trail(base, oid)
+    if rolled is None:
+        return
+    card = _card(sandbox, rolled["id"], "x")
+    shown = requests.get(f"{base}/approvals/{card['approvalId']}", params={"token": card["token"]}).json()
+    context = shown.get("context") or {}
+    offered = ", ".join(context.get("options", []))
+    print(f"\n   {rolled['caseKey']} was rolled back; its escalation card offers {offered} "
+          f"and recommends {context.get('recommended')}: {context.get('why', '')}")
+    before = len(requests.get(f"{base}/opportunities/{rolled['id']}").json()["audit"])
+    decision = context.get("recommended") or "accept"
+    r = requests.post(f"{base}/approvals/{card['approvalId']}", headers=OPS_LEAD, json={
+        "token": card["token"], "decision": decision, "reason": "the router is being fixed; the lead stays as it was",
+        "owner": OPS_LEAD_NAME, "helpful": "yes"})
+    status = requests.get(f"{base}/opportunities/{rolled['id']}").json()["status"]
+    print(f"   {OPS_LEAD_NAME} answers {decision}: HTTP {r.status_code}; the case is now {status}:")
+    _trail(base, rolled["id"], before)
 
 
 # The demo's truth: what each action does to a case it acted on (the sandbox cannot observe weeks later,
@@ -190,7 +293,7 @@ def _simulate_outcomes(items: list[dict], seed: int) -> list[dict]:
 
 def measure(base: str, bus: Any, outbox: Path, seed: int = SEED) -> None:
     """Step 5: a month of lead escalations, then outcomes for every case, then the report recovers the truth."""
-    print("\n5. Did it work? Outcomes against the randomized control group (GET /api/kpis)\n")
+    print("\n6. Did it work? Outcomes against the randomized control group (GET /api/kpis)\n")
     leads: list[dict[str, Any]] = [{"eventId": f"crm-sla-{i}", "source": "crm-export", "processArea": "lead-management",
               "deviationPattern": "lead-sla-breach", "caseKey": f"LS-{7000 + i}", "detectedAt": "2026-11-20T09:00:00Z",
               "attributes": {"leadId": f"LS-{7000 + i}", "ownerId": ("ana", "ben", "carla", "dev")[i % 4]}}

@@ -48,7 +48,9 @@ def test_the_backlog_and_an_opportunity_read_as_over_http(mcp):
                    attributes={"leadId": case, "region": "EMEA"})
     assert requests.post(f"{server.base_url}/findings", json=body).status_code == 202
     assert server.bus.wait_idle(30)
-    failed, page = tool("list_backlog", processArea="lead-management", top=5)
+    failed, open_work = tool("list_backlog", processArea="lead-management", top=5)
+    assert not failed and case not in [o["caseKey"] for o in open_work["items"]]  # verified: done, not open work
+    failed, page = tool("list_backlog", processArea="lead-management", state="finished", top=5)
     assert not failed and page["items"][0]["caseKey"] == case
     failed, opp = tool("get_opportunity", id=page["items"][0]["id"])
     assert not failed and opp["executions"] and opp["status"] == "verified"
