@@ -213,7 +213,7 @@ def people(base: str, bus: Any, sandbox: Any, rolled: dict[str, Any] | None) -> 
     """Step 4: a person decides a case the planner would not, and answers an escalation."""
     print("\n4. People decide what the agents would not (review and escalation cards, answered over HTTP)\n")
     case = _treated("INV-7731", "accounts-payable", "ap.post-gl-adjustment")
-    finding = {"eventId": f"erp-{case}", "source": "erp", "processArea": "accounts-payable",
+    finding: dict[str, Any] = {"eventId": f"erp-{case}", "source": "erp", "processArea": "accounts-payable",
                "deviationPattern": "price-variance", "caseKey": case, "detectedAt": "2026-11-19T08:30:00Z",
                "kpiImpact": {"daysSaved": 3, "costOfDelayPerDay": 40.0},
                "attributes": {"invoiceId": case, "vendorId": "V-1", "amount": 120.0, "glAccount": "GL-X"}}
