@@ -33,11 +33,18 @@ def record_policy(services: Services) -> None:
 
 def sync(services: Services, repo_actions: list[Action]) -> Catalog:
     """Add repo versions the store lacks, then build the catalog from everything stored."""
-    stored = {(d["id"], int(d["version"])) for d in services.reference.action_versions()}
+    stored = {(d["id"], int(d["version"])): d for d in services.reference.action_versions()}
     for action in repo_actions:
-        if (action.id, action.version) not in stored:
+        doc = action.model_dump(mode="json")
+        held = stored.get((action.id, action.version))
+        if held is None:
             with suppress(ConcurrencyConflict):  # another instance loaded it first
-                services.reference.add_action_version(action.model_dump(mode="json"))
+                services.reference.add_action_version(doc)
+        elif Action.model_validate(held).model_dump(mode="json") != doc:
+            # Versions are never edited: the stored one stays in force, and whoever deploys must hear it (a repo
+            # file changed under the same number would otherwise look deployed and not be).
+            log.error("catalog/actions/%s.v%d.json differs from the stored %s v%d, which stays in force: give the "
+                      "change a new version to deploy it", action.id, action.version, action.id, action.version)
     record_policy(services)
     return rebuild(services)
 
