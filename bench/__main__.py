@@ -146,7 +146,7 @@ def e2e_per_s(n: int = 10_000, runs: int = 3) -> dict:
     return {"e2e_per_s": median["e2e_per_s"], "e2e_runs": [r["e2e_per_s"] for r in results],
             "e2e_seconds": median["e2e_seconds"], "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
             "e2e_statuses": median["statuses"], "outcomes_http_per_s": median["outcomes_http_per_s"],
-            "kpis_ms": median["kpis_ms"]}
+            "kpis_ms": median["kpis_ms"], "backlog_ms": median.get("backlog_ms")}
 
 
 def llm_planner() -> dict:
