@@ -43,16 +43,26 @@ def undone(x: Execution | None, executions: Iterable[Execution]) -> bool:
                                  for c in executions)
 
 
+def undo_pending(opp: Opportunity) -> dict[str, Any] | None:
+    """A person's undo asked for and not run yet (plan.undo without done) on a verified or failed case."""
+    undo = (opp.plan or {}).get("undo")
+    if opp.status in (Status.failed, Status.verified) and isinstance(undo, dict) and not undo.get("done"):
+        return undo
+    return None
+
+
 def close_target(status: Status) -> Status | None:
     """Where "close with a reason" takes a case: closed where the status machine allows it, else dismissed."""
     allowed = TRANSITIONS[status]
     return Status.closed if Status.closed in allowed else Status.dismissed if Status.dismissed in allowed else None
 
 
-def retryable(opp: Opportunity, executions: Sequence[Execution], catalog: Catalog) -> bool:
-    """A failed flow: status failed, the current attempt's execution failed or rejected, the action still allowed."""
+def retryable(opp: Opportunity, executions: Sequence[Execution], catalog: Catalog,
+              mode: str = "autonomous") -> bool:
+    """A failed flow: status failed, the current attempt's execution failed or rejected, the action still allowed
+    (in the catalog, and autonomy for it, `mode`, is not off)."""
     plan = opp.plan
-    if opp.status is not Status.failed or not plan:
+    if opp.status is not Status.failed or not plan or mode == "off":
         return False
     x = planned(opp, executions)
     return (x is not None and x.status in (FAILED, REJECTED)
@@ -60,8 +70,9 @@ def retryable(opp: Opportunity, executions: Sequence[Execution], catalog: Catalo
 
 
 def undoable(opp: Opportunity, executions: Sequence[Execution], catalog: Catalog) -> bool:
-    """The action reached the system of record, it has a compensation, and none has succeeded yet."""
-    if opp.status not in (Status.failed, Status.verified):
+    """The action reached the system of record, it has a compensation, none has succeeded yet, and no person asked
+    for one before: a case is undone once (a failed undo is not offered again; its key would find it on record)."""
+    if opp.status not in (Status.failed, Status.verified) or (opp.plan or {}).get("undo"):
         return False
     x = acted(opp, executions)
     if x is None:
@@ -71,10 +82,15 @@ def undoable(opp: Opportunity, executions: Sequence[Execution], catalog: Catalog
             and not undone(x, executions))
 
 
-def options(opp: Opportunity, executions: Sequence[Execution], catalog: Catalog) -> list[str]:
-    """The answers that fit the case now, in ORDER."""
+def options(opp: Opportunity, executions: Sequence[Execution], catalog: Catalog,
+            mode: str = "autonomous") -> list[str]:
+    """The answers that fit the case now, in ORDER; `mode` is the autonomy in force for the plan's action."""
+    if undo_pending(opp) is not None:
+        # The watchdog runs the undo a person asked for: nothing may settle or re-run the case meanwhile (a second
+        # undo, a retry, accept or close); handing it to someone else still fits.
+        return [HANDOVER]
     out = []
-    if retryable(opp, executions, catalog):
+    if retryable(opp, executions, catalog, mode):
         out.append(RETRY)
     if undoable(opp, executions, catalog):
         out.append(UNDO)
@@ -89,6 +105,8 @@ def options(opp: Opportunity, executions: Sequence[Execution], catalog: Catalog)
 def recommend(opp: Opportunity, executions: Sequence[Execution], catalog: Catalog,
               offered: Sequence[str]) -> tuple[str, str]:
     """(the recommended answer, why), always one of `offered`."""
+    if undo_pending(opp) is not None:
+        return HANDOVER, "the undo a person asked for is running: the case settles when it answered"
     attempt = int((opp.plan or {}).get("attempt") or 0)
     if RETRY in offered and attempt < MAX_RETRIES:
         return RETRY, ("the flow failed before it changed anything; a new attempt (with its own idempotency key) "
@@ -105,9 +123,9 @@ def recommend(opp: Opportunity, executions: Sequence[Execution], catalog: Catalo
 
 
 def context(opp: Opportunity, executions: Sequence[Execution], catalog: Catalog,
-            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            extra: Mapping[str, Any] | None = None, mode: str = "autonomous") -> dict[str, Any]:
     """What the escalation record keeps: the options offered, the recommended one and why, the attempt."""
-    offered = options(opp, executions, catalog)
+    offered = options(opp, executions, catalog, mode)
     best, why = recommend(opp, executions, catalog, offered)
     return {"options": offered, "recommended": best, "why": why, "status": opp.status.value,
             "attempt": int((opp.plan or {}).get("attempt") or 0), **(extra or {})}

@@ -7,6 +7,7 @@ from ..domain.status import Status
 from ..ports import Services
 from .escalations import ended
 from .lifecycle import step
+from .watchdog import undo_requested
 
 # Cases closed per sweep at most: the sweep runs every 5 minutes and shares its time with the other steps, so a
 # backlog of thousands (the first sweep after this shipped) drains over a few runs instead of one long one.
@@ -19,7 +20,10 @@ def close_observed(services: Services, correlation_id: str, limit: int = BATCH) 
     next sweep (someone moved the case meanwhile)."""
     days = services.policy.observationDays
     cutoff = services.clock.now() - timedelta(days=days)
-    due = services.store.stale([Status.verified.value, Status.compensated.value], cutoff)
+    # A case whose undo a person asked for is not closed under it: the sweep re-sends that undo's nudge instead
+    # (sweep.reconcile), and the case settles compensated (or failed) when the undo answered.
+    due = [o for o in services.store.stale([Status.verified.value, Status.compensated.value], cutoff)
+           if undo_requested(o) is None]
     # updatedAt is the last change, so a recurrence or an undo request restarts the window: the newest
     # evidence on the case is what must have been watched for `days`.
     due = sorted(due, key=lambda o: o.updatedAt)[:limit]

@@ -6,18 +6,23 @@ from datetime import timedelta
 from typing import Any
 
 from ..domain import escalation as rules
+from ..domain import planning
 from ..domain.approvals import ESCALATE, Approval, Choice
-from ..domain.errors import Conflict, FieldError, InvalidInput
+from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput
+from ..domain.execution import Execution
 from ..domain.identity import Principal
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity
 from ..domain.pii import scrub
 from ..domain.status import Status
 from ..ports import ConcurrencyConflict, Services
-from . import messaging, notices
+from . import autonomy, messaging, notices
 from .lifecycle import advance, audit
 
 _OWNER, _REASON = 200, 500  # characters kept of an owner's name and of a reason
+# What domain/escalation.py `context` computes afresh for each record; the rest of a record's context (the request
+# an unanswered-request escalation is about) goes on to the record a hand over opens.
+_COMPUTED = frozenset({"options", "recommended", "why", "status", "attempt", "handedOver"})
 
 
 def _required(value: str | None, field: str, why: str, limit: int) -> str:
@@ -36,24 +41,37 @@ def answer(services: Services, opp: Opportunity, decided: Approval, decision: st
     owner = _required(choice.owner, "owner", "hand the case over", _OWNER) if decision == rules.HANDOVER else None
     reason = (scrub(_required(choice.reason, "reason", "close the case", _REASON)) if decision == rules.CLOSE
               else scrub(" ".join((choice.reason or "").split())[:_REASON]))
-    offered = rules.options(opp, services.store.executions(opp.id), services.catalog)
+    executions = services.store.executions(opp.id)
+    plan = dict(opp.plan or {})
+    mode = autonomy.current(services).mode_for(plan["actionId"]) if plan.get("actionId") else "autonomous"
+    offered = rules.options(opp, executions, services.catalog, mode)
+    pending = rules.undo_pending(opp)
+    if pending is not None and decision != rules.HANDOVER:  # one undo, and nothing settles the case before it ran
+        raise Conflict(f"opportunity {opp.id}: the undo {pending.get('by')} asked for is running; only a hand over "
+                       "fits until it answered", [FieldError("/decision", "handover")])
+    if decision == rules.RETRY and mode == "off":
+        raise Conflict(f"autonomy is off for {plan['actionId']}: nothing runs, whoever asks",
+                       [FieldError("/decision", f"autonomy is off for {plan['actionId']}")])
     if decision not in offered:  # the card was answered after the case moved on: what it offered no longer fits
         raise Conflict(f"opportunity {opp.id} is {opp.status.value}: {decision} does not fit it now "
                        f"(it takes {', '.join(offered)})", [FieldError("/decision", " or ".join(offered))])
     inputs = {**inputs, "decision": decision, **({"reason": reason} if reason else {})}
     now, who = services.clock.now(), principal.id
-    plan = dict(opp.plan or {})
     if decision == rules.RETRY:
         # A new attempt, and only because a person asked: its own idempotency key (execution.plan_key), so the
         # flow is called once more; the executor takes it from here as from any case in executing.
         attempt = int(plan.get("attempt") or 0) + 1
+        approval = _retry_approval(services, plan, mode, principal)
         decided.decision = "retried"
-        moved = advance(services, opp, [Status.executing], who, f"retry requested by {who} (attempt {attempt})", cid,
-                        inputs=inputs, approvals=[decided],
-                        plan={**plan, "attempt": attempt, "retriedBy": who, "retriedAt": now.isoformat()})
+        said = f"retry requested by {who} (attempt {attempt})"
+        said += f"; approved by {who} ({approval})" if approval else ""
+        moved = advance(services, opp, [Status.executing], who, said, cid, inputs=inputs, approvals=[decided],
+                        plan={**plan, "attempt": attempt, "retriedBy": who, "retriedAt": now.isoformat(),
+                              **({"retryApprovedBy": who} if approval else {})})
         messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
     elif decision == rules.UNDO:
-        # The watchdog runs the compensation (with its retries) under a key of this request; no status moves
+        # The watchdog runs the compensation (with its retries) under a key of the execution it undoes (one undo a
+        # case: options() offers no second, and the sweep re-sends this nudge if it is lost); no status moves
         # until it answered, so the revision moves to name the request's nudge and any escalation after it.
         decided.decision = "undo requested"
         changed = replace(opp, plan={**plan, "undo": {"by": who, "at": now.isoformat()}},
@@ -62,11 +80,7 @@ def answer(services: Services, opp: Opportunity, decided: Approval, decision: st
         moved = services.store.commit(changed, (), [entry], [decided])
         messaging.send(services, [nudge("verify", moved.id, moved.revision, cid)])
     elif decision == rules.HANDOVER:
-        decided.decision = "handed over"
-        changed = replace(opp, owner=owner, revision=opp.revision + 1, updatedAt=now)
-        entry = audit(services, opp, who, "handed.over", f"handed over to {owner} by {who}", cid,
-                      inputs={**inputs, "owner": owner})
-        services.store.commit(changed, (), [entry], [decided])
+        _hand_over(services, opp, decided, owner or "", principal, executions, inputs, cid)
     else:
         target = Status.closed if decision == rules.ACCEPT else rules.close_target(opp.status)
         if target is None:  # offered() leaves close out then; kept for a status machine that changes
@@ -76,6 +90,44 @@ def answer(services: Services, opp: Opportunity, decided: Approval, decision: st
         advance(services, opp, [target], who, f"{said}: {reason}" if reason else said, cid, inputs=inputs,
                 approvals=[decided], **ended(opp))
     return decided
+
+
+def _retry_approval(services: Services, plan: dict[str, Any], mode: str, principal: Principal) -> str:
+    """Why a retry needs an approver ("" when it does not): the retry of an action an approver had to allow
+    (medium or high risk, autonomy `approval` or frozen, an amount above its threshold) is the retrying person's
+    approval, so they must hold its approvalRole (403 naming it otherwise)."""
+    action = services.catalog.versions.get((plan["actionId"], plan["actionVersion"]))
+    if action is None:  # options() leaves retry out then
+        return ""
+    reasons = [f"{action.riskTier.value} risk"] if action.riskTier.value != "low" else []
+    if mode == "approval":
+        reasons.append("autonomy requires approval")
+    need, why = planning.threshold_need(action, plan.get("parameters") or {})
+    if need:
+        reasons.append(why)
+    if reasons and not principal.holds(action.approvalRole):
+        raise Forbidden(f"retrying {action.id} is approving it ({'; '.join(reasons)}): it needs the role "
+                        f"{action.approvalRole}")
+    return "; ".join(reasons)
+
+
+def _hand_over(services: Services, opp: Opportunity, decided: Approval, owner: str, principal: Principal,
+               executions: list[Execution], inputs: dict[str, Any], cid: str) -> None:
+    """Set the owner and open a fresh escalation (the options recomputed) in the same commit, so the new owner has
+    a card to answer; the card goes out once the commit landed."""
+    now, who = services.clock.now(), principal.id
+    decided.decision = "handed over"
+    changed = replace(opp, owner=owner, revision=opp.revision + 1, updatedAt=now)
+    keep = {k: v for k, v in (decided.context or {}).items() if k not in _COMPUTED}
+    note, asked = notices.answerable(services, "escalate", changed,
+                                     f"{opp.caseKey}: handed to {owner} by {principal.name}",
+                                     {"handedTo": owner, "handedBy": principal.name, "previous": decided.id},
+                                     executions, cid, {**keep, "handedOver": decided.id})
+    entry = audit(services, opp, who, "handed.over", f"handed over to {owner} by {who}", cid,
+                  inputs={**inputs, "owner": owner}, outputs={"escalationId": asked.id} if asked else None)
+    services.store.commit(changed, (), [entry], [decided, *([asked] if asked else [])])
+    if services.notifier is not None:
+        services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
 
 
 def ended(opp: Opportunity) -> dict[str, Any]:

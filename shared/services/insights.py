@@ -29,6 +29,16 @@ def _doc(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) and value else value
 
 
+def _acted(row: dict[str, Any]) -> bool:
+    """The agent's action reached the system of record (domain/impact.py `Assignment.acted`): a closed case counts
+    only when it was closed from executed, verified or compensated (its plan's closedFrom), not after a failed
+    flow a person accepted or closed. Only closed rows have their plan read."""
+    status = row["status"]
+    if status == "closed":
+        status = (_doc(row.get("plan")) or {}).get("closedFrom")
+    return status in ACTED and status != "closed"
+
+
 def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
     """Catalog gaps (with the names they were reported under), weak action versions, recurrence rates, recurring
     failures and watchdog flags, card feedback, and the patterns people handle most, over the last `days`."""
@@ -40,11 +50,12 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
     # The names each group was reported under (an alias in catalog/aliases.json may have mapped them).
     names: dict[tuple[str, str], Counter[tuple[str, str]]] = {}
     for row in services.store.scan(Filter(), ["processArea", "deviationPattern", "status", "actionId", "impact",
-                                              "reported"]):
+                                              "reported", "plan"]):
         key = (row["processArea"], row["deviationPattern"])
         g = groups.setdefault(key, Counter())
         g["cases"] += 1
         g[row["status"]] += 1
+        g["acted"] += _acted(row)
         impact[key] = impact.get(key, 0.0) + (row["impact"] or 0.0)
         was = _doc(row.get("reported")) or {}
         names.setdefault(key, Counter())[(was.get("processArea", key[0]), was.get("deviationPattern", key[1]))] += 1
@@ -88,8 +99,8 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
         asked[(a.actionId or "-", a.kind)] += 1
     people: list[dict[str, Any]] = [
         {"processArea": pa, "deviationPattern": p, "waitingOnPeople": sum(c[s] for s in WITH_PEOPLE),
-         "handledByAgent": sum(c[s] for s in ACTED), "cases": c["cases"],
-         "suggestion": "a new action variant could take these" if not any(c[s] for s in ACTED)
+         "handledByAgent": c["acted"], "cases": c["cases"],
+         "suggestion": "a new action variant could take these" if not c["acted"]
          else "widen the action's data contract or autonomy"}
         for (pa, p), c in groups.items() if any(c[s] for s in WITH_PEOPLE)]
     people.sort(key=lambda g: -g["waitingOnPeople"])

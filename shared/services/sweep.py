@@ -13,6 +13,7 @@ from ..logs import bind
 from ..ports import Services
 from . import messaging
 from .stage import RESUME
+from .watchdog import undo_requested
 
 log = logging.getLogger(__name__)
 _STARTED = time.monotonic()
@@ -24,15 +25,27 @@ def _retry_scheduled(services: Services, opportunity_id: str) -> bool:
                for x in services.store.executions(opportunity_id))
 
 
+# Statuses an undo a person asked for waits in (watchdog.undo_requested): its verify nudge may be lost as well.
+_UNDO = (Status.verified, Status.failed)
+# Statuses whose flow call (the action, or a person's undo) may have a retry or a poll scheduled: not stuck then.
+_CALLING = (Status.executing, Status.executed, *_UNDO)
+
+
 def reconcile(services: Services, correlation_id: str) -> int:
-    """Re-nudge opportunities stuck in a transient status; the deterministic message id makes a
-    re-send of a message still on the queue a no-op."""
+    """Re-nudge opportunities stuck in a transient status, and undos a person asked for that have not run; the
+    deterministic message id makes a re-send of a message still on the queue a no-op."""
     run = bind(log, correlation_id)
     cutoff = services.clock.now() - timedelta(seconds=services.policy.reconcileAfterSeconds)
-    stuck = [o for o in services.store.stale([s.value for s in RESUME], cutoff)
-             if o.status not in (Status.executing, Status.executed) or not _retry_scheduled(services, o.id)]
-    sent = messaging.send(services, (nudge(RESUME[o.status], o.id, o.revision, o.correlationId or correlation_id)
-                                     for o in stuck))
+    # One query for both: the store has no index on status (Tables filters every opportunity row server-side), so
+    # a second query would read the table twice; this one only returns more rows. Those are bounded: verified
+    # cases the last observationDays verified (closing.close_observed closes older ones, an undo pending aside)
+    # and failed cases, each waiting on a person's answer to its escalation.
+    statuses = [s.value for s in RESUME] + [s.value for s in _UNDO]
+    stuck = [o for o in services.store.stale(statuses, cutoff)
+             if (o.status in RESUME or undo_requested(o) is not None)
+             and (o.status not in _CALLING or not _retry_scheduled(services, o.id))]
+    sent = messaging.send(services, (nudge(RESUME.get(o.status, "verify"), o.id, o.revision,
+                                           o.correlationId or correlation_id) for o in stuck))
     run.info("sweep re-sent %d message(s) for stuck opportunities", sent)
     return sent
 

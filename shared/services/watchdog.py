@@ -20,10 +20,7 @@ from .stage import Call, Found, Needs, Outcome, Read, Result
 
 def undo_requested(opp: Opportunity) -> dict[str, Any] | None:
     """A person's undo not run yet (services/escalations.py sets it on a verified or failed case)."""
-    undo = (opp.plan or {}).get("undo")
-    if opp.status in (Status.verified, Status.failed) and isinstance(undo, dict) and not undo.get("done"):
-        return undo
-    return None
+    return rules.undo_pending(opp)
 
 
 def needs(services: Services, opp: Opportunity, found: Found) -> Needs:
@@ -91,8 +88,9 @@ def person_undo(services: Services, opp: Opportunity, msg: StageMessage, found: 
         done = step(services, opp, [], "watchdog", why, msg.correlationId,
                     plan={**(opp.plan or {}), "undo": {**undo, "done": "nothing"}})
         return Outcome(Result.NOTHING_TO_VERIFY, [done])
-    mine = [c for c in history if c.kind == "compensation" and c.compensates == x.id
-            and c.planner.get("undo") == undo.get("at")]
+    # A case is undone by a person once (domain/escalation.py offers it once), so the compensation of `x` a person
+    # asked for is the one to resume, whenever and by whom it was asked.
+    mine = [c for c in history if c.kind == "compensation" and c.compensates == x.id and c.planner.get("undo")]
     why = f"undo requested by {undo.get('by')}"
     return compensate(services, opp, action, x, why, msg, mine[0] if mine else None, undo)
 
@@ -140,9 +138,10 @@ def compensation_parameters(comp: Action, x: Execution) -> dict[str, Any]:
 def compensation_of(undo: Action, x: Execution, now: Any = None, cid: str = "",
                     asked: dict[str, Any] | None = None) -> Execution:
     """The undo's execution (its id is its idempotency key, so a redelivery finds the one already begun). One a
-    person `asked` for is keyed by the request too: a new decision, a new key."""
+    person `asked` for has a key of its own (a breach compensation that failed before is not replayed), made of
+    what it undoes and never of when it was asked: a second request could not make a second call."""
     params = compensation_parameters(undo, x)
-    key = idempotency_key(x.opportunityId, undo.id, undo.version, params, "undo", asked["at"]) if asked else None
+    key = idempotency_key(x.opportunityId, undo.id, undo.version, params, "undo", x.id) if asked else None
     planner = {"method": "compensation", **({"undo": asked["at"], "requestedBy": asked.get("by")} if asked else {})}
     return new_execution(x.opportunityId, undo.id, undo.version, params, now or x.updatedAt, cid, planner,
                          kind="compensation", compensates=x.id, key=key)

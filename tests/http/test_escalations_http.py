@@ -95,3 +95,16 @@ def test_handover_and_close_need_their_field_and_say_which(local):
     assert r.status_code == 200 and r.json()["decision"] == "handed over"
     view = requests.get(f"{server.base_url}/opportunities/{oid}").json()
     assert view["owner"] == "bob@contoso.com" and view["status"] == "failed"
+
+
+def test_a_handed_over_case_sends_the_new_owner_a_card_they_can_answer(local):
+    server, outbox = local
+    oid, notice = failed_case(local, "LD-H4")
+    assert post(server, notice, "handover", owner="bob").status_code == 200
+    cards = [json.loads(p.read_text()) for p in outbox.iterdir() if oid in p.name and "-escalate-" in p.name]
+    [fresh] = [c for c in cards if c["details"]["approvalId"] != notice["approvalId"]]
+    assert fresh["subject"].startswith("LD-H4: handed to bob by ") and fresh["details"]["handedTo"] == "bob"
+    assert fresh["details"]["options"] == notice["options"]
+    r = post(server, fresh["details"], "accept", reason="bob fixed it by hand")
+    assert r.status_code == 200 and r.json()["decision"] == "accepted"
+    assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "closed"

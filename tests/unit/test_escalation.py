@@ -1,14 +1,15 @@
 """Escalations a person can answer (retry, undo, accept, hand over, close), and cases that end."""
+import json
 from datetime import timedelta
 
 import pytest
 
 from shared.domain.approvals import ESCALATE, Choice
 from shared.domain.cards import md
-from shared.domain.errors import Conflict, InvalidInput
+from shared.domain.errors import Conflict, Forbidden, InvalidInput
 from shared.domain.identity import Principal
 from shared.domain.status import Status
-from shared.services import approvals, notices, sweep
+from shared.services import approvals, notices, pipeline, sweep
 from shared.services.lifecycle import audit
 from tests.http.test_approvals import PRICE, awaiting
 from tests.http.test_pipeline import drive, start
@@ -232,3 +233,108 @@ def test_an_escalation_nobody_answers_is_not_escalated_again(svc, sandbox):
     assert sweep.run(svc, "s1")["escalated"] == 0
     assert sweep.run(svc, "s2")["escalated"] == 0
     assert [n["approvalId"] for n in escalations(svc, oid)] == [notice["approvalId"]]
+
+
+def test_an_undo_whose_nudge_was_lost_is_sent_again_by_the_sweep_and_the_case_is_not_closed_under_it(svc, sandbox):
+    from shared.services.closing import close_observed
+
+    oid, notice = verified_case(svc, "LD-U1")
+    answer(svc, notice, "undo")
+    svc.bus.messages.clear()  # the verify nudge of the request is lost
+    svc.clock.current += timedelta(days=svc.policy.observationDays, hours=1)
+    assert close_observed(svc, "c") == 0 and svc.store.get(oid).status is Status.verified
+    done = sweep.run(svc, "s1")
+    assert done["resent"] == 1 and done["closed"] == 0
+    drive(svc)
+    assert svc.store.get(oid).status is Status.compensated and sandbox.effects["leads.restore-owner"] == 1
+    assert sweep.run(svc, "s2")["resent"] == 0
+
+
+def test_while_an_undo_runs_no_card_undoes_accepts_or_closes_the_case_and_the_undo_runs_once(svc, sandbox):
+    from dataclasses import replace
+
+    from shared.domain import escalation as rules
+
+    oid, first = verified_case(svc, "LD-U2")
+    opp = svc.store.get(oid)
+    svc.store.commit(replace(opp, revision=opp.revision + 1))  # a second escalation on the case, as a recurrence
+    opp = svc.store.get(oid)
+    note, asked = notices.answerable(svc, "review", opp, "again", {}, svc.store.executions(oid), "cid")
+    svc.store.commit(opp, (), [audit(svc, opp, "test", "recurrence.escalated", "back", "cid")], [asked])
+    second = note.details
+    sandbox.script("leads.restore-owner", [202])  # the undo's flow accepts and is polled later
+    answer(svc, first, "undo")
+    m = svc.bus.messages.pop(0)
+    pipeline.handle(svc, m.body["type"], json.dumps(m.body).encode(), 1)
+    opp = svc.store.get(oid)
+    assert rules.options(opp, svc.store.executions(oid), svc.catalog) == ["handover"]
+    for decision in ("undo", "accept", "close"):
+        with pytest.raises(Conflict) as refused:
+            answer(svc, second, decision, reason="x")
+        assert "undo olga-oid asked for is running" in str(refused.value)
+    drive(svc)
+    comps = [x for x in svc.store.executions(oid) if x.kind == "compensation"]
+    assert svc.store.get(oid).status is Status.compensated and len(comps) == 1
+    assert sum(1 for r in sandbox.requests if r[0] == "leads.restore-owner") == 2  # the call and its poll: one key
+
+
+def test_a_persons_undo_is_keyed_by_what_it_undoes_never_by_when_it_was_asked(svc, sandbox):
+    from shared.services.watchdog import compensation_of
+
+    oid, _ = verified_case(svc, "LD-U3")
+    [x] = [e for e in svc.store.executions(oid) if e.kind == "action"]
+    undo = svc.catalog.actions["leads.restore-owner"]
+    early = compensation_of(undo, x, asked={"by": "a", "at": "2026-01-01T00:00:00+00:00"})
+    later = compensation_of(undo, x, asked={"by": "b", "at": "2026-02-01T00:00:00+00:00"})
+    assert early.id == later.id != compensation_of(undo, x).id  # not the breach compensation's key either
+
+
+def test_retry_is_refused_and_not_offered_while_autonomy_is_off_for_the_action(svc, sandbox):
+    from shared.domain import escalation as rules
+    from shared.services import autonomy
+
+    oid, notice = failed_case(svc, sandbox, "LD-R1")
+    before = sandbox.effects.get("leads.reassign", 0)
+    autonomy.change(svc, {"actions": {"leads.reassign": "off"}, "reason": "incident"}, None, actor="test")
+    with pytest.raises(Conflict) as refused:
+        answer(svc, notice, "retry")
+    assert "autonomy is off for leads.reassign" in str(refused.value)
+    drive(svc)
+    opp = svc.store.get(oid)
+    assert opp.status is Status.failed and sandbox.effects.get("leads.reassign", 0) == before
+    assert "retry" not in rules.options(opp, svc.store.executions(oid), svc.catalog, "off")
+    assert answer(svc, notice, "accept").decision == "accepted"  # the card's other answers still fit
+
+
+def test_retrying_an_action_an_approver_allowed_needs_the_approvers_role_and_is_their_approval(svc, sandbox):
+    from tests.http.test_approvals import decide
+
+    oid, request = awaiting(svc, caseKey="INV-R2", attributes={**PRICE["attributes"], "invoiceId": "INV-R2"})
+    sandbox.script("ap.post-gl-adjustment", [FAILED])
+    decide(svc, request)
+    drive(svc)
+    [notice] = escalations(svc, oid)
+    assert "retry" in notice["options"]
+    with pytest.raises(Forbidden) as refused:
+        answer(svc, notice, "retry")  # a backlog owner, not an AP approver
+    assert "AP.Approver" in str(refused.value) and svc.store.get(oid).status is Status.failed
+    both = Principal("ana-oid", "ana@contoso.com", frozenset({"Backlog.Owner", "AP.Approver"}), "easy-auth")
+    assert answer(svc, notice, "retry", who=both).decision == "retried"
+    drive(svc)
+    opp = svc.store.get(oid)
+    assert opp.status is Status.verified and opp.plan["retryApprovedBy"] == "ana-oid"
+    assert any("approved by ana-oid (medium risk)" in a.reason for a in svc.store.audit(oid))
+
+
+def test_a_handover_opens_a_fresh_escalation_the_new_owner_can_answer(svc, sandbox):
+    oid, notice = failed_case(svc, sandbox, "LD-H9")
+    answer(svc, notice, "handover", owner="bob")
+    [pending] = [a for a in svc.store.pending_approvals() if a.opportunityId == oid]
+    assert pending.kind == ESCALATE and pending.context["options"] == notice["options"]
+    assert pending.context["handedOver"] == notice["approvalId"]
+    [_, fresh] = escalations(svc, oid)
+    assert fresh["approvalId"] == pending.id and fresh["handedTo"] == "bob"
+    [subject] = [s for _, o, s, d in svc.notifier.sent if d.get("approvalId") == pending.id]
+    assert subject.startswith("LD-H9: handed to bob by ")
+    assert answer(svc, fresh, "close", reason="done by hand").decision == "closed"
+    assert svc.store.get(oid).status is Status.closed

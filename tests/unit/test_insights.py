@@ -64,3 +64,13 @@ def test_patterns_people_handle_most_come_first_and_gaps_need_volume():
     assert review["sentToPeople"][0]["deviationPattern"] == "missing-vendor-data"
     assert review["sentToPeople"][0]["waitingOnPeople"] == 4
     assert [g["deviationPattern"] for g in review["catalogGaps"]] == ["maverick-buying"]  # 3 cases: below 10
+
+
+def test_cases_people_closed_after_a_failed_flow_are_not_counted_as_handled_by_the_agent():
+    svc = memory_services()
+    waiting, failed, verified = _cases(svc, 3, deviationPattern="missing-vendor-data")
+    svc.store.commit(replace(svc.store.get(waiting.id), status=Status.needs_review))
+    for opp, before in ((failed, "failed"), (verified, "verified")):
+        svc.store.commit(replace(svc.store.get(opp.id), status=Status.closed, plan={"closedFrom": before}))
+    [group] = weekly_review(svc)["sentToPeople"]
+    assert (group["waitingOnPeople"], group["handledByAgent"], group["cases"]) == (1, 1, 3)
