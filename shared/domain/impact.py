@@ -22,6 +22,13 @@ from .policy import Measurement
 ACTED = frozenset({"executed", "verified", "compensated", "closed"})
 
 
+def acted(status: str, closed_from: str | None) -> bool:
+    """The agent's action reached the system of record: executed, verified or rolled back, or closed from one of
+    those (a case closed after a failed flow, a rejection or a review never was acted on)."""
+    ended = closed_from if status == "closed" else status
+    return ended in ACTED and ended != "closed"
+
+
 @dataclass(frozen=True, slots=True)
 class Assignment:
     """One opportunity's draw: its case, cohort, the action version it was drawn for, and how it ended."""
@@ -44,10 +51,7 @@ class Assignment:
 
     @property
     def acted(self) -> bool:
-        """The agent's action reached the system of record: executed, verified or rolled back, or closed from one
-        of those (a case closed after a failed flow, a rejection or a review never was acted on)."""
-        status = self.closedFrom if self.status == "closed" else self.status
-        return status in ACTED and status != "closed"
+        return acted(self.status, self.closedFrom)
 
     @property
     def verified(self) -> bool:

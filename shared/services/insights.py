@@ -9,7 +9,7 @@ from typing import Any
 
 from ..domain.approvals import Approval
 from ..domain.execution import FAILED, REJECTED
-from ..domain.impact import ACTED
+from ..domain.impact import acted
 from ..ports import Filter, Services
 from .measure import kpis
 
@@ -30,13 +30,9 @@ def _doc(value: Any) -> Any:
 
 
 def _acted(row: dict[str, Any]) -> bool:
-    """The agent's action reached the system of record (domain/impact.py `Assignment.acted`): a closed case counts
-    only when it was closed from executed, verified or compensated (its plan's closedFrom), not after a failed
-    flow a person accepted or closed. Only closed rows have their plan read."""
+    """domain/impact.py `acted` for a scanned row: only closed rows have their plan read (for its closedFrom)."""
     status = row["status"]
-    if status == "closed":
-        status = (_doc(row.get("plan")) or {}).get("closedFrom")
-    return status in ACTED and status != "closed"
+    return acted(status, (_doc(row.get("plan")) or {}).get("closedFrom") if status == "closed" else None)
 
 
 def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:

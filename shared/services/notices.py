@@ -15,6 +15,7 @@ from ..domain.execution import Execution
 from ..domain.opportunity import Opportunity
 from ..domain.pii import redact, scrub
 from ..ports import Incident, Services
+from . import autonomy
 from .stage import Note
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,10 @@ def answerable(services: Services, kind: str, opp: Opportunity, headline: str, d
         details = {**details, "summary": opp.plan["summary"]}
     details, headline = redact(dict(details), services.catalog.pii_fields), scrub(headline)
     facts = {k: v for k, v in details.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
-    context = rules.context(opp, executions, services.catalog, extra)
     plan = opp.plan or {}
+    # Autonomy off for the plan's action: the card offers no retry (services/escalations.py refuses one too).
+    mode = autonomy.current(services).mode_for(plan["actionId"]) if plan.get("actionId") else "autonomous"
+    context = rules.context(opp, executions, services.catalog, extra, mode)
     action = services.catalog.versions.get((plan["actionId"], plan["actionVersion"])) if plan else None
     ttl = timedelta(hours=services.settings.approval_ttl_hours)
     approval, token = new_approval(opp.id, opp.revision, ESCALATE, plan.get("actionId"), plan.get("actionVersion"),

@@ -338,3 +338,14 @@ def test_a_handover_opens_a_fresh_escalation_the_new_owner_can_answer(svc, sandb
     assert subject.startswith("LD-H9: handed to bob by ")
     assert answer(svc, fresh, "close", reason="done by hand").decision == "closed"
     assert svc.store.get(oid).status is Status.closed
+
+
+def test_a_card_made_while_autonomy_is_off_for_the_action_offers_no_retry(svc, sandbox):
+    from shared.services import autonomy
+
+    oid, notice = failed_case(svc, sandbox, "LD-R9")
+    assert "retry" in notice["options"]
+    autonomy.change(svc, {"actions": {"leads.reassign": "off"}, "reason": "incident"}, None, actor="test")
+    answer(svc, notice, "handover", owner="olga@contoso.com")  # the hand-over's fresh card is made now
+    fresh = escalations(svc, oid)[-1]
+    assert fresh["approvalId"] != notice["approvalId"] and "retry" not in fresh["options"]
