@@ -10,6 +10,7 @@ from urllib.parse import quote
 from ..domain.approvals import ANSWERS, ENRICH, REVIEW, Approval
 from ..domain.catalog import Catalog
 from ..domain.contracts import properties
+from ..domain.review_cards import shown
 
 _REASON = ("dismiss", "close", "accept")  # a reason is kept with the case: required
 
@@ -20,15 +21,14 @@ def _input(name: str, label: str, value: Any = None, required: bool = False, lim
     return (f'<label>{escape(label)} <input name="{escape(name)}" maxlength="{limit}"{shown}{need}></label><br>')
 
 
-def _fields_of(context: dict[str, Any]) -> dict[str, Any]:
-    """Every contract field of the candidates, prefilled (masked) from the first candidate that has it."""
-    fields: dict[str, Any] = {}
+def _fields_of(context: dict[str, Any]) -> list[str]:
+    """Every contract field of the candidates a person may supply: not one that identifies the record and the
+    finding gives (it stays as the finding has it)."""
+    names: dict[str, None] = {}
+    fixed = {n for c in context.get("candidates") or [] for n in c.get("locked") or ()}
     for c in context.get("candidates") or []:
-        for name in c.get("fields") or []:
-            value = (c.get("parameters") or {}).get(name)
-            if name not in fields or (fields[name] is None and value is not None):
-                fields[name] = value
-    return fields
+        names.update(dict.fromkeys(n for n in c.get("fields") or [] if n not in fixed))
+    return list(names)
 
 
 def _candidates(context: dict[str, Any]) -> str:
@@ -46,10 +46,23 @@ def _candidates(context: dict[str, Any]) -> str:
 
 
 def _run(context: dict[str, Any]) -> str:
+    """The candidate to run, and per candidate its fields (`parameters.<actionId>.<field>`, prefilled, masked);
+    the fields that identify the record are shown, not editable."""
     options = "".join(f'<option value="{escape(str(c.get("id")))}">{escape(str(c.get("id")))} '
                       f'v{escape(str(c.get("version")))}</option>' for c in context.get("candidates") or [])
-    boxes = "".join(_input(f"parameters.{name}", name, value) for name, value in _fields_of(context).items())
-    return f'<label>Action <select name="actionId" required>{options}</select></label><br>{boxes}'
+    groups = []
+    for c in context.get("candidates") or []:
+        values, fixed = c.get("parameters") or {}, set(c.get("locked") or ())
+        facts = "".join(f"<li>{escape(str(n))}: <b>{escape(shown(values.get(n)))}</b></li>"
+                        for n in c.get("fields") or [] if n in fixed)
+        record = (f"<p>The record it changes (as the finding gives it; cannot be changed here):</p><ul>{facts}</ul>"
+                  if facts else "")
+        boxes = "".join(_input(f"parameters.{c.get('id')}.{n}", str(n),
+                               shown(values[n]) if values.get(n) is not None else None)
+                        for n in c.get("fields") or [] if n not in fixed)
+        groups.append(f"<fieldset><legend>Parameters for {escape(str(c.get('id')))}</legend>{record}{boxes}"
+                      f"</fieldset>")
+    return f'<label>Action <select name="actionId" required>{options}</select></label><br>{"".join(groups)}'
 
 
 def _fields(catalog: Catalog, approval: Approval, decision: str) -> str:

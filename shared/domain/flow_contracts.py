@@ -71,10 +71,15 @@ class ApprovalFlowRequest(BaseModel):
 
 
 class Approver(BaseModel):
+    """The person who answered, as the flow's responder. `id` is the person's Entra object id (the responder's
+    `objectId`/`oid`), never an e-mail or a display name: Easy Auth names people by it too, and two-approver
+    checks compare ids only (one person answering through both channels is one id)."""
+
     model_config = ConfigDict(extra="allow")
 
-    id: str
-    name: str | None = None
+    id: str = Field(min_length=1, description="The responder's Entra object id (oid), as Easy Auth reports it; "
+                                              "never an e-mail alias or a display name")
+    name: str | None = Field(default=None, description="Display name or e-mail, for people to read only")
     roles: list[str] = Field(default_factory=list)
 
 

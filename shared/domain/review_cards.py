@@ -3,7 +3,9 @@
 Built from the review record's context (shared/domain/review.py `context`): the candidate actions with their
 risk, approval role, effort, prerequisites and failure modes, their contract fields prefilled from the finding
 (masked), and why the planner stopped. The submit form returns every input flat to the approval flow
-(`actionId`, `parameters.<field>`, `owner`, `reason`, `helpful`); the link form opens the confirmation page.
+(`actionId`, `parameters.<actionId>.<field>` per candidate, `owner`, `reason`, `helpful`); the fields that
+identify the record are facts, not inputs (Input.Text cannot be read-only). The link form opens the
+confirmation page.
 """
 from __future__ import annotations
 
@@ -39,31 +41,48 @@ def _about(c: Mapping[str, Any]) -> list[dict[str, Any]]:
             factset(facts)]
 
 
+def _hand_inputs() -> list[dict[str, Any]]:
+    return [{"type": "Input.Text", "id": "owner", "label": "Hand over to (owner)", "maxLength": 200},
+            {"type": "Input.Text", "id": "reason", "label": "Reason (to dismiss)", "maxLength": 500}]
+
+
+def shown(value: Any) -> str:
+    """A prefilled value as a form shows it (a boolean as the contract's JSON spells it)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _inputs(candidates: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The chosen action, its contract fields (one input per field name, prefilled from the first candidate that
-    has it), an owner to hand over to and a reason to dismiss."""
+    """The chosen action, then per candidate its contract fields (`parameters.<actionId>.<field>`, prefilled;
+    those that identify the record as facts), an owner to hand over to and a reason to dismiss."""
     choose = {"type": "Input.ChoiceSet", "id": "actionId", "label": "Action to run", "style": "compact",
               "isMultiSelect": False, "value": str(candidates[0]["id"]) if candidates else "",
               "choices": [{"title": clip(f"{c['id']} v{c['version']} ({c.get('riskTier')} risk)", 120),
                            "value": str(c["id"])} for c in candidates]}
-    fields: dict[str, Any] = {}
-    for c in candidates:
-        for name in c.get("fields") or []:
-            value = (c.get("parameters") or {}).get(name)
-            if name not in fields or (fields[name] is None and value is not None):
-                fields[name] = value
-    shown = list(fields.items())[:MAX_INPUTS]
     inputs: list[dict[str, Any]] = [choose]
-    for name, value in shown:
-        box = {"type": "Input.Text", "id": f"parameters.{name}", "label": clip(name, 80), "maxLength": 1000}
-        if value is not None:
-            box["value"] = clip(str(value).lower() if isinstance(value, bool) else value, _VALUE)
-        inputs.append(box)
-    if len(fields) > len(shown):
-        inputs.append(textblock(f"{len(fields) - len(shown)} more fields on the confirmation page", isSubtle=True))
-    inputs += [{"type": "Input.Text", "id": "owner", "label": "Hand over to (owner)", "maxLength": 200},
-               {"type": "Input.Text", "id": "reason", "label": "Reason (to dismiss)", "maxLength": 500}]
-    return inputs
+    share = max(3, MAX_INPUTS // max(len(candidates), 1))  # every candidate gets some inputs
+    for c in candidates:
+        values, fixed = c.get("parameters") or {}, set(c.get("locked") or ())
+        names = [n for n in c.get("fields") or [] if n not in fixed]
+        inputs.append(textblock(f"Parameters for {md(c['id'])}", weight="Bolder", spacing="Medium"))
+        if fixed:
+            inputs += [textblock("The record it changes (as the finding gives it; cannot be changed here):",
+                                 isSubtle=True),
+                       factset({n: shown(values.get(n)) for n in c.get("fields") or [] if n in fixed})]
+        for name in names[:share]:
+            box = {"type": "Input.Text", "id": f"parameters.{c['id']}.{name}", "label": clip(name, 80),
+                   "maxLength": 1000}
+            if values.get(name) is not None:
+                box["value"] = clip(shown(values[name]), _VALUE)
+            inputs.append(box)
+        if len(names) > share:
+            inputs.append(textblock(f"{len(names) - share} more fields on the confirmation page", isSubtle=True))
+    return inputs + _hand_inputs()
+
+
+def _handed(handed: Any) -> list[dict[str, Any]]:
+    if not isinstance(handed, Mapping):
+        return []
+    return [textblock(f"Handed to **{md(handed.get('to'))}** by {md(handed.get('by'))}")]
 
 
 def review_card(approval_id: str, case: Mapping[str, Any], context: Mapping[str, Any],
@@ -76,6 +95,7 @@ def review_card(approval_id: str, case: Mapping[str, Any], context: Mapping[str,
         textblock("Review: the planner would not decide this case alone", size="Medium", weight="Bolder"),
         factset(case),
         *evidence(kpis, signals),
+        *_handed(context.get("handedOver")),
         textblock(f"Why: {md(context.get('reason') or 'no reason recorded')}", isSubtle=True),
         *([textblock("Problems", weight="Bolder"), factset(problems)] if problems else []),
         textblock("Candidate actions" if candidates else "No catalog action fits: provide data, hand over or dismiss",
@@ -84,10 +104,7 @@ def review_card(approval_id: str, case: Mapping[str, Any], context: Mapping[str,
     for c in candidates:
         body += _about(c)
     if links is None:  # inputs travel only with Action.Submit
-        body += [*(_inputs(candidates) if candidates else
-                   [{"type": "Input.Text", "id": "owner", "label": "Hand over to (owner)", "maxLength": 200},
-                    {"type": "Input.Text", "id": "reason", "label": "Reason (to dismiss)", "maxLength": 500}]),
-                 helpful_input()]
+        body += [*(_inputs(candidates) if candidates else _hand_inputs()), helpful_input()]
     actions = buttons(approval_id, [c for c in CHOICES if c[0] in offered(context)], links)
     # A card takes at most five actions: four decisions plus two "was this helpful?" links are six, so the
     # helpful links sit in the body.

@@ -25,12 +25,13 @@ from ..domain.approvals import (
     verify_id,
 )
 from ..domain.catalog import Action
-from ..domain.contracts import missing, properties
+from ..domain.contracts import missing
 from ..domain.errors import Conflict, FieldError, Forbidden, Gone, InvalidInput, NotFound, Unauthorized
 from ..domain.identity import Principal
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
 from ..domain.pii import redact, scrub
+from ..domain.review import read_data
 from ..domain.status import Status
 from ..ports import Services
 from . import messaging
@@ -209,10 +210,9 @@ def decide(services: Services, approval_id: str, token: str, decision: str, prin
 
 
 def _same_person(principal: Principal, context: Mapping[str, Any]) -> bool:
-    """Whether `principal` approved an earlier stage, by id or name (an approval flow and Easy Auth may name
-    one person differently)."""
-    before = {str(x).casefold() for x in [*(context.get("approvedBy") or ()), *(context.get("approverNames") or ())]}
-    return bool(before & {principal.id.casefold(), principal.name.casefold()})
+    """Whether `principal` approved an earlier stage, by id: the Entra object id, from Easy Auth and, by its
+    contract, from the approval flow. Names are for people to read: two people may share one."""
+    return principal.id.casefold() in {str(x).casefold() for x in context.get("approvedBy") or ()}
 
 
 def _approve(services: Services, opp: Opportunity, approval: Approval, decided: Approval, decision: str,
@@ -267,12 +267,11 @@ def _enrich(services: Services, opp: Opportunity, approval: Approval, decided: A
         raise InvalidInput("an enrichment takes decision=provide", [FieldError("/decision", "provide")])
     action = (services.catalog.versions.get((approval.actionId, approval.actionVersion))
               if approval.actionId and approval.actionVersion else None)
-    allowed = set(properties(action)) if action else set()
-    given = {k: v for k, v in (data or {}).items() if k in allowed and v not in (None, "")}
-    unknown = sorted(set(data or {}) - allowed)
-    if unknown:
-        raise InvalidInput("fields outside the action's data contract",
-                           [FieldError(f"/data/{k}", "not a contract field") for k in unknown])
+    # Form text read as the contract's types and checked, as a review's provide does (one path).
+    given, errors = read_data([action] if action else [], opp.attributes, data, opp.caseKey,
+                              locked_as="identifies the record; it cannot be changed")
+    if errors:
+        raise InvalidInput("The data does not meet the action's data contract; nothing was recorded.", errors)
     if opp.status is not Status.needs_data:
         raise Conflict(f"opportunity {opp.id} is {opp.status.value}, not waiting for data")
     attributes = {**opp.attributes, **given}

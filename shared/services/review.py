@@ -26,15 +26,21 @@ def open_review(services: Services, opp: Opportunity, decision: planning.Decisio
                 cid: str) -> tuple[Approval, dict[str, Any]]:
     """The review record (its context: the candidates, prefilled and masked, and why the planner stopped) and
     what the notifier sends; raises Unavailable when no request can be signed (the caller falls back)."""
+    plan = decision.plan
+    return _ask(services, opp, decision.reason, decision.problems, plan.actionId if plan else None,
+                plan.actionVersion if plan else None, cid)
+
+
+def _ask(services: Services, opp: Opportunity, reason: str, problems: list[FieldError], action_id: str | None,
+         action_version: int | None, cid: str,
+         more: Mapping[str, Any] | None = None) -> tuple[Approval, dict[str, Any]]:
     key = approvals.signing_key(services)
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
-    context = review.context(candidates, opp.attributes, decision.reason, decision.problems,
-                             services.catalog.pii_fields)
-    plan = decision.plan
+    context = {**review.context(candidates, opp.attributes, reason, problems, services.catalog.pii_fields,
+                                opp.caseKey), **(more or {})}
     ttl = timedelta(hours=services.settings.approval_ttl_hours)
-    approval, token = new_approval(opp.id, opp.revision, REVIEW, plan.actionId if plan else None,
-                                   plan.actionVersion if plan else None, services.policy.reviewRole, key,
-                                   services.clock.now(), ttl, cid, context)
+    approval, token = new_approval(opp.id, opp.revision, REVIEW, action_id, action_version,
+                                   services.policy.reviewRole, key, services.clock.now(), ttl, cid, context)
     links = approvals._links(services, approval.id, token, review_cards.offered(context))
     case = notices.case_facts(services, opp)
     return approval, {"approvalId": approval.id, "token": token, "links": links, "correlationId": cid,
@@ -57,15 +63,7 @@ def answer(services: Services, opp: Opportunity, decided: Approval, decision: st
     if decision == "provide":
         return _provide(services, opp, decided, choice, data, candidates, inputs, cid)
     if decision == "handover":
-        if not (choice.owner or "").strip():
-            raise InvalidInput("Say who takes the case.", [FieldError("/owner", "required for handover")])
-        decided.decision = "handed over"
-        owner = choice.owner.strip()  # type: ignore[union-attr]
-        now = services.clock.now()
-        advance(services, opp, [], principal.id, f"handed over to {owner} by {principal.name}", cid,
-                inputs={**inputs, "owner": owner}, approvals=[decided], owner=owner, revision=opp.revision + 1,
-                updatedAt=now)
-        return decided
+        return _handover(services, opp, decided, choice, principal, inputs, cid)
     if decision == "dismiss":
         if not (choice.reason or "").strip():
             raise InvalidInput("Say why the case is dismissed.", [FieldError("/reason", "required for dismiss")])
@@ -76,6 +74,30 @@ def answer(services: Services, opp: Opportunity, decided: Approval, decision: st
         return decided
     raise InvalidInput("a review takes run, provide, handover or dismiss",
                        [FieldError("/decision", "run, provide, handover or dismiss")])
+
+
+def _handover(services: Services, opp: Opportunity, decided: Approval, choice: Choice, principal: Principal,
+              inputs: dict[str, Any], cid: str) -> Approval:
+    """The new owner, and a fresh review record for them (the candidates as the catalog has them now) in the
+    same commit; its card goes out after the commit, saying who handed the case to whom."""
+    owner = (choice.owner or "").strip()
+    if not owner:
+        raise InvalidInput("Say who takes the case.", [FieldError("/owner", "required for handover")])
+    decided.decision = "handed over"
+    before = decided.context or {}
+    problems = [FieldError(str(p.get("pointer") or "/"), str(p.get("detail") or ""))
+                for p in before.get("problems") or [] if isinstance(p, Mapping)]
+    bumped = replace(opp, owner=owner, revision=opp.revision + 1, updatedAt=services.clock.now())
+    asked, notice = _ask(services, bumped, str(before.get("reason") or "handed over on review"), problems,
+                         decided.actionId, decided.actionVersion, cid,
+                         {"handedOver": {"to": owner[:200], "by": principal.name[:200]}})
+    headline = f"handed to {owner} by {principal.name}"
+    moved = advance(services, opp, [], principal.id, headline, cid, inputs={**inputs, "owner": owner},
+                    outputs={"approvalId": asked.id}, approvals=[decided, asked], owner=owner,
+                    revision=bumped.revision, updatedAt=bumped.updatedAt)
+    if services.notifier is not None:  # after the commit landed: the card never names a record that is not there
+        services.notifier.notify("review", moved.id, f"{moved.caseKey}: {headline}", notice)
+    return decided
 
 
 def _chosen(candidates: list[Action], action_id: str | None) -> Action:
@@ -117,7 +139,10 @@ def _run(services: Services, opp: Opportunity, decided: Approval, choice: Choice
     """The reviewer's plan: validated against the contract, then governed like the planner's."""
     action = _chosen(candidates, choice.actionId)
     pii = services.catalog.pii_fields
-    changed, errors = review.overrides(action, opp.attributes, choice.parameters, pii)
+    # The card and the page carry every candidate's fields: only the chosen action's count.
+    mine, keys, errors = review.for_action(action, candidates, opp.attributes, choice.parameters, pii)
+    changed, more = review.overrides(action, opp.attributes, mine, pii, case_key=opp.caseKey, names=keys)
+    errors += more
     params = {**planning.parameters_for(action, opp.attributes), **changed}
     errors += [] if errors else violations(action, params)
     if errors:
@@ -157,24 +182,22 @@ def _run(services: Services, opp: Opportunity, decided: Approval, choice: Choice
 
 def _provide(services: Services, opp: Opportunity, decided: Approval, choice: Choice,
              data: Mapping[str, Any] | None, candidates: list[Action], inputs: dict[str, Any], cid: str) -> Approval:
-    """Merge the supplied contract fields (of the case's candidates only) and send the case back to triage."""
-    allowed = {name for a in candidates for name in properties(a)}
-    raw, at = (dict(data), "/data") if data else (dict(choice.parameters or {}), "/parameters")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise InvalidInput("fields outside the candidates' data contracts",
-                           [FieldError(f"{at}/{k}", "not a contract field") for k in unknown])
-    given = raw
-    if not data:  # a submit card sends every field back as parameters.<name>: the ones changed are the data
-        given = {}
-        for action in candidates:
-            mine = {k: v for k, v in raw.items() if k in properties(action)}
-            changed, _ = review.overrides(action, opp.attributes, mine, services.catalog.pii_fields)
-            given.update({k: v for k, v in changed.items() if k not in given})
-    given = {k: v for k, v in given.items() if v not in (None, "")}
+    """Merge the supplied contract fields (of the case's candidates only, read as their types and checked against
+    their contracts) and send the case back to triage."""
+    pii, errors = services.catalog.pii_fields, list[FieldError]()
+    if data:
+        raw, at = dict(data), "/data"
+    else:  # a submit card sends every field back as parameters.<actionId>.<name>: the ones changed are the data
+        raw, errors = review.card_changes(candidates, opp.attributes, choice.parameters, pii)
+        at = "/parameters"
+    given, more = review.read_data(candidates, opp.attributes, raw, opp.caseKey, at)
+    if errors or more:
+        raise InvalidInput("The data does not meet the candidates' data contracts; nothing was recorded.",
+                           errors + more)
     if not given:
+        allowed = sorted({name for a in candidates for name in properties(a)})
         raise InvalidInput("Nothing to add: supply at least one contract field.",
-                           [FieldError(at, f"one or more of {', '.join(sorted(allowed)) or 'no fields'}")])
+                           [FieldError(at, f"one or more of {', '.join(allowed) or 'no fields'}")])
     decided.decision = "provided"
     enriched = rescore(replace(opp, attributes={**opp.attributes, **given}), services.catalog,
                        services.policy.scoring)

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.domain.errors import Conflict, Forbidden, Gone, Unauthorized
+from shared.domain.errors import Conflict, Forbidden, Gone, InvalidInput, Unauthorized
 from shared.domain.identity import Principal
 from shared.domain.status import Status
 from shared.services import approvals
@@ -92,6 +92,23 @@ def test_supplied_data_goes_back_through_triage_and_the_loop_closes(svc, sandbox
     opp = svc.store.get(oid)
     assert opp.status is Status.verified and opp.attributes["vendorId"] == "V-7"
     assert sandbox.effects["ap.request-missing-fields"] == 1
+
+
+def test_supplied_form_text_is_read_as_the_contracts_types_and_checked(svc, sandbox):
+    oid = start(svc, processArea="accounts-payable", deviationPattern="invoice-missing-po", caseKey="INV-E2",
+                attributes={"invoiceId": "INV-E2"})
+    drive(svc)
+    [(_, _, _, notice)] = [n for n in svc.notifier.sent if n[1] == oid]
+    for data, pointer in (({"vendorId": "V-7", "missingFields": "poNumber", "invoiceId": "INV-X"}, "/data/invoiceId"),
+                          ({"vendorId": 7, "missingFields": "poNumber"}, "/data/vendorId")):
+        with pytest.raises(InvalidInput) as refused:
+            approvals.decide(svc, notice["approvalId"], notice["token"], "provide", BOB, data, None, "c")
+        assert [e.pointer for e in refused.value.errors] == [pointer]
+    approvals.decide(svc, notice["approvalId"], notice["token"], "provide", BOB,
+                     {"vendorId": "V-7", "missingFields": "poNumber, grNumber"}, None, "c")  # as a form posts it
+    assert svc.store.get(oid).attributes["missingFields"] == ["poNumber", "grNumber"]
+    drive(svc)
+    assert svc.store.get(oid).status is Status.verified
 
 
 def test_a_teams_webhook_gets_the_link_card_and_an_approval_flow_the_submit_card(svc, sandbox):
@@ -190,6 +207,18 @@ def test_above_the_second_threshold_the_first_approval_asks_a_different_person(s
     drive(svc)
     assert svc.store.get(oid).status is Status.verified and sandbox.effects["ap.post-gl-adjustment"] == 1
     assert [a.event for a in svc.store.audit(oid)].count("updated") == 1
+
+
+def test_two_approvers_are_told_apart_by_id_only(svc, sandbox):
+    oid, first = awaiting(svc, attributes={**PRICE["attributes"], "amount": 900.0})
+    decide(svc, first, who=Principal("ana-oid", "Ana Silva", frozenset({"AP.Approver"}), "easy-auth"))
+    second = [n for n in svc.notifier.sent if n[1] == oid][-1][3]
+    with pytest.raises(Forbidden, match="cannot approve twice"):  # the same object id, however the flow names her
+        decide(svc, second, who=Principal("ana-oid", "ana.alias@contoso.com", frozenset({"AP.Approver"}), "flow"))
+    namesake = Principal("other-oid", "Ana Silva", frozenset({"AP.Approver"}), "flow")
+    assert decide(svc, second, who=namesake).decision == "approved"  # another person who shares her name
+    drive(svc)
+    assert svc.store.get(oid).status is Status.verified
 
 
 @pytest.mark.parametrize("stage", [1, 2])

@@ -58,7 +58,7 @@ def test_needs_review_case_becomes_verified_after_reviewer_picks_an_action_and_e
     oid, notice = review_for(local, "INV-RV1")
     assert notice["requiredRole"] == "Backlog.Owner" and notice["candidates"] == [ACTION]
     before = server.sandbox.effects.get(ACTION, 0)
-    r = answer(server, notice, OLGA, submitted(notice, "run", **{"actionId": ACTION, "parameters.glAccount": "6100",
+    r = answer(server, notice, OLGA, submitted(notice, "run", **{"actionId": ACTION, f"parameters.{ACTION}.glAccount": "6100",
                                                                  "helpful": "yes"}))
     assert r.status_code == 200, r.text
     assert r.json()["decision"] == "run" and r.json()["decidedBy"] == "olga@contoso.com"
@@ -111,7 +111,7 @@ def test_a_reviewers_bad_parameter_is_named_and_nothing_changes(local):
 
 
 def test_handover_sets_the_owner_and_dismiss_through_the_confirmation_page_ends_the_case(local):
-    server, _ = local
+    server, outbox = local
     oid, notice = review_for(local, "INV-RV4")
     missing = answer(server, notice, RITA, {"token": notice["token"], "decision": "handover"})
     assert missing.status_code == 422 and missing.json()["errors"][0]["pointer"] == "/owner"
@@ -119,16 +119,22 @@ def test_handover_sets_the_owner_and_dismiss_through_the_confirmation_page_ends_
     assert r.status_code == 200 and r.json()["decision"] == "handed over"
     opp = view(server, oid)
     assert opp["owner"] == "bob@contoso.com" and opp["status"] == "needs_review"
+    assert server.bus.wait_idle(30)
+    [fresh] = [json.loads(p.read_text()) for p in outbox.iterdir()
+               if oid in p.name and "-review-" in p.name and notice["approvalId"] not in p.read_text()]
+    assert ": handed to " in fresh["subject"]  # the names scrubbed on the way out, as every subject is
+    assert fresh["details"]["links"]["dismiss"] and "Handed to" in json.dumps(fresh["details"]["cards"]["links"])
 
     oid, notice = review_for(local, "INV-RV5")
     link = notice["links"]["dismiss"]
     page = requests.get(link)
     assert page.status_code == 200 and re.search(r'<input name="reason"[^>]* required', page.text)
     action = urljoin(link, re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))
-    r = requests.post(action, headers=RITA, data={"token": notice["token"], "decision": "dismiss",
-                                                   "reason": "duplicate of INV-9, ask ana@contoso.com",
-                                                   "helpful": "no"})
-    assert r.status_code == 200 and "dismissed" in r.text
+    same_site = {**RITA, "Sec-Fetch-Site": "same-origin"}  # as a browser posts the page's own form
+    r = requests.post(action, headers=same_site, data={"token": notice["token"], "decision": "dismiss",
+                                                       "reason": "duplicate of INV-9, ask ana@contoso.com",
+                                                       "helpful": "no"})
+    assert r.status_code == 200 and "dismissed" in r.text, r.text
     opp = view(server, oid)
     assert opp["status"] == "dismissed" and "ana@contoso.com" not in json.dumps(opp["history"])
 
@@ -139,7 +145,9 @@ def test_the_confirmation_page_renders_each_decisions_fields_escaped(local):
     assert all(p.status_code == 200 and 'name="helpful" value="yes"' in p.text for p in pages.values())
     assert all(p.headers["Content-Security-Policy"].startswith("default-src 'none'") for p in pages.values())
     run = pages["run"].text
-    assert f'<option value="{ACTION}">' in run and 'name="parameters.glAccount" maxlength="1000" value="GL-X"' in run
+    assert f'<option value="{ACTION}">' in run
+    assert f'name="parameters.{ACTION}.glAccount" maxlength="1000" value="GL-X"' in run
+    assert f'name="parameters.{ACTION}.invoiceId"' not in run  # identifies the record: shown, not editable
     assert "<script>" not in run and "&lt;script&gt;" in run
     assert 'name="data.glAccount"' in pages["provide"].text and 'name="owner"' in pages["handover"].text
     assert 'name="reason"' in pages["dismiss"].text

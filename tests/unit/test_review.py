@@ -141,7 +141,7 @@ def test_dismiss_needs_a_reason_and_keeps_it_scrubbed():
     assert "ana@contoso.com" not in opp.history[-1]["reason"]
 
 
-def test_handover_needs_an_owner_sets_it_and_the_case_stays_for_review():
+def test_handover_needs_an_owner_and_opens_a_fresh_review_for_the_new_owner_in_the_same_commit():
     svc = memory_services()
     oid, notice = review_case(svc)
     with pytest.raises(InvalidInput) as err:
@@ -153,6 +153,91 @@ def test_handover_needs_an_owner_sets_it_and_the_case_stays_for_review():
     opp = svc.store.get(oid)
     assert decided.decision == "handed over" and opp.owner == "bob@contoso.com"
     assert opp.status is Status.needs_review
+    [fresh] = [a for a in svc.store.pending_approvals() if a.opportunityId == oid]
+    assert fresh.kind == "review" and fresh.id != notice["approvalId"] and f"-r{opp.revision}-" in fresh.id
+    assert [c["id"] for c in fresh.context["candidates"]] == ["ap.post-gl-adjustment"]
+    assert fresh.context["handedOver"] == {"to": "bob@contoso.com", "by": "rita@contoso.com"}
+    assert svc.store.audit(oid)[-1].outputs["approvalId"] == fresh.id  # recorded with the owner change
+    [(kind, _, subject, card)] = [n for n in svc.notifier.sent if n[3].get("approvalId") == fresh.id]
+    assert kind == "review" and subject.endswith("handed to bob@contoso.com by rita@contoso.com")
+    assert "Handed to" in json.dumps(card["cards"]["submit"])
+    approvals.decide(svc, card["approvalId"], card["token"], "dismiss", person("bob@contoso.com", "Backlog.Owner"),
+                     None, None, "c3", choice=_choice(None, reason="not ours"))
+    assert svc.store.get(oid).status is Status.dismissed
+
+
+def test_a_reviewer_cannot_point_the_action_at_another_record():
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    with pytest.raises(InvalidInput) as err:
+        approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER_APPROVER, None, None, "c2",
+                         choice=_choice("ap.post-gl-adjustment", glAccount="6100", invoiceId="INV-OTHER"))
+    assert [(e.pointer, e.detail) for e in err.value.errors] == [
+        ("/parameters/invoiceId", "identifies the record; it cannot be changed on review")]
+    assert svc.store.get(oid).status is Status.needs_review and svc.bus.messages == []
+    card = notice["cards"]["submit"]
+    assert "parameters.ap.post-gl-adjustment.invoiceId" not in json.dumps(card)  # shown as a fact, not an input
+    assert {"title": "invoiceId", "value": "INV-R1"} in [f for b in card["body"] if b["type"] == "FactSet"
+                                                         for f in b["facts"]]
+
+
+def _second_candidate(svc):
+    """ap.hold-invoice: another candidate for price variances, with a contract of its own."""
+    from shared.domain.catalog import Action, Catalog
+    d = svc.catalog.actions["ap.post-gl-adjustment"].model_dump(mode="json")
+    d.update(id="ap.hold-invoice", compensation=None, approvalThresholds=[], parameterMap={"holdReason": "vendorId"},
+             dataContract={"type": "object", "additionalProperties": False, "required": ["invoiceId", "holdUntil"],
+                           "properties": {"invoiceId": {"type": "string"}, "holdReason": {"type": "string"},
+                                          "holdUntil": {"type": "string"}}})
+    svc.catalog = Catalog([*svc.catalog.versions.values(), Action.model_validate(d)], svc.catalog.environment)
+
+
+def _card_inputs(card):
+    return {b["id"][len("parameters."):]: b.get("value", "") for b in card["body"]
+            if b["type"] == "Input.Text" and b["id"].startswith("parameters.")}
+
+
+def test_run_from_a_card_with_two_candidates_takes_the_chosen_ones_fields():
+    svc = memory_services()
+    _second_candidate(svc)
+    oid, notice = review_case(svc)
+    sent = _card_inputs(notice["cards"]["submit"])
+    assert "ap.hold-invoice.holdReason" in sent and "ap.post-gl-adjustment.glAccount" in sent
+    sent["ap.post-gl-adjustment.glAccount"] = "6100"
+    approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER_APPROVER, None, None, "c2",
+                     choice=_choice("ap.post-gl-adjustment", **sent))
+    opp = svc.store.get(oid)
+    assert opp.status is Status.approved and opp.plan["parameters"]["glAccount"] == "6100"
+    assert "holdReason" not in opp.plan["parameters"]
+
+
+def test_a_changed_field_the_chosen_action_does_not_have_is_refused_by_name():
+    svc = memory_services()
+    _second_candidate(svc)
+    oid, notice = review_case(svc)
+    with pytest.raises(InvalidInput) as err:  # plain names, as a JSON client sends them
+        approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER_APPROVER, None, None, "c2",
+                         choice=_choice("ap.post-gl-adjustment", glAccount="6100", holdReason="V-1",
+                                        holdUntil="2027-01-01"))
+    assert [e.pointer for e in err.value.errors] == ["/parameters/holdUntil"]
+    approvals.decide(svc, notice["approvalId"], notice["token"], "run", OWNER_APPROVER, None, None, "c2",
+                     choice=_choice("ap.post-gl-adjustment", glAccount="6100", holdReason="V-1"))
+    assert svc.store.get(oid).status is Status.approved
+
+
+def test_provided_form_text_is_stored_as_the_contracts_type_and_the_case_plans_again():
+    svc = memory_services()
+    oid, notice = review_case(svc)
+    with pytest.raises(InvalidInput) as err:
+        approvals.decide(svc, notice["approvalId"], notice["token"], "provide", OWNER,
+                         {"glAccount": "6100", "amount": "lots"}, None, "c2")
+    assert [e.pointer for e in err.value.errors] == ["/data/amount"]
+    svc.bus.messages.clear()
+    approvals.decide(svc, notice["approvalId"], notice["token"], "provide", OWNER,
+                     {"glAccount": "6100", "amount": "300"}, None, "c2")
+    assert svc.store.get(oid).attributes["amount"] == 300
+    _run(svc, "triage", "plan")
+    assert svc.store.get(oid).status is Status.awaiting_approval  # a valid plan now: asks its approver
 
 
 def test_provide_takes_only_candidate_contract_fields_and_sends_the_case_back_to_triage():
@@ -189,7 +274,8 @@ def test_provide_from_the_submit_card_takes_the_fields_the_reviewer_changed():
     svc = memory_services()
     oid, notice = review_case(svc)
     approvals.decide(svc, notice["approvalId"], notice["token"], "provide", OWNER, None, None, "c2",
-                     choice=_choice(None, invoiceId="INV-R1", glAccount="6300"))
+                     choice=_choice(None, **{"ap.post-gl-adjustment.glAccount": "6300",
+                                             "ap.post-gl-adjustment.amount": "120.0"}))
     opp = svc.store.get(oid)
     assert opp.status is Status.new and opp.attributes["glAccount"] == "6300"
     assert svc.store.audit(oid)[-1].inputs["fields"] == ["glAccount"]

@@ -9,17 +9,18 @@ LINKS = {d: f"https://x.example/api/approvals/r/confirm?decision={d}&token=t"
 LINKS |= {"helpful:yes": "https://x.example/f?helpful=yes", "helpful:no": "https://x.example/f?helpful=no"}
 
 
-def candidate(i, fields=4, value="INV-1"):
+def candidate(i, fields=4, value="INV-1", locked=0):
     names = [f"field{i}_{n}" for n in range(fields)]
     return {"id": f"ap.action-{i}", "version": 1, "name": f"Action {i}", "riskTier": "medium",
             "approvalRole": "AP.Approver", "effortHours": 0.5, "prerequisites": ["vendor master maintained"],
             "failureModes": ["GL period closed"], "fields": names, "required": names,
-            "parameters": dict.fromkeys(names, value)}
+            "parameters": dict.fromkeys(names, value), "locked": names[:locked]}
 
 
 CONTEXT = {"candidates": [candidate(1), candidate(2)], "reason": "ap.action-1 fits almost as well",
            "problems": [{"pointer": "/parameters/glAccount", "detail": "must match pattern ^[0-9]{4,8}$"}]}
-WORST = {"candidates": [candidate(i, 25, "ж" * 200) for i in range(10)], "reason": "ж" * 500,
+WORST = {"candidates": [candidate(i, 25, "ж" * 200, locked=5) for i in range(10)], "reason": "ж" * 500,
+         "handedOver": {"to": "ж" * 200, "by": "ж" * 200},
          "problems": [{"pointer": f"/parameters/f{i}", "detail": "d" * 200} for i in range(5)]}
 
 
@@ -35,7 +36,8 @@ def test_the_submit_card_offers_every_decision_with_the_candidates_and_fields_pr
     card = review_cards.review_card("r", CASE, CONTEXT)
     inputs = {b["id"]: b for b in card["body"] if b["type"].startswith("Input.")}
     assert [c["value"] for c in inputs["actionId"]["choices"]] == ["ap.action-1", "ap.action-2"]
-    assert inputs["parameters.field1_0"]["value"] == "INV-1" and {"owner", "reason", "helpful"} <= set(inputs)
+    assert inputs["parameters.ap.action-1.field1_0"]["value"] == "INV-1" and {"owner", "reason", "helpful"} <= set(inputs)
+    assert inputs["parameters.ap.action-2.field2_3"]["value"] == "INV-1"  # each candidate's fields, by its id
     assert [(a["data"]["decision"], a["type"]) for a in card["actions"]] == [
         ("run", "Action.Submit"), ("provide", "Action.Submit"), ("handover", "Action.Submit"),
         ("dismiss", "Action.Submit")]
@@ -63,3 +65,16 @@ def test_hostile_data_on_a_review_card_renders_as_text_never_as_a_link():
     card = review_cards.review_card("r", CASE, {"candidates": [hostile], "reason": HOSTILE[8]})
     for shown in rendered(card):
         assert "<a " not in shown["html"] and "<img" not in shown["html"]
+
+
+def test_the_fields_that_identify_the_record_are_facts_not_inputs():
+    context = {"candidates": [candidate(1, value="INV-7", locked=1), candidate(2)], "reason": "two fit",
+               "handedOver": {"to": "bob@contoso.com", "by": "Rita"}}
+    card = review_cards.review_card("r", CASE, context)
+    ids = {b["id"] for b in card["body"] if b["type"].startswith("Input.")}
+    assert "parameters.ap.action-1.field1_0" not in ids and "parameters.ap.action-1.field1_1" in ids
+    assert "parameters.ap.action-2.field2_0" in ids  # locked for action 1 only
+    assert {"title": "field1\\_0", "value": "INV-7"} in [f for b in card["body"] if b["type"] == "FactSet"
+                                                       for f in b["facts"]]
+    text = " ".join(as_text(t["html"]) for t in rendered(card))
+    assert "cannot be changed here" in text and "Handed to bob@contoso.com by Rita" in text

@@ -36,3 +36,17 @@ def test_every_value_from_the_context_is_escaped():
         {"id": "a<i>", "version": 1, "riskTier": "low", "fields": ["f\"><script>"], "parameters": {}}]}
     page = confirm_page.render(memory_services().catalog, approval(REVIEW, context), "run", "t\"><x>")
     assert "<script>" not in page and "<i>" not in page and "<b>x</b>" not in page and '"><x>' not in page
+
+
+def test_the_run_form_names_each_candidates_fields_and_shows_the_record_it_changes_read_only():
+    context = {"candidates": [
+        {"id": "ap.a", "version": 1, "riskTier": "low", "fields": ["invoiceId", "glAccount"], "locked": ["invoiceId"],
+         "parameters": {"invoiceId": "INV-1", "glAccount": "ABC"}},
+        {"id": "ap.b", "version": 1, "riskTier": "low", "fields": ["invoiceId", "flag"], "locked": ["invoiceId"],
+         "parameters": {"invoiceId": "INV-1", "flag": True}}]}
+    page = confirm_page.render(memory_services().catalog, approval(REVIEW, context), "run", "t")
+    assert 'name="parameters.ap.a.glAccount" maxlength="1000" value="ABC"' in page
+    assert 'name="parameters.ap.b.flag" maxlength="1000" value="true"' in page
+    assert "invoiceId" in page and 'name="parameters.ap.a.invoiceId"' not in page and "<b>INV-1</b>" in page
+    provide = confirm_page.render(memory_services().catalog, approval(REVIEW, context), "provide", "t")
+    assert 'name="data.glAccount"' in provide and 'name="data.invoiceId"' not in provide
