@@ -16,7 +16,17 @@ import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
 from .edge import lazy, services
-from .http import endpoint, json_object, json_response, principal, read_body, require_media_type
+from .http import (
+    FORM,
+    endpoint,
+    json_object,
+    json_response,
+    media_type,
+    principal,
+    read_body,
+    require_media_type,
+    require_same_origin_form,
+)
 
 if TYPE_CHECKING:
     import pydantic
@@ -33,7 +43,6 @@ else:
     confirm_page = lazy("shared.api.confirm_page")
 
 bp = func.Blueprint()
-_FORM = "application/x-www-form-urlencoded"
 
 
 def _principal(req: func.HttpRequest, settings: Any, body: bytes, doc: dict[str, Any]) -> Principal | None:
@@ -46,7 +55,7 @@ def _principal(req: func.HttpRequest, settings: Any, body: bytes, doc: dict[str,
 
 def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:
     """JSON from a flow or a client; a form post from the confirmation page (fields `data.<name>`)."""
-    if require_media_type(req, ("application/json", _FORM)) == _FORM:
+    if require_media_type(req, ("application/json", FORM)) == FORM:
         fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         data = {k[5:]: v for k, v in fields.items() if k.startswith("data.")}
         parameters = {k[11:]: v for k, v in fields.items() if k.startswith("parameters.")}
@@ -92,6 +101,7 @@ def _fields(doc: dict[str, Any]) -> flow_contracts.ApprovalAnswer:
 def decide_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Approve, reject or supply data: 401 forged token or no principal, 403 wrong role, 409 used, 410 expired."""
     svc = services()
+    require_same_origin_form(req, svc.settings)  # a cross-site form: 403, nothing read
     body = read_body(req, svc.settings.max_body_bytes)
     doc = _parse(req, body)
     answer = _fields(doc)
@@ -109,7 +119,7 @@ def decide_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 
 
 def approvals_form(req: func.HttpRequest) -> bool:
-    return req.headers.get("content-type", "").startswith(_FORM)
+    return media_type(req) == FORM
 
 
 @bp.route(route="approvals/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

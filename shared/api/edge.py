@@ -10,7 +10,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..domain.errors import ProblemError, Unavailable
+from ..domain.errors import Conflict, ProblemError, Unavailable
 
 if TYPE_CHECKING:
     from .. import runtime
@@ -62,18 +62,30 @@ def problem_body(exc: ProblemError, instance: str, cid: str) -> dict[str, Any]:
 
 
 def refusal(exc: Exception, log: logging.Logger, what: str, cid: str) -> ProblemError:
-    """The problem a failure answers, logged once: a ProblemError as itself, a part that did not answer as 503
-    with Retry-After, anything else as a 500 that tells the caller only the correlation id."""
+    """The problem a failure answers, logged once: a ProblemError as itself, a write that lost a race as 409, a part
+    that did not answer as 503 with Retry-After, anything else as a 500 that tells the caller only the correlation
+    id."""
     extra = {"correlationId": cid}
     if isinstance(exc, ProblemError):
         log.info("%s → %d %s", what, exc.status, exc.detail, extra=extra)
         return exc
+    if _lost_race(exc):
+        log.info("%s → 409 concurrent change: %s", what, exc, extra=extra)
+        return Conflict("The record was changed by someone else meanwhile; read it again, and send this again if "
+                        "it still applies.")
     down = unavailable(exc)
     if down is not None:
         log.warning("%s → 503 %s", what, down.detail, extra=extra, exc_info=exc)
         return down
     log.error("%s failed", what, extra=extra, exc_info=exc)
     return ServerFault("The server failed; the request may be retried. Quote the correlation id.")
+
+
+def _lost_race(exc: Exception) -> bool:
+    """Whether the store refused a write because the record changed since it was read (ports.ConcurrencyConflict,
+    looked up only when loaded: whatever raised it loaded it, and this file stays free of heavy imports)."""
+    ports = sys.modules.get("shared.ports")
+    return ports is not None and isinstance(exc, ports.ConcurrencyConflict)
 
 
 def easy_auth_principal(header: str | None, settings: Any) -> Principal | None:

@@ -15,7 +15,16 @@ import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
 from .edge import lazy, services
-from .http import endpoint, json_object, json_response, principal, read_body, require_media_type
+from .http import (
+    FORM,
+    endpoint,
+    json_object,
+    json_response,
+    principal,
+    read_body,
+    require_media_type,
+    require_same_origin_form,
+)
 
 if TYPE_CHECKING:
     from ..domain import approvals as approval_rules
@@ -25,7 +34,6 @@ else:
     approval_rules = lazy("shared.domain.approvals")
 
 bp = func.Blueprint()
-_FORM = "application/x-www-form-urlencoded"
 _ANSWERS = {"yes": True, "no": False, True: True, False: False}
 # The token is in the page's URL: no referrer carries it away, no cache keeps it, no frame hosts the button.
 _PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
@@ -51,8 +59,9 @@ def _answer(doc: dict[str, Any]) -> tuple[str, bool, str | None]:
 def post_feedback(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Record "was this helpful?" for a card: 401 forged token, 409 already answered, 410 expired, 422 bad field."""
     svc = services()
+    require_same_origin_form(req, svc.settings)  # a cross-site form: 403, nothing read
     body = read_body(req, svc.settings.max_body_bytes)
-    form = require_media_type(req, ("application/json", _FORM)) == _FORM
+    form = require_media_type(req, ("application/json", FORM)) == FORM
     doc = ({k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()} if form
            else json_object(body))
     token, helpful, comment = _answer(doc)

@@ -11,11 +11,13 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
 from ..domain.errors import (
     FieldError,
+    Forbidden,
     InvalidInput,
     PayloadTooLarge,
     ProblemError,
@@ -34,6 +36,8 @@ else:
 log = logging.getLogger("closedloop.http")
 D = TypeVar("D", int, None)
 PROBLEM = "application/problem+json"
+FORM = "application/x-www-form-urlencoded"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -92,6 +96,47 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
     return doc
+
+
+def _origin(url: str) -> str | None:
+    """scheme://host[:port] of a URL or an Origin header, lower case, default port dropped; None if it has none."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    scheme = parts.scheme.lower()
+    shown = f":{port}" if port is not None and port != _DEFAULT_PORTS.get(scheme) else ""
+    return f"{scheme}://{parts.hostname.lower()}{shown}"
+
+
+def require_same_origin_form(req: func.HttpRequest, settings: Any) -> None:
+    """A form post must come from one of the app's own pages (its confirmation pages): 403 otherwise, before
+    anything is read or recorded. A card's link, and so its token, is seen by everyone in the channel; without
+    this a page elsewhere could make a signed-in approver's browser post an answer with their Easy Auth cookie.
+    JSON is not checked: a browser sends it across sites only after a CORS preflight, which this app never grants.
+
+    Own origin: PUBLIC_BASE_URL's (where the cards' links point); on the local host the request's own too. The
+    confirmation pages say Referrer-Policy: no-referrer, under which a browser sends `Origin: null` with their
+    form posts: then (as with no Origin) `Sec-Fetch-Site: same-origin` must vouch for it."""
+    if media_type(req) != FORM:
+        return
+    own = {o for o in (_origin(settings.public_base_url or ""),) if o}
+    if settings.local and req.headers.get("host"):
+        own.add(_origin(f"{urlsplit(req.url).scheme or 'http'}://{req.headers['host']}") or "")
+    sent = (req.headers.get("origin") or "").strip()
+    if sent and sent != "null":
+        if _origin(sent) in own:
+            return
+        why = f"Origin {sent[:100]} is not this app's"
+    elif req.headers.get("sec-fetch-site", "").strip().lower() == "same-origin":
+        return
+    else:
+        why = "neither an Origin of this app's nor Sec-Fetch-Site: same-origin"
+    raise Forbidden("A form is answered only from this app's own page (open the card's link); nothing was "
+                    "recorded.", [FieldError("header:Origin", why)])
 
 
 # App Service puts a Key Vault reference it could not resolve (no access yet, a wrong URI) in the setting as its

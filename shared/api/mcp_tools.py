@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     from .. import ports
     from ..domain import approvals as approval_rules
     from ..domain.identity import Principal
+    from ..ingest import generic
     from ..ports import Services
     from ..services import approvals, autonomy, backlog, measure
 else:
     approvals, autonomy = lazy("shared.services.approvals"), lazy("shared.services.autonomy")
     backlog, measure, ports = lazy("shared.services.backlog"), lazy("shared.services.measure"), lazy("shared.ports")
-    approval_rules = lazy("shared.domain.approvals")
+    approval_rules, generic = lazy("shared.domain.approvals"), lazy("shared.ingest.generic")
 
 bp = func.Blueprint()
 log = logging.getLogger("closedloop.mcp")
@@ -83,9 +84,9 @@ def run(context: str | dict[str, Any], tool: Tool) -> str:
     """Parse the tool context, run the tool, answer JSON text (a problem object on refusal, never a raise)."""
     cid = str(uuid.uuid4())
     try:
-        doc = json.loads(context) if isinstance(context, str) else dict(context or {})
+        doc = json.loads(context, parse_constant=_not_json) if isinstance(context, str) else dict(context or {})
     except (ValueError, TypeError):
-        return _refusal(MalformedBody("the tool context is not JSON"), cid)
+        return _refusal(MalformedBody("the tool context is not JSON (NaN and Infinity are not JSON numbers)"), cid)
     try:
         args = doc.get("arguments") or {}
         if not isinstance(args, dict):
@@ -93,6 +94,10 @@ def run(context: str | dict[str, Any], tool: Tool) -> str:
         return json.dumps(tool(services(), args, doc, cid), default=str)
     except Exception as exc:
         return _refusal(refusal(exc, log, f"MCP {tool.__name__.lstrip('_')}", cid), cid)
+
+
+def _not_json(word: str) -> Any:
+    raise ValueError(f"{word} is not a JSON number")
 
 
 def _backlog(svc: "Services", args: dict[str, Any], _ctx: dict[str, Any], _cid: str) -> Any:
@@ -116,11 +121,15 @@ def _object(args: dict[str, Any], name: str) -> dict[str, Any] | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             value = None
     if not isinstance(value, dict):
         raise InvalidInput(f"{name} is an object of contract fields.",
                            [FieldError(f"/arguments/{name}", "an object (or its JSON text)")])
+    # What an HTTP body may not hold, an argument may not either: NaN passes every amount limit it is compared to.
+    errors = generic.audit(value, ("arguments", name))
+    if errors:
+        raise InvalidInput(f"{name} holds values the app cannot keep; nothing was done.", errors)
     return value
 
 

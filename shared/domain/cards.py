@@ -195,8 +195,7 @@ def enrich_card(approval_id: str, case: Mapping[str, Any], action_id: str, missi
         body += [{"type": "Input.Text", "id": name, "label": name, "isRequired": True,
                   "errorMessage": f"{name} is required"} for name in missing]
         body.append(helpful_input())
-    return card(body, buttons(approval_id, [("provide", "Send", "positive")],
-                                {"provide": links["provide"]} if links else None))
+    return card(body, buttons(approval_id, [("provide", "Send", "positive")], links))
 
 
 def escalation_card(case: Mapping[str, Any], headline: str, details: Mapping[str, Any],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class RiskTier(StrEnum):
@@ -56,6 +56,9 @@ class FlowRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
     setting: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     connector: str = "http"
+
+
+_NUMERIC = ("number", "integer")
 
 
 class Action(BaseModel):
@@ -135,6 +138,22 @@ class Action(BaseModel):
         if not isinstance(props, dict) or not all(isinstance(p, dict) for p in props.values()):
             raise ValueError("properties must be an object of JSON Schemas")
         return value
+
+    @model_validator(mode="after")
+    def _numeric_thresholds(self) -> Action:
+        # A threshold on a field the contract does not declare a number could only be met by values it cannot
+        # compare (threshold_need then asks the most it can, every time): a mistake to refuse when it is added.
+        props = self.dataContract.get("properties") or {}
+        for t in self.thresholds():
+            if t.field not in props:
+                raise ValueError(f"the approval threshold on {t.field!r} names a field the data contract does not "
+                                 "declare; declare it with type number or integer")
+            kind = props[t.field].get("type")
+            kinds = [k for k in kind if k != "null"] if isinstance(kind, list) else [kind]
+            if not kinds or not all(k in _NUMERIC for k in kinds):
+                raise ValueError(f"the approval threshold on {t.field!r} needs the data contract to declare it with "
+                                 f"type number or integer, not {kind!r}")
+        return self
 
     def required_fields(self) -> tuple[str, ...]:
         return tuple(self.dataContract.get("required", ()))

@@ -5,6 +5,7 @@ and falls back to this one.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -92,17 +93,42 @@ def decide(attributes: Mapping[str, Any], candidates: Sequence[Action], threshol
 
 def threshold_need(action: Action, parameters: Mapping[str, Any]) -> tuple[int, str]:
     """How many people must approve by amount (0, 1 or 2) under the action's thresholds, and why
-    ("amount 7,500 is above 5,000: two approvers"). A value that is not a number is not compared."""
+    ("amount 7,500 is above 5,000: two approvers"). Fails closed: a value that is there but not a finite number
+    (text from a form, NaN, a boolean) cannot be compared, so it asks the most that threshold can ask."""
     need, why = 0, ""
     for t in action.thresholds():
         value = parameters.get(t.field)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if value is None:
+            continue
+        if not _finite_number(value):
+            most = 2 if t.secondApproverAbove is not None else 1 if t.approvalAbove is not None else 0
+            if most > need:
+                need, why = most, (f"{t.field} is {_what(value)}, not a finite number: "
+                                   f"{'two approvers' if most == 2 else 'an approval'}")
             continue
         if t.secondApproverAbove is not None and value > t.secondApproverAbove and need < 2:
             need, why = 2, f"{t.field} {value:,.2f} is above {t.secondApproverAbove:,.2f}: two approvers"
         elif t.approvalAbove is not None and value > t.approvalAbove and need < 1:
             need, why = 1, f"{t.field} {value:,.2f} is above {t.approvalAbove:,.2f}: an approval"
     return need, why
+
+
+def _what(value: Any) -> str:
+    """What a value that is not a finite number is, without quoting it (a reason is shown on cards and stored)."""
+    if isinstance(value, float):
+        return str(value)  # nan, inf, -inf
+    kinds = {bool: "a boolean", int: "an integer too large to compare", str: "text"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
+
+
+def _finite_number(value: Any) -> bool:
+    # bool is an int to Python; NaN compares false with every limit; an int past float's range cannot be shown.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def coverage_confidence(action: Action, params: Mapping[str, Any]) -> float:

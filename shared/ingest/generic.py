@@ -5,12 +5,14 @@ first problem, so the error path walks the same Struct fields to name every bad 
 field this app does not know (at the top level of a finding or in its kpiImpact) is kept under `extensions`
 rather than refusing the batch, unless the caller asks for strict reading; only then is the body walked.
 Every route's JSON body goes through `decode_json` (or `decode_as`, its typed fast path): a body that is not
-JSON, not UTF-8 or nested past MAX_DEPTH is a 400, and what JSON allows but the app cannot keep (an integer past
-64 bits, a lone surrogate) a 422; each names where it is.
+JSON, not UTF-8, nested past MAX_DEPTH or holding NaN/Infinity (which Python's json takes) is a 400, and what JSON
+allows but the app cannot keep (an integer past 64 bits, a number past float's range, a lone surrogate) a 422; each
+names where it is.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -55,6 +57,7 @@ _PLAIN = msgspec.json.Decoder().decode
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # only \uD800-\uDFFF escapes can decode to a surrogate
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
+_NOT_JSON = "is not a JSON number"
 
 
 class _Huge:
@@ -66,6 +69,16 @@ class _Huge:
         self.digits = digits
 
 
+class _Constant:
+    """NaN, Infinity or -Infinity in a body, kept as its word until the walk names where it sits: json takes them,
+    and NaN compares false with every limit (a contract's maximum, an approval threshold), so it would pass them."""
+
+    __slots__ = ("word",)
+
+    def __init__(self, word: str):
+        self.word = word
+
+
 def _integer(text: str) -> Any:
     if len(text) > 20:  # 2**64 has 20 digits: longer is out of range without converting (int() of 4,301 raises)
         return _Huge(len(text.lstrip("-")))
@@ -74,8 +87,9 @@ def _integer(text: str) -> Any:
 
 
 def decode_json(body: bytes) -> Any:
-    """The JSON value of a request body: 400 when it is not UTF-8 JSON or nests past MAX_DEPTH; 422 for an integer
-    past 64 bits or a lone surrogate; each error names where (a JSON Pointer)."""
+    """The JSON value of a request body: 400 when it is not UTF-8 JSON (NaN and Infinity are not) or nests past
+    MAX_DEPTH; 422 for an integer past 64 bits, a number past float's range or a lone surrogate; each error names
+    where (a JSON Pointer)."""
     body = body[3:] if body[:3] == _BOM else body
     if not body.strip():
         raise MalformedBody("The request body is empty; send a JSON object or array.", [FieldError("", "empty")])
@@ -84,7 +98,7 @@ def decode_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedBody("The request body is not UTF-8 text.", [_not_utf8(body, exc.start)]) from None
     try:
-        value = json.loads(text, parse_int=_integer)
+        value = json.loads(text, parse_int=_integer, parse_constant=_Constant)
     except json.JSONDecodeError as exc:
         where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
         raise MalformedBody(f"The request body is not valid JSON: {where}.", [FieldError("", where)]) from None
@@ -106,7 +120,7 @@ def decode_as(decoder: msgspec.json.Decoder, body: bytes) -> tuple[bool, Any]:
         return False, plain_json(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         decode_json(body)  # not UTF-8, not JSON, a lone surrogate, too deep: named there
-        # What json takes and msgspec does not: NaN and Infinity, which JSON has no words for.
+        # decode_json took what msgspec refused: nothing should be left, but a body is never taken on doubt.
         raise MalformedBody("The request body is not valid JSON (NaN and Infinity are not JSON numbers).",
                             [FieldError("", "not JSON")]) from None
 
@@ -149,8 +163,8 @@ def _within_limits(value: Any) -> bool:
 
 def audit(value: Any, at: tuple = (), surrogates: bool = True, most: int = 20) -> list[FieldError]:
     """What JSON allows but the app cannot keep, named by pointer: nesting past MAX_DEPTH (counted from the
-    body's root, `at` being where `value` sits), integers past 64 bits, and lone surrogates (which no UTF-8
-    encoder, the store's included, can write)."""
+    body's root, `at` being where `value` sits), integers past 64 bits, numbers that are not finite (NaN, Infinity,
+    1e999), and lone surrogates (which no UTF-8 encoder, the store's included, can write)."""
     errors: list[FieldError] = []
     root = _scalar_error(value, at, surrogates)
     if root is not None or value.__class__ not in (dict, list):
@@ -170,7 +184,7 @@ def audit(value: Any, at: tuple = (), surrogates: bool = True, most: int = 20) -
             cls = item.__class__
             if cls is dict or cls is list:
                 stack.append((item, (*where, key)))
-            elif cls is _Huge or (surrogates and cls is str):
+            elif cls is _Huge or cls is _Constant or cls is float or (surrogates and cls is str):
                 found = _scalar_error(item, (*where, key), surrogates)
                 if found is not None:
                     errors.append(found)
@@ -181,6 +195,11 @@ def _scalar_error(value: Any, at: tuple, surrogates: bool) -> FieldError | None:
     if value.__class__ is _Huge:
         return FieldError(pointer(*at), f"an integer of {value.digits} digits is out of range (64 bits); "
                                         "send it as text")
+    if value.__class__ is _Constant:
+        return FieldError(pointer(*at), f"{value.word} {_NOT_JSON}; send a finite number")
+    if value.__class__ is float and not math.isfinite(value):  # 1e999 from a body; NaN too from a caller's dict
+        return FieldError(pointer(*at), "NaN is not a finite number" if value != value else
+                          "the number is past the range of a float (±1.8e308); send a finite number")
     if surrogates and value.__class__ is str and _SURROGATE.search(value):
         return FieldError(pointer(*at), "holds a lone surrogate (\\ud800-\\udfff), which is not text")
     return None
@@ -191,6 +210,9 @@ def _unkeepable(errors: list[FieldError]) -> ProblemError:
     out of range and lone surrogates are values it cannot keep (422)."""
     if any(e.detail.startswith("nests deeper") for e in errors):
         return MalformedBody(f"The body nests deeper than {MAX_DEPTH} levels; nothing was stored.", errors)
+    if any(_NOT_JSON in e.detail for e in errors):
+        return MalformedBody("The request body is not valid JSON (NaN and Infinity are not JSON numbers); nothing "
+                             "was stored.", errors)
     return InvalidInput("The body holds values the app cannot keep; nothing was stored.", errors)
 
 

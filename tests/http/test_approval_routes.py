@@ -105,11 +105,55 @@ def test_a_card_link_opens_a_confirmation_page_and_only_the_form_post_decides(lo
     assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "awaiting_approval"
     action = urljoin(link, re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))
     assert action == f"{server.base_url}/approvals/{notice['approvalId']}"
-    r = requests.post(action, headers=ANA, data={"token": notice["token"], "decision": "reject"})
+    # What a browser sends from the page: its origin (or, under the page's no-referrer policy, Origin: null with
+    # Sec-Fetch-Site: same-origin; see the test below).
+    r = requests.post(action, headers={**ANA, "Origin": server.base_url.removesuffix("/api")},
+                      data={"token": notice["token"], "decision": "reject"})
     assert r.status_code == 200 and "rejected" in r.text
     assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "rejected"
     used = requests.get(link)
     assert used.status_code == 409 and used.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("sent", [{"Origin": "https://evil.example"}, {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+                                  {}, {"Origin": "http://127.0.0.1.evil.example", "Sec-Fetch-Site": "same-origin"}],
+                         ids=["another origin", "null origin from another site", "neither header",
+                              "a lookalike origin"])
+def test_a_form_post_from_another_site_is_refused_and_records_nothing(local, sent):
+    # Everyone in the channel sees a link card's token: a page elsewhere must not make a signed-in approver's
+    # browser post the answer (with their Easy Auth cookie).
+    server, _ = local
+    oid, notice = card_for(local, "INV-XS")
+    form = {"token": notice["token"], "decision": "approve"}
+    r = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", headers={**ANA, **sent}, data=form)
+    assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"][0]["header"] == "Origin"
+    feedback = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}/feedback", headers=sent,
+                             data={"token": notice["token"], "helpful": "yes"})
+    assert feedback.status_code == 403
+    view = requests.get(f"{server.base_url}/opportunities/{oid}").json()
+    assert view["status"] == "awaiting_approval" and view["approvals"][0]["helpful"] is None
+
+
+def test_no_answer_route_lets_another_site_send_json(local):
+    # Why JSON needs no Origin check: a page elsewhere can send it only after a CORS preflight, never granted.
+    server, _ = local
+    url = f"{server.base_url}/approvals/{'0' * 32}-a1"
+    preflight = requests.options(url, headers={"Origin": "https://evil.example", "Access-Control-Request-Method":
+                                               "POST", "Access-Control-Request-Headers": "content-type"})
+    posted = requests.post(url, json={}, headers={"Origin": "https://evil.example"})
+    assert not any(h.lower().startswith("access-control-") for h in [*preflight.headers, *posted.headers])
+
+
+def test_a_form_post_from_the_apps_own_page_under_no_referrer_is_taken(local):
+    # The confirmation page says Referrer-Policy: no-referrer, so a browser posts its form with Origin: null and
+    # Sec-Fetch-Site: same-origin. JSON (the approval flow, API clients) needs neither header.
+    server, _ = local
+    oid, notice = card_for(local, "INV-SO")
+    r = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}",
+                      headers={**ANA, "Origin": "null", "Sec-Fetch-Site": "same-origin"},
+                      data={"token": notice["token"], "decision": "reject"})
+    assert r.status_code == 200 and "rejected" in r.text
 
 
 def test_the_confirmation_page_shows_nothing_without_a_valid_token(local):

@@ -69,12 +69,13 @@ def test_a_link_card_feedback_page_records_nothing_and_its_form_post_records_onc
     view = requests.get(f"{server.base_url}/opportunities/{oid}").json()
     assert view["approvals"][0]["helpful"] is None  # a link scanner opening the link answered nothing
     token = parse_qs(urlsplit(link).query)["token"][0]
+    form = {**FORM, "Origin": server.base_url.removesuffix("/api")}  # posted from the page, as a browser does
     r = requests.post(link.split("?")[0], data={"token": token, "helpful": "no", "comment": "mail me: x@y.com"},
-                      headers=FORM)
+                      headers=form)
     assert r.status_code == 200 and "recorded" in r.text
     view = requests.get(f"{server.base_url}/opportunities/{oid}").json()
     assert view["approvals"][0]["helpful"] is False and view["status"] == "awaiting_approval"
-    second = requests.post(link.split("?")[0], data={"token": token, "helpful": "yes"}, headers=FORM)
+    second = requests.post(link.split("?")[0], data={"token": token, "helpful": "yes"}, headers=form)
     assert second.status_code == 409 and second.headers["content-type"].startswith("application/problem+json")
     from shared import runtime
 

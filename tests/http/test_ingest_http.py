@@ -1,4 +1,5 @@
 """Ingest over a real socket: the local host serving function_app against Azurite."""
+import json
 import time
 
 import pytest
@@ -188,3 +189,40 @@ def test_a_principal_header_holding_a_json_list_is_a_400_naming_the_header(api):
     forged = {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(b'[{"typ": "roles", "val": "Autonomy.Admin"}]').decode()}
     errors = _problem(_send(api, "POST", "/autonomy", b'{"freeze": true, "reason": "r"}', headers=forged), 400)
     assert errors == [{"header": "X-MS-CLIENT-PRINCIPAL", "detail": "is not an object with a list of claims"}]
+
+
+_CE = {"specversion": "1.0", "id": "ce-nan", "source": "https://erp.example/exports", "type": "t"}
+_APPROVAL = "/approvals/0123456789abcdef0123456789abcdef-a1-0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize("method, route, raw, params, kind, where", [
+    ("POST", "/findings", '{"eventId": "e", "attributes": {"amount": NaN}}', None, None, "/attributes/amount"),
+    ("POST", "/findings", '[{"eventId": "e", "kpiImpact": Infinity}]', None, None, "/0/kpiImpact"),
+    ("POST", "/findings/celonis", '{"eventId": "e", "attributes": {"amount": -Infinity}}', None, None,
+     "/attributes/amount"),
+    ("POST", "/findings", json.dumps({**_CE, "data": {"eventId": "e", "attributes": {"amount": "NaN"}}})
+     .replace('"NaN"', "NaN"), None, "application/cloudevents+json", "/data/attributes/amount"),
+    ("POST", "/findings", json.dumps([{**_CE, "data": {"eventId": "e", "attributes": {"amount": "NaN"}}}])
+     .replace('"NaN"', "NaN"), None, "application/cloudevents-batch+json", "/0/data/attributes/amount"),
+    ("POST", "/findings/process-mining", '{"businessRuleStatistics": [{"name": "r", "value": NaN}]}', _PM, None,
+     "/businessRuleStatistics/0/value"),
+    ("POST", "/outcomes", '[{"caseKey": "C", "value": NaN}]', None, None, "/0/value"),
+    ("PATCH", "/opportunities/0123456789abcdef0123456789abcdef", '{"effortHours": NaN}', None, None, "/effortHours"),
+    ("PUT", "/actions/ap.request-missing-fields", '{"holdoutPercent": NaN}', None, None, "/holdoutPercent"),
+    ("POST", "/autonomy", '{"reason": "r", "freeze": NaN}', None, None, "/freeze"),
+    ("POST", _APPROVAL, '{"decision": "run", "token": "t", "parameters": {"amount": NaN}}', None, None,
+     "/parameters/amount"),
+    ("POST", _APPROVAL + "/feedback", '{"helpful": "yes", "token": "t", "score": NaN}', None, None, "/score"),
+])
+def test_nan_or_infinity_is_a_400_naming_where_on_every_route_that_reads_json(api, method, route, raw, params,
+                                                                              kind, where):
+    # Python's json takes NaN, and NaN passes every limit it is compared with (a contract's maximum, an amount
+    # threshold): a body holding one is no JSON, refused before anything reads it.
+    r = _send(api, method, route, raw.encode(), params, {"content-type": kind} if kind else None)
+    errors = _problem(r, 400)
+    assert errors[0]["pointer"] == where and "is not a JSON number" in errors[0]["detail"], errors
+
+
+def test_a_number_past_floats_range_is_a_422_naming_where(api):
+    errors = _problem(_send(api, "POST", "/findings", b'{"eventId": "e", "attributes": {"amount": 1e999}}'), 422)
+    assert errors[0]["pointer"] == "/attributes/amount" and "range" in errors[0]["detail"]
