@@ -47,9 +47,11 @@ def test_amounts_set_how_many_people_approve_a_medium_risk_action(amount, approv
     assert ("two approvers" in d.reason) == (approvers == 2)
 
 
-def test_a_value_that_is_not_a_number_is_not_compared():
-    assert planning.threshold_need(GL, {"amount": "9999"}) == (0, "")
-    assert planning.threshold_need(GL, {"amount": True}) == (0, "")
+def test_a_value_that_is_not_a_finite_number_asks_the_most_approvers_the_threshold_can():
+    # Fails closed: text from a form, a boolean or NaN cannot be compared (tests/unit/test_non_finite_numbers.py).
+    assert planning.threshold_need(GL, {"amount": "9999"}) == (2, "amount is text, not a finite number: two approvers")
+    assert planning.threshold_need(GL, {"amount": True})[0] == 2
+    assert planning.threshold_need(REASSIGN, {"dealSize": float("nan")})[0] == 1
 
 
 def test_autonomy_approval_mode_still_asks_without_an_amount_approval():
@@ -86,13 +88,11 @@ LOOSER = {
     "second approver removed": ([{"field": "amount", "approvalAbove": 500}],
                                 "second-approver threshold on amount 750 → none"),
     "all removed": ([], "approval threshold on amount 500 → none"),
-    "moved to another field": ([{"field": "total", "approvalAbove": 500, "secondApproverAbove": 750}],
-                               "on amount 500 → none"),
 }
 TIGHTER = {
     "approval threshold lowered": [{"field": "amount", "approvalAbove": 100, "secondApproverAbove": 750}],
     "second approver lowered": [{"field": "amount", "approvalAbove": 500, "secondApproverAbove": 600}],
-    "another threshold added": [*THRESHOLD, {"field": "glAccount", "approvalAbove": 1}],
+    "another threshold added": [*THRESHOLD, {"field": "amount", "approvalAbove": 300}],
     "a lower one in the contract too": THRESHOLD,  # with the contract's, below
 }
 
@@ -102,6 +102,14 @@ def test_raising_or_removing_a_threshold_over_the_api_waits_for_a_second_person(
     new = version(GL, approvalThresholds=thresholds)
     reasons = activation_needed(new, GL)
     assert any(why in r for r in reasons), reasons
+
+
+def test_a_threshold_moved_to_another_field_waits_for_a_second_person():
+    # A threshold names a number field of the contract (catalog.Action): the new field is declared with it.
+    contract = {**GL.dataContract, "properties": {**GL.dataContract["properties"], "total": {"type": "number"}}}
+    moved = version(GL, dataContract=contract,
+                    approvalThresholds=[{"field": "total", "approvalAbove": 500, "secondApproverAbove": 750}])
+    assert any("on amount 500 → none" in r for r in activation_needed(moved, GL))
 
 
 @pytest.mark.parametrize("thresholds", TIGHTER.values(), ids=TIGHTER.keys())
