@@ -113,7 +113,7 @@ def decide_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     if approvals_form(req):
         page = (f"<p>Recorded: <b>{html.escape(decided.decision or '')}</b> by "
                 f"{html.escape(decided.decidedBy or '')}.</p>")
-        return func.HttpResponse(_page("Decision recorded", page), status_code=200, mimetype="text/html",
+        return func.HttpResponse(confirm_page.page("Decision recorded", page), status_code=200, mimetype="text/html",
                                  headers={"x-correlation-id": cid})
     return json_response(decided.to_dict(), 200, cid)
 
@@ -152,14 +152,5 @@ def confirm_approval(req: func.HttpRequest, cid: str) -> func.HttpResponse:
         raise InvalidInput(f"A {approval.kind} card takes {', '.join(allowed)}.",
                            [FieldError("?decision", " or ".join(allowed))])
     page = confirm_page.render(svc.catalog, approval, decision, token)
-    # The token is in this page's URL: no referrer carries it away, no cache keeps it, no frame hosts the button.
-    return func.HttpResponse(_page("Confirm your decision", page), status_code=200, mimetype="text/html",
-                             headers={"x-correlation-id": cid, "Cache-Control": "no-store",
-                                      "Referrer-Policy": "no-referrer",
-                                      "Content-Security-Policy": "default-src 'none'; form-action 'self'; "
-                                                                 "frame-ancestors 'none'"})
-
-
-def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
+    return func.HttpResponse(confirm_page.page("Confirm your decision", page), status_code=200, mimetype="text/html",
+                             headers={"x-correlation-id": cid, **confirm_page.HEADERS})

@@ -118,3 +118,17 @@ def render(catalog: Catalog, approval: Approval, decision: str, token: str) -> s
             f"{_fields(catalog, approval, decision)}{comment}{helpful}"
             f'<button type="submit">Confirm: {escape(decision)}</button></form>'
             f"{_others(approval, decision, token)}")
+
+
+# The token is in these pages' URLs: no referrer carries it off the site, no cache keeps it, no frame hosts the
+# button. "same-origin", not "no-referrer": under no-referrer a browser without Fetch Metadata (Safari before 16.4,
+# some in-app webviews) posts the page's own form with `Origin: null` and no Sec-Fetch-Site, which the same-origin
+# check (http.require_same_origin_form) must refuse; same-origin keeps the real Origin on the app's own posts.
+HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin",
+           "Content-Security-Policy": "default-src 'none'; form-action 'self'; frame-ancestors 'none'"}
+
+
+def page(title: str, body: str) -> str:
+    """A whole HTML page around `body` (already escaped), for the confirmation and feedback routes."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
+            f"<body><h1>{escape(title)}</h1>{body}</body></html>")

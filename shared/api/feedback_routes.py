@@ -29,15 +29,14 @@ from .http import (
 if TYPE_CHECKING:
     from ..domain import approvals as approval_rules
     from ..services import approvals, feedback
+    from . import confirm_page
 else:
+    confirm_page = lazy("shared.api.confirm_page")
     approvals, feedback = lazy("shared.services.approvals"), lazy("shared.services.feedback")
     approval_rules = lazy("shared.domain.approvals")
 
 bp = func.Blueprint()
 _ANSWERS = {"yes": True, "no": False, True: True, False: False}
-# The token is in the page's URL: no referrer carries it away, no cache keeps it, no frame hosts the button.
-_PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                 "Content-Security-Policy": "default-src 'none'; form-action 'self'; frame-ancestors 'none'"}
 
 
 def _answer(doc: dict[str, Any]) -> tuple[str, bool, str | None]:
@@ -68,8 +67,8 @@ def post_feedback(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     kept = feedback.answer(svc, req.route_params.get("id", ""), token, helpful, principal(req, svc.settings),
                            comment)
     if form:
-        return func.HttpResponse(_page("Thank you", "<p>Your answer was recorded.</p>"), status_code=200,
-                                 mimetype="text/html", headers={"x-correlation-id": cid, **_PAGE_HEADERS})
+        return func.HttpResponse(confirm_page.page("Thank you", "<p>Your answer was recorded.</p>"), status_code=200,
+                                 mimetype="text/html", headers={"x-correlation-id": cid, **confirm_page.HEADERS})
     return json_response({"approvalId": kept.id, "kind": kept.kind, "helpful": kept.helpful}, 200, cid)
 
 
@@ -94,10 +93,5 @@ def feedback_page(req: func.HttpRequest, cid: str) -> func.HttpResponse:
             f'<input type="hidden" name="helpful" value="{html.escape(helpful)}">'
             f'<label>Comment (optional) <input name="comment" maxlength="1000"></label><br>'
             f'<button type="submit">Send: {said}</button></form>')
-    return func.HttpResponse(_page("Was this helpful?", page), status_code=200, mimetype="text/html",
-                             headers={"x-correlation-id": cid, **_PAGE_HEADERS})
-
-
-def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
+    return func.HttpResponse(confirm_page.page("Was this helpful?", page), status_code=200, mimetype="text/html",
+                             headers={"x-correlation-id": cid, **confirm_page.HEADERS})

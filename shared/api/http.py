@@ -119,8 +119,8 @@ def require_same_origin_form(req: func.HttpRequest, settings: Any) -> None:
     JSON is not checked: a browser sends it across sites only after a CORS preflight, which this app never grants.
 
     Own origin: PUBLIC_BASE_URL's (where the cards' links point); on the local host the request's own too. The
-    confirmation pages say Referrer-Policy: no-referrer, under which a browser sends `Origin: null` with their
-    form posts: then (as with no Origin) `Sec-Fetch-Site: same-origin` must vouch for it."""
+    confirmation pages say Referrer-Policy: same-origin, so a browser sends their form posts with the real Origin;
+    a post with `Origin: null` (a privacy setting, a sandboxed page) or none needs `Sec-Fetch-Site: same-origin`."""
     if media_type(req) != FORM:
         return
     own = {o for o in (_origin(settings.public_base_url or ""),) if o}

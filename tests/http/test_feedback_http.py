@@ -63,7 +63,7 @@ def test_a_link_card_feedback_page_records_nothing_and_its_form_post_records_onc
     assert notice["cards"]["links"]["actions"] and link in json.dumps(notice["cards"]["links"])
     page = requests.get(link)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert page.headers["Referrer-Policy"] == "no-referrer" and page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "same-origin" and page.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert 'action="feedback"' in page.text and 'name="helpful" value="no"' in page.text
     view = requests.get(f"{server.base_url}/opportunities/{oid}").json()
