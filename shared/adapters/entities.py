@@ -110,6 +110,8 @@ def to_entity(opp: Opportunity) -> dict[str, Any]:
         e["echoes"] = opp.echoes
     if opp.effortHours is not None:
         e["effortHours"] = float(opp.effortHours)
+    if opp.supplied:
+        e["supplied"] = _dumps(opp.supplied)
     s = opp.scores
     e.update(impact=float(s.impact), feasibility=float(s.feasibility), risk=float(s.risk),
              priority=float(s.priority), actionId=s.actionId)
@@ -138,6 +140,7 @@ def from_entity(e: dict[str, Any], etag: Any = None) -> Opportunity:
         echoes=int(e.get("echoes") or 0),
         recurrences=json.loads(e["recurrences"]) if e.get("recurrences") else [],
         effortHours=float(e["effortHours"]) if e.get("effortHours") is not None else None,
+        supplied=json.loads(e["supplied"]) if e.get("supplied") else {},
     )
 
 

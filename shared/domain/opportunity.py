@@ -91,6 +91,9 @@ class Opportunity:
     recurrences: list[str] = field(default_factory=list)
     # A person's estimate of the work (hours); None: the candidate action's catalog estimate stands.
     effortHours: float | None = None
+    # Identifying attributes a person supplied (review provide, enrichment): attribute -> their principal id.
+    # A plan using one needs another person's approval (domain/identifying.py).
+    supplied: dict[str, str] = field(default_factory=dict)
     # Store concurrency token; never part of the domain's decisions.
     etag: str | None = None
 
