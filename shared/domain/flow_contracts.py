@@ -77,8 +77,11 @@ class Approver(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1, description="The responder's Entra object id (oid), as Easy Auth reports it; "
-                                              "never an e-mail alias or a display name")
+    # A GUID by pattern: an e-mail here would be a second identity for a person Easy Auth knows by oid, and one
+    # person could then approve both stages of a two-approver amount (one through the flow, one signed in).
+    id: str = Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+                    description="The responder's Entra object id (oid, a GUID), as Easy Auth reports it; "
+                                "never an e-mail alias or a display name")
     name: str | None = Field(default=None, description="Display name or e-mail, for people to read only")
     roles: list[str] = Field(default_factory=list)
 

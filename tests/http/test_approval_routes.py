@@ -239,10 +239,25 @@ def test_the_json_view_needs_the_function_key_and_only_answers_and_card_links_ar
                       "POST approvals/{id}/feedback": "anonymous"}
 
 
+def test_a_flow_answer_naming_its_responder_by_e_mail_is_refused_by_name(local):
+    """Two-approver checks compare ids: a flow that reports an e-mail would give one person a second identity."""
+    from shared.domain.identity import flow_signature
+
+    server, _ = local
+    oid, notice = card_for(local, "INV-FID")
+    body = json.dumps({"decision": "approve", "token": notice["token"],
+                       "approver": {"id": "ana@contoso.com", "roles": ["AP.Approver"]}}).encode()
+    # The shape is checked before the signature: whatever signs it, the answer never names a person so.
+    r = requests.post(f"{server.base_url}/approvals/{notice['approvalId']}", data=body,
+                      headers={"content-type": "application/json", "x-closedloop-signature": flow_signature("k", body)})
+    assert r.status_code == 422 and [e["pointer"] for e in r.json()["errors"]] == ["/approver/id"]
+    assert requests.get(f"{server.base_url}/opportunities/{oid}").json()["status"] == "awaiting_approval"
+
+
 @pytest.fixture(scope="module")
 def answered(azurite):
     """A host whose cards go to the sandbox's approval flow, answering as an AP approver."""
-    approver = {"id": "lead-oid", "name": "ap.lead@contoso.com", "roles": ["AP.Approver"]}
+    approver = {"id": "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f", "name": "ap.lead@contoso.com", "roles": ["AP.Approver"]}
     with hosted(azurite, {"sandbox_knobs": {"approver": approver}, "approvals_via_sandbox": True},
                 OUTBOX_DIR="") as server:
         yield server
@@ -271,10 +286,11 @@ def test_the_approval_flow_answers_with_a_signed_payload_and_the_loop_closes(ans
     assert received["card"]["version"] == "1.5" and received["callbackUrl"].endswith(received["approvalId"])
     view = requests.get(f"{answered.base_url}/opportunities/{ids[small]}").json()
     approved = next(a for a in view["audit"] if a["event"] == "approved")
-    assert approved["actor"] == "lead-oid" and approved["inputs"]["via"] == "flow"
+    assert approved["actor"] == "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f" and approved["inputs"]["via"] == "flow"
 
 
 def test_a_forged_flow_signature_is_refused(answered):
     r = requests.post(f"{answered.base_url}/approvals/{'0' * 32}-a1", json={"decision": "approve", "token": "x.y"},
                       headers={"x-closedloop-signature": "sha256=00"})
     assert r.status_code in (401, 404)
+

@@ -58,6 +58,10 @@ def test_the_approval_flow_request_and_answer_fit_their_schemas():
                                                       "cards": {"submit": {"type": "AdaptiveCard"}}})
     jsonschema.validate(posted[0], _file("approval-flow-request"))
     jsonschema.validate({"token": "t", "decision": "approve", "helpful": "yes",
-                         "approver": {"id": "ana", "roles": ["AP.Approver"]}}, _file("approval-answer"))
+                         "approver": {"id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "roles": ["AP.Approver"]}}, _file("approval-answer"))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"token": "t", "decision": "maybe"}, _file("approval-answer"))
+    # The responder's id is the Entra object id: an e-mail would be a second identity for one person.
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"token": "t", "decision": "approve", "approver": {"id": "ana@contoso.com"}},
+                            _file("approval-answer"))
