@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from ..domain.status import Status
 from ..ports import Services
-from .escalations import ended
+from .escalations import ended, note_undos
 from .lifecycle import step
 from .watchdog import undo_requested
 
@@ -22,8 +22,13 @@ def close_observed(services: Services, correlation_id: str, limit: int = BATCH) 
     cutoff = services.clock.now() - timedelta(days=days)
     # A case whose undo a person asked for is not closed under it: the sweep re-sends that undo's nudge instead
     # (sweep.reconcile), and the case settles compensated (or failed) when the undo answered.
-    due = [o for o in services.store.stale([Status.verified.value, Status.compensated.value], cutoff)
-           if undo_requested(o) is None]
+    stale = services.store.stale([Status.verified.value, Status.compensated.value], cutoff)
+    due = [o for o in stale if undo_requested(o) is None]
+    # One asked for before the sweep read undos from their own record (or whose entry was dropped in a race with
+    # its commit) is noted there again: otherwise a lost nudge would leave it verified for good.
+    held = {o.id: o.updatedAt.isoformat() for o in stale if undo_requested(o) is not None}
+    if held:
+        note_undos(services, held)
     # updatedAt is the last change, so a recurrence or an undo request restarts the window: the newest
     # evidence on the case is what must have been watched for `days`.
     due = sorted(due, key=lambda o: o.updatedAt)[:limit]

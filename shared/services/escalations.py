@@ -1,14 +1,17 @@
 """Answering an escalation: retry, undo, accept as is, hand over, close."""
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..domain import escalation as rules
 from ..domain import planning
 from ..domain.approvals import ESCALATE, Approval, Choice
-from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput
+from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, Unavailable
 from ..domain.execution import Execution
 from ..domain.identity import Principal
 from ..domain.messages import nudge
@@ -23,6 +26,10 @@ _OWNER, _REASON = 200, 500  # characters kept of an owner's name and of a reason
 # What domain/escalation.py `context` computes afresh for each record; the rest of a record's context (the request
 # an unanswered-request escalation is about) goes on to the record a hand over opens.
 _COMPUTED = frozenset({"options", "recommended", "why", "status", "attempt", "handedOver"})
+# The undos people asked for and the sweep has not seen settle: {"items": {opportunityId: requestedAt}}. The sweep
+# re-sends a lost undo nudge from it, so its cost follows the undos pending, not the verified or failed cases.
+UNDOS = "undo.pending"
+_ATTEMPTS = 8
 
 
 def _required(value: str | None, field: str, why: str, limit: int) -> str:
@@ -74,6 +81,9 @@ def answer(services: Services, opp: Opportunity, decided: Approval, decision: st
         # case: options() offers no second, and the sweep re-sends this nudge if it is lost); no status moves
         # until it answered, so the revision moves to name the request's nudge and any escalation after it.
         decided.decision = "undo requested"
+        # Intent first: a crash before the commit leaves an entry the sweep drops (the case has no undo pending),
+        # a crash after it leaves none without an entry to re-send its nudge from.
+        note_undos(services, {opp.id: now.isoformat()})
         changed = replace(opp, plan={**plan, "undo": {"by": who, "at": now.isoformat()}},
                           revision=opp.revision + 1, updatedAt=now)
         entry = audit(services, opp, who, "undo.requested", f"undo requested by {who}", cid, inputs=inputs)
@@ -134,6 +144,40 @@ def ended(opp: Opportunity) -> dict[str, Any]:
     """The changes that go with closing a case: the status it ended in before, kept on its plan, so impact and
     recurrence still count a verified case that was closed as verified (domain/impact.py, recurrence.py)."""
     return {"plan": {**opp.plan, "closedFrom": opp.status.value}} if opp.plan else {}
+
+
+def pending_undos(services: Services) -> dict[str, datetime]:
+    """The undos noted as asked for and not yet seen settled by the sweep: opportunity id -> when asked."""
+    doc = services.coordination.state(UNDOS) or {}
+    return {oid: datetime.fromisoformat(at) for oid, at in (doc.get("items") or {}).items()}
+
+
+def note_undos(services: Services, asked: dict[str, str]) -> None:
+    """Add undos (opportunity id -> when asked; one noted already keeps its time)."""
+    _edit(services, lambda items: items.update({k: v for k, v in asked.items() if k not in items}))
+
+
+def forget_undos(services: Services, ids: Iterable[str]) -> None:
+    """Drop undos the sweep found settled (or never committed)."""
+    gone = set(ids)
+    _edit(services, lambda items: [items.pop(k) for k in gone if k in items])
+
+
+def _edit(services: Services, change: Callable[[dict[str, str]], object]) -> None:
+    """A read-modify-write of the pending undos under their ETag; answers and the sweep write it at once."""
+    for attempt in range(_ATTEMPTS):
+        doc, etag = services.coordination.state_versioned(UNDOS)
+        items = dict((doc or {}).get("items") or {})
+        before = dict(items)
+        change(items)
+        if items == before:
+            return
+        try:
+            services.coordination.save_state(UNDOS, {"items": items}, etag)
+            return
+        except ConcurrencyConflict:
+            time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))  # contenders otherwise collide again
+    raise Unavailable("Too many requests changed the pending undos at once; nothing was changed, try again.")
 
 
 def escalate_unanswered(services: Services, correlation_id: str) -> int:

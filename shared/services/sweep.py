@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 
 from ..domain.execution import FINAL
 from ..domain.messages import nudge
+from ..domain.opportunity import Opportunity
 from ..domain.status import Status
 from ..logs import bind
 from ..ports import Services
 from . import messaging
+from .escalations import forget_undos, pending_undos
 from .stage import RESUME
 from .watchdog import undo_requested
 
@@ -25,10 +27,8 @@ def _retry_scheduled(services: Services, opportunity_id: str) -> bool:
                for x in services.store.executions(opportunity_id))
 
 
-# Statuses an undo a person asked for waits in (watchdog.undo_requested): its verify nudge may be lost as well.
-_UNDO = (Status.verified, Status.failed)
-# Statuses whose flow call (the action, or a person's undo) may have a retry or a poll scheduled: not stuck then.
-_CALLING = (Status.executing, Status.executed, *_UNDO)
+# Statuses whose flow call may have a retry or a poll scheduled: not stuck then.
+_CALLING = (Status.executing, Status.executed)
 
 
 def reconcile(services: Services, correlation_id: str) -> int:
@@ -36,18 +36,29 @@ def reconcile(services: Services, correlation_id: str) -> int:
     deterministic message id makes a re-send of a message still on the queue a no-op."""
     run = bind(log, correlation_id)
     cutoff = services.clock.now() - timedelta(seconds=services.policy.reconcileAfterSeconds)
-    # One query for both: the store has no index on status (Tables filters every opportunity row server-side), so
-    # a second query would read the table twice; this one only returns more rows. Those are bounded: verified
-    # cases the last observationDays verified (closing.close_observed closes older ones, an undo pending aside)
-    # and failed cases, each waiting on a person's answer to its escalation.
-    statuses = [s.value for s in RESUME] + [s.value for s in _UNDO]
-    stuck = [o for o in services.store.stale(statuses, cutoff)
-             if (o.status in RESUME or undo_requested(o) is not None)
-             and (o.status not in _CALLING or not _retry_scheduled(services, o.id))]
-    sent = messaging.send(services, (nudge(RESUME.get(o.status, "verify"), o.id, o.revision,
-                                           o.correlationId or correlation_id) for o in stuck))
+    stuck = [o for o in services.store.stale([s.value for s in RESUME], cutoff)
+             if o.status not in _CALLING or not _retry_scheduled(services, o.id)]
+    resend = [(RESUME[o.status], o) for o in stuck] + [("verify", o) for o in _lost_undos(services, cutoff)]
+    sent = messaging.send(services, [nudge(stage, o.id, o.revision, o.correlationId or correlation_id)
+                                     for stage, o in resend])
     run.info("sweep re-sent %d message(s) for stuck opportunities", sent)
     return sent
+
+
+def _lost_undos(services: Services, cutoff: datetime) -> list[Opportunity]:
+    """The undos asked for before `cutoff` still pending with no retry or poll of theirs scheduled (their nudge
+    may be lost). Read from the pending-undo record (services/escalations.py), so the cost follows the undos
+    pending, not the verified or failed cases; an entry whose case has no undo pending (it settled, or the
+    request's commit never landed) is dropped, never acted on."""
+    due = [oid for oid, at in pending_undos(services).items() if at < cutoff]
+    if not due:
+        return []
+    cases = services.store.get_many(due)
+    waiting = {oid: o for oid, o in cases.items() if undo_requested(o) is not None}
+    settled = [oid for oid in due if oid not in waiting]
+    if settled:
+        forget_undos(services, settled)
+    return [o for o in waiting.values() if not _retry_scheduled(services, o.id)]
 
 
 def run(services: Services, correlation_id: str) -> dict[str, object]:
