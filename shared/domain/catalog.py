@@ -137,6 +137,10 @@ class Action(BaseModel):
         props = value.get("properties", {})
         if not isinstance(props, dict) or not all(isinstance(p, dict) for p in props.values()):
             raise ValueError("properties must be an object of JSON Schemas")
+        # The fields that say which record the action changes, beyond the "...Id" names (domain/identifying.py).
+        named = value.get("x-identifying", [])
+        if not isinstance(named, list) or not all(isinstance(f, str) and f in props for f in named):
+            raise ValueError("x-identifying must be a list of the data contract's property names")
         return value
 
     @model_validator(mode="after")

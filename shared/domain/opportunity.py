@@ -258,6 +258,8 @@ def merge(existing: Opportunity, incoming: Opportunity, catalog: Catalog, policy
         kpis=incoming.kpis or existing.kpis,
         extensions=extensions,
         reported=reported,
+        # An attribute the miner now reports is the finding's, no longer one person's word.
+        supplied={k: v for k, v in existing.supplied.items() if k not in incoming.attributes},
         recommendedAction=incoming.recommendedAction or existing.recommendedAction,
         severity=incoming.severity or existing.severity,
         complianceFlags=sorted(set(existing.complianceFlags) | set(incoming.complianceFlags)),

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import identifying
 from .catalog import Action
 from .contracts import properties
 from .errors import FieldError, pointer
@@ -19,6 +20,7 @@ MAX_FIELDS = 25  # contract fields shown per candidate
 MAX_NOTES = 5  # prerequisites or failure modes per candidate
 _VALUE = 200  # characters of any one value kept on the record
 LOCKED = "identifies the record; it cannot be changed on review"
+MISSING = "identifies the record; supply it with provide"
 
 
 def _short(value: Any) -> Any:
@@ -33,18 +35,16 @@ def shown_parameters(action: Action, attributes: Mapping[str, Any], pii_fields: 
 
 
 def locked(action: Action, attributes: Mapping[str, Any], case_key: str) -> tuple[str, ...]:
-    """The contract fields that identify the record the action changes: the rate limit's entity field, a field
-    taken from the attribute holding the case key, the verify policy's record id (`<kind>Id`, as the watchdog
-    reads it), and any `...Id` field the finding supplied. A reviewer changing one would act on another record,
-    past the case's claim and holdout, and credit the effect to this case."""
+    """The contract fields that identify the record the action changes or whom it addresses
+    (identifying.fields), a field taken from the attribute holding the case key, and the verify policy's record
+    id (`<kind>Id`, as the watchdog reads it). A reviewer changing one would act on another record (or write to
+    another person), past the case's claim and holdout, and credit the effect to this case."""
     props, mapped = properties(action), action.parameterMap or {}
     keys = {"caseKey", *(k for k, v in attributes.items() if isinstance(v, str) and v == case_key)}
     ref = record_ref(action.verify or {})
     ids = {f"{ref[0]}Id", *(["orderId"] if ref[0] == "case" else [])} if ref else set()
-    limit = (action.rateLimit or {}).get("entityField")
-    supplied = parameters_for(action, attributes)
-    return tuple(n for n in props if n == limit or mapped.get(n, n) in keys or n in ids
-                 or (n.endswith("Id") and n in supplied))
+    named = identifying.fields(action)
+    return tuple(n for n in props if n in named or mapped.get(n, n) in keys or n in ids)
 
 
 def candidate(action: Action, attributes: Mapping[str, Any], pii_fields: frozenset[str],
@@ -133,17 +133,20 @@ def overrides(action: Action, attributes: Mapping[str, Any], given: Mapping[str,
     sent = names or {}
     errors = [FieldError(f"{at}/{sent.get(k, k)}", f"not a field of {action.id}'s data contract")
               for k in (given or {}) if k not in props]
-    fixed, shown = locked(action, attributes, case_key), shown_parameters(action, attributes, pii_fields)
+    fixed, before = locked(action, attributes, case_key), parameters_for(action, attributes)
     changed: dict[str, Any] = {}
     for name, value in _changed(action, attributes, given or {}, pii_fields).items():
         where = f"{at}/{sent.get(name, name)}"
-        if name in fixed:
-            why = LOCKED if name in shown else f"{LOCKED} (the finding has none: supply it with provide)"
-            errors.append(FieldError(where, why))
+        if name in fixed:  # changed, or given where the finding has none: run takes neither
+            errors.append(FieldError(where, LOCKED if name in before else MISSING))
             continue
         changed[name] = _coerce(_schema_of(action, name), value)
         if not _finite(changed[name]):
             errors.append(FieldError(where, "must be a finite number"))
+    # A required identifying field the finding lacks: a person supplies it first (provide), never run alone.
+    errors += [FieldError(f"{at}/{sent.get(n, n)}", MISSING) for n in action.required_fields()
+               if n in fixed and n not in before and n not in changed
+               and not any(e.pointer == f"{at}/{sent.get(n, n)}" for e in errors)]
     return changed, errors
 
 
@@ -216,22 +219,38 @@ def _check(action: Action, fields: Mapping[str, Any]) -> list[FieldError]:
 
 
 def read_data(actions: Sequence[Action], attributes: Mapping[str, Any], data: Mapping[str, Any] | None,
-              case_key: str = "", at: str = "/data",
-              locked_as: str = LOCKED) -> tuple[dict[str, Any], list[FieldError]]:
+              case_key: str = "", at: str = "/data", locked_as: str = LOCKED,
+              pii_fields: frozenset[str] = frozenset()) -> tuple[dict[str, Any], list[FieldError]]:
     """Data a person supplies (a review's provide, an enrichment): contract fields of `actions` only, read as
-    their contract types (form text "300" for a number is 300), each checked against its contract, and a field
-    that identifies the record, where the finding gives one, left as the finding has it. Empty values are absent."""
+    their contract types (form text "300" for a number is 300), each checked against its contract. A field that
+    identifies the record may be supplied where the finding has none, never changed where it has one (sent back
+    as the card showed it, masked, it is no change and stays the finding's). Empty values are absent."""
     allowed = {name: a for a in reversed(actions) for name in properties(a)}  # the first action's schema wins
     errors = [FieldError(f"{at}/{k}", "not a contract field") for k in (data or {}) if k not in allowed]
     given = {k: _coerce(_schema_of(allowed[k], k), v) for k, v in (data or {}).items()
              if k in allowed and v not in (None, "", [])}
     errors += [FieldError(f"{at}/{k}", "must be a finite number") for k, v in given.items() if not _finite(v)]
+    kept = set(given)
     for action in actions:
         mine = {k: v for k, v in given.items() if k in properties(action)}
-        before = parameters_for(action, attributes)
-        errors += [FieldError(f"{at}/{k}", locked_as) for k in locked(action, attributes, case_key)
-                   if k in mine and k in before and str(mine[k]) != str(before[k])]
+        before, shown = parameters_for(action, attributes), shown_parameters(action, attributes, pii_fields)
+        for k in locked(action, attributes, case_key):
+            if k not in mine or k not in before:
+                continue
+            if (k in shown and _as_shown(mine[k], shown[k])) or str(mine[k]) == str(before[k]):
+                kept.discard(k)  # the finding's own value, as shown: nothing supplied
+            else:
+                errors.append(FieldError(f"{at}/{k}", locked_as))
+        mine = {k: v for k, v in mine.items() if k in kept}
         if mine:
             errors += [FieldError(at + e.pointer, e.detail) for e in _check(action, mine)]
     unique = list({e.pointer: e for e in errors}.values())  # one per field, the first reason
-    return given, unique
+    return {k: v for k, v in given.items() if k in kept}, unique
+
+
+def newly_identified(actions: Sequence[Action], attributes: Mapping[str, Any], given: Mapping[str, Any],
+                     case_key: str = "") -> list[str]:
+    """The fields of `given` that identify the record for one of `actions` and that the finding lacked: what
+    a person supplied, recorded with their id on the opportunity (Opportunity.supplied)."""
+    return sorted({k for a in actions for k in locked(a, attributes, case_key)
+                   if k in given and k not in parameters_for(a, attributes)})

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from ..domain import cards
+from ..domain import cards, identifying
 from ..domain.approvals import (
     ANSWERS,
     APPROVE,
@@ -31,7 +31,7 @@ from ..domain.identity import Principal
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
 from ..domain.pii import redact, scrub
-from ..domain.review import read_data
+from ..domain.review import newly_identified, read_data
 from ..domain.status import Status
 from ..ports import Services
 from . import messaging
@@ -223,6 +223,9 @@ def _approve(services: Services, opp: Opportunity, approval: Approval, decided: 
     context = approval.context or {}
     if decision == "approve" and _same_person(principal, context):
         raise Forbidden("one person cannot approve twice: a second, different person with the role must approve")
+    mine = [f for f, who in _supplied_by(services, opp).items() if who.casefold() == principal.id.casefold()]
+    if decision == "approve" and mine:
+        raise Forbidden(f"supplied {', '.join(mine)}; another person approves")
     stage, needed = int(context.get("stage") or 1), int(context.get("approvers") or 1)
     if decision == "approve" and stage < needed:
         return _first_of_two(services, opp, decided, principal, inputs, cid)
@@ -233,6 +236,16 @@ def _approve(services: Services, opp: Opportunity, approval: Approval, decided: 
     if target is Status.approved:
         messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
     return decided
+
+
+def _supplied_by(services: Services, opp: Opportunity) -> dict[str, str]:
+    """The identifying fields of the case's plan that a person supplied: field -> their principal id."""
+    plan = opp.plan or {}
+    params = plan.get("parameters") or {}
+    action = services.catalog.versions.get((str(plan.get("actionId")), int(plan.get("actionVersion") or 0)))
+    if action is None:  # a version the catalog no longer has: any supplied attribute the plan uses counts
+        return {k: who for k, who in opp.supplied.items() if k in params}
+    return identifying.suppliers(action, params, opp.attributes, opp.supplied)
 
 
 def _first_of_two(services: Services, opp: Opportunity, decided: Approval, principal: Principal,
@@ -269,7 +282,8 @@ def _enrich(services: Services, opp: Opportunity, approval: Approval, decided: A
               if approval.actionId and approval.actionVersion else None)
     # Form text read as the contract's types and checked, as a review's provide does (one path).
     given, errors = read_data([action] if action else [], opp.attributes, data, opp.caseKey,
-                              locked_as="identifies the record; it cannot be changed")
+                              locked_as="identifies the record; it cannot be changed",
+                              pii_fields=services.catalog.pii_fields)
     if errors:
         raise InvalidInput("The data does not meet the action's data contract; nothing was recorded.", errors)
     if opp.status is not Status.needs_data:
@@ -279,8 +293,12 @@ def _enrich(services: Services, opp: Opportunity, approval: Approval, decided: A
     if still:
         raise InvalidInput("required fields are still missing", [FieldError(f"/data/{k}", "required") for k in still])
     decided.decision = "provided"
-    enriched = rescore(replace(opp, attributes=attributes), services.catalog, services.policy.scoring)
+    # An identifying value the finding lacked is this person's word: recorded, so another person approves it.
+    new = newly_identified([action] if action else [], opp.attributes, given, opp.caseKey)
+    supplied = {**opp.supplied, **dict.fromkeys(new, decided.decidedBy or "")}
+    enriched = rescore(replace(opp, attributes=attributes, supplied=supplied), services.catalog,
+                       services.policy.scoring)
     moved = advance(services, enriched, [Status.new], decided.decidedBy or "", "data provided", cid,
-                    inputs={**inputs, "fields": sorted(given)}, approvals=[decided])
+                    inputs={**inputs, "fields": sorted(given), "supplied": new}, approvals=[decided])
     messaging.send(services, [nudge("triage", moved.id, moved.revision, cid)])
     return decided

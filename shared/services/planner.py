@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain import planning
+from ..domain import identifying, planning
 from ..domain.approvals import Approval
 from ..domain.catalog import Action
 from ..domain.errors import Unavailable
@@ -54,7 +54,7 @@ def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outc
     if services.llm is not None and candidates:
         from . import llm_planner  # the model only proposes; the rules below still decide what happens
         decision = llm_planner.decide(services, opp, candidates, decision, cid)
-    proposed = decision.plan
+    proposed, by = decision.plan, dict[str, str]()
     if proposed is not None and decision.outcome != planning.REVIEW:
         decision = planning.govern(decision, autonomy.current(services).mode_for(proposed.actionId))
         action = services.catalog.versions[(proposed.actionId, proposed.actionVersion)]
@@ -68,6 +68,11 @@ def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outc
                 decision = planning.Decision(planning.APPROVAL, decision.plan, f"{decision.reason}; ramp-up: "
                                              f"{action.id} acts alone on {percent:g}% of cases so far",
                                              decision.problems)
+        # An identifying value one person supplied does not act on their word alone: another person approves.
+        by = identifying.suppliers(action, proposed.parameters, opp.attributes, opp.supplied)
+        if by and decision.outcome in (planning.EXECUTE, planning.APPROVAL):
+            decision = planning.Decision(planning.APPROVAL, decision.plan,
+                                         f"{decision.reason}; {identifying.because(by)}", decision.problems)
     off = services.settings.approvals_off
     if decision.outcome == planning.APPROVAL and off:
         # Nobody can be asked: the case waits in the backlog for a person instead of failing the stage.
@@ -88,7 +93,10 @@ def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outc
                                   {**outputs, "reason": decision.reason, **summary})  # opp.plan is not set yet
         return Outcome(Result.NEEDS_REVIEW, [moved], notes=[told])
     if decision.outcome == planning.APPROVAL and decision.plan is not None and plan is not None:
-        approval, notice = approvals.open_approval(services, opp, plan, decision.plan.riskTier, decision.reason, cid)
+        # One approver at least where a person supplied an identifying value (so it needs a role: approval_role).
+        context = {"approvers": max(1, int(plan.get("approvers") or 0)), "stage": 1} if by else None
+        approval, notice = approvals.open_approval(services, opp, plan, decision.plan.riskTier, decision.reason, cid,
+                                                   context)
         moved = step(services, opp, [Status.planned, Status.awaiting_approval], "planner", decision.reason, cid,
                      outputs={**outputs, "approvalId": approval.id}, plan=plan, approvals=[approval])
         ask = Note("approve", opp.id, f"{opp.caseKey}: approve {plan['actionId']}?", notice)

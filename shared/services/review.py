@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from ..domain import planning, review, review_cards
+from ..domain import identifying, planning, review, review_cards
 from ..domain.approvals import REVIEW, Approval, Choice, new_approval
 from ..domain.catalog import Action
 from ..domain.contracts import properties, violations
@@ -109,8 +109,10 @@ def _chosen(candidates: list[Action], action_id: str | None) -> Action:
     return action
 
 
-def _why_approval(services: Services, opp: Opportunity, action: Action, params: Mapping[str, Any]) -> tuple[int, str]:
-    """How many approvals a reviewer's plan needs (0, 1 or 2) and why: the planner's checks, in its order."""
+def _why_approval(services: Services, opp: Opportunity, action: Action, params: Mapping[str, Any],
+                  by: Mapping[str, str]) -> tuple[int, str]:
+    """How many approvals a reviewer's plan needs (0, 1 or 2) and why: the planner's checks, in its order, and
+    `by` (identifying fields a person supplied: someone else approves)."""
     from .planner import cap_of  # the planner opens reviews through this module: imported when used
 
     mode = autonomy.current(services).mode_for(action.id)
@@ -131,6 +133,8 @@ def _why_approval(services: Services, opp: Opportunity, action: Action, params: 
         now_ms = int(services.clock.now().timestamp() * 1000)
         if services.coordination.limit_full(cap_of(action), now_ms):
             reasons.append(f"the daily cap of {action.dailyCap} is reached")
+    if by:
+        reasons.append(identifying.because(by))
     return max(need, 1 if reasons else 0), "; ".join(reasons)
 
 
@@ -150,7 +154,10 @@ def _run(services: Services, opp: Opportunity, decided: Approval, choice: Choice
     plan = planning.Plan(action.id, action.version, params, 1.0, action.riskTier.value, action.approvalRole,
                          method="person", rationale=scrub(f"chosen by {principal.name} on review"))
     planned = {**plan.to_dict(), "decidedBy": principal.id}
-    need, why = _why_approval(services, opp, action, params)
+    by = identifying.suppliers(action, params, opp.attributes, opp.supplied)
+    need, why = _why_approval(services, opp, action, params, by)
+    # A reviewer who supplied an identifying value cannot also be the one approval its plan needs.
+    alone = principal.id.casefold() not in {who.casefold() for who in by.values()}
     decided.decision, decided.actionId, decided.actionVersion = "run", action.id, action.version
     reason = f"{principal.name} chose {action.id} v{action.version} on review" + (f"; {why}" if why else "")
     shown = redact(changed, pii)
@@ -162,14 +169,14 @@ def _run(services: Services, opp: Opportunity, decided: Approval, choice: Choice
                         approvals=[decided], plan=planned)
         messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
         return decided
-    if principal.holds(action.approvalRole) and need == 1:
+    if principal.holds(action.approvalRole) and need == 1 and alone:
         moved = advance(services, base, [Status.awaiting_approval, Status.approved], principal.id,
                         f"{reason}; approved by {principal.name}", cid, inputs=audit_in, approvals=[decided],
                         plan=planned)
         messaging.send(services, [nudge("execute", moved.id, moved.revision, cid)])
         return decided
     # Someone else approves: a second person where amounts need two, or the approver the reviewer is not.
-    first = principal.holds(action.approvalRole)
+    first = principal.holds(action.approvalRole) and alone
     context = ({"approvers": 2, "stage": 2, "approvedBy": [principal.id], "approverNames": [principal.name]}
                if first else {"approvers": need, "stage": 1})
     asked, notice = approvals.open_approval(services, base, planned, action.riskTier.value, reason, cid, context)
@@ -190,7 +197,7 @@ def _provide(services: Services, opp: Opportunity, decided: Approval, choice: Ch
     else:  # a submit card sends every field back as parameters.<actionId>.<name>: the ones changed are the data
         raw, errors = review.card_changes(candidates, opp.attributes, choice.parameters, pii)
         at = "/parameters"
-    given, more = review.read_data(candidates, opp.attributes, raw, opp.caseKey, at)
+    given, more = review.read_data(candidates, opp.attributes, raw, opp.caseKey, at, pii_fields=pii)
     if errors or more:
         raise InvalidInput("The data does not meet the candidates' data contracts; nothing was recorded.",
                            errors + more)
@@ -199,9 +206,12 @@ def _provide(services: Services, opp: Opportunity, decided: Approval, choice: Ch
         raise InvalidInput("Nothing to add: supply at least one contract field.",
                            [FieldError(at, f"one or more of {', '.join(allowed) or 'no fields'}")])
     decided.decision = "provided"
-    enriched = rescore(replace(opp, attributes={**opp.attributes, **given}), services.catalog,
+    # An identifying value the finding lacked is this person's word: recorded, so another person approves it.
+    new = review.newly_identified(candidates, opp.attributes, given, opp.caseKey)
+    supplied = {**opp.supplied, **dict.fromkeys(new, decided.decidedBy or "")}
+    enriched = rescore(replace(opp, attributes={**opp.attributes, **given}, supplied=supplied), services.catalog,
                        services.policy.scoring)
     moved = advance(services, enriched, [Status.new], decided.decidedBy or "", "data provided on review", cid,
-                    inputs={**inputs, "fields": sorted(given)}, approvals=[decided])
+                    inputs={**inputs, "fields": sorted(given), "supplied": new}, approvals=[decided])
     messaging.send(services, [nudge("triage", moved.id, moved.revision, cid)])
     return decided

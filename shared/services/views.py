@@ -66,6 +66,8 @@ def opportunity_view(o: Opportunity, detail: bool = True, executions: Sequence[E
         view.update(sourceEventIds=o.sourceEventIds, attributes=o.attributes, rootCause=o.rootCause,
                     signals=o.signals, extensions=o.extensions,
                     recommendedAction=o.recommendedAction, complianceFlags=o.complianceFlags, notes=o.notes,
+                    # Identifying attributes a person supplied, and who (their plans need another's approval).
+                    supplied=o.supplied,
                     correlationId=o.correlationId, history=[created(o), *o.history], etag=o.etag, plan=o.plan,
                     executions=[execution_view(x) for x in sorted(executions, key=lambda x: x.createdAt)],
                     audit=[audit_view(a) for a in audit],

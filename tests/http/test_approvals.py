@@ -13,6 +13,7 @@ PRICE = dict(processArea="accounts-payable", deviationPattern="price-variance",
              attributes={"invoiceId": "INV-9", "vendorId": "V-1", "amount": 120.0, "glAccount": "6100"})
 ANA = Principal("ana-oid", "ana@contoso.com", frozenset({"AP.Approver"}), "easy-auth")
 BOB = Principal("bob-oid", "bob@contoso.com", frozenset({"Sales.Manager"}), "easy-auth")
+RITA = Principal("rita-oid", "rita@contoso.com", frozenset({"Backlog.Owner"}), "easy-auth")
 
 
 def awaiting(svc, **kw):
@@ -90,8 +91,17 @@ def test_supplied_data_goes_back_through_triage_and_the_loop_closes(svc, sandbox
                      {"vendorId": "V-7", "missingFields": ["poNumber"]}, None, "c")
     drive(svc)
     opp = svc.store.get(oid)
-    assert opp.status is Status.verified and opp.attributes["vendorId"] == "V-7"
+    # vendorId says whom the request goes to, and only BOB vouches for it: another person approves first
+    assert opp.status is Status.awaiting_approval and opp.supplied == {"vendorId": "bob-oid"}
+    approve_other(svc, oid, RITA)
+    assert svc.store.get(oid).status is Status.verified and svc.store.get(oid).attributes["vendorId"] == "V-7"
     assert sandbox.effects["ap.request-missing-fields"] == 1
+
+
+def approve_other(svc, oid, who):
+    [(_, _, _, ask)] = [n for n in svc.notifier.sent if n[1] == oid and n[0] == "approve"]
+    decide(svc, ask, who=who)
+    drive(svc)
 
 
 def test_supplied_form_text_is_read_as_the_contracts_types_and_checked(svc, sandbox):
@@ -108,7 +118,46 @@ def test_supplied_form_text_is_read_as_the_contracts_types_and_checked(svc, sand
                      {"vendorId": "V-7", "missingFields": "poNumber, grNumber"}, None, "c")  # as a form posts it
     assert svc.store.get(oid).attributes["missingFields"] == ["poNumber", "grNumber"]
     drive(svc)
+    approve_other(svc, oid, RITA)
     assert svc.store.get(oid).status is Status.verified
+
+
+OLGA = Principal("olga-oid", "olga@contoso.com", frozenset({"Backlog.Owner", "AP.Approver"}), "easy-auth")
+
+
+def test_enrichment_supplies_a_missing_identifying_field_and_the_supplier_cannot_approve_its_plan(svc, sandbox):
+    oid = start(svc, processArea="accounts-payable", deviationPattern="invoice-missing-po", caseKey="INV-E3",
+                attributes={"invoiceId": "INV-E3", "missingFields": ["poNumber"]})
+    drive(svc)
+    [(_, _, _, notice)] = [n for n in svc.notifier.sent if n[1] == oid]
+    approvals.decide(svc, notice["approvalId"], notice["token"], "provide", OLGA, {"vendorId": "V-7"}, None, "c")
+    drive(svc)
+    opp = svc.store.get(oid)
+    assert opp.status is Status.awaiting_approval and opp.supplied == {"vendorId": "olga-oid"}
+    assert "vendorId supplied by olga-oid" in opp.history[-1]["reason"]
+    [(_, _, _, ask)] = [n for n in svc.notifier.sent if n[1] == oid and n[0] == "approve"]
+    assert ask["requiredRole"] == "Backlog.Owner"  # a low-risk action with no role: the review role approves
+    with pytest.raises(Forbidden, match="supplied vendorId; another person approves"):
+        decide(svc, ask, who=OLGA)
+    assert svc.store.get(oid).status is Status.awaiting_approval and svc.store.executions(oid) == []
+    decide(svc, ask, who=RITA)
+    drive(svc)
+    assert svc.store.get(oid).status is Status.verified and sandbox.effects["ap.request-missing-fields"] == 1
+
+
+def test_enrichment_cannot_change_an_identifying_field_the_finding_gave(svc, sandbox):
+    oid = start(svc, processArea="accounts-payable", deviationPattern="invoice-missing-po", caseKey="INV-E4",
+                attributes={"invoiceId": "INV-E4", "vendorId": "V-1", "vendorEmail": "ap@vendor.example"})
+    drive(svc)
+    [(_, _, _, notice)] = [n for n in svc.notifier.sent if n[1] == oid]
+    for field, value in (("vendorId", "V-OTHER"), ("vendorEmail", "someone@else.example")):
+        with pytest.raises(InvalidInput) as refused:
+            approvals.decide(svc, notice["approvalId"], notice["token"], "provide", OLGA,
+                             {"missingFields": "poNumber", field: value}, None, "c")
+        assert [(e.pointer, e.detail) for e in refused.value.errors] == [
+            (f"/data/{field}", "identifies the record; it cannot be changed")]
+    opp = svc.store.get(oid)
+    assert opp.status is Status.needs_data and opp.attributes["vendorId"] == "V-1" and opp.supplied == {}
 
 
 def test_a_teams_webhook_gets_the_link_card_and_an_approval_flow_the_submit_card(svc, sandbox):
@@ -239,3 +288,30 @@ def test_a_helpful_answer_with_a_decision_is_kept_once_on_the_record_and_as_feed
     assert (record["cardKind"], record["helpful"], record["by"], record["actionVersion"]) == \
         ("approve", False, "ana-oid", 1)
     assert svc.store.approvals(oid)[0].helpful is False
+
+
+def test_a_reviewer_supplies_the_missing_invoice_id_and_another_person_approves_before_the_flow_runs_once(
+        svc, sandbox):
+    from tests.factories import replace_action
+
+    contract = svc.catalog.actions["ap.post-gl-adjustment"].dataContract  # invoiceId optional: triage passes it
+    replace_action(svc, "ap.post-gl-adjustment", dataContract={**contract, "required": ["vendorId", "amount"]})
+    oid = start(svc, **{**PRICE, "caseKey": "CASE-P2",
+                        "attributes": {"vendorId": "V-1", "amount": 120.0, "glAccount": "ABC"}})
+    drive(svc)
+    [(kind, _, _, review)] = [n for n in svc.notifier.sent if n[1] == oid]
+    assert kind == "review"
+    approvals.decide(svc, review["approvalId"], review["token"], "provide", OLGA,
+                     {"invoiceId": "INV-P2", "glAccount": "6100"}, None, "c")
+    drive(svc)
+    opp = svc.store.get(oid)
+    assert opp.status is Status.awaiting_approval and opp.supplied == {"invoiceId": "olga-oid"}
+    assert "invoiceId supplied by olga-oid: another person approves" in opp.history[-1]["reason"]
+    [(_, _, _, ask)] = [n for n in svc.notifier.sent if n[1] == oid and n[0] == "approve"]
+    with pytest.raises(Forbidden, match="supplied invoiceId; another person approves"):
+        decide(svc, ask, who=OLGA)  # she holds AP.Approver, but the invoice id is her word alone
+    decide(svc, ask, who=ANA)
+    drive(svc)
+    assert svc.store.get(oid).status is Status.verified and sandbox.effects["ap.post-gl-adjustment"] == 1
+    [x] = svc.store.executions(oid)
+    assert x.parameters["invoiceId"] == "INV-P2"

@@ -24,16 +24,28 @@ HOLD = variant(GL, id="ap.hold-invoice", compensation=None, approvalThresholds=[
                                             "holdDays": {"type": "integer", "minimum": 1}}})
 
 
-def test_the_fields_that_identify_the_record_are_the_entity_the_case_key_the_verified_record_and_given_ids():
-    assert review.locked(GL, FINDING, "CASE-1") == ("invoiceId", "vendorId")  # entityField; ...Id supplied
+def test_the_fields_that_identify_the_record_are_ids_the_entity_declared_personal_the_case_key_and_verified():
+    assert review.locked(GL, FINDING, "CASE-1") == ("invoiceId", "vendorId")  # entityField; ...Id
     case = variant(GL, rateLimit=None, parameterMap={"docNumber": "caseRef"}, verify={"field": "case.state"},
                    approvalThresholds=[], compensation=None,
-                   dataContract={"type": "object", "properties": {
+                   dataContract={"type": "object", "x-identifying": ["plant"], "x-pii": ["contactEmail"],
+                                 "properties": {
                        "docNumber": {"type": "string"}, "caseId": {"type": "string"}, "orderId": {"type": "string"},
-                       "partnerId": {"type": "string"}, "note": {"type": "string"}}})
+                       "partnerId": {"type": "string"}, "note": {"type": "string"}, "plant": {"type": "string"},
+                       "contactEmail": {"type": "string"}, "ID": {"type": "string"}, "paid": {"type": "string"}}})
     # docNumber: taken from the attribute holding the case key; caseId/orderId: the record the watchdog reads;
-    # partnerId: an id the finding did not give is not locked (nothing to keep it to), nor a plain field
-    assert review.locked(case, {"caseRef": "CASE-7", "note": "x"}, "CASE-7") == ("docNumber", "caseId", "orderId")
+    # partnerId: an "...Id" whether the finding gave it or not; plant: declared; contactEmail: whom it writes to.
+    # "ID" and "paid" are not "...Id" names, nor is a plain field identifying.
+    assert review.locked(case, {"caseRef": "CASE-7", "note": "x"}, "CASE-7") == (
+        "docNumber", "caseId", "orderId", "partnerId", "plant", "contactEmail")
+
+
+def test_x_identifying_must_name_the_contracts_properties():
+    contract = {"type": "object", "properties": {"plant": {"type": "string"}}}
+    assert variant(GL, approvalThresholds=[], dataContract={**contract, "x-identifying": ["plant"]})
+    for bad in (["nope"], "plant", [1]):
+        with pytest.raises(ValueError, match="x-identifying"):
+            variant(GL, approvalThresholds=[], dataContract={**contract, "x-identifying": bad})
 
 
 @pytest.mark.parametrize("field, value", [("invoiceId", "INV-OTHER"), ("vendorId", "V-9")])
