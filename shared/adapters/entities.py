@@ -112,6 +112,10 @@ def to_entity(opp: Opportunity) -> dict[str, Any]:
         e["effortHours"] = float(opp.effortHours)
     if opp.supplied:
         e["supplied"] = _dumps(opp.supplied)
+    if opp.status is Status.closed:
+        # What a closed case ended in before (services/escalations.py `ended`), as its own property so the weekly
+        # review reads it without every row's plan; "" for a case closed without a plan. Old closed rows lack it.
+        e["closedFrom"] = (opp.plan or {}).get("closedFrom") or ""
     s = opp.scores
     e.update(impact=float(s.impact), feasibility=float(s.feasibility), risk=float(s.risk),
              priority=float(s.priority), actionId=s.actionId)

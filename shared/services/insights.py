@@ -29,10 +29,12 @@ def _doc(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) and value else value
 
 
-def _acted(row: dict[str, Any]) -> bool:
-    """domain/impact.py `acted` for a scanned row: only closed rows have their plan read (for its closedFrom)."""
-    status = row["status"]
-    return acted(status, (_doc(row.get("plan")) or {}).get("closedFrom") if status == "closed" else None)
+def _acted_before(services: Services, old: list[tuple[str, tuple[str, str]]]) -> Counter[tuple[str, str]]:
+    """Acted-on cases per group among closed rows written before the `closedFrom` property existed (id, group):
+    only those lack it, so only their plans are read (one get_many; a row closed since carries it)."""
+    cases = services.store.get_many([oid for oid, _ in old]) if old else {}
+    return Counter(key for oid, key in old
+                   if oid in cases and acted("closed", (cases[oid].plan or {}).get("closedFrom")))
 
 
 def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
@@ -45,16 +47,22 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
     impact: dict[tuple[str, str], float] = {}
     # The names each group was reported under (an alias in catalog/aliases.json may have mapped them).
     names: dict[tuple[str, str], Counter[tuple[str, str]]] = {}
-    for row in services.store.scan(Filter(), ["processArea", "deviationPattern", "status", "actionId", "impact",
-                                              "reported", "plan"]):
+    old: list[tuple[str, tuple[str, str]]] = []  # closed rows without closedFrom: read whole after the scan
+    for row in services.store.scan(Filter(), ["RowKey", "processArea", "deviationPattern", "status", "actionId",
+                                              "impact", "reported", "closedFrom"]):
         key = (row["processArea"], row["deviationPattern"])
         g = groups.setdefault(key, Counter())
         g["cases"] += 1
         g[row["status"]] += 1
-        g["acted"] += _acted(row)
+        if row["status"] == "closed" and row.get("closedFrom") is None:
+            old.append((row["RowKey"], key))
+        else:
+            g["acted"] += acted(row["status"], row.get("closedFrom"))
         impact[key] = impact.get(key, 0.0) + (row["impact"] or 0.0)
         was = _doc(row.get("reported")) or {}
         names.setdefault(key, Counter())[(was.get("processArea", key[0]), was.get("deviationPattern", key[1]))] += 1
+    for key, n in _acted_before(services, old).items():
+        groups[key]["acted"] += n
     gaps: list[dict[str, Any]] = [
         {"processArea": pa, "deviationPattern": p, "cases": c["cases"], "totalImpact": round(impact[(pa, p)], 2),
          "why": "no enabled action in the catalog for this pattern in this environment",

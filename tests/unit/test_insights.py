@@ -46,7 +46,7 @@ def test_rollbacks_are_flagged_against_the_action_version_that_was_rolled_back()
 def test_card_feedback_scores_count_helpful_answers_per_action_version():
     svc = memory_services()
     cases = _cases(svc, 3)
-    for opp, helpful in zip(cases, (True, True, False)):
+    for opp, helpful in zip(cases, (True, True, False), strict=True):
         approval = Approval(f"{opp.id}-a1", opp.id, "approve", "ap.post-gl-adjustment", 1, "AP.Approver", "h",
                             NOW, NOW + timedelta(hours=24), "cid", "approved", "ana", NOW, None, None, helpful)
         svc.store.commit(svc.store.get(opp.id), approvals=[approval])
@@ -74,3 +74,53 @@ def test_cases_people_closed_after_a_failed_flow_are_not_counted_as_handled_by_t
         svc.store.commit(replace(svc.store.get(opp.id), status=Status.closed, plan={"closedFrom": before}))
     [group] = weekly_review(svc)["sentToPeople"]
     assert (group["waitingOnPeople"], group["handledByAgent"], group["cases"]) == (1, 1, 3)
+
+
+class Reading:
+    """The store, recording the fields each scan asked for and the ids read whole."""
+
+    def __init__(self, store):
+        self._store, self.fields, self.read = store, [], []
+
+    def scan(self, where, fields):
+        self.fields.append(list(fields))
+        return self._store.scan(where, fields)
+
+    def get_many(self, ids):
+        self.read += ids
+        return self._store.get_many(ids)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def _closed(svc, opp, plan):
+    svc.store.commit(replace(svc.store.get(opp.id), status=Status.closed, plan=plan))
+
+
+def test_the_weekly_review_tells_acted_on_closed_cases_without_reading_any_plan():
+    svc = memory_services()
+    waiting, failed, verified, unplanned = _cases(svc, 4, deviationPattern="missing-vendor-data")
+    svc.store.commit(replace(svc.store.get(waiting.id), status=Status.needs_review))
+    _closed(svc, failed, {"actionId": "a", "actionVersion": 1, "closedFrom": "failed"})
+    _closed(svc, verified, {"actionId": "a", "actionVersion": 1, "closedFrom": "verified"})
+    _closed(svc, unplanned, None)  # closed from a review: no plan at all
+    svc.store = store = Reading(svc.store)
+    [group] = weekly_review(svc)["sentToPeople"]
+    assert (group["waitingOnPeople"], group["handledByAgent"], group["cases"]) == (1, 1, 4)
+    [fields] = [f for f in store.fields if "closedFrom" in f]
+    assert "plan" not in fields and store.read == []
+
+
+def test_cases_closed_before_closedFrom_was_a_property_of_its_own_still_count_by_their_plan():
+    svc = memory_services()
+    waiting, failed, verified, new = _cases(svc, 4, deviationPattern="missing-vendor-data")
+    svc.store.commit(replace(svc.store.get(waiting.id), status=Status.needs_review))
+    for opp, before in ((failed, "failed"), (verified, "verified"), (new, "compensated")):
+        _closed(svc, opp, {"actionId": "a", "actionVersion": 1, "closedFrom": before})
+    for opp in (failed, verified):  # as written before the property existed: the plan alone says
+        del svc.store._rows[opp.id][0]["closedFrom"]
+    svc.store = store = Reading(svc.store)
+    [group] = weekly_review(svc)["sentToPeople"]
+    assert (group["waitingOnPeople"], group["handledByAgent"], group["cases"]) == (1, 2, 4)
+    assert sorted(store.read) == sorted([failed.id, verified.id])  # only the old rows are read whole
