@@ -28,7 +28,9 @@ COLUMNS = [("verified", "done"), ("control", "held out"), ("awaiting_approval", 
            ("rejected", "rejected"), ("needs_data", "needs data"), ("needs_review", "for review"),
            ("failed", "failed"), ("compensated", "rolled back"), ("executing", "next slot")]
 # The sandbox's approval flow plays the approver: it approves amounts up to 500 and rejects the rest.
-APPROVER = {"id": "0b5e1c2a-7d4f-4a8e-9c3b-2f6d8e1a4b7c", "name": "ap.lead@contoso.example", "roles": ["AP.Approver", "O2C.Approver"]}
+# Its id is the responder's Entra object id, as the real flow reports it.
+APPROVER = {"id": "0b5e1c2a-7d4f-4a8e-9c3b-2f6d8e1a4b7c", "name": "ap.lead@contoso.example",
+            "roles": ["AP.Approver", "O2C.Approver"]}
 O2C = {"caseKeyAttribute": "orderId", "metricUnit": "days", "costOfDelayPerDay": "150"}
 SOURCES = [
     ("Celonis event subscription (AP invoices blocked)", "findings/celonis", "celonis-ap-invoice-blocked.json", {},
