@@ -530,7 +530,11 @@ def document(host: str = "localhost:7071", scheme: str = "https") -> dict[str, A
                 "prerequisites": {"type": "array", "items": {"type": "string"},
                                   "description": "What the candidate action needs in place (catalog)."},
                 "failureModes": {"type": "array", "items": {"type": "string"},
-                                 "description": "How the candidate action is known to fail (catalog)."}}},
+                                 "description": "How the candidate action is known to fail (catalog)."},
+                "supplied": {"type": "object", "additionalProperties": {"type": "string"},
+                             "description": "Identifying attributes a person supplied (review provide, enrichment), "
+                                            "with their principal id: a plan using one needs another person's "
+                                            "approval."}}},
             "KpiExpectation": {"type": "object", "properties": {
                 "metric": {"type": "string", "description": "The outcome metric (POST /api/outcomes)."},
                 "reported": {"type": "string", "description": "The metric as sent, where an alias changed it."},
