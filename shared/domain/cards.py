@@ -160,11 +160,29 @@ def buttons(approval_id: str, choices: Sequence[tuple[str, str, str]], links: Ma
             for decision, title, style in choices]
 
 
+def action_notes(effort_hours: float | None, prerequisites: Sequence[str],
+                 failure_modes: Sequence[str]) -> dict[str, str]:
+    """What the catalog says a person should know before choosing an action: its effort, what must hold first,
+    how it is known to fail (only what it says)."""
+    notes = {}
+    if effort_hours is not None:
+        notes["Effort"] = f"{effort_hours:g} h"
+    if prerequisites:
+        notes["Prerequisites"] = "; ".join(prerequisites)
+    if failure_modes:
+        notes["Known failure modes"] = "; ".join(failure_modes)
+    return notes
+
+
+def _notes(notes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [textblock("Before you decide", weight="Bolder", spacing="Medium"), factset(notes)] if notes else []
+
+
 def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, Any], risk: str, rationale: str,
                   links: Mapping[str, str] | None = None, kpis: Sequence[Mapping[str, Any]] = (),
-                  signals: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                  signals: Sequence[Mapping[str, Any]] = (), notes: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Approve or reject one proposed action: the case, what it should move and why, the action and its
-    parameters, risk and reasons."""
+    parameters, what the catalog says of it (`action_notes`), risk and reasons."""
     body = [
         textblock(f"Approve {md(plan['actionId'])} v{md(plan['actionVersion'])}?", size="Medium", weight="Bolder"),
         *([textblock(f"Summary (AI-generated): {md(plan['summary'])}")] if plan.get("summary") else []),
@@ -172,6 +190,7 @@ def approval_card(approval_id: str, case: Mapping[str, Any], plan: Mapping[str, 
         *evidence(kpis, signals),
         textblock("Proposed parameters", weight="Bolder", spacing="Medium"),
         factset(plan.get("parameters") or {}),
+        *_notes(notes or {}),
         textblock(f"Risk: {md(risk)}", color="Warning"),
         textblock(f"Why: {md(rationale)}", isSubtle=True),
     ]

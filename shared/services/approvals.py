@@ -92,13 +92,15 @@ def open_approval(services: Services, opp: Opportunity, plan: Mapping[str, Any],
     if int(context.get("stage") or 1) > 1:  # the second person sees that, and who, approved first
         first = ", ".join(map(str, context.get("approverNames") or context.get("approvedBy") or ()))
         case["Approval"] = f"second of {context.get('approvers', 2)}: approved first by {first or 'another person'}"
+    action = services.catalog.versions.get((plan["actionId"], plan["actionVersion"]))
+    notes = cards.action_notes(action.effortHours, action.prerequisites, action.failureModes) if action else {}
     return approval, {"approvalId": approval.id, "token": token, "links": links, "plan": shown, "correlationId": cid,
                       "requiredRole": approval.requiredRole, "expiresAt": approval.expiresAt.isoformat(),
                       "stage": context.get("stage", 1), "approvers": context.get("approvers", 1),
                       "cards": {"submit": cards.approval_card(approval.id, case, shown, risk, rationale,
-                                                              kpis=opp.kpis, signals=opp.signals),
+                                                              kpis=opp.kpis, signals=opp.signals, notes=notes),
                                 "links": cards.approval_card(approval.id, case, shown, risk, rationale,
-                                                             links, kpis=opp.kpis, signals=opp.signals)}}
+                                                             links, kpis=opp.kpis, signals=opp.signals, notes=notes)}}
 
 
 def approval_role(services: Services, plan: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:

@@ -45,3 +45,17 @@ def test_every_link_card_carries_both_helpful_links(notice_of):
     assert links["helpful:yes"] in urls and links["helpful:no"] in urls
     assert "/feedback?helpful=yes&token=" in links["helpful:yes"]
     assert events(card) == []  # still a valid card, within Teams' five actions a row
+
+
+def test_an_approval_card_tells_the_actions_effort_prerequisites_and_failure_modes():
+    svc = memory_services()
+    [opp] = ingest(svc, validated(finding()), "cid").results
+    action = svc.catalog.actions["ap.request-missing-fields"]
+    assert action.effortHours is not None and action.prerequisites and action.failureModes
+    notice = _approve(svc, opp.opportunity)
+    for card in notice["cards"].values():
+        facts = {f["title"]: f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]}
+        assert facts["Effort"] == f"{action.effortHours:g} h"
+        assert action.prerequisites[0].split()[0] in facts["Prerequisites"]
+        assert action.failureModes[0].split()[0] in facts["Known failure modes"]
+        assert events(card) == []
