@@ -149,3 +149,30 @@ def post_celonis(base: str, payload: Any, headers: Optional[dict] = None, params
 
     return requests.post(f"{base}/findings/celonis", data=json.dumps(payload).encode(), params=params,
                          headers={"content-type": "application/json", **(headers or {})}, timeout=30)
+
+
+def run_stages(svc: Services, *stages: str) -> None:
+    """Handle the queued messages of `stages` until none is left (no flows when execute is not among them)."""
+    import json
+
+    from shared.services import pipeline
+
+    while True:
+        mine = [m for m in svc.bus.messages if m.body["type"] in stages]
+        if not mine:
+            return
+        for m in mine:
+            svc.bus.messages.remove(m)
+            pipeline.handle(svc, m.body["type"], json.dumps(m.body).encode(), 1)
+
+
+def settled(api: Any, oid: str, status: str, timeout: float = 60.0) -> None:
+    """Wait until the local host's opportunity `oid` reaches `status` (the agents work in the background)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if api.get(f"/opportunities/{oid}").json()["status"] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{oid} never reached {status}")

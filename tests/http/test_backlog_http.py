@@ -1,5 +1,5 @@
 """Reading and curating the backlog over HTTP."""
-from tests.factories import finding, principal_header, treated_case
+from tests.factories import finding, principal_header, settled, treated_case
 
 ANA = principal_header("ana@contoso.com")
 OWNER = principal_header("olga@contoso.com", "Backlog.Owner")
@@ -38,16 +38,6 @@ def test_bad_query_parameters_are_named(api):
 def test_unknown_opportunity_is_404(api):
     assert api.get("/opportunities/ffffffffffffffffffffffffffffffff").status_code == 404
     assert api.patch("/opportunities/nope", json={"owner": "x"}, headers=ANA).status_code == 404
-
-
-def settled(api, oid, status, timeout=60.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if api.get(f"/opportunities/{oid}").json()["status"] == status:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{oid} never reached {status}")
 
 
 def test_patch_owner_notes_and_dismiss(api):
@@ -136,7 +126,6 @@ def test_the_host_fires_the_sweep_on_its_schedule(azurite):
                 break
             time.sleep(0.2)
         assert sweep.get("ok") is True and sweep["lastRun"], sweep
-
 
 
 def _close_in_store(oid):

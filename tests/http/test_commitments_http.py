@@ -1,7 +1,7 @@
 """The weekly commitment over HTTP on the local host: who may commit, what is refused by name, and what the
 backlog shows of committed items (done, in flight, stuck)."""
 from shared.domain.commitment import current_week
-from tests.factories import finding, principal_header, treated_case
+from tests.factories import finding, principal_header, settled, treated_case
 
 ANA = principal_header("ana@contoso.com")
 OWNER = principal_header("olga@contoso.com", "Backlog.Owner")
@@ -17,16 +17,6 @@ def seed(api, prefix, n=1, pattern=NOBODY):
     for oid in ids:
         settled(api, oid, "needs_review")
     return ids
-
-
-def settled(api, oid, status, timeout=60.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if api.get(f"/opportunities/{oid}").json()["status"] == status:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{oid} never reached {status}")
 
 
 def move(oid, *path):

@@ -6,22 +6,13 @@ import pytest
 
 from shared.domain.errors import Conflict, Forbidden, InvalidInput
 from shared.domain.status import Status
-from shared.services import approvals, pipeline
+from shared.services import approvals
 from shared.services.ingest import ingest
 from tests.factories import finding, memory_services, person, replace_action, validated
+from tests.factories import run_stages as _run
 
 OWNER = person("rita@contoso.com", "Backlog.Owner")
 OWNER_APPROVER = person("olga@contoso.com", "Backlog.Owner", "AP.Approver")
-
-
-def _run(svc, *stages):
-    while True:
-        mine = [m for m in svc.bus.messages if m.body["type"] in stages]
-        if not mine:
-            return
-        for m in mine:
-            svc.bus.messages.remove(m)
-            pipeline.handle(svc, m.body["type"], json.dumps(m.body).encode(), 1)
 
 
 def review_case(svc, gl="ABC", amount=120.0):

@@ -9,27 +9,16 @@ from shared.domain.cards import md
 from shared.domain.opportunity import opportunity_id
 from shared.domain.status import Status
 from shared.runtime import REPO_CATALOG
-from shared.services import pipeline
 from shared.services.ingest import ingest
 from shared.services.insights import weekly_review
 from tests.factories import finding, memory_services, validated
+from tests.factories import run_stages as _run
 
 
 def _with_repo_aliases():
     svc = memory_services()
     svc.aliases = load_aliases(REPO_CATALOG)
     return svc
-
-
-def _run(svc, *stages):
-    """Handle the queued messages of `stages` until none is left (no flows: execute is not among them)."""
-    while True:
-        mine = [m for m in svc.bus.messages if m.body["type"] in stages]
-        if not mine:
-            return
-        for m in mine:
-            svc.bus.messages.remove(m)
-            pipeline.handle(svc, m.body["type"], json.dumps(m.body).encode(), 1)
 
 
 def test_every_alias_in_the_repo_names_a_catalog_pattern_or_process_area():
