@@ -8,11 +8,59 @@ targetScope = 'subscription'
 @description('Name of the environment (azd sets it); names the resource group and tags every resource.')
 param environmentName string
 
-@description('Azure region for every resource.')
+// Regions offering Flex Consumption, as Microsoft's Flex Consumption azd quickstart lists them
+// (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep, commit 7ed4638, Nov 2025; its canary
+// region eastus2euap left out). `az functionapp list-flexconsumption-locations` gives today's list.
+@description('Azure region for every resource; one that offers Flex Consumption.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({ azd: { type: 'location' } })
 param location string
 
 @description('Object id of a person or group to grant data access for local development (optional).')
 param principalId string = ''
+
+// azd fills AZURE_PRINCIPAL_TYPE with the signed-in principal's type (User, or ServicePrincipal in CI); a role
+// assignment whose principalType does not match the principal fails with UnmatchedPrincipalType.
+@description('Type of principalId: User, ServicePrincipal (azd in CI) or Group.')
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param principalType string = 'User'
+
+// Key Vault keeps a deleted vault's name for softDeleteRetentionInDays (7): `azd down` without --purge, then
+// `azd up` with the same environment, would collide with the deleted vault. Change this to get a new name.
+@description('Anything; a new value gives the Key Vault a new name (after an `azd down` without --purge).')
+param keyVaultNameSeed string = ''
 
 @description('Dataverse environment URL, e.g. https://contoso.crm.dynamics.com (empty: records in Azure Tables).')
 param dataverseUrl string = ''
@@ -59,9 +107,15 @@ param celonisSigningSecret string = ''
 @description('Sources whose findings must hold only known fields, comma-separated (e.g. "celonis,generic"); empty: every source keeps unknown fields under extensions.')
 param ingestStrictSources string = ''
 
+// No default: a default such as newGuid() is evaluated on every deployment, so each `azd provision` would
+// write a new key and every outstanding approval token would stop verifying. azd generates this value once
+// (metadata type 'generate') and keeps it in the environment's config (infra.parameters.approvalSigningKey,
+// azd's bicep_provider.go ensureParameters), reusing it on every provision; APPROVAL_SIGNING_KEY overrides it.
 @secure()
-@description('HMAC key of approval tokens; a fresh one unless given.')
-param approvalSigningKey string = newGuid()
+@minLength(32)
+@description('HMAC key of approval tokens: generated once by azd, or APPROVAL_SIGNING_KEY; keep it across provisions.')
+@metadata({ azd: { type: 'generate', config: { length: 64, noSpecial: true } } })
+param approvalSigningKey string
 
 @description('Share of telemetry kept (0-100); sampling of requests and dependencies.')
 param samplingPercentage int = 100
@@ -76,6 +130,7 @@ var flowSettings = [for item in items(flowUrls): item.key]
 var optionalSettings = concat(empty(approvalFlowUrl) ? [] : ['APPROVAL_FLOW_URL'], empty(approvalFlowKey) ? [] : ['APPROVAL_FLOW_KEY'], empty(teamsWebhookUrl) ? [] : ['TEAMS_WEBHOOK_URL'], empty(ingestApiKey) ? [] : ['INGEST_API_KEY'], empty(celonisSigningSecret) ? [] : ['CELONIS_SIGNING_SECRET'])
 var secretSettings = concat(flowSettings, optionalSettings, ['APPROVAL_SIGNING_KEY'])
 var suffix = toLower(uniqueString(subscription().id, environmentName, location))
+var vaultSuffix = toLower(uniqueString(subscription().id, environmentName, location, keyVaultNameSeed))
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -127,7 +182,7 @@ module keyvault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
   params: {
-    name: 'kv-cl-${suffix}'
+    name: 'kv-cl-${vaultSuffix}'
     location: location
     tags: tags
     flowUrls: flowUrls
@@ -165,6 +220,9 @@ module functionapp 'modules/functionapp.bicep' = {
     tableShards: tableShards
     ingestStrictSources: ingestStrictSources
   }
+  // The site starts only after its identity holds its roles: a Key Vault reference resolved before Key Vault
+  // Secrets User exists reaches the app as the literal @Microsoft.KeyVault(...) text.
+  dependsOn: [roles]
 }
 
 module roles 'modules/roles.bicep' = {
@@ -173,6 +231,7 @@ module roles 'modules/roles.bicep' = {
   params: {
     principalId: identity.outputs.principalId
     developerPrincipalId: principalId
+    developerPrincipalType: principalType
     storageName: storage.outputs.name
     serviceBusName: servicebus.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName

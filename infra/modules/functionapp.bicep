@@ -31,8 +31,6 @@ var plain = {
   ServiceBusConnection__fullyQualifiedNamespace: serviceBusNamespace
   ServiceBusConnection__credential: 'managedidentity'
   ServiceBusConnection__clientId: identityClientId
-  // With local auth off this only locates the resource: writing needs the identity (Monitoring Metrics Publisher).
-  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
   OTEL_SAMPLING_PERCENTAGE: string(samplingPercentage)
   CLOSEDLOOP_ENV: 'prod'
@@ -67,7 +65,18 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
+// Settings known only once the deployment runs (a property of an existing resource) stay out of every
+// for-expression: Bicep needs a loop's input at the start of the deployment (BCP178, the compiler's
+// DeployTimeConstantValidator; Bicep issue #1917 is this very pattern on appSettings). They are listed as literal
+// {name, value} objects and concatenated with the loop over the deploy-time-known settings.
+var runtimeSettings = [
+  // With local auth off this only locates the resource: writing needs the identity (Monitoring Metrics Publisher).
+  { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsights.properties.ConnectionString }
+]
+
 var secrets = toObject(secretSettings, s => s, s => '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${toLower(replace(s, '_', '-'))})')
+
+var knownSettings = [for item in items(union(plain, secrets)): { name: item.key, value: item.value }]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: 'plan-${name}'
@@ -93,7 +102,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
-      appSettings: [for item in items(union(plain, secrets)): { name: item.key, value: item.value }]
+      appSettings: concat(runtimeSettings, knownSettings)
     }
     functionAppConfig: {
       deployment: {
@@ -122,7 +131,8 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(connectorClie
         enabled: true
         registration: {
           clientId: connectorClientId
-          openIdIssuer: 'https://sts.windows.net/${tenant().tenantId}/v2.0'
+          // The cloud's own Entra endpoint (https://login.microsoftonline.com/ in the public cloud), not a literal.
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
         }
         validation: { allowedAudiences: ['api://${connectorClientId}'] }
       }

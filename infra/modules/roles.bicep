@@ -1,15 +1,21 @@
 // Role assignments for each identity-based connection of the app (and, optionally, a developer).
 param principalId string
 param developerPrincipalId string = ''
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param developerPrincipalType string = 'User'
 param storageName string
 param serviceBusName string
 param appInsightsName string
 param keyVaultName string
 param openAiResourceId string = ''
+// The queues of modules/servicebus.bicep (a literal list: a module's outputs may not feed a for-expression, BCP178).
+param queues array = ['triage', 'plan', 'execute', 'verify']
 
 var roles = {
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
@@ -40,6 +46,37 @@ resource sbReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataReceiver)
+  }
+}
+
+// Flex Consumption's target-based scaler reads each trigger queue's message count (queue runtime properties), which
+// needs the Manage right; among built-in roles only Azure Service Bus Data Owner carries it (Microsoft's Flex
+// Consumption Service Bus quickstart grants it on the namespace). Granted here on the four trigger queues only,
+// not the namespace: the least that lets the scaler see the backlog.
+resource queue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' existing = [for q in queues: {
+  parent: serviceBus
+  name: q
+}]
+
+resource sbScaler 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (q, i) in queues: {
+  name: guid(serviceBus.id, q, principalId, roles.serviceBusDataOwner)
+  scope: queue[i]
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataOwner)
+  }
+}]
+
+// AzureWebJobsStorage: the MCP tool trigger (mcp_extension) keeps its state in storage queues; Microsoft's Flex
+// Consumption MCP and azd quickstart samples grant Storage Queue Data Contributor for it.
+resource storageQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, principalId, roles.storageQueueDataContributor)
+  scope: storage
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
   }
 }
 
@@ -87,12 +124,17 @@ resource secrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// A conditional module's scope is still evaluated by ARM when the condition is false: with an empty id,
+// split('', '/')[2] is out of bounds and template validation fails. The parts of this resource group's own id
+// stand in for an empty one, so every index below exists whatever the parameter holds.
+var openAiIdParts = split(empty(openAiResourceId) ? resourceGroup().id : openAiResourceId, '/')
+
 // AZURE_OPENAI_ENDPOINT: bearer tokens from the identity (module in the OpenAI account's resource group).
 module openAi 'openai-role.bicep' = if (!empty(openAiResourceId)) {
   name: 'openai-role'
-  scope: resourceGroup(split(openAiResourceId, '/')[2], split(openAiResourceId, '/')[4])
+  scope: resourceGroup(openAiIdParts[2], openAiIdParts[4])
   params: {
-    accountName: last(split(openAiResourceId, '/'))
+    accountName: last(openAiIdParts)
     principalId: principalId
     roleId: roles.cognitiveServicesOpenAIUser
   }
@@ -104,7 +146,7 @@ resource devTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!e
   scope: storage
   properties: {
     principalId: developerPrincipalId
-    principalType: 'User'
+    principalType: developerPrincipalType
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
   }
 }

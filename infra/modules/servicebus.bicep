@@ -31,4 +31,6 @@ resource queue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = [fo
 }]
 
 output name string = namespace.name
-output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
+// The host name from the namespace itself (https://<name>.servicebus.windows.net:443/ in the public cloud, another
+// suffix in sovereign clouds); environment() has no Service Bus suffix.
+output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '/')[2], ':')[0]

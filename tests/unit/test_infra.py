@@ -40,6 +40,8 @@ def bicep():
 
 def set_by_deployment(bicep) -> set[str]:
     plain = set(bicep["modules/functionapp.bicep"]["variables"]["plain"]["value"])
+    # Settings read from a resource at runtime sit outside the loop (BCP178), as literal {name, value} objects.
+    plain |= {s["name"] for s in bicep["modules/functionapp.bicep"]["variables"]["runtimeSettings"]["value"]}
     main = (INFRA / "main.bicep").read_text()
     secret = set(re.findall(r"'([A-Z][A-Z0-9_]+)'", main.split("var secretSettings")[0].split("var optionalSettings")[1]))
     secret |= set(re.findall(r"\['([A-Z][A-Z0-9_]+)'\]\)", main))
@@ -114,13 +116,16 @@ def test_no_key_or_connection_string_is_emitted_or_enabled(bicep):
 
 
 ROLES = {"ServiceBusConnection": ["serviceBusDataSender", "serviceBusDataReceiver"],
-         "AzureWebJobsStorage": ["storageBlobDataOwner"], "AzureWebJobsStorage__tableServiceUri": ["storageTableDataContributor"],
+         "AzureWebJobsStorage": ["storageBlobDataOwner", "storageQueueDataContributor"],
+         "ServiceBusConnection (Flex Consumption scaler)": ["serviceBusDataOwner"], "AzureWebJobsStorage__tableServiceUri": ["storageTableDataContributor"],
          "Key Vault references": ["keyVaultSecretsUser"], "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": ["monitoringMetricsPublisher"],
          "AZURE_OPENAI_ENDPOINT": ["cognitiveServicesOpenAIUser"]}
 GUIDS = {"serviceBusDataSender": "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39", "serviceBusDataReceiver": "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0",
          "storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
          "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb", "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
-         "cognitiveServicesOpenAIUser": "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"}
+         "cognitiveServicesOpenAIUser": "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd",
+         "storageQueueDataContributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+         "serviceBusDataOwner": "090c5cfd-751d-490a-894a-3ce6f1109419"}
 
 
 def test_each_identity_based_connection_has_its_role_assignment(bicep):
