@@ -65,7 +65,7 @@ def test_no_for_expression_iterates_over_a_value_known_only_at_runtime():
         existing = set(re.findall(r"^resource (\w+) '[^']+' existing", text, re.M))
         for expr in for_inputs(text):
             assert not re.search(r"\.(?:properties|outputs)\b|\breference\(|\blist\w*\(", expr), (name, expr)
-            used = {w for w in re.findall(r"\b\w+\b", expr)}
+            used = set(re.findall(r"\b\w+\b", expr))
             assert not used & runtime, (name, expr, used & runtime)
             assert not {w for w in used if f"{w}." in expr} & existing, (name, expr)
 
@@ -196,7 +196,7 @@ def test_every_parameter_an_operator_gives_is_reachable_through_azd(bicep):
     # provision, so everything an operator sets must come through `azd env set` (issue 20).
     params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     main = bicep["main.bicep"]["parameters"]
-    for name, p in main.items():
+    for name in main:
         if name in NOT_MAPPED:
             continue
         assert name in params, f"{name}: not in main.parameters.json"
@@ -255,7 +255,8 @@ def test_the_site_waits_for_its_roles(bicep):
 
 NEEDED_AT_RUNTIME = ["function_app.py", "host.json", "requirements.txt", "shared", "catalog", "prompts"]
 EXCLUDED = ["outbox", ".hypothesis", "__pycache__", "infra", "scripts", "tests", "bench", "devhost", "node_modules",
-            ".azurite", ".venv", "docs", "samples", ".pytest_cache", ".mypy_cache", ".ruff_cache", "local.settings.json"]
+            ".azurite", ".venv", "docs", "samples", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+            "local.settings.json"]
 
 
 def test_the_package_holds_only_what_runs():
@@ -312,7 +313,8 @@ def test_a_key_vault_name_can_be_reused_after_azd_down(bicep):
 def test_the_readme_says_what_azd_up_asks_for_and_what_only_a_deployment_proves():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Deploying to Azure")[1].split("\n## ")[0]
-    asks = [section.index(s) for s in ("azd env new", "AZURE_LOCATION", "AZURE_PRINCIPAL_TYPE", "azd env set FLOW_URLS")]
+    steps = ("azd env new", "AZURE_LOCATION", "AZURE_PRINCIPAL_TYPE", "azd env set FLOW_URLS")
+    asks = [section.index(s) for s in steps]
     assert asks == sorted(asks)
     assert "only a real deployment" in section.lower()
     for env in ENV_NAMES.values():
