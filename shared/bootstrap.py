@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .domain.aliases import Aliases
 from .domain.catalog import Action, Catalog
+from .domain.keyvault import is_reference
 from .domain.policy import Policy
 from .ports import Bus, Clock, Coordination, Flows, Llm, Notifier, Records, Reference, Services
 from .settings import REPO, Settings
@@ -77,7 +78,7 @@ def build_stores(settings: Settings) -> tuple[Records, Reference, Coordination]:
     from .adapters.dataverse.store import DataverseStore
     if not settings.dataverse_url:
         raise RuntimeError("STORE=dataverse needs DATAVERSE_URL (https://<org>.crm.dynamics.com)")
-    if settings.dataverse_token:  # a fixed token: for the local fake Dataverse only
+    if _usable(settings, "DATAVERSE_TOKEN", settings.dataverse_token):  # a fixed token: the local fake Dataverse only
         token = settings.dataverse_token
         provider = lambda: token  # noqa: E731
     else:
@@ -96,6 +97,32 @@ def build_bus(settings: Settings) -> Bus:
     return ServiceBusBus(settings.servicebus_connection or None, settings.servicebus_namespace or None)
 
 
+def resolved(settings: Settings) -> dict[str, str]:
+    """The settings' mapping without the settings that hold an unresolved Key Vault reference: a flow URL that is
+    one reads as unset (FlowNotConfigured), never as a URL to call. Each is logged once where it is dropped."""
+    for name in settings.unresolved:
+        if name.startswith("FLOW_"):
+            _unresolved_once(name, "the flow is never called (FlowNotConfigured)")
+    return {k: v for k, v in settings.source.items() if k not in settings.unresolved}
+
+
+_said: set[str] = set()
+
+
+def _unresolved_once(name: str, consequence: str) -> None:
+    if name not in _said:
+        _said.add(name)
+        log.error("%s holds an unresolved Key Vault reference: %s", name, consequence)
+
+
+def _usable(settings: Settings, name: str, value: str) -> str:
+    """`value` (the setting `name`), or "" when it holds an unresolved Key Vault reference (logged once)."""
+    if name in settings.unresolved or is_reference(value):
+        _unresolved_once(name, "treated as unset")
+        return ""
+    return value
+
+
 def build_flows(settings: Settings, catalog: Callable[[], Catalog | None] | None = None) -> Flows:
     """HTTP child flows, their URLs read from the settings' own mapping. A 202's Location is polled only on
     FLOW_POLL_HOSTS, else on the origins of the configured flow URLs (every flow.setting of `catalog()`, and
@@ -108,7 +135,7 @@ def build_flows(settings: Settings, catalog: Callable[[], Catalog | None] | None
         current = catalog() if catalog else None
         return {a.flow.setting for a in (current.versions.values() if current else ())} | {READ_SETTING}
 
-    return HttpFlows(settings.source, poll_hosts=settings.flow_poll_hosts, flow_settings=flow_settings,
+    return HttpFlows(resolved(settings), poll_hosts=settings.flow_poll_hosts, flow_settings=flow_settings,
                      https_only=not settings.local)
 
 
@@ -117,15 +144,20 @@ def build_notifier(settings: Settings) -> Notifier:
     folder (local), else the log."""
     from .adapters import notifiers
     fallback = notifiers.OutboxNotifier(settings.outbox_dir) if settings.outbox_dir else notifiers.LogNotifier()
-    webhook = notifiers.WebhookNotifier(settings.teams_webhook_url) if settings.teams_webhook_url else None
-    flow = (notifiers.FlowNotifier(settings.approval_flow_url, settings.public_base_url)
-            if settings.approval_flow_url else None)
+    # A URL that is an unresolved Key Vault reference is never called: it reads as unset.
+    webhook_url = _usable(settings, "TEAMS_WEBHOOK_URL", settings.teams_webhook_url)
+    flow_url = _usable(settings, "APPROVAL_FLOW_URL", settings.approval_flow_url)
+    webhook = notifiers.WebhookNotifier(webhook_url) if webhook_url else None
+    flow = notifiers.FlowNotifier(flow_url, settings.public_base_url) if flow_url else None
     return notifiers.RoutingNotifier(flow or webhook or fallback, webhook or fallback)
 
 
 def build_llm(settings: Settings) -> Llm | None:
     """The configured LLM, or None; a misconfigured one is logged and planning stays deterministic."""
     if not (settings.azure_openai_endpoint or settings.llm_base_url):
+        return None
+    if any(name in settings.unresolved for name in ("AZURE_OPENAI_API_KEY", "LLM_API_KEY")):
+        _unresolved_once("AZURE_OPENAI_API_KEY/LLM_API_KEY", "planning stays deterministic")
         return None
     try:
         from .adapters.openai_llm import build
@@ -176,7 +208,7 @@ def bootstrap(settings: Settings, *, store: Records | None = None, reference: Re
         aliases=aliases or load_aliases(settings.catalog_dir),
         flows=flows or build_flows(settings, lambda: services.catalog if services else None),
         notifier=notifier or build_notifier(settings), llm=llm if llm is not None else build_llm(settings))
-    if sync_catalog:
+    if sync_catalog and not settings.unresolved:  # the app refuses to act meanwhile (shared/api/edge.py)
         sync_stored_catalog(services, repo)
     if telemetry:
         start_telemetry(settings)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .domain.keyvault import is_reference
+
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,6 +79,22 @@ DEFAULTS: dict[str, str] = {
 }
 
 
+# The settings that hold a secret or a secret URL (infra/main.bicep makes each a Key Vault reference), plus every
+# FLOW_* child-flow URL a catalog action names. Listed for whoever reads this; `Settings.unresolved` looks at
+# every setting, so a secret added later is covered without being listed here.
+SECRETS = ("APPROVAL_SIGNING_KEY", "APPROVAL_FLOW_KEY", "APPROVAL_FLOW_URL", "TEAMS_WEBHOOK_URL", "INGEST_API_KEY",
+           "CELONIS_SIGNING_SECRET", "AZURE_OPENAI_API_KEY", "LLM_API_KEY", "DATAVERSE_TOKEN", "FLOW_*")
+# What an operator does about an unresolved reference: App Service resolves references when the app starts (and
+# when its settings change), so access granted later takes effect on the next restart.
+UNRESOLVED_FIX = ("grant the app's managed identity the Key Vault Secrets User role on the vault (or fix the "
+                  "reference's vault or secret name), then restart the app")
+
+
+def unresolved_in(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The names of the settings in `env` that still hold a Key Vault reference's text, sorted; never raises."""
+    return tuple(sorted(name for name, value in env.items() if is_reference(value)))
+
+
 def _int(env: Mapping[str, str], name: str) -> int:
     raw = env.get(name) or DEFAULTS[name]
     try:
@@ -131,6 +149,9 @@ class Settings:
     flow_poll_hosts: tuple[str, ...] = ()
     strict_sources: frozenset[str] = frozenset()
     celonis_signing_secret: str = ""
+    # Settings whose value is still a Key Vault reference's text (App Service could not resolve it): the app
+    # refuses to act while any is (shared/api/edge.py services(), health says why). Never used as a value.
+    unresolved: tuple[str, ...] = ()
     # Every setting as given (a snapshot of the environment, or the local host's dict): see `get`.
     source: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -145,9 +166,19 @@ class Settings:
         return self.environment == "local"
 
     @property
+    def unresolved_why(self) -> str | None:
+        """Why the app refuses to act, or None: the settings still holding a Key Vault reference, and the fix."""
+        if not self.unresolved:
+            return None
+        return (f"{', '.join(self.unresolved)} still hold{'s' if len(self.unresolved) == 1 else ''} an unresolved "
+                f"Key Vault reference: {UNRESOLVED_FIX}")
+
+    @property
     def approvals_off(self) -> str | None:
         """Why no person can be asked (approval and data requests), or None when they can: links are signed
         with APPROVAL_SIGNING_KEY, and only the local host may make up a per-process key."""
+        if "APPROVAL_SIGNING_KEY" in self.unresolved or is_reference(self.approval_signing_key):
+            return f"approvals are off: APPROVAL_SIGNING_KEY holds an unresolved Key Vault reference ({UNRESOLVED_FIX})"
         if self.approval_signing_key or self.local:
             return None
         return "approvals are off: APPROVAL_SIGNING_KEY is not set (Key Vault), so no request can be signed"
@@ -170,6 +201,7 @@ class Settings:
             environment = "prod"
         return cls(
             source=env,
+            unresolved=unresolved_in(env),  # logged once by whoever refuses (shared/api/edge.py), not per read
             environment=environment,
             local_refused=refused,
             store_timeout=max(0.5, float(_int(env, "STORE_TIMEOUT_SECONDS"))),

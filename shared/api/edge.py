@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..domain import identity
     from ..domain.identity import Principal
     from ..ports import Services
+    from ..settings import Settings
 
 
 class _Lazy:
@@ -45,8 +46,30 @@ if not TYPE_CHECKING:
 
 
 def services() -> Services:
-    """The app's services from the composition root (shared/runtime.py), built on first use."""
+    """The app's services from the composition root (shared/runtime.py), built on first use; 503 with Retry-After
+    while a setting still holds an unresolved Key Vault reference (refuse_unresolved), checked before anything is
+    built. Every route but health, every MCP tool and every trigger gets its services here."""
+    refuse_unresolved(runtime.settings())
     return runtime.services()
+
+
+# Nothing a caller sends fixes an unresolved reference: an operator grants access and restarts. Five minutes
+# keeps a retrying sender (Celonis redelivers, a flow retries) from hammering meanwhile.
+UNRESOLVED_RETRY_S = 300
+_told: set[tuple[str, ...]] = set()
+log = logging.getLogger("closedloop.edge")
+
+
+def refuse_unresolved(settings: Settings) -> None:
+    """Unavailable naming every setting that still holds a Key Vault reference's text, logged once a process; the
+    same rule on the local host as in Azure (the local host never has references, so it never refuses)."""
+    if not settings.unresolved:
+        return
+    if settings.unresolved not in _told:
+        _told.add(settings.unresolved)
+        log.error("refusing to act: %s", settings.unresolved_why)
+    raise Unavailable(f"The app refuses to act: {settings.unresolved_why}.", UNRESOLVED_RETRY_S,
+                      unresolved=list(settings.unresolved))
 
 
 class ServerFault(ProblemError):

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from ..domain import keyvault
 from ..domain.errors import (
     FieldError,
     Forbidden,
@@ -25,7 +26,7 @@ from ..domain.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
-from .edge import easy_auth_principal, lazy, problem_body, refusal
+from .edge import UNRESOLVED_RETRY_S, easy_auth_principal, lazy, problem_body, refusal
 
 if TYPE_CHECKING:
     from ..domain.identity import Principal
@@ -139,26 +140,21 @@ def require_same_origin_form(req: func.HttpRequest, settings: Any) -> None:
                     "recorded.", [FieldError("header:Origin", why)])
 
 
-# App Service puts a Key Vault reference it could not resolve (no access yet, a wrong URI) in the setting as its
-# own text, which anyone can read in infra/modules/functionapp.bicep: as a secret it would open the door to everyone.
-_KEY_VAULT_REFERENCE = "@microsoft.keyvault("
-# Nothing a caller sends fixes it: an operator grants the app's identity access or fixes the reference, and App
-# Service resolves it again on restart. Five minutes keeps a retrying sender (Celonis redelivers) from hammering.
-_UNRESOLVED_RETRY_S = 300
 _told: set[str] = set()
 
 
 def require_resolved(setting: str, value: str | None) -> None:
     """503 with Retry-After naming `setting` when its value is an unresolved Key Vault reference (fail closed),
-    logged once per setting and process."""
-    if not value or not value.lstrip().lower().startswith(_KEY_VAULT_REFERENCE):
+    logged once per setting and process. The whole app refuses first (edge.services, Settings.unresolved); this
+    guards a secret where it is used, whatever built the settings."""
+    if not keyvault.is_reference(value):
         return
     if setting not in _told:
         _told.add(setting)
         log.error("%s is an unresolved Key Vault reference: every request it guards is refused with 503 until it "
                   "resolves (grant the app's identity access to the secret, then restart)", setting)
     raise Unavailable(f"{setting} is a Key Vault reference the host could not resolve; nothing is accepted until "
-                      "it is.", _UNRESOLVED_RETRY_S, setting=setting)
+                      "it is.", UNRESOLVED_RETRY_S, setting=setting)
 
 
 def check_api_key(req: func.HttpRequest, secret: str | None, setting: str = "INGEST_API_KEY") -> None:

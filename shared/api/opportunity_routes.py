@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
-from .edge import lazy, services
+from .edge import UNRESOLVED_RETRY_S, lazy, services
 from .http import endpoint, json_object, json_response, principal, query_int, read_body, require_media_type
 
 if TYPE_CHECKING:
+    from .. import runtime
     from .. import settings as app_settings
     from ..ports import Filter
     from ..services import backlog, commitments, sweep, views
@@ -19,6 +20,7 @@ else:
     backlog, sweep = lazy("shared.services.backlog"), lazy("shared.services.sweep")
     commitments = lazy("shared.services.commitments")
     views, app_settings = lazy("shared.services.views"), lazy("shared.settings")
+    runtime = lazy("shared.runtime")
 
 bp = func.Blueprint()
 log = logging.getLogger("closedloop.http")
@@ -187,6 +189,18 @@ def _warnings(settings: Any) -> list[str]:
 def health(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     """Liveness with dependency checks, within 2.5 s: 200 when the store answers, 503 with Retry-After when not."""
     checks: dict[str, Any] = {}
+    try:
+        settings = runtime.settings()  # without building the services: they would refuse (edge.services)
+    except Exception:  # nothing to tell yet: the probe below says what failed
+        settings = None
+    if settings is not None and settings.unresolved:
+        # The app refuses to act (every route and tool answers 503): down, naming each setting and the fix. The
+        # store is not probed: the answer would change nothing an operator must do.
+        checks["secrets"] = {"ok": False, "unresolved": list(settings.unresolved),
+                             "action": app_settings.UNRESOLVED_FIX}
+        log.error("health: %s", settings.unresolved_why, extra={"correlationId": cid})
+        return json_response({"status": "down", "checks": checks, "warnings": [settings.unresolved_why]}, 503,
+                             cid, {"Retry-After": str(UNRESOLVED_RETRY_S)})
     try:
         svc, timer = _store_probe().result(timeout=HEALTH_DEADLINE)
     except NoAnswer:

@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import FieldError, MalformedHeader, Unauthorized
+from .errors import FieldError, MalformedHeader, Unauthorized, Unavailable
+from .keyvault import is_reference
 
 _OID = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 _NAME = ("preferred_username", "name", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
@@ -88,7 +89,13 @@ def flow_signature(key: str, body: bytes) -> str:
 
 
 def from_flow(key: str, body: bytes, signature: str | None, approver: Any) -> Principal:
-    """The responder an approval flow reports, trusted only with a valid HMAC of the body (401 otherwise)."""
+    """The responder an approval flow reports, trusted only with a valid HMAC of the body (401 otherwise). A key
+    that is an unresolved Key Vault reference is refused before any signature is checked (503): its text is
+    public (infra/modules/functionapp.bicep), so anyone could sign a body with it."""
+    if is_reference(key):
+        raise Unavailable("APPROVAL_FLOW_KEY holds an unresolved Key Vault reference, so no flow's answer can be "
+                          "believed; grant the app's identity access to the secret, then restart the app.", 300,
+                          setting="APPROVAL_FLOW_KEY")
     if not key or not signature or not hmac.compare_digest(signature, flow_signature(key, body)):
         raise Unauthorized("the flow's signature does not verify")
     if not isinstance(approver, dict) or not isinstance(approver.get("id"), str) or not approver["id"]:

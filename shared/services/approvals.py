@@ -28,12 +28,14 @@ from ..domain.catalog import Action
 from ..domain.contracts import missing
 from ..domain.errors import Conflict, FieldError, Forbidden, Gone, InvalidInput, NotFound, Unauthorized
 from ..domain.identity import Principal
+from ..domain.keyvault import is_reference
 from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, rescore
 from ..domain.pii import redact, scrub
 from ..domain.review import newly_identified, read_data
 from ..domain.status import Status
 from ..ports import Services
+from ..settings import UNRESOLVED_FIX
 from . import messaging
 from .lifecycle import advance, step
 
@@ -42,13 +44,19 @@ _EPHEMERAL = os.urandom(32)
 
 
 def signing_key(services: Services) -> bytes:
-    """APPROVAL_SIGNING_KEY (Key Vault in Azure); the local host alone may sign with a per-process key."""
-    key = services.settings.approval_signing_key
+    """APPROVAL_SIGNING_KEY (Key Vault in Azure); the local host alone may sign with a per-process key. An
+    unresolved Key Vault reference is never a key, here or on the local host: its text is public
+    (infra/modules/functionapp.bicep), so tokens signed with it could be forged by anyone."""
+    from ..domain.errors import Unavailable
+
+    settings = services.settings
+    key = settings.approval_signing_key
+    if "APPROVAL_SIGNING_KEY" in settings.unresolved or is_reference(key):
+        raise Unavailable("APPROVAL_SIGNING_KEY holds an unresolved Key Vault reference, so no approval can be "
+                          f"signed or checked: {UNRESOLVED_FIX}.", retry_after=300, setting="APPROVAL_SIGNING_KEY")
     if key:
         return key.encode()
-    if not services.settings.local:
-        from ..domain.errors import Unavailable
-
+    if not settings.local:
         # 503, not 500: approvals are switched off by configuration, and say so (health names it too).
         raise Unavailable(f"{services.settings.approvals_off}.", retry_after=3600)
     return _EPHEMERAL
