@@ -187,7 +187,8 @@ def _warnings(settings: Any) -> list[str]:
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 def health(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Liveness with dependency checks, within 2.5 s: 200 when the store answers, 503 with Retry-After when not."""
+    """Liveness with dependency checks, within 2.5 s: 200 when the store answers, 503 with Retry-After when not, or
+    when a setting still holds an unresolved Key Vault reference (checks.secrets names each and the fix)."""
     checks: dict[str, Any] = {}
     try:
         settings = runtime.settings()  # without building the services: they would refuse (edge.services)
