@@ -130,7 +130,9 @@ var flowSettings = [for item in items(flowUrls): item.key]
 var optionalSettings = concat(empty(approvalFlowUrl) ? [] : ['APPROVAL_FLOW_URL'], empty(approvalFlowKey) ? [] : ['APPROVAL_FLOW_KEY'], empty(teamsWebhookUrl) ? [] : ['TEAMS_WEBHOOK_URL'], empty(ingestApiKey) ? [] : ['INGEST_API_KEY'], empty(celonisSigningSecret) ? [] : ['CELONIS_SIGNING_SECRET'])
 var secretSettings = concat(flowSettings, optionalSettings, ['APPROVAL_SIGNING_KEY'])
 var suffix = toLower(uniqueString(subscription().id, environmentName, location))
-var vaultSuffix = toLower(uniqueString(subscription().id, environmentName, location, keyVaultNameSeed))
+// Without a seed, exactly the suffix the vault has always had: uniqueString(a, b, c, '') is another hash than
+// uniqueString(a, b, c), and a new name would leave a deployed environment's vault (and its secrets) behind.
+var vaultSuffix = empty(keyVaultNameSeed) ? suffix : toLower(uniqueString(subscription().id, environmentName, location, keyVaultNameSeed))
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'

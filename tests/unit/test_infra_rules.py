@@ -303,6 +303,8 @@ def test_a_key_vault_name_can_be_reused_after_azd_down(bicep):
     main = texts()["main.bicep"]
     vault = re.search(r"var vaultSuffix = (.+)", main)
     assert vault and "environmentName" in vault.group(1) and "keyVaultNameSeed" in vault.group(1)
+    # No seed: the name a deployed environment's vault already has (its secrets live there).
+    assert re.match(r"empty\(keyVaultNameSeed\) \? suffix :", vault.group(1))
     assert "kv-cl-${vaultSuffix}" in main
     params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert params["keyVaultNameSeed"]["value"] == "${KEY_VAULT_NAME_SEED=}"
