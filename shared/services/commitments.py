@@ -14,6 +14,7 @@ from ..domain.identity import Principal
 from ..domain.opportunity import Opportunity
 from ..logs import bind
 from ..ports import ConcurrencyConflict, Filter, Services
+from . import versioned
 from .lifecycle import audit
 
 log = logging.getLogger(__name__)
@@ -93,16 +94,9 @@ def commit(services: Services, week: str, owner: str, wanted: Sequence[dict[str,
             opp = opps[item["opportunityId"]]
             item = {**item, "processArea": opp.processArea, "deviationPattern": opp.deviationPattern}
         items.append({**item, "owner": owner, "by": who.id, "at": now.isoformat()})
-    for _attempt in range(_RETRIES):
-        doc, etag = services.coordination.state_versioned(state_name(week))
-        saved = rules.merged((doc or {}).get("items", []), items)
-        try:
-            services.coordination.save_state(state_name(week), {"week": week, "items": saved}, etag)
-            break
-        except ConcurrencyConflict:
-            continue
-    else:
-        raise Conflict("The week's commitments are being changed by others; try again.")
+    versioned.update(services, state_name(week),
+                     lambda doc: ({"week": week, "items": rules.merged((doc or {}).get("items", []), items)}, None),
+                     lambda: Conflict("The week's commitments are being changed by others; try again."), _RETRIES)
     for opp in opps.values():
         _audit(services, opp.id, week, owner, who, correlation_id)
     bind(log, correlation_id).info("%s committed %d items for %s to %s", who.id, len(items), week, owner)

@@ -1,8 +1,6 @@
 """Answering an escalation: retry, undo, accept as is, hand over, close."""
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -19,7 +17,7 @@ from ..domain.opportunity import Opportunity
 from ..domain.pii import scrub
 from ..domain.status import Status
 from ..ports import ConcurrencyConflict, Services
-from . import autonomy, messaging, notices
+from . import autonomy, messaging, notices, versioned
 from .lifecycle import advance, audit
 
 _OWNER, _REASON = 200, 500  # characters kept of an owner's name and of a reason
@@ -165,19 +163,14 @@ def forget_undos(services: Services, ids: Iterable[str]) -> None:
 
 def _edit(services: Services, change: Callable[[dict[str, str]], object]) -> None:
     """A read-modify-write of the pending undos under their ETag; answers and the sweep write it at once."""
-    for attempt in range(_ATTEMPTS):
-        doc, etag = services.coordination.state_versioned(UNDOS)
+    def edited(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
         items = dict((doc or {}).get("items") or {})
         before = dict(items)
         change(items)
-        if items == before:
-            return
-        try:
-            services.coordination.save_state(UNDOS, {"items": items}, etag)
-            return
-        except ConcurrencyConflict:
-            time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))  # contenders otherwise collide again
-    raise Unavailable("Too many requests changed the pending undos at once; nothing was changed, try again.")
+        return (None if items == before else {"items": items}), None
+
+    versioned.update(services, UNDOS, edited, lambda: Unavailable(
+        "Too many requests changed the pending undos at once; nothing was changed, try again."), _ATTEMPTS)
 
 
 def escalate_unanswered(services: Services, correlation_id: str) -> int:

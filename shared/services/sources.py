@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -21,8 +19,8 @@ from ..domain.errors import Unavailable
 from ..domain.offsets import Delivery
 from ..ingest import signing
 from ..logs import bind
-from ..ports import ConcurrencyConflict, Incident, Services
-from . import notices
+from ..ports import Incident, Services
+from . import notices, versioned
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +29,7 @@ PREFIX = "offsets."
 # findings it carries are duplicates). Celonis sends a subscription's events one after another; eight senders
 # hammering one subscription on Azurite lost at most 24 races in a row, 3 on average (test_offsets_store.py).
 _ATTEMPTS = 50
+Spans = list[tuple[int, int]]  # offset ranges (first, last)
 
 
 def _name(source: str, subscription: str) -> str:
@@ -95,19 +94,15 @@ def record(services: Services, source: str, deliveries: Sequence[Delivery], corr
 
 
 def _advance(services: Services, name: str, source: str, subscription: str, mine: Sequence[Delivery],
-             now: datetime) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+             now: datetime) -> tuple[Spans, Spans]:
     """One subscription's read-modify-write under its ETag; the ranges it found missing, and its restarts."""
-    for attempt in range(_ATTEMPTS):
-        doc, etag = services.coordination.state_versioned(name)
+    def change(doc: dict[str, Any] | None) -> tuple[dict[str, Any], tuple[Spans, Spans]]:
         new, missing, resets = offsets.advance(doc, source, subscription, mine, now)
-        try:
-            services.coordination.save_state(name, new, etag)
-            return missing, resets
-        except ConcurrencyConflict:
-            # Back off a little, randomly, as the rate limiter does: contenders otherwise collide again at once.
-            time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
-    raise Unavailable("Too many requests updated this subscription's offsets at once; the findings are stored, send "
-                      "the events again.")
+        return new, (missing, resets)
+
+    return versioned.update(services, name, change, lambda: Unavailable(
+        "Too many requests updated this subscription's offsets at once; the findings are stored, send the events "
+        "again."), _ATTEMPTS)
 
 
 def _raise(services: Services, found: Sequence[Incident], correlation_id: str) -> None:
