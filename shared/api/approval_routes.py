@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 import azure.functions as func
 
@@ -19,12 +18,11 @@ from .edge import lazy, services
 from .http import (
     FORM,
     endpoint,
-    json_object,
+    form_or_json,
     json_response,
     media_type,
     principal,
     read_body,
-    require_media_type,
     require_same_origin_form,
 )
 
@@ -54,14 +52,9 @@ def _principal(req: func.HttpRequest, settings: Any, body: bytes, doc: dict[str,
 
 
 def _parse(req: func.HttpRequest, body: bytes) -> dict[str, Any]:
-    """JSON from a flow or a client; a form post from the confirmation page (fields `data.<name>`)."""
-    if require_media_type(req, ("application/json", FORM)) == FORM:
-        fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        data = {k[5:]: v for k, v in fields.items() if k.startswith("data.")}
-        parameters = {k[11:]: v for k, v in fields.items() if k.startswith("parameters.")}
-        plain = {k: v for k, v in fields.items() if not k.startswith(("data.", "parameters."))}
-        return {**{k: v for k, v in plain.items() if v != ""}, "data": data or None, "parameters": parameters or None}
-    return _nested(json_object(body))
+    """JSON from a flow or a client, or a form post from the confirmation page (fields `data.<name>`,
+    `parameters.<action>.<name>`), folded alike."""
+    return _nested(form_or_json(req, body)[0])
 
 
 def _nested(doc: dict[str, Any]) -> dict[str, Any]:

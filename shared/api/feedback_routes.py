@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import html
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 import azure.functions as func
 
 from ..domain.errors import FieldError, InvalidInput
 from .edge import lazy, services
 from .http import (
-    FORM,
     endpoint,
-    json_object,
+    form_or_json,
     json_response,
     principal,
     read_body,
-    require_media_type,
     require_same_origin_form,
 )
 
@@ -60,9 +57,7 @@ def post_feedback(req: func.HttpRequest, cid: str) -> func.HttpResponse:
     svc = services()
     require_same_origin_form(req, svc.settings)  # a cross-site form: 403, nothing read
     body = read_body(req, svc.settings.max_body_bytes)
-    form = require_media_type(req, ("application/json", FORM)) == FORM
-    doc = ({k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()} if form
-           else json_object(body))
+    doc, form = form_or_json(req, body)
     token, helpful, comment = _answer(doc)
     kept = feedback.answer(svc, req.route_params.get("id", ""), token, helpful, principal(req, svc.settings),
                            comment)

@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
@@ -97,6 +97,14 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InvalidInput("Send a JSON object.", [FieldError("", "expected an object")])
     return doc
+
+
+def form_or_json(req: func.HttpRequest, body: bytes) -> tuple[dict[str, Any], bool]:
+    """The body as fields (a form post from one of the app's pages: the last value of each name) or as a JSON
+    object, and whether it was a form; any other media type is a 415."""
+    if require_media_type(req, ("application/json", FORM)) == FORM:
+        return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}, True
+    return json_object(body), False
 
 
 def _origin(url: str) -> str | None:
