@@ -36,8 +36,9 @@ from ..domain.review import newly_identified, read_data
 from ..domain.status import Status
 from ..ports import Services
 from ..settings import UNRESOLVED_FIX
-from . import messaging
-from .lifecycle import advance, step
+from . import messaging, notices
+from .lifecycle import advance
+from .stage import Note
 
 log = logging.getLogger(__name__)
 _EPHEMERAL = os.urandom(32)
@@ -71,7 +72,7 @@ def _case(opp: Opportunity) -> dict[str, Any]:
     return case
 
 
-def _links(services: Services, approval_id: str, token: str, decisions: tuple[str, ...]) -> dict[str, str]:
+def card_links(services: Services, approval_id: str, token: str, decisions: tuple[str, ...]) -> dict[str, str]:
     """Signed links to the confirmation page: anonymous at the Functions level, the token is the credential
     (a function key in a card would open every function-level route to whoever sees the card)."""
     base = services.settings.public_base_url or "http://localhost:7071"
@@ -93,7 +94,7 @@ def open_approval(services: Services, opp: Opportunity, plan: Mapping[str, Any],
     approval, token = new_approval(opp.id, opp.revision, APPROVE, plan["actionId"], plan["actionVersion"],
                                    approval_role(services, plan, context), signing_key(services),
                                    services.clock.now(), ttl, cid, dict(context))
-    links = _links(services, approval.id, token, ("approve", "reject"))
+    links = card_links(services, approval.id, token, ("approve", "reject"))
     # The approver decides on the action and the amounts, not on anyone's contact details.
     shown, rationale = redact(dict(plan), services.catalog.pii_fields), scrub(rationale)
     case = _case(opp)
@@ -127,7 +128,7 @@ def open_enrichment(services: Services, opp: Opportunity, action: Action, fields
     ttl = timedelta(hours=services.settings.approval_ttl_hours)
     approval, token = new_approval(opp.id, opp.revision, ENRICH, action.id, action.version, None,
                                    signing_key(services), services.clock.now(), ttl, cid)
-    links = _links(services, approval.id, token, ("provide",))
+    links = card_links(services, approval.id, token, ("provide",))
     return approval, {"approvalId": approval.id, "token": token, "links": links, "actionId": action.id,
                       "correlationId": cid,
                       "missing": fields, "expiresAt": approval.expiresAt.isoformat(),
@@ -274,12 +275,10 @@ def _first_of_two(services: Services, opp: Opportunity, decided: Approval, princ
     reason = f"first of two approvals, by {principal.name}: a second person with the role must approve"
     asked, notice = open_approval(services, bumped, plan, str(plan.get("riskTier") or "amount"),
                                   f"{reason} ({plan.get('actionId')})", cid, second_context)
-    c = step(services, bumped, [], principal.id, reason, cid, inputs=inputs,
-             outputs={"approvalId": asked.id, "stage": second_context["stage"]}, approvals=[decided, asked])
-    moved = services.store.commit(c.opportunity, c.executions, c.audit, c.approvals)
-    if services.notifier is not None:  # after the commit: the card never names a record that is not there
-        services.notifier.notify("approve", moved.id, f"{moved.caseKey}: second approval of {plan.get('actionId')}?",
-                                 notice)
+    moved = advance(services, bumped, [], principal.id, reason, cid, inputs=inputs,
+                    outputs={"approvalId": asked.id, "stage": second_context["stage"]}, approvals=[decided, asked])
+    notices.tell(services, Note("approve", moved.id, f"{moved.caseKey}: second approval of {plan.get('actionId')}?",
+                                notice))
     return decided
 
 

@@ -134,8 +134,7 @@ def _hand_over(services: Services, opp: Opportunity, decided: Approval, owner: s
     entry = audit(services, opp, who, "handed.over", f"handed over to {owner} by {who}", cid,
                   inputs={**inputs, "owner": owner}, outputs={"escalationId": asked.id} if asked else None)
     services.store.commit(changed, (), [entry], [decided, *([asked] if asked else [])])
-    if services.notifier is not None:
-        services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
+    notices.tell(services, note)
 
 
 def ended(opp: Opportunity) -> dict[str, Any]:
@@ -203,7 +202,6 @@ def escalate_unanswered(services: Services, correlation_id: str) -> int:
             services.store.commit(opp, (), [entry], [replace(approval, escalatedAt=now), *([asked] if asked else [])])
         except ConcurrencyConflict:
             continue  # someone answered or moved it meanwhile; the next sweep looks again
-        if services.notifier is not None:
-            services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
+        notices.tell(services, note)
         done += 1
     return done

@@ -165,7 +165,6 @@ def offer(services: Services, recurred: Iterable[Opportunity], correlation_id: s
                 entry = audit(services, opp, "ingest", "recurrence.escalated", headline, correlation_id,
                               outputs={"approvalId": asked.id})
                 services.store.commit(opp, (), [entry], [asked])
-            if services.notifier is not None:
-                services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
+            notices.tell(services, note)
         except Exception:  # the write landed: a lost card must not turn into a 500 for the sender
             bind(log, correlation_id).exception("recurrence card for %s not sent", opp.id)

@@ -39,7 +39,7 @@ def answerable(services: Services, kind: str, opp: Opportunity, headline: str, d
     """An escalation a person can answer: the ESCALATE record (the caller commits it with the case's move, so
     `opp` is the case as it moves) and the note with its cards. Without a signing key (production without
     one) the card can only be read: the note alone, and the approval None."""
-    from .approvals import _links, signing_key
+    from .approvals import card_links, signing_key
 
     try:
         key = signing_key(services)
@@ -59,7 +59,7 @@ def answerable(services: Services, kind: str, opp: Opportunity, headline: str, d
     ttl = timedelta(hours=services.settings.approval_ttl_hours)
     approval, token = new_approval(opp.id, opp.revision, ESCALATE, plan.get("actionId"), plan.get("actionVersion"),
                                    services.policy.reviewRole, key, services.clock.now(), ttl, cid, context)
-    links = _links(services, approval.id, token, tuple(context["options"]))
+    links = card_links(services, approval.id, token, tuple(context["options"]))
     shown = redact(dict(plan), services.catalog.pii_fields) if plan else None
     risk: dict[str, Any] = {}
     if action is not None:
@@ -94,11 +94,16 @@ def case_facts(services: Services, opp: Opportunity) -> dict[str, Any]:
     return case
 
 
-def escalate(services: Services, kind: str, opp: Opportunity, headline: str, details: Mapping[str, Any]) -> None:
-    """Notify `kind` (review or escalate) with an escalation card linking to the opportunity."""
-    note = escalation(services, kind, opp, headline, details)
+def tell(services: Services, note: Note) -> None:
+    """Send a note to people, if a notifier is configured; callers send it after their commit landed, so a card
+    never names a record that is not there."""
     if services.notifier is not None:
         services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
+
+
+def escalate(services: Services, kind: str, opp: Opportunity, headline: str, details: Mapping[str, Any]) -> None:
+    """Notify `kind` (review or escalate) with an escalation card linking to the opportunity."""
+    tell(services, escalation(services, kind, opp, headline, details))
 
 
 def incident_of(services: Services, found: Incident) -> tuple[Incident, Note]:
@@ -117,5 +122,4 @@ def incident(services: Services, found: Incident) -> None:
     """Record an incident the pipeline cannot settle and escalate it with its context."""
     kept, note = incident_of(services, found)
     services.reference.record_incident(kept)
-    if services.notifier is not None:
-        services.notifier.notify(note.kind, note.opportunity_id, note.subject, note.details)
+    tell(services, note)

@@ -20,6 +20,7 @@ from ..domain.status import Status
 from ..ports import Services
 from . import approvals, autonomy, messaging, notices, ramp
 from .lifecycle import advance
+from .stage import Note
 
 
 def open_review(services: Services, opp: Opportunity, decision: planning.Decision,
@@ -41,7 +42,7 @@ def _ask(services: Services, opp: Opportunity, reason: str, problems: list[Field
     ttl = timedelta(hours=services.settings.approval_ttl_hours)
     approval, token = new_approval(opp.id, opp.revision, REVIEW, action_id, action_version,
                                    services.policy.reviewRole, key, services.clock.now(), ttl, cid, context)
-    links = approvals._links(services, approval.id, token, review_cards.offered(context))
+    links = approvals.card_links(services, approval.id, token, review_cards.offered(context))
     case = notices.case_facts(services, opp)
     return approval, {"approvalId": approval.id, "token": token, "links": links, "correlationId": cid,
                       "requiredRole": approval.requiredRole, "expiresAt": approval.expiresAt.isoformat(),
@@ -95,8 +96,7 @@ def _handover(services: Services, opp: Opportunity, decided: Approval, choice: C
     moved = advance(services, opp, [], principal.id, headline, cid, inputs={**inputs, "owner": owner},
                     outputs={"approvalId": asked.id}, approvals=[decided, asked], owner=owner,
                     revision=bumped.revision, updatedAt=bumped.updatedAt)
-    if services.notifier is not None:  # after the commit landed: the card never names a record that is not there
-        services.notifier.notify("review", moved.id, f"{moved.caseKey}: {headline}", notice)
+    notices.tell(services, Note("review", moved.id, f"{moved.caseKey}: {headline}", notice))
     return decided
 
 
@@ -182,8 +182,7 @@ def _run(services: Services, opp: Opportunity, decided: Approval, choice: Choice
     asked, notice = approvals.open_approval(services, base, planned, action.riskTier.value, reason, cid, context)
     moved = advance(services, base, [Status.awaiting_approval], principal.id, reason, cid,
                     inputs=audit_in, outputs={"approvalId": asked.id}, approvals=[decided, asked], plan=planned)
-    if services.notifier is not None:  # after the commit landed: the card never names a record that is not there
-        services.notifier.notify("approve", moved.id, f"{moved.caseKey}: approve {action.id}?", notice)
+    notices.tell(services, Note("approve", moved.id, f"{moved.caseKey}: approve {action.id}?", notice))
     return decided
 
 
