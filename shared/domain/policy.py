@@ -52,6 +52,14 @@ class RoiParams(BaseModel):
     teamFte: float | None = Field(default=None, gt=0)
     fteHoursPerWeek: float = Field(default=40.0, gt=0)
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    # Money outcome metrics whose measured drop is leakage avoided, valued 1:1 in `currency` (declared here,
+    # never told from a metric's name).
+    leakageMetrics: list[str] = Field(default_factory=list, max_length=20)
+    # What one more case resolved is worth, for the throughput term; None: throughput is shown, not valued.
+    valuePerResolvedCase: float | None = Field(default=None, ge=0)
+    # Hours the agent frees are worth either the labour saved or the extra cases those hours resolve, never
+    # both: the total adds the one named here, the other is shown beside it.
+    freedHoursAs: Literal["labour", "throughput"] = "labour"
 
 
 def _default_metrics() -> dict[str, MetricSpec]:
@@ -73,12 +81,57 @@ class Measurement(BaseModel):
     roi: dict[str, RoiParams] = Field(default_factory=dict)
     # A pattern with at least this many open cases and no enabled action is a catalog gap (GET /api/insights).
     gapMinCases: int = Field(default=10, ge=1)
+    # Each action's primary KPI, by action id ("*" for the rest): what harm is judged on. Without an entry, the
+    # first metric its ROI values, else cycle_time_days.
+    primary: dict[str, str] = Field(default_factory=dict)
 
     def spec(self, metric: str) -> MetricSpec | None:
         return self.metrics.get(metric)
 
+    def primary_for(self, action_id: str) -> str:
+        """The KPI harm is judged on for this action."""
+        named = self.primary.get(action_id) or self.primary.get("*")
+        if named:
+            return named
+        roi = self.roi_for(action_id)
+        return next(iter(roi.valuePerUnit), "cycle_time_days") if roi else "cycle_time_days"
+
     def roi_for(self, action_id: str) -> RoiParams | None:
         return self.roi.get(action_id) or self.roi.get("*")
+
+
+class Learning(BaseModel):
+    """How measured effects and people's answers change what the agents do (docs/learning.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Calibration of a reported impact (docs/scoring.md): the measured ÷ expected ratio, shrunk toward 1 with a
+    # normal prior of this standard deviation around 1; clipped to [0, maxFactor].
+    priorSd: float = Field(default=0.5, gt=0)
+    maxFactor: float = Field(default=2.0, ge=1)
+    # The sweep rescores the open opportunities of a pattern when its factor moved by more than this, at most
+    # rescoreBatch opportunities a sweep.
+    rescoreDelta: float = Field(default=0.1, gt=0)
+    rescoreBatch: int = Field(default=500, ge=1, le=10_000)
+    # Harm: cases with an outcome in each cohort before a significantly harmful effect freezes the action.
+    harmMinCases: int = Field(default=30, ge=2)
+    # An effect not told apart from zero with at least this many cases with an outcome in each cohort is flagged
+    # in insights and stops the action's ramp.
+    nullAfterCases: int = Field(default=200, ge=2)
+    # Ramp promotion needs a measured effect on the primary KPI that is not harmful (not only no breach).
+    rampNeedsMeasurement: bool = True
+    # People's answers (Beta posteriors from a uniform prior): an action-pattern pair is routed to approval when
+    # P(reject rate > rejectTighten) or P(not-helpful rate > notHelpfulTighten) reaches tightenCertainty, with at
+    # least answersMinCards answers; its planner confidence is lowered by confidencePenalty.
+    answersMinCards: int = Field(default=10, ge=1)
+    rejectTighten: float = Field(default=0.3, gt=0, lt=1)
+    notHelpfulTighten: float = Field(default=0.5, gt=0, lt=1)
+    tightenCertainty: float = Field(default=0.95, gt=0.5, lt=1)
+    confidencePenalty: float = Field(default=0.2, ge=0, le=1)
+    # A pair whose P(reject rate < relaxBelow) reaches tightenCertainty over relaxMinCards answers is proposed
+    # for relaxation in insights; only a person with the autonomy role applies it.
+    relaxBelow: float = Field(default=0.05, gt=0, lt=1)
+    relaxMinCards: int = Field(default=30, ge=1)
 
 
 class Policy(BaseModel):
@@ -134,3 +187,4 @@ class Policy(BaseModel):
     # (the miner still sees the old state): counted, never new evidence. Later, on a verified case, a recurrence.
     echoWindowHours: float = Field(default=24.0, ge=0, le=24 * 90)
     measurement: Measurement = Field(default_factory=Measurement)
+    learning: Learning = Field(default_factory=Learning)
