@@ -15,7 +15,7 @@ from .findings import MAX_ATTRIBUTES_CHARS, MAX_EXTENSIONS_BYTES, Finding, KpiIm
 from .kpi import expectations
 from .pii import scrub
 from .policy import Measurement, ScoringPolicy
-from .scoring import Scores, score, scorer
+from .scoring import NO_CALIBRATION, Calibrations, Scores, calibrated, score, scorer
 from .status import Status, check_transition
 
 # Enough to recognise redeliveries of recent events without growing the record without bound.
@@ -117,11 +117,14 @@ class Opportunity:
                        history=([*self.history, entry])[-MAX_HISTORY:])
 
 
-def rescore(opp: Opportunity, catalog: Catalog, policy: ScoringPolicy) -> Opportunity:
+def rescore(opp: Opportunity, catalog: Catalog, policy: ScoringPolicy,
+            calibrations: Calibrations = NO_CALIBRATION) -> Opportunity:
+    """The opportunity scored afresh (its reported impact calibrated by what was measured, when given)."""
     scores = score(opp.processArea, opp.deviationPattern, opp.attributes, opp.kpiImpact, opp.severity,
                    opp.complianceFlags, catalog, policy)
     if opp.kpis:
         scores.expecting(opp.kpis)
+    calibrated(scores, calibrations, opp.processArea, opp.deviationPattern, opp.kpis)
     return replace(opp, scores=scores, rationale="")
 
 
@@ -154,11 +157,12 @@ def signal_records(signals: Sequence[Signal]) -> tuple[list[dict[str, Any]], str
 
 def from_findings(findings: Sequence[Finding], catalog: Catalog, policy: ScoringPolicy, now: datetime,
                   correlation_id: str | None = None, aliases: Aliases | None = None,
-                  measurement: Measurement | None = None) -> list[Opportunity]:
-    """New Opportunities from validated findings, scored. This is the ingest hot path (~10 µs a finding
-    here, where a call costs ~0.3 µs), so lookups are hoisted, the record is built positionally, and its
-    history starts empty: creation is told by createdAt and source. The miner's free text (rootCause,
-    recommendedAction, signal values) is scrubbed; attribute values are kept, since the flows need them.
+                  measurement: Measurement | None = None,
+                  calibrations: Calibrations = NO_CALIBRATION) -> list[Opportunity]:
+    """New Opportunities from validated findings, scored (a reported impact calibrated: scoring.Calibrations). This is
+    the ingest hot path (~10 µs a finding here, where a call costs ~0.3 µs), so lookups are hoisted, the record is
+    built positionally, and its history starts empty: creation is told by createdAt and source. The miner's free text
+    (rootCause, recommendedAction, signal values) is scrubbed; attribute values are kept, since the flows need them.
     A named KPI (kpiImpact `metric`) is mapped through `aliases` (none: kept as sent) and its direction read from
     `measurement`'s metric conventions (none: by sign, else an increase); see domain/kpi.py."""
     score_one = scorer(catalog, policy)
@@ -204,6 +208,8 @@ def from_findings(findings: Sequence[Finding], catalog: Catalog, policy: Scoring
         if kpis:
             opp.kpis = kpis
             scores.expecting(kpis)
+        if calibrations:  # falsy until a calibration was measured: the hot path pays one truth test
+            calibrated(scores, calibrations, area, pattern, kpis or ())
         if signals:
             opp.signals = signals
         extensions = f.extensions
@@ -221,7 +227,7 @@ def from_finding(f: Finding, catalog: Catalog, policy: ScoringPolicy, now: datet
 
 
 def merge(existing: Opportunity, incoming: Opportunity, catalog: Catalog, policy: ScoringPolicy,
-          now: datetime) -> Opportunity | None:
+          now: datetime, calibrations: Calibrations = NO_CALIBRATION) -> Opportunity | None:
     """Fold a newly seen finding into an existing opportunity; None when it is a redelivery.
 
     A redelivered event changes nothing. A new event on the same case + pattern counts an occurrence,
@@ -266,4 +272,4 @@ def merge(existing: Opportunity, incoming: Opportunity, catalog: Catalog, policy
         revision=existing.revision + 1,
         updatedAt=now,
     )
-    return rescore(merged, catalog, policy)
+    return rescore(merged, catalog, policy, calibrations)

@@ -5,7 +5,7 @@ them once, when the opportunity is stored, so scoring stays a few microseconds a
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -29,6 +29,8 @@ class Basis(NamedTuple):
     # The KPI movements the finding expects (the opportunity's `kpis`): not a term of the score, but the
     # hypothesis a person checks it against, so the rationale names them. Empty for most findings.
     expects: tuple[dict[str, Any], ...] = ()
+    # The calibration applied to a reported impact: (reported impact, factor, its evidence in words), or None.
+    calibration: tuple[float, float, str] | None = None
 
 
 @dataclass(slots=True)
@@ -49,7 +51,10 @@ class Scores:
         b = self.basis
         if b is None:
             return ""
-        if b.impact_source == "reported":
+        if b.impact_source == "reported" and b.calibration is not None:
+            reported, _, why = b.calibration
+            impact = f"Impact {self.impact:,.2f} = reported {reported:,.2f} {why}"
+        elif b.impact_source == "reported":
             impact = f"Impact {self.impact:,.2f} (reported)"
         elif b.impact_source == "default":
             impact = f"Impact {self.impact:,.2f} (no estimate; policy default)"
@@ -72,6 +77,15 @@ class Scores:
         if b.expects:
             text += "; " + describe(b.expects)
         return text
+
+    def calibrate(self, factor: float, why: str) -> None:
+        """Multiply the impact by a calibration `factor` (risk keeps the money at stake as reported)."""
+        if self.basis is None:
+            return
+        reported = self.impact if self.basis.calibration is None else self.basis.calibration[0]
+        self.impact = reported * factor
+        self.priority = self.impact * self.feasibility / (1.0 + self.risk)
+        self.basis = self.basis._replace(calibration=(reported, factor, why))
 
     def expecting(self, kpis: Sequence[dict[str, Any]]) -> None:
         """Keep the expected KPI movements with the terms, for the rationale (rendered lazily, as the rest)."""
@@ -124,10 +138,53 @@ class Scorer:
         risk = tier_risk + flag_risk + blast
         # tuple.__new__ skips NamedTuple's Python-level constructor: this runs once per finding.
         basis = tuple.__new__(Basis, (source, best, present, total, tier, tier_risk, len(compliance_flags),
-                                      flag_risk, blast, ()))
+                                      flag_risk, blast, (), None))
         # Unrounded: rounding is presentation (to_dict, rationale), and costs more than the arithmetic here.
         return Scores(impact, feasibility, risk, impact * feasibility / (1.0 + risk),
                       best.id if best is not None else None, basis)
+
+
+class Calibrations:
+    """Calibration factors (domain/learning.py) by (processArea, pattern, action id, version) and KPI: the learning
+    service keeps them; scoring multiplies a reported impact by the one for the finding's first named KPI that has
+    one, else for the action's primary KPI. Empty (falsy) until something was measured."""
+
+    __slots__ = ("_by", "_primary")
+
+    def __init__(self, factors: Mapping[tuple[str, str, str, int], Mapping[str, tuple[float, str]]] | None = None,
+                 primary: Callable[[str], str] | None = None):
+        self._by = dict(factors or {})
+        self._primary = primary
+
+    def __bool__(self) -> bool:
+        return bool(self._by)
+
+    def factor(self, area: str, pattern: str, action: Candidate, kpis: Sequence[dict[str, Any]]
+               ) -> tuple[float, str] | None:
+        """(factor, evidence) for this pattern's candidate action, or None when nothing was measured for it."""
+        by_metric = self._by.get((area, pattern, action.id, action.version))
+        if not by_metric:
+            return None
+        for k in kpis:
+            hit = by_metric.get(k.get("metric"))  # type: ignore[arg-type]
+            if hit is not None:
+                return hit
+        return by_metric.get(self._primary(action.id)) if self._primary else None
+
+
+NO_CALIBRATION = Calibrations()
+
+
+def calibrated(scores: Scores, calibrations: Calibrations, area: str, pattern: str,
+               kpis: Sequence[dict[str, Any]] = ()) -> Scores:
+    """The scores with a reported impact calibrated by what was measured for its candidate action (in place)."""
+    b = scores.basis
+    if not calibrations or b is None or b.action is None or b.impact_source != "reported":
+        return scores
+    hit = calibrations.factor(area, pattern, b.action, kpis)
+    if hit is not None:
+        scores.calibrate(*hit)
+    return scores
 
 
 def scorer(catalog: Catalog, policy: ScoringPolicy) -> Scorer:

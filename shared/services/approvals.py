@@ -30,13 +30,13 @@ from ..domain.errors import Conflict, FieldError, Forbidden, Gone, InvalidInput,
 from ..domain.identity import Principal
 from ..domain.keyvault import is_reference
 from ..domain.messages import nudge
-from ..domain.opportunity import Opportunity, rescore
+from ..domain.opportunity import Opportunity
 from ..domain.pii import redact, scrub
 from ..domain.review import newly_identified, read_data
 from ..domain.status import Status
 from ..ports import Services
 from ..settings import UNRESOLVED_FIX
-from . import messaging, notices
+from . import calibrations, messaging, notices
 from .lifecycle import advance
 from .stage import Note
 
@@ -305,8 +305,7 @@ def _enrich(services: Services, opp: Opportunity, approval: Approval, decided: A
     # An identifying value the finding lacked is this person's word: recorded, so another person approves it.
     new = newly_identified([action] if action else [], opp.attributes, given, opp.caseKey)
     supplied = {**opp.supplied, **dict.fromkeys(new, decided.decidedBy or "")}
-    enriched = rescore(replace(opp, attributes=attributes, supplied=supplied), services.catalog,
-                       services.policy.scoring)
+    enriched = calibrations.rescored(services, replace(opp, attributes=attributes, supplied=supplied))
     moved = advance(services, enriched, [Status.new], decided.decidedBy or "", "data provided", cid,
                     inputs={**inputs, "fields": sorted(given), "supplied": new}, approvals=[decided])
     messaging.send(services, [nudge("triage", moved.id, moved.revision, cid)])

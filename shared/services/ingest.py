@@ -21,7 +21,7 @@ from ..domain.messages import nudge
 from ..domain.opportunity import Opportunity, from_findings, merge
 from ..logs import bind
 from ..ports import IngestResult, MergeFn, Services
-from . import messaging, notices
+from . import calibrations, messaging, notices
 from .lifecycle import audit
 
 log = logging.getLogger(__name__)
@@ -97,12 +97,13 @@ def merging(services: Services, now: datetime, kinds: dict[str, str]) -> MergeFn
     """The store's merge: an echo or a recurrence on a case the agent acted on (recorded in `kinds` by event
     id), else the ordinary merge. A store may call it again after a concurrent write: the last call decides."""
     catalog, scoring = services.catalog, services.policy.scoring
+    calibrated = calibrations.current(services)
     window = timedelta(hours=services.policy.echoWindowHours)
 
     def fold(existing: Opportunity, incoming: Opportunity) -> Opportunity | None:
         kind = recurrence.classify(existing, incoming, window)
         if kind is None:
-            merged = merge(existing, incoming, catalog, scoring, now)
+            merged = merge(existing, incoming, catalog, scoring, now, calibrated)
             if merged is not None:
                 for e in incoming.sourceEventIds:
                     kinds.pop(e, None)
@@ -125,7 +126,8 @@ def ingest(services: Services, findings: Sequence[Finding], correlation_id: str,
     catalog, scoring = services.catalog, services.policy.scoring
     aliases = services.aliases
     named, reported = canonical(aliases, findings)
-    incoming = from_findings(named, catalog, scoring, now, correlation_id, aliases, services.policy.measurement)
+    incoming = from_findings(named, catalog, scoring, now, correlation_id, aliases, services.policy.measurement,
+                             calibrations.current(services))
     for i, was in reported.items():
         incoming[i].reported = was
     by_event: dict[str, str] = {}

@@ -14,11 +14,11 @@ from ..domain.contracts import properties, violations
 from ..domain.errors import Conflict, FieldError, InvalidInput
 from ..domain.identity import Principal
 from ..domain.messages import nudge
-from ..domain.opportunity import Opportunity, rescore
+from ..domain.opportunity import Opportunity
 from ..domain.pii import redact, scrub
 from ..domain.status import Status
 from ..ports import Services
-from . import approvals, autonomy, messaging, notices, ramp
+from . import approvals, autonomy, calibrations, messaging, notices, ramp
 from .lifecycle import advance
 from .stage import Note
 
@@ -208,8 +208,8 @@ def _provide(services: Services, opp: Opportunity, decided: Approval, choice: Ch
     # An identifying value the finding lacked is this person's word: recorded, so another person approves it.
     new = review.newly_identified(candidates, opp.attributes, given, opp.caseKey)
     supplied = {**opp.supplied, **dict.fromkeys(new, decided.decidedBy or "")}
-    enriched = rescore(replace(opp, attributes={**opp.attributes, **given}, supplied=supplied), services.catalog,
-                       services.policy.scoring)
+    enriched = calibrations.rescored(services, replace(opp, attributes={**opp.attributes, **given},
+                                                        supplied=supplied))
     moved = advance(services, enriched, [Status.new], decided.decidedBy or "", "data provided on review", cid,
                     inputs={**inputs, "fields": sorted(given), "supplied": new}, approvals=[decided])
     messaging.send(services, [nudge("triage", moved.id, moved.revision, cid)])
