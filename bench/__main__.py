@@ -88,7 +88,8 @@ def normalize_per_s(n: int = 100_000, rounds: int = 7) -> dict:
                           for a in catalog.actions.values() if a.matches for p in a.matches.deviationPatterns},
                          measurement.primary_for)
     tune_gc()  # as bootstrap() does in the app
-    rates, calibrated = [], []
+    rates: list[float] = []
+    calibrated: list[float] = []
     for _ in range(rounds):  # interleaved, so both see the same minutes of this VM's drifting speed
         for sink, calibrations in ((rates, NO_CALIBRATION), (calibrated, table)):
             start = time.perf_counter()
