@@ -67,7 +67,7 @@ def activate_action(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @bp.route(route="autonomy", methods=["GET"])
 @endpoint
 def get_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """How far the agents act alone: the global mode, per-action modes, and what is frozen."""
+    """How far the agents act alone: the global mode, per-action modes, what is frozen and the tightened pairs."""
     svc = services()
     current = autonomy.current(svc, fresh=True)
     effective = {a: current.mode_for(a) for a in sorted(svc.catalog.actions)}
@@ -77,7 +77,8 @@ def get_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
 @bp.route(route="autonomy", methods=["POST"])
 @endpoint
 def set_autonomy(req: func.HttpRequest, cid: str) -> func.HttpResponse:
-    """Set modes, freeze or unfreeze (needs the policy's autonomyAdminRole); `reason` is required."""
+    """Set modes, freeze or unfreeze, or relax pairs people's answers tightened (needs the policy's
+    autonomyAdminRole); `reason` is required."""
     svc = services()
     require_media_type(req, ("application/json",))
     body = json_object(read_body(req, svc.settings.max_body_bytes))

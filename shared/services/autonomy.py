@@ -7,7 +7,7 @@ import time
 import weakref
 from typing import Any
 
-from ..domain.autonomy import MODES, Autonomy
+from ..domain.autonomy import MODES, PAIR_FIELDS, Autonomy, Pair, pair_of
 from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, Unauthorized
 from ..domain.identity import Principal
 from ..ports import ConcurrencyConflict, Services
@@ -17,6 +17,7 @@ _CACHE_SECONDS = 2.0  # a freeze reaches every instance's planner within this lo
 # Keyed by the store object itself (weakly): a recycled id() must never hand one store another's modes.
 _cache: weakref.WeakKeyDictionary[Any, tuple[float, Autonomy]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
+POLICY_EVENT = "policyEvent"  # the telemetry kind of every tightening and relaxation
 
 
 def current(services: Services, fresh: bool = False) -> Autonomy:
@@ -34,11 +35,11 @@ def current(services: Services, fresh: bool = False) -> Autonomy:
     return found
 
 
-def _checked(body: dict[str, Any], catalog_ids: set[str]) -> dict[str, Any]:
+def _checked(body: dict[str, Any], catalog_ids: set[str], agent: bool) -> dict[str, Any]:
     errors = []
-    known = {"mode", "actions", "freeze", "freezeActions", "reason"}
-    errors += [FieldError(f"/{k}", "not a setting (mode, actions, freeze, freezeActions, reason)")
-               for k in body if k not in known]
+    # Only an agent tightens a pair (with its evidence); only a person relaxes one.
+    known = {"mode", "actions", "freeze", "freezeActions", "reason", "tighten" if agent else "relax"}
+    errors += [FieldError(f"/{k}", f"not a setting ({', '.join(sorted(known))})") for k in body if k not in known]
     if "mode" in body and body["mode"] not in MODES:
         errors.append(FieldError("/mode", f"one of {', '.join(MODES)}"))
     for action, mode in (body.get("actions") or {}).items():
@@ -51,6 +52,9 @@ def _checked(body: dict[str, Any], catalog_ids: set[str]) -> dict[str, Any]:
     if "freezeActions" in body and not (isinstance(body["freezeActions"], list)
                                         and all(a in catalog_ids for a in body["freezeActions"])):
         errors.append(FieldError("/freezeActions", "a list of catalog action ids"))
+    for name in ("relax", "tighten"):
+        if name in body:
+            errors += _pairs_checked(body[name], f"/{name}", catalog_ids)
     if not isinstance(body.get("reason"), str) or not body["reason"].strip():
         errors.append(FieldError("/reason", "say why (it is kept with the change)"))
     if errors:
@@ -58,18 +62,64 @@ def _checked(body: dict[str, Any], catalog_ids: set[str]) -> dict[str, Any]:
     return body
 
 
+def _pairs_checked(pairs: Any, at: str, catalog_ids: set[str]) -> list[FieldError]:
+    """A list of {actionId, processArea, deviationPattern}: a catalog action on a named pattern."""
+    if not isinstance(pairs, list) or not pairs:
+        return [FieldError(at, "a list of {actionId, processArea, deviationPattern}")]
+    errors = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, dict):
+            errors.append(FieldError(f"{at}/{i}", "an object {actionId, processArea, deviationPattern}"))
+            continue
+        if pair.get("actionId") not in catalog_ids:
+            errors.append(FieldError(f"{at}/{i}/actionId", "not an action in the catalog"))
+        errors += [FieldError(f"{at}/{i}/{k}", "a name (text)") for k in ("processArea", "deviationPattern")
+                   if not isinstance(pair.get(k), str) or not pair[k].strip()]
+    return errors
+
+
+def _relaxed(a: Autonomy, pairs: list[dict[str, Any]]) -> list[tuple[Pair, dict[str, Any]]]:
+    """Lift the tightening of each pair; a pair not tightened is an error (nothing to relax: a typo, or another
+    person relaxed it first), so nothing changes."""
+    wanted = [pair_of(p) for p in pairs]
+    errors = [FieldError(f"/relax/{i}", f"{p[0]} on {p[1]}/{p[2]} is not tightened: nothing to relax")
+              for i, p in enumerate(wanted) if p not in a.tightened]
+    if errors:
+        raise InvalidInput("The autonomy change is invalid; nothing changed.", errors)
+    return [(p, a.tightened.pop(p)) for p in dict.fromkeys(wanted)]
+
+
+def _tightened(a: Autonomy, pairs: list[dict[str, Any]], by: str, at: str) -> list[tuple[Pair, dict[str, Any]]]:
+    """Tighten each pair not tightened yet (an agent repeating itself changes nothing), with its evidence."""
+    new = []
+    for p in pairs:
+        key = pair_of(p)
+        if key not in a.tightened:
+            a.tightened[key] = {"reason": str(p.get("reason") or ""), "at": at, "by": by,
+                                "evidence": p.get("evidence") or {}}
+            new.append((key, a.tightened[key]))
+    return new
+
+
 def change(services: Services, body: dict[str, Any], principal: Principal | None, actor: str | None = None,
            now: str | None = None) -> Autonomy:
-    """Apply a change (role-checked unless `actor` names an agent, e.g. the drift watchdog)."""
+    """Apply a change (role-checked unless `actor` names an agent, e.g. the drift watchdog). Tightening or
+    relaxing a pair is also written as a `policyEvent` telemetry record with its evidence."""
     if actor is None:
         if principal is None:
             raise Unauthorized("sign in (Easy Auth) to change autonomy")
         role = services.policy.autonomyAdminRole
         if not principal.holds(role):
             raise Forbidden(f"changing autonomy needs the role {role}")
-    body = _checked(body, {a for a, _ in services.catalog.versions})
+    body = _checked(body, {a for a, _ in services.catalog.versions}, actor is not None)
     for _ in range(5):
-        a = current(services, fresh=True)
+        read = current(services, fresh=True)
+        a = Autonomy.from_dict(read.to_dict(), read.etag)  # a copy: the cached one stays as saved if this fails
+        by, at = actor or (principal.id if principal else ""), now or services.clock.now().isoformat()
+        relaxed = _relaxed(a, body["relax"]) if "relax" in body else []
+        tightened = _tightened(a, body["tighten"], by, at) if "tighten" in body else []
+        if "tighten" in body and not tightened and body.keys() <= {"tighten", "reason"}:
+            return a  # every pair was tightened already: nothing to record
         if "mode" in body:
             a.mode = body["mode"]
         for action, mode in (body.get("actions") or {}).items():
@@ -83,8 +133,7 @@ def change(services: Services, body: dict[str, Any], principal: Principal | None
                 a.frozenActions = []  # unfreeze means everything
         if "freezeActions" in body:
             a.frozenActions = sorted(set(body["freezeActions"]))
-        a.reason, a.changedBy = body["reason"].strip(), actor or (principal.id if principal else "")
-        a.changedAt = now or services.clock.now().isoformat()
+        a.reason, a.changedBy, a.changedAt = body["reason"].strip(), by, at
         try:
             a.etag = services.coordination.save_autonomy(a.to_dict(), a.etag)
         except ConcurrencyConflict:
@@ -92,5 +141,11 @@ def change(services: Services, body: dict[str, Any], principal: Principal | None
         with _lock:
             _cache[services.coordination] = (time.monotonic(), a)
         log.warning("autonomy changed by %s: %s", a.changedBy, a.to_dict())
+        for kind, pairs in (("tighten", tightened), ("relax", relaxed)):
+            for pair, entry in pairs:  # a relaxation names the evidence of the tightening it lifted
+                services.reference.add_telemetry(POLICY_EVENT, {
+                    "kind": kind, **dict(zip(PAIR_FIELDS, pair, strict=True)), "by": by, "at": at,
+                    "reason": entry["reason"] if kind == "tighten" else a.reason, "evidence": entry["evidence"],
+                    **({"tightenedAt": entry["at"], "tightenedBy": entry["by"]} if kind == "relax" else {})})
         return a
     raise Conflict("autonomy is being changed by others; try again")

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from ..domain.approvals import Approval
 from ..domain.execution import FAILED, REJECTED
 from ..domain.impact import acted
 from ..ports import Filter, Services
+from . import answers
 from .measure import kpis
 
 # Statuses where the case waits on a person now.
@@ -39,7 +39,8 @@ def _acted_before(services: Services, old: list[tuple[str, tuple[str, str]]]) ->
 
 def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
     """Catalog gaps (with the names they were reported under), weak action versions, recurrence rates, recurring
-    failures and watchdog flags, card feedback, and the patterns people handle most, over the last `days`."""
+    failures and watchdog flags, card feedback, people's answers as posteriors (tightened pairs, relaxations to
+    propose), and the patterns people handle most, over the last `days`."""
     now = services.clock.now()
     since = now - timedelta(days=days)
     measurement = services.policy.measurement
@@ -98,6 +99,7 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
                 flags[(original.actionId, original.actionVersion,
                        (original.planner or {}).get("promptVersion") or "deterministic")] += 1
     decided = services.store.decided_approvals(since)
+    seen = answers.read(services, since, decided)
     asked: Counter = Counter()
     for a in decided:
         asked[(a.actionId or "-", a.kind)] += 1
@@ -118,33 +120,23 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
                            for (a, v, p, r), n in failures.most_common(TOP)],
         "watchdogFlags": [{"actionId": a, "actionVersion": v, "promptVersion": p, "compensations": n}
                           for (a, v, p), n in flags.most_common(TOP)],
-        "cardFeedback": card_feedback(services, since, decided),
+        "cardFeedback": card_feedback(seen.helpful),
+        # People's answers per action version × pattern as posteriors, the pairs tightened by them, and the
+        # relaxations a person with the autonomy role may apply.
+        **answers.review(services, days, seen),
         "sentToPeople": people[:TOP],
         "decisionsByPeople": [{"actionId": a, "kind": k, "count": n} for (a, k), n in asked.most_common(TOP)],
         "llm": llm_usage(services.reference.telemetry("llm", since)),
     }
 
 
-def card_feedback(services: Services, since: datetime, decided: list[Approval]) -> list[dict[str, Any]]:
-    """The "was this helpful?" answers per action version, pattern and card kind, from the feedback records
-    (services/feedback.py), one per approval (a record written twice counts once); answers kept only on
-    approvals decided before the feedback records existed count too."""
-    seen: set[str] = set()
+def card_feedback(helpful: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The "was this helpful?" answers per action version, pattern and card kind (answers.read: one per card)."""
     counts: dict[tuple[str, Any, str, str, str], Counter] = {}
-    for r in services.reference.telemetry("feedback", since):
-        if r.get("approvalId") in seen or not isinstance(r.get("helpful"), bool):
-            continue
-        seen.add(r.get("approvalId") or "")
+    for r in helpful:
         key = (r.get("actionId") or "-", r.get("actionVersion"), r.get("processArea") or "-",
                r.get("deviationPattern") or "-", r.get("cardKind") or "-")
         counts.setdefault(key, Counter())["yes" if r["helpful"] else "no"] += 1
-    older = [a for a in decided if a.helpful is not None and a.id not in seen]
-    cases = services.store.get_many(sorted({a.opportunityId for a in older})) if older else {}
-    for a in older:
-        opp = cases.get(a.opportunityId)
-        key = (a.actionId or "-", a.actionVersion, opp.processArea if opp else "-",
-               opp.deviationPattern if opp else "-", a.kind)
-        counts.setdefault(key, Counter())["yes" if a.helpful else "no"] += 1
     return [{"actionId": a, "actionVersion": v, "processArea": pa, "deviationPattern": p, "kind": k,
              "helpful": c["yes"], "notHelpful": c["no"], "score": round(c["yes"] / (c["yes"] + c["no"]), 3)}
             for (a, v, pa, p, k), c in sorted(counts.items(), key=lambda kv: str(kv[0]))]

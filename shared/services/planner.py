@@ -1,10 +1,12 @@
 """Planner: a deterministic plan among the catalog's candidates, then execute, ask, or hand to a person."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..domain import identifying, planning
 from ..domain.approvals import Approval
+from ..domain.autonomy import Autonomy
 from ..domain.catalog import Action
 from ..domain.errors import Unavailable
 from ..domain.messages import nudge
@@ -45,6 +47,25 @@ def _review(services: Services, opp: Opportunity, decision: planning.Decision,
         return None
 
 
+def _answered(services: Services, state: Autonomy, opp: Opportunity,
+              decision: planning.Decision) -> planning.Decision:
+    """A plan for a pair people's answers tightened (services/answers.py): it goes to a person, with the planner's
+    confidence lowered by the policy's confidencePenalty; below the confidence threshold, to review."""
+    plan = decision.plan
+    entry = state.tightening(plan.actionId, opp.processArea, opp.deviationPattern) if plan else None
+    if plan is None or entry is None:
+        return decision
+    penalty, threshold = services.policy.learning.confidencePenalty, services.policy.confidenceThreshold
+    lowered = replace(plan, confidence=max(0.0, plan.confidence - penalty))
+    said = entry.get("reason") or "tightened by people's answers"
+    if lowered.confidence < threshold:
+        return planning.Decision(planning.REVIEW, lowered, f"{decision.reason}; {said}: confidence −{penalty:g}, "
+                                 f"{lowered.confidence:.2f} is below {threshold:.2f}: review", decision.problems)
+    outcome = planning.APPROVAL if decision.outcome == planning.EXECUTE else decision.outcome
+    return planning.Decision(outcome, lowered, f"{decision.reason}; {said}: approval, confidence −{penalty:g}",
+                             decision.problems)
+
+
 def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outcome:
     """Plan one opportunity: act, ask for approval, or hand it to a person."""
     if opp.status is not Status.triaged:
@@ -56,7 +77,9 @@ def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outc
         decision = llm_planner.decide(services, opp, candidates, decision, cid)
     proposed, by = decision.plan, dict[str, str]()
     if proposed is not None and decision.outcome != planning.REVIEW:
-        decision = planning.govern(decision, autonomy.current(services).mode_for(proposed.actionId))
+        state = autonomy.current(services)
+        decision = _answered(services, state, opp, decision)
+        decision = planning.govern(decision, state.mode_for(proposed.actionId, opp.processArea, opp.deviationPattern))
         action = services.catalog.versions[(proposed.actionId, proposed.actionVersion)]
         capped = services.policy.overCap == "person" and action.dailyCap
         if decision.outcome == planning.EXECUTE and capped and found.full[cap_of(action).key]:
