@@ -17,6 +17,10 @@ from ..ports import Filter, Services
 
 log = logging.getLogger(__name__)
 BASELINES = "baselines"
+METHOD = ("difference, ci, se: intention to treat (every case drawn for the action version, in the cohort it was "
+          "drawn into); acted: the effect on the cases the arm's action version ran on (ITT ÷ the share it ran on); "
+          "attribution: treated cases by the action that actually ran, and the control cohort; expected: the miners' "
+          "mean predicted change over the cases the action ran on; roi: see each term's basis")
 # A full scan of assignments and outcomes: often enough to catch a new experiment's first hour.
 BASELINE_EVERY = timedelta(hours=1)
 
@@ -33,22 +37,49 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _expected(kpis: Any) -> dict[str, tuple[float, str | None]]:
+    """The opportunity's expected KPI changes by metric (several entries for one metric add up)."""
+    out: dict[str, tuple[float, str | None]] = {}
+    for k in _json(kpis) or ():
+        if isinstance(k, dict) and k.get("metric") and isinstance(k.get("change"), (int, float)):
+            held = out.get(k["metric"], (0.0, None))
+            out[k["metric"]] = (held[0] + float(k["change"]), held[1] or k.get("changeUnit") or k.get("unit"))
+    return out
+
+
+def _touched(history: Any) -> bool:
+    return any(h.get("to") in impact.TOUCHED for h in _json(history) or ())
+
+
 def assignments(services: Services, where: Filter = Filter()) -> list[Assignment]:
-    """Every opportunity drawn into a cohort for an action version, with the version the agent ran on it."""
+    """Every opportunity drawn into a cohort for an action version, with the version the agent ran on it, the share
+    it was drawn with, what the miners expected of it, and whether a person touched it on the way."""
     out = []
+    catalog, policy = services.catalog, services.policy
     for row in services.store.scan(where, ["processArea", "deviationPattern", "caseKey", "cohort", "status", "arm",
-                                           "plan", "echoes", "recurrences"]):
+                                           "plan", "echoes", "recurrences", "kpis", "history"]):
         arm = row.get("arm")
         if not arm or not row.get("cohort"):
             continue
         arm = _json(arm)
+        key = (arm["actionId"], int(arm["version"]))
+        holdout = arm.get("holdout")
+        if holdout is None:  # drawn before the arm recorded its share: the arm's action's, else the policy's
+            action = catalog.versions.get(key)
+            holdout = action.holdoutPercent if action and action.holdoutPercent is not None else policy.holdoutPercent
         echoes, recurred = int(row.get("echoes") or 0), row.get("recurrences")
         # Only a case the agent acted on has echoes, or a verification for its recurrence rate: most rows skip this.
         plan = _json(row.get("plan")) if row["status"] in impact.ACTED or echoes else None
-        out.append(Assignment(row["processArea"], row["deviationPattern"], row["caseKey"], row["cohort"],
-                              arm["actionId"], int(arm["version"]), datetime.fromisoformat(arm["at"]), row["status"],
-                              (plan["actionId"], int(plan["actionVersion"])) if plan else None, echoes,
-                              len(_json(recurred)) if recurred else 0, plan.get("closedFrom") if plan else None))
+        closed_from = plan.get("closedFrom") if plan else None
+        ran = (plan["actionId"], int(plan["actionVersion"])) if plan else None
+        treated = row["cohort"] == "treated"
+        # Only a verified case can be deflected, and only one the arm's action ran on has an expectation to compare.
+        resolved = row["status"] == "verified" or (row["status"] == "closed" and closed_from == "verified")
+        out.append(Assignment(row["processArea"], row["deviationPattern"], row["caseKey"], row["cohort"], *key,
+                              datetime.fromisoformat(arm["at"]), row["status"], ran, echoes,
+                              len(_json(recurred)) if recurred else 0, closed_from, float(holdout),
+                              _expected(row.get("kpis")) if treated and ran == key else {},
+                              resolved and _touched(row.get("history"))))
     return out
 
 
@@ -71,10 +102,7 @@ def kpis(services: Services, where: Filter = Filter(), action_id: str | None = N
     matched = [o for o in outcomes if case_of(o.processArea, o.caseKey) in known]
     rows = impact.measure(arms, matched, services.policy.measurement, weekly)
     frozen = (services.coordination.state(BASELINES) or {}).get("items", {})
-    spans: dict[tuple, list[datetime]] = {}
-    for a in arms:
-        span = spans.setdefault(a.experiment, [a.at, a.at])
-        span[0], span[1] = min(span[0], a.at), max(span[1], a.at)
+    volumes = impact.volumes(arms)
     experiments: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         exp = (r["processArea"], r["deviationPattern"], r["actionId"], r["actionVersion"])
@@ -85,19 +113,17 @@ def kpis(services: Services, where: Filter = Filter(), action_id: str | None = N
         if e is None:
             e = experiments[exp] = {"processArea": exp[0], "deviationPattern": exp[1], "actionId": exp[2],
                                     "actionVersion": exp[3], "cases": r["cases"],
-                                    "startedAt": spans[exp][0].isoformat(), "metrics": []}
+                                    "startedAt": volumes[exp].first.isoformat(), "metrics": []}
         e["metrics"].append({k: v for k, v in r.items() if k not in
                              ("processArea", "deviationPattern", "actionId", "actionVersion", "cases")})
     for exp, e in experiments.items():
-        metric_rows = [{**m, "cases": e["cases"]} for m in e["metrics"]]
-        first, last = spans[exp]
         e["actedShare"] = max((m["actedShare"] for m in e["metrics"] if m["actedShare"] is not None), default=None)
-        e["roi"] = roi.compute(metric_rows, services.policy.measurement.roi_for(exp[2]), first, last)
-    return {"items": list(experiments.values()), "generatedAt": services.clock.now().isoformat(),
-            "recurrence": impact.recurrence(arms),
+        e["roi"] = roi.compute(e["metrics"], services.policy.measurement.roi_for(exp[2]), volumes[exp])
+    items = list(experiments.values())
+    return {"items": items, "generatedAt": services.clock.now().isoformat(),
+            "recurrence": impact.recurrence(arms), "portfolio": roi.portfolio(e["roi"] for e in items),
             "minSamples": services.policy.measurement.minSamples, "outcomes": len(outcomes),
-            "unmatchedOutcomes": len(outcomes) - len(matched),
-            "method": "intention to treat: every case counts in the cohort it was drawn into"}
+            "unmatchedOutcomes": len(outcomes) - len(matched), "method": METHOD}
 
 
 def snapshot_baselines(services: Services, cid: str, force: bool = False) -> int:
@@ -127,7 +153,16 @@ def snapshot_baselines(services: Services, cid: str, force: bool = False) -> int
 CSV_COLUMNS = ["processArea", "deviationPattern", "actionId", "actionVersion", "metric", "week", "status",
                "treatedN", "controlN", "treatedMean", "controlMean", "difference", "ciLow", "ciHigh", "pValue",
                "method", "verdict", "actedShare", "baselineTreatedMean", "baselineControlMean", "roiTotal",
-               "roiLow", "roiHigh", "currency"]
+               "roiLow", "roiHigh", "currency", "se", "actedDifference", "actedCiLow", "actedCiHigh", "actedRanShare",
+               "expectedChange", "srmPValue", "srmMismatch", "roiCostOfDelay", "roiDeflection", "roiThroughput",
+               "roiLeakage", "roiAnnualized", "roiWeeks"]
+# The ROI terms as CSV columns: only what the total adds (freed hours once), so the columns sum to roiTotal.
+_TERMS = ("costOfDelay", "deflection", "throughput", "leakage")
+
+
+def _in_total(r: dict[str, Any], term: str) -> float | None:
+    values = [t["value"] for t in r.get("terms", ()) if t["term"] == term and t["inTotal"]]
+    return round(sum(values), 2) if values else None
 
 
 # OWASP CSV injection: a spreadsheet takes a text cell starting with one of these as a formula
@@ -157,15 +192,21 @@ def to_csv(report: dict[str, Any]) -> str:
     lines = [",".join(CSV_COLUMNS)]
     for e in report["items"]:
         r = e["roi"] or {}
+        total = r.get("total") or {}
+        tail = [*(_in_total(r, t) for t in _TERMS), (r.get("annualized") or {}).get("value"),
+                (r.get("period") or {}).get("weeks")]
         for m in e["metrics"]:
             periods: Iterable[tuple[str, dict[str, Any]]] = [("all", m), *((x["week"], x) for x in m.get("weeks", []))]
             for week, p in periods:
-                ci = p.get("ci") or {}
+                ci, acted, srm = p.get("ci") or {}, p.get("acted") or {}, p.get("srm") or {}
                 row = [e["processArea"], e["deviationPattern"], e["actionId"], e["actionVersion"], m["metric"],
                        week, p["status"], p["treated"]["n"], p["control"]["n"], p["treated"]["mean"],
                        p["control"]["mean"], p.get("difference"), ci.get("low"), ci.get("high"), p.get("pValue"),
                        p.get("method"), p["verdict"], m["actedShare"],
                        m["baseline"]["treated"]["mean"], m["baseline"]["control"]["mean"],
-                       r.get("total"), r.get("totalLow"), r.get("totalHigh"), r.get("currency")]
+                       total.get("value"), total.get("low"), total.get("high"), r.get("currency"), p.get("se"),
+                       acted.get("difference"), (acted.get("ci") or {}).get("low"), (acted.get("ci") or {}).get("high"),
+                       acted.get("share"), (p.get("expected") or {}).get("change"), srm.get("pValue"),
+                       srm.get("mismatch"), *tail]
                 lines.append(",".join(csv_cell(v) for v in row))
     return "\r\n".join(lines) + "\r\n"

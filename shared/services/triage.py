@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..domain import cohort
+from ..domain import cohort, planning
 from ..domain.catalog import Action
 from ..domain.claims import RELEASED, claim_key, claim_space
 from ..domain.contracts import missing
@@ -19,7 +19,8 @@ from .stage import Found, Needs, Note, Outcome, Read, Result
 
 
 def holdout_percent(services: Services, opp: Opportunity) -> float:
-    """The best candidate action's holdout share, else the policy's."""
+    """The best candidate action's holdout share, else the policy's: the share a case drawn before its arm recorded
+    one was drawn with."""
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
     for action in candidates:
         if action.id == opp.scores.actionId and action.holdoutPercent is not None:
@@ -28,13 +29,20 @@ def holdout_percent(services: Services, opp: Opportunity) -> float:
 
 
 def arm_of(services: Services, opp: Opportunity, candidates: list[Action]) -> dict[str, Any] | None:
-    """The action version this case is drawn for (kept from its first triage), or None without a candidate."""
+    """The action version this case is drawn for (kept from its first triage), or None without a candidate.
+
+    The same rule for control and treated cases, from what triage knows before anything is done: the action the
+    deterministic planner would plan for the case's attributes, else the top-scoring candidate. Crediting the
+    top candidate alone credited outcomes to an action that never ran whenever the planner chose another."""
     if opp.arm is not None:
         return opp.arm
-    best = next((a for a in candidates if a.id == opp.scores.actionId), candidates[0] if candidates else None)
+    planned = planning.decide(opp.attributes, candidates, services.policy.confidenceThreshold).plan
+    chosen = planned.actionId if planned else opp.scores.actionId
+    best = next((a for a in candidates if a.id == chosen), candidates[0] if candidates else None)
     if best is None:
         return None
-    return {"actionId": best.id, "version": best.version, "at": services.clock.now().isoformat()}
+    share = best.holdoutPercent if best.holdoutPercent is not None else services.policy.holdoutPercent
+    return {"actionId": best.id, "version": best.version, "at": services.clock.now().isoformat(), "holdout": share}
 
 
 def claim_of(services: Services, opp: Opportunity) -> Claim | None:
@@ -99,13 +107,15 @@ def needs(services: Services, opp: Opportunity) -> Needs:
     claim = claim_of(services, opp)
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
     gaps = candidates and all(missing(a, opp.attributes) for a in candidates)
-    wanted = list(reads(opp, to_look_up(services, opp)).values()) if gaps and not _control(services, opp) else []
+    treated = bool(gaps) and not _control(services, opp, arm_of(services, opp, candidates))
+    wanted = list(reads(opp, to_look_up(services, opp)).values()) if treated else []
     return Needs([claim] if claim else [], [], wanted)
 
 
-def _control(services: Services, opp: Opportunity) -> bool:
-    # Control cases are drawn before anything else, so data quality cannot bias who is held out.
-    share = holdout_percent(services, opp)
+def _control(services: Services, opp: Opportunity, arm: dict[str, Any] | None) -> bool:
+    # Control cases are drawn before anything else, so data quality cannot bias who is held out. The share is the
+    # one the arm records (the SRM check compares with it); an arm drawn before it recorded one keeps the old rule.
+    share = arm["holdout"] if arm and arm.get("holdout") is not None else holdout_percent(services, opp)
     return cohort.assign(services.policy.experimentSalt, f"{opp.processArea}|{opp.caseKey}", share) == cohort.CONTROL
 
 
@@ -138,7 +148,7 @@ def decide(services: Services, opp: Opportunity, cid: str, found: Found) -> Outc
     policy = services.policy
     candidates = services.catalog.candidates(opp.processArea, opp.deviationPattern)
     arm = arm_of(services, opp, candidates)
-    if _control(services, opp):
+    if _control(services, opp, arm):
         return Outcome(Result.CONTROL, [step(services, opp, [Status.control], "triage",
                                              f"held out as a control case ({policy.experimentSalt})", cid,
                                              cohort=cohort.CONTROL, arm=arm)])

@@ -107,13 +107,34 @@ def test_outcomes_measure_the_known_effect_with_its_confidence_interval(measured
     assert m["baseline"]["treated"]["n"] == LEADS - control and abs(m["baseline"]["treated"]["mean"] - 9.0) < 1.0
     assert all(re.fullmatch(r"\d{4}-W\d{2}", w["week"]) for w in m["weeks"])
     assert sum(w["treated"]["n"] for w in m["weeks"]) == m["treated"]["n"]
+    # The effect on the cases the action ran on covers the true effect itself; the figures say whom they are about.
+    verified = sum(c["status"] == "verified" for c in cases)
+    assert m["acted"]["ci"]["low"] <= TRUE_EFFECT <= m["acted"]["ci"]["high"]
+    assert m["acted"]["share"] == pytest.approx(verified / (LEADS - control), abs=1e-3)
+    assert m["population"].startswith("every case drawn") and m["acted"]["population"].startswith("cases the action")
+    assert "intention to treat" in report["method"] and m["se"] > 0 and m["expected"] is None  # no named KPI sent
+    assert m["attribution"][0] == {"cohort": "treated", "actionId": "leads.reassign", "actionVersion": 1,
+                                   "n": verified, "mean": m["attribution"][0]["mean"]}
+    assert m["attribution"][-1]["cohort"] == "control" and m["attribution"][-1]["n"] == control
+    assert m["srm"]["expectedControlShare"] == 0.3 and not m["srm"]["mismatch"] and not m["srmAssigned"]["mismatch"]
     roi = e["roi"]
-    assert roi["components"][0]["value"] == pytest.approx(-m["difference"] * (LEADS - control) * 40.0, rel=1e-3)
-    assert roi["totalLow"] <= roi["total"] <= roi["totalHigh"] and roi["currency"] == "EUR"
+    terms = {t["term"]: t for t in roi["terms"]}
+    assert terms["costOfDelay"]["basis"] == "measured"
+    assert terms["costOfDelay"]["value"] == pytest.approx(-m["acted"]["difference"] * verified * 40.0, rel=1e-3)
+    # Low-risk reassignments: every verified lead was resolved with no person touching it.
+    assert terms["deflection"]["basis"] == "counted" and terms["deflection"]["value"] == verified * 20 / 60 * 45
+    assert terms["throughput"]["basis"] == "not_valued" and terms["leakage"]["basis"] == "not_valued"
+    assert roi["total"]["value"] == pytest.approx(terms["costOfDelay"]["value"] + terms["deflection"]["value"])
+    assert roi["total"]["low"] < roi["total"]["value"] < roi["total"]["high"] and roi["currency"] == "EUR"
+    assert roi["annualized"]["label"].startswith("projection: ") and roi["period"]["weeks"] >= 1
+    [portfolio] = report["portfolio"]
+    assert portfolio["versions"] == len(report["items"]) and portfolio["currency"] == "EUR"
 
     table = list(csv.DictReader(io.StringIO(requests.get(f"{base}/kpis.csv").text)))
     overall = next(row for row in table if row["actionId"] == "leads.reassign" and row["week"] == "all")
     assert float(overall["difference"]) == m["difference"] and overall["verdict"] == "better"
+    assert float(overall["roiTotal"]) == roi["total"]["value"] and float(overall["actedDifference"]) == \
+        m["acted"]["difference"]
     assert any(row["week"].startswith("20") for row in table)
 
 

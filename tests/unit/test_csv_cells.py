@@ -34,10 +34,16 @@ def test_a_report_row_with_a_hostile_process_area_is_neutralized_in_every_text_c
               "actedShare": 0.9, "baseline": {"treated": stats, "control": stats}, "weeks": []}
     report = {"items": [{"processArea": "=HYPERLINK(\"https://evil.example\",\"x\")", "deviationPattern": "@x",
                          "actionId": "leads.reassign", "actionVersion": 1, "metrics": [metric],
-                         "roi": {"total": -10.0, "currency": "+EUR"}}]}
+                         "roi": {"total": {"value": -10.0, "low": -12.5, "high": -7.5}, "currency": "+EUR",
+                                 "terms": [{"term": "costOfDelay", "value": -10.0, "inTotal": True},
+                                           {"term": "throughput", "value": 50.0, "inTotal": False}],
+                                 "annualized": {"value": -520.0}, "period": {"weeks": 1.0}}}]}
     header, row = list(csv.reader(io.StringIO(to_csv(report))))
     cells = dict(zip(header, row))
     assert header == CSV_COLUMNS
     assert cells["processArea"].startswith("'=") and cells["deviationPattern"] == "'@x"
     assert cells["verdict"] == "'-better" and cells["currency"] == "'+EUR"
     assert cells["difference"] == "-2.5" and cells["ciLow"] == "-4.0" and cells["roiTotal"] == "-10.0"
+    assert (cells["roiLow"], cells["roiHigh"], cells["roiAnnualized"]) == ("-12.5", "-7.5", "-520.0")
+    # A term shown beside the total (the same freed hours valued another way) is not a column that adds up.
+    assert cells["roiCostOfDelay"] == "-10.0" and cells["roiThroughput"] == "" and cells["roiWeeks"] == "1.0"

@@ -1,14 +1,18 @@
-"""Impact per action version, ROI from it, and the outcomes edge: pure functions, no store."""
+"""Impact per action version (intention to treat, the effect on the cases the action ran on, what ran, what was
+expected, the sample-ratio check) and the outcomes edge: pure functions, no store; scipy and numpy as references."""
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
+from scipy import stats
 
-from shared.domain import impact, roi
+from shared.domain import impact
 from shared.domain.errors import InvalidInput
 from shared.domain.impact import Assignment
 from shared.domain.outcomes import Outcome, outcome_id
-from shared.domain.policy import Measurement, RoiParams
+from shared.domain.policy import Measurement
 from shared.ingest.outcomes import parse_outcomes
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)  # a Monday: ISO week 2026-W45
@@ -96,33 +100,6 @@ def test_a_higher_is_better_metric_that_fell_is_worse():
     assert row["method"] == "welch" and row["verdict"] == "worse" and row["better"] == "higher"
 
 
-def _row(diff, low, high, significant=True, status="ok", acted=0.9, metric="cycle_time_days"):
-    return {"metric": metric, "status": status, "significant": significant, "better": "lower", "difference": diff,
-            "ci": {"low": low, "high": high}, "actedShare": acted, "cases": {"treated": 100, "control": 20},
-            "reason": "n/a"}
-
-
-def test_roi_comes_from_the_measured_difference_and_its_interval():
-    params = RoiParams(valuePerUnit={"cycle_time_days": 40.0}, handlingMinutes=30, hourlyCost=50, teamFte=2)
-    r = roi.compute([_row(-2.0, -2.5, -1.5)], params, T0, T0 + timedelta(days=14))
-    [c] = r["components"]
-    assert (c["value"], c["low"], c["high"]) == (8000.0, 6000.0, 10000.0)  # 2 days × 100 cases × 40
-    assert r["hoursSaved"] == 45.0 and r["labourSaved"] == 2250.0        # 0.9 × 100 × 30 min
-    assert (r["total"], r["totalLow"], r["totalHigh"]) == (10250.0, 8250.0, 12250.0)
-    tp = r["throughputPerFte"]                                           # 120 cases over 2 weeks, 2 FTE
-    assert tp["casesPerWeek"] == 60.0 and tp["before"] == 30.0 and tp["after"] > tp["before"]
-
-
-def test_an_effect_not_told_apart_from_zero_is_worth_nothing():
-    params = RoiParams(valuePerUnit={"cycle_time_days": 40.0})
-    r = roi.compute([_row(-0.3, -1.0, 0.4, significant=False)], params, T0, T0)
-    assert r["total"] == 0.0 and r["components"][0]["value"] == 0.0
-
-
-def test_no_roi_without_parameters_for_the_action():
-    assert roi.compute([_row(-2.0, -2.5, -1.5)], None, T0, T0) is None
-
-
 def test_outcomes_accept_one_or_a_batch_with_numbers_as_strings_booleans_and_epochs():
     one = parse_outcomes(b'{"processArea":"ap","caseKey":"INV-1","metric":"sla_met","value":true,'
                          b'"observedAt":"2026-11-20T10:00:00Z"}')
@@ -146,3 +123,201 @@ def test_bad_outcomes_are_refused_naming_every_field_and_index():
     assert err.value.extra["invalidIndexes"] == [0, 1]
     with pytest.raises(InvalidInput):
         parse_outcomes(b'{"processArea":"ap","caseKey":"A","metric":"m","value":1e999,"observedAt":1}')
+
+
+# --- Which population each figure is about, and what actually ran ------------------------------------------------
+
+RAN = ("ap.request-missing-fields", 1)
+OTHER = ("ap.cancel-field-request", 1)
+
+
+def drawn(case: str, cohort: str, ran: tuple[str, int] | None = None, status: str | None = None,
+          holdout: float = 25.0, expected: dict | None = None, touched: bool = False) -> Assignment:
+    """A case drawn for RAN's action version; `ran` is the action version the agent ran on it (None: nothing)."""
+    status = status or ("verified" if ran else "rejected" if cohort == "treated" else "control")
+    return Assignment("accounts-payable", "invoice-missing-po", case, cohort, *RAN, T0, status, ran, holdout=holdout,
+                      expected=expected or {}, touched=touched)
+
+
+def compliance(seed: int, n_t: int, n_c: int, share: float = 0.6, effect: float = -2.0, sd: float = 2.0):
+    """Treated cases acted on with probability `share`, `effect` on each acted case; (arms, outcomes, y, d, z)."""
+    rng = random.Random(seed)
+    arms, outs, y, d, z = [], [], [], [], []
+    for i in range(n_t + n_c):
+        treated = i < n_t
+        ran = treated and rng.random() < share
+        a = drawn(f"K{i}", "treated" if treated else "control", RAN if ran else None,
+                  holdout=100 * n_c / (n_t + n_c))
+        value = rng.gauss(10, sd) + (effect if ran else 0.0)
+        arms.append(a)
+        outs.append(obs(a.caseKey, value))
+        y.append(value), d.append(float(ran)), z.append(float(treated))
+    return arms, outs, y, d, z
+
+
+def test_the_effect_on_cases_the_action_ran_on_is_the_two_stage_least_squares_estimate():
+    for seed in range(5):
+        arms, outs, y, d, z = compliance(seed, 250, 120)
+        [row] = impact.measure(arms, outs, POLICY, weekly=False)
+        # Reference: 2SLS of the outcome on "acted", instrumented by the draw, with the HC1 sandwich variance.
+        y, d, z = map(np.asarray, (y, d, z))
+        n = len(y)
+        Z, X = np.column_stack([np.ones(n), z]), np.column_stack([np.ones(n), d])
+        beta = np.linalg.solve(Z.T @ X, Z.T @ y)
+        e = y - X @ beta
+        bread = np.linalg.inv(Z.T @ X)
+        cov = bread @ ((Z * (e ** 2)[:, None]).T @ Z) @ bread.T * n / (n - 2)
+        acted = row["acted"]
+        assert acted["difference"] == pytest.approx(beta[1], abs=1e-4)
+        assert acted["se"] == pytest.approx(np.sqrt(cov[1, 1]), rel=0.01)
+        assert acted["share"] == pytest.approx(d[z == 1].mean(), abs=1e-4)
+        assert acted["population"].startswith("cases the action ran on")
+        assert row["population"].startswith("every case drawn") and row["method"] == "welch"
+
+
+def test_the_acted_interval_covers_the_true_effect_in_93_to_97_percent_of_400_seeded_runs():
+    covered = 0
+    for seed in range(400):
+        arms, outs, *_ = compliance(1000 + seed, 200, 200)
+        [row] = impact.measure(arms, outs, POLICY, weekly=False)
+        ci = row["acted"]["ci"]
+        covered += ci["low"] <= -2.0 <= ci["high"]
+    assert 0.93 <= covered / 400 <= 0.97, covered
+
+
+def test_the_itt_standard_error_is_welchs_and_a_bootstraps_is_its_interval_over_3_92():
+    arms, outs, y, _, z = compliance(4, 120, 60)
+    [row] = impact.measure(arms, outs, POLICY, weekly=False)
+    treated, control = [v for v, t in zip(y, z) if t], [v for v, t in zip(y, z) if not t]
+    t = stats.ttest_ind(treated, control, equal_var=False).statistic
+    assert row["se"] == pytest.approx(row["difference"] / t, rel=1e-3)
+    rng = random.Random(5)
+    outs = [obs(a.caseKey, rng.expovariate(0.1) - (2.0 if a.ran else 0.0)) for a in arms]
+    [row] = impact.measure(arms, outs, POLICY, weekly=False)
+    assert row["method"] == "bootstrap"
+    assert row["se"] == pytest.approx((row["ci"]["high"] - row["ci"]["low"]) / 3.92, abs=1e-3)
+
+
+def test_outcomes_are_credited_to_the_action_that_ran_and_control_and_unacted_cases_to_no_action():
+    arms = ([drawn(f"A{i}", "treated", RAN) for i in range(6)] + [drawn(f"B{i}", "treated", OTHER) for i in range(3)]
+            + [drawn(f"N{i}", "treated") for i in range(3)] + [drawn(f"C{i}", "control") for i in range(6)])
+    value = {"A": 4.0, "B": 7.0, "N": 10.0, "C": 10.0}
+    [row] = impact.measure(arms, [obs(a.caseKey, value[a.caseKey[0]]) for a in arms], POLICY, weekly=False)
+    assert row["attribution"] == [
+        {"cohort": "treated", "actionId": "ap.cancel-field-request", "actionVersion": 1, "n": 3, "mean": 7.0},
+        {"cohort": "treated", "actionId": "ap.request-missing-fields", "actionVersion": 1, "n": 6, "mean": 4.0},
+        {"cohort": "treated", "actionId": None, "actionVersion": None, "n": 3, "mean": 10.0},
+        {"cohort": "control", "actionId": None, "actionVersion": None, "n": 6, "mean": 10.0}]
+    # Every treated case any action ran on counts in actedShare; only the arm's own action in the complier share.
+    assert row["actedShare"] == 0.75 and row["acted"]["share"] == 0.5
+
+
+def test_expected_is_the_miners_mean_predicted_change_over_the_cases_the_arms_action_ran_on():
+    arms = ([drawn(f"A{i}", "treated", RAN, expected={"cycle_time_days": (-3.0 - i, "days")}) for i in range(4)]
+            + [drawn("A9", "treated", RAN), drawn("B0", "treated", OTHER, expected={"cycle_time_days": (-50.0, "d")})]
+            + [drawn(f"C{i}", "control", expected={"cycle_time_days": (-50.0, "d")}) for i in range(5)])
+    rows = impact.measure(arms, [obs(a.caseKey, 5.0) for a in arms], POLICY, weekly=False)
+    assert rows[0]["expected"] == {"change": -4.5, "n": 4, "unit": "days"}
+    none = [drawn("X", "treated", RAN), drawn("Y", "control")]
+    assert impact.measure(none, [obs(a.caseKey, 1.0) for a in none], POLICY)[0]["expected"] is None
+
+
+def test_the_sample_ratio_check_compares_cohorts_with_the_share_they_were_drawn_with():
+    arms = [drawn(f"T{i}", "treated", RAN) for i in range(150)] + [drawn(f"C{i}", "control") for i in range(50)]
+    # The feed lost most control outcomes: the cases with an outcome mismatch, the cases assigned do not.
+    outs = [obs(a.caseKey, 5.0) for a in arms if a.cohort == "treated" or int(a.caseKey[1:]) < 20]
+    [row] = impact.measure(arms, outs, POLICY, weekly=False)
+    assert row["srmAssigned"]["mismatch"] is False and row["srmAssigned"]["pValue"] == 1.0
+    srm = row["srm"]
+    reference = stats.chisquare([20, 150], [170 * 0.25, 170 * 0.75])
+    assert (srm["treated"], srm["control"], srm["expectedControlShare"]) == (150, 20, 0.25)
+    assert srm["mismatch"] is True and srm["pValue"] == pytest.approx(reference.pvalue, abs=1e-6)
+
+
+def test_below_the_minimum_there_is_no_effect_on_acted_cases_and_no_standard_error():
+    arms, outs = cohorts(50, 3, -2.0)
+    [row] = impact.measure(arms, outs, POLICY)
+    assert row["acted"] is None and "se" not in row and row["srm"] is None  # these arms carry no holdout
+
+
+def test_volumes_count_cases_the_arms_action_ran_on_and_those_no_person_touched():
+    arms = ([drawn(f"A{i}", "treated", RAN) for i in range(5)] + [drawn("P", "treated", RAN, touched=True)]
+            + [drawn("X", "treated", RAN, status="executed"), drawn("O", "treated", OTHER), drawn("N", "treated")]
+            + [drawn(f"C{i}", "control") for i in range(3)]
+            + [replace(drawn("L", "treated", RAN, status="closed"), closedFrom="verified", at=T0 + timedelta(days=9))])
+    v = impact.volumes(arms)[("accounts-payable", "invoice-missing-po", *RAN)]
+    assert (v.treated, v.control, v.acted, v.deflected) == (10, 3, 8, 6)
+    assert (v.first, v.last) == (T0, T0 + timedelta(days=9))
+
+
+# --- The arm triage draws: the action the deterministic planner would plan --------------------------------------
+
+def with_quick_reassign(svc):
+    """The repo catalog plus leads.quick on leads.reassign's patterns: a contract a lead's id and region fill whole (the
+    planner's pick, coverage 1.0 against 0.8) but more complex (scoring's top candidate stays leads.reassign)."""
+    from shared.domain.catalog import Action, Catalog
+
+    base = svc.catalog.actions["leads.reassign"].model_dump(mode="json")
+    contract = {**base["dataContract"], "properties": {k: base["dataContract"]["properties"][k]
+                                                       for k in ("leadId", "region")}}
+    contract.pop("x-approvalThresholds", None)
+    quick = Action.model_validate({**base, "id": "leads.quick", "complexity": 0.9, "holdoutPercent": 40.0,
+                                   "dataContract": contract})
+    svc.catalog = Catalog([*svc.catalog.versions.values(), quick], svc.catalog.environment)
+
+
+def test_the_arm_is_the_action_the_planner_would_plan_for_control_and_treated_cases_alike():
+    import json
+
+    from shared.services import pipeline, triage
+    from shared.services.ingest import ingest
+    from tests.factories import finding, memory_services, validated
+
+    svc = memory_services()
+    with_quick_reassign(svc)
+    leads = [finding(processArea="lead-management", deviationPattern="lead-unassigned", caseKey=f"LM-{i}",
+                     kpiImpact=None, attributes={"leadId": f"LM-{i}", "region": "EMEA"}) for i in range(12)]
+    ids = [r.opportunity.id for r in ingest(svc, validated(*leads), "cid").results]
+    for m in [m for m in svc.bus.messages if m.body["type"] == "triage"]:
+        pipeline.handle(svc, "triage", json.dumps(m.body).encode())
+    opps = [svc.store.get(i) for i in ids]
+    assert {o.scores.actionId for o in opps} == {"leads.reassign"}  # what the old arm would have credited
+    assert {(o.arm["actionId"], o.arm["version"], o.arm["holdout"]) for o in opps} == {("leads.quick", 1, 40.0)}
+    assert {o.cohort for o in opps} == {"control", "treated"}  # drawn at the arm's 40%, the same rule for both
+    # A case drawn before: its arm stays as it was, whatever the catalog says now.
+    old = {"actionId": "leads.reassign", "version": 1, "at": T0.isoformat()}
+    kept = replace(opps[0], arm=old)
+    assert triage.arm_of(svc, kept, svc.catalog.candidates("lead-management", "lead-unassigned")) is old
+
+
+def test_assignments_read_from_the_store_carry_the_drawn_share_the_expectation_and_whether_a_person_touched_it():
+    import json
+
+    from shared.domain.status import Status
+    from shared.services import measure, pipeline
+    from shared.services.ingest import ingest
+    from tests.factories import finding, memory_services, validated
+
+    svc = memory_services()
+    expects = {"metric": "cycle_time_days", "estimate": 3, "unit": "days"}
+    ids = [r.opportunity.id for r in ingest(svc, validated(*(finding(kpiImpact=expects) for _ in range(3))),
+                                            "cid").results]
+    for m in [m for m in svc.bus.messages if m.body["type"] == "triage"]:
+        pipeline.handle(svc, "triage", json.dumps(m.body).encode())
+    plan = {"actionId": "ap.request-missing-fields", "actionVersion": 1}
+    hop = {"at": T0.isoformat(), "actor": "triage", "reason": ""}
+    paths = [["triaged", "planned", "executing", "executed", "verified"],
+             ["triaged", "planned", "awaiting_approval", "approved", "executing", "executed", "verified"],
+             ["triaged", "planned", "executing", "executed", "verified"]]
+    for oid, path in zip(ids, paths):
+        opp = svc.store.get(oid)
+        arm = {k: v for k, v in opp.arm.items() if k != "holdout"} if path is paths[2] else opp.arm
+        svc.store.commit(replace(opp, status=Status.verified, plan=plan, arm=arm,
+                                 history=[*opp.history, *({**hop, "to": s} for s in path[1:])]))
+    svc.catalog.versions[("ap.request-missing-fields", 1)].holdoutPercent = 15.0
+    got = {a.caseKey: a for a in measure.assignments(svc)}
+    first, approved, old = (got[svc.store.get(i).caseKey] for i in ids)
+    assert first.deflected and not approved.deflected and approved.touched and old.deflected
+    assert first.expected == {"cycle_time_days": (-3.0, "days")} and first.arm_ran
+    # Drawn with the arm's share (0 in these service tests); an arm from before it recorded one: its action's now.
+    assert (first.holdout, old.holdout) == (0.0, 15.0)
