@@ -336,12 +336,12 @@ def measure(base: str, bus: Any, outbox: Path, seed: int = SEED) -> None:
           "per cohort: \"not enough data\", not a guess.")
     for e in report["items"]:
         r = e.get("roi")
-        if r and any(m["status"] == "ok" for m in e["metrics"]):
-            print(f"   ROI {e['actionId']} v{e['actionVersion']}: {r['total']:,.0f} {r['currency']} "
-                  f"[{r['totalLow']:,.0f}, {r['totalHigh']:,.0f}] = " +
-                  " + ".join(f"{c['label']} {c['value']:,.0f}" for c in r["components"] if c["value"]) +
-                  f" + labour {r['labourSaved']:,.0f} "
-                  f"({r['hoursSaved']:.0f} h at {r['deflectionRate']:.0%} deflection)")
+        if r and any(m["status"] == "ok" for m in e["metrics"]) and r["total"]["value"] is not None:
+            t, a = r["total"], r["annualized"]
+            print(f"   ROI {e['actionId']} v{e['actionVersion']} over {r['period']['weeks']:g} weeks: "
+                  f"{t['value']:,.0f} {r['currency']} [{t['low']:,.0f}, {t['high']:,.0f}] = " +
+                  " + ".join(f"{x['label']} {x['value']:,.0f} ({x['basis']})" for x in r["terms"] if x["inTotal"]) +
+                  f"; {a['label']}: {a['value']:,.0f} {r['currency']} a year")
     review = requests.get(f"{base}/insights").json()
     print(f"   Weekly review (GET /api/insights): {len(review['catalogGaps'])} catalog gap(s), "
           f"{len(review['weakActionVersions'])} weak action version(s), "

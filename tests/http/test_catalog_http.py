@@ -82,7 +82,7 @@ def test_a_version_raising_the_cap_waits_for_a_second_person_before_it_is_used(a
 
 def test_the_policy_in_use_is_recorded_with_its_author_and_reason(api):
     [policy] = api.get("/policies").json()["items"]
-    assert policy["version"] == 2 and policy["inUse"] is True
+    assert policy["version"] == 3 and policy["inUse"] is True
     assert policy["author"] and policy["reason"] and policy["holdoutPercent"] == 10.0
     assert policy["measurement"]["roi"]["leads.escalate"]["valuePerUnit"] == {"cycle_time_days": 35.0}
 
