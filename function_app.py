@@ -6,6 +6,7 @@ from shared.api.catalog_routes import bp as catalog
 from shared.api.docs_routes import bp as docs
 from shared.api.feedback_routes import bp as feedback
 from shared.api.findings_routes import bp as findings
+from shared.api.learning_routes import bp as learning
 from shared.api.mcp_tools import bp as mcp
 from shared.api.measure_routes import bp as measurement
 from shared.api.opportunity_routes import bp as opportunities
@@ -20,6 +21,7 @@ app.register_functions(rules)
 app.register_functions(approvals)
 app.register_functions(feedback)
 app.register_functions(measurement)
+app.register_functions(learning)
 app.register_functions(docs)
 app.register_functions(mcp)
 app.register_functions(stages)

@@ -40,6 +40,7 @@ EXPECTED = {
     "get_kpis_csv": ("httpTrigger", "kpis.csv"),
     "get_insights": ("httpTrigger", "insights"),
     "get_dashboard": ("httpTrigger", "dashboard"),
+    "get_learning": ("httpTrigger", "learning"),
     "get_openapi": ("httpTrigger", "openapi.json"),
     "mcp_list_backlog": ("mcpToolTrigger", None),
     "mcp_get_opportunity": ("mcpToolTrigger", None),

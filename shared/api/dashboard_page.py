@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-# One colour per chart, so a screenshot check can tell that each chart drew (tests/test_dashboard.py).
-THROUGHPUT, SUCCESS, EFFECT, ROI = "#2e7d32", "#0078d4", "#c42b1c", "#ca5010"
+# One colour per chart, so a screenshot check can tell that each chart drew (tests/http/test_measurement.py,
+# tests/http/test_learning_http.py).
+THROUGHPUT, SUCCESS, EFFECT, ROI, LEARNING = "#2e7d32", "#0078d4", "#c42b1c", "#ca5010", "#8764b8"
 W, ROW = 640, 26
 
 
@@ -104,15 +105,129 @@ def _commitments(week: dict[str, Any]) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
+def _money(d: dict[str, Any], currency: str) -> str:
+    """A value with its interval, the interval only where it is one (a counted figure is exact: no "[74, 74]")."""
+    if d.get("value") is None:
+        return "—"
+    shown = f"{d['value']:,.0f} {currency}"
+    low, high = d.get("low"), d.get("high")
+    if low is not None and high is not None and round(low) != round(high):
+        shown += f" [{low:,.0f}, {high:,.0f}]"
+    return shown
+
+
+def _term(t: dict[str, Any], currency: str) -> str:
+    """One ROI term as what it is: measured with its CI, counted (exact), or why it has no value."""
+    basis = t["basis"]
+    if basis == "measured":
+        text = f"{_money(t, currency)} (measured, 95% CI)"
+    elif basis == "counted":
+        text = f"{t['value']:,.0f} {currency} (counted)"
+    elif basis == "no_effect":
+        span = (f"; the interval allows {t['low']:,.0f} to {t['high']:,.0f} {currency}"
+                if t.get("low") is not None and t.get("high") is not None else "")
+        text = f"no value: no effect told apart from zero{span}"
+    else:
+        text = f"{basis.replace('_', ' ')}: {t.get('why') or ''}"
+    if t.get("value") is not None and not t["inTotal"]:
+        text += " — shown, not in the total"
+    return escape(text)
+
+
+def _roi(items: Sequence[dict[str, Any]]) -> str:
+    """Per action version: the total (bar) from the terms it adds, each term with its basis, and the projection."""
+    valued = [e for e in items if e.get("roi")]
+    if not valued:
+        return "<p>No ROI parameters in the policy for the measured action versions.</p>"
+    bars = [(f"{e['actionId']} v{e['actionVersion']}", e["roi"]["total"]["value"],
+             _money(e["roi"]["total"], e["roi"]["currency"]))
+            for e in valued if e["roi"]["total"]["value"] is not None]
+    top = max((abs(v) for _, v, _ in bars), default=0.0)
+    out = [_bars(bars, ROI, "", top) if bars else "<p>No term has a value yet.</p>",
+           "<table><tr><th>action</th><th>term</th><th>value</th><th>how</th></tr>"]
+    for e in valued:
+        r = e["roi"]
+        who = f"{escape(e['actionId'])} v{e['actionVersion']}"
+        for t in r["terms"]:
+            out.append(f"<tr><td>{who}</td><td>{escape(t['label'])}</td><td>{_term(t, r['currency'])}</td>"
+                       f"<td>{escape(t.get('formula') or '')}</td></tr>")
+        a = r["annualized"]
+        out.append(f"<tr><td>{who}</td><td><b>total</b> ({r['period']['weeks']:g} weeks)</td>"
+                   f"<td>{escape(_money(r['total'], r['currency']))}</td><td>{escape(a['label'])}: "
+                   f"{escape(_money(a, r['currency']))} a year</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _ratios(items: Sequence[dict[str, Any]]) -> str:
+    """Measured ÷ expected per action version and KPI: the dot is the ratio, the bar its 95% CI, 1 = as expected."""
+    cal = [i for i in items if i.get("calibration")]
+    if not cal:
+        return "<p>No action version has a measured effect on a KPI the miners named yet.</p>"
+    low = min(-0.5, *(max(i["calibration"]["ratio"]["low"], -3.0) for i in cal))
+    high = max(2.0, *(min(i["calibration"]["ratio"]["high"], 5.0) for i in cal))
+    left, right = 350, W - 20  # room for a 56-character label at 11 px
+
+    def x(v: float) -> float:
+        return left + (right - left) * (min(max(v, low), high) - low) / (high - low)
+
+    h = ROW * len(cal) + 30
+    out = [f'<svg width="{W}" height="{h}" role="img">',
+           f'<line x1="{x(1):.1f}" y1="0" x2="{x(1):.1f}" y2="{h - 20}" stroke="#555" stroke-dasharray="4 3"/>',
+           f'<line x1="{x(0):.1f}" y1="0" x2="{x(0):.1f}" y2="{h - 20}" stroke="#bbb"/>',
+           f'<text x="{x(1) - 30:.1f}" y="{h - 6}" font-size="11">1 = as expected</text>',
+           f'<text x="{x(0) - 3:.1f}" y="{h - 6}" font-size="11">0</text>']
+    for n, i in enumerate(cal):
+        y, r = 14 + n * ROW, i["calibration"]["ratio"]
+        label = f"{i['actionId']} v{i['actionVersion']} · {i['deviationPattern']} · {i['metric']}"
+        lo, hi = x(r["low"]), x(r["high"])
+        out.append(f'<text x="0" y="{y + 4}" font-size="11">{escape(label[:56])}</text>'
+                   f'<rect x="{lo:.1f}" y="{y - 3}" width="{max(hi - lo, 2):.1f}" height="6" fill="{LEARNING}" '
+                   f'shape-rendering="crispEdges"/><circle cx="{x(r["value"]):.1f}" cy="{y}" r="6" '
+                   f'fill="{LEARNING}"><title>{escape(i["calibration"]["text"])}</title></circle>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _change(d: dict[str, Any] | None, key: str) -> str:
+    return "—" if not d or d.get(key) is None else f"{d[key]:+.3g}"
+
+
+def _learning(rep: dict[str, Any]) -> str:
+    """Expected vs measured with the ratio and factor, the verdicts (frozen, flagged) and the recent policy events."""
+    head = ("<tr><th>action</th><th>pattern</th><th>KPI</th><th>expected</th><th>measured [95% CI]</th>"
+            "<th>n treated / control</th><th>ratio [95% CI]</th><th>factor</th><th>verdict</th></tr>")
+    body = []
+    for i in rep["items"]:
+        m, c, v = i["measured"], i["calibration"], i["verdict"]
+        measured = (f"{m['difference']:+.3g} [{m['ci']['low']:.3g}, {m['ci']['high']:.3g}] "
+                    f"({'cases acted on' if m['basis'] == 'acted' else 'intention to treat'})" if m
+                    else escape(i.get("reason") or "not enough data"))
+        ratio = (f"{c['ratio']['value']:.2f} [{c['ratio']['low']:.2f}, {c['ratio']['high']:.2f}]" if c else "—")
+        body.append(f"<tr><td>{escape(i['actionId'])} v{i['actionVersion']}</td>"
+                    f"<td>{escape(i['deviationPattern'])}</td><td>{escape(i['metric'])}"
+                    f"{' (primary)' if i['primary'] else ''}</td><td>{_change(i['expected'], 'change')}</td>"
+                    f"<td>{measured}</td><td>{i['n']['treated']} / {i['n']['control']}</td><td>{ratio}</td>"
+                    f"<td>{'×' + format(c['factor'], '.2f') if c else '—'}</td>"
+                    f"<td>{escape(v['verdict'].replace('_', ' ')) if v else ''}</td></tr>")
+    stopped = [v for v in rep["verdicts"] if v["verdict"] in ("harmful", "null") or v["frozenByLearning"]]
+    notes = "".join(f"<li>{escape(v['actionId'])} v{v['actionVersion']} · {escape(v['deviationPattern'])}: "
+                    f"<b>{escape(v['verdict'])}</b>{' — frozen to approval' if v['frozen'] else ''}"
+                    f"{' (a person lifted the harm freeze)' if v['lifted'] else ''}: {escape(v['why'])}</li>"
+                    for v in stopped)
+    events = "".join(f"<li>{escape(e.get('at', '')[:16])} {escape(e.get('kind', ''))}: "
+                     f"{escape(str(e.get('reason') or ''))}"
+                     f"</li>" for e in rep["policyEvents"][:10])
+    return (f"{_ratios(rep['items'])}<table>{head}{''.join(body)}</table>"
+            f"<h2>Frozen and flagged versions</h2>{f'<ul>{notes}</ul>' if notes else '<p>None.</p>'}"
+            f"<h2>Recent policy events</h2>{f'<ul>{events}</ul>' if events else '<p>None yet.</p>'}")
+
+
 def render(data: dict[str, Any]) -> str:
     """The whole page from the dashboard data (services/dashboard.py)."""
     rows = [{**m, "actionId": e["actionId"], "actionVersion": e["actionVersion"]}
             for e in data["kpis"]["items"] for m in e["metrics"]]
     success = [(f"{a} v{v}", rate * 100, f"{rate * 100:.0f}% of {n}") for (a, v), (rate, n) in data["success"].items()]
-    rois = [(f"{e['actionId']} v{e['actionVersion']}", e["roi"]["total"],
-             (f"{e['roi']['total']:,.0f} {e['roi']['currency']} [{e['roi']['totalLow']:,.0f}, "
-              f"{e['roi']['totalHigh']:,.0f}]")) for e in data["kpis"]["items"] if e.get("roi")]
-    top_roi = max((v for _, v, _ in rois), default=0.0)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>closedloop · measured impact</title>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
@@ -132,9 +247,10 @@ treat; 95% confidence intervals; "not enough data" below {data['kpis']['minSampl
 {_bars(success, SUCCESS, '', 100.0) if success else '<p>No finished executions yet.</p>'}</section>
 <section id="effect"><h2>Treated − control per action version (dot) with 95% CI (bar)</h2>
 {_forest(rows)}</section>
-<section id="roi"><h2>ROI from the measured difference</h2>
-{_bars(rois, ROI, '', top_roi) if rois else '<p>No ROI parameters in the policy, or no measured effect yet.</p>'}
-</section>
+<section id="roi"><h2>ROI: each term with where its figure comes from</h2>
+{_roi(data['kpis']['items'])}</section>
+<section id="learning" style="width: 100%"><h2>Learning: measured ÷ expected per action version (dot) with 95% CI
+(bar)</h2>{_learning(data['learning'])}</section>
 <section id="commitments" style="width: 100%"><h2>This week's commitments
 ({escape(data['commitments']['week'])})</h2>{_commitments(data['commitments'])}</section>
 <section id="table" style="width: 100%"><h2>All estimates</h2>{_table(rows)}</section>

@@ -407,8 +407,16 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
       "patterns people handle most. Use it to decide what to build or retire next."),
      [_q("days", "Days", "The window in days (1-365, default 28).", "integer", minimum=1, maximum=365)],
      "200", _OBJECT, None),
+    ("/learning", "get", "GetLearning", "Read what the loop learned",
+     ("Per action version, pattern and KPI: what the miners expected beside what the control group measured (n, "
+      "95% CI, which population), the calibration ratio measured ÷ expected with its interval and the factor "
+      "priority uses, the verdict on the primary KPI (harmful, null, helpful, not enough data), the versions the "
+      "sweep froze or flagged, and the recent policy events. Use it to answer 'what did the agents change and "
+      "why?'."),
+     [], "200", {"$ref": "#/definitions/Learning"}, None),
     ("/dashboard", "get", "GetDashboard", "Open the KPI dashboard",
-     "An HTML page of charts (throughput, success rate, treated vs control, ROI).", [], "200", None, None),
+     "An HTML page of charts (throughput, success rate, treated vs control, ROI, learning).", [], "200", None,
+     None),
     ("/openapi.json", "get", "GetOpenApi", "Get this API's definition",
      "This OpenAPI 2.0 document: every operation of the API with its parameters.", [], "200", _OBJECT, None),
 ]
@@ -581,6 +589,42 @@ def document(host: str = "localhost:7071", scheme: str = "https") -> dict[str, A
                     "category": {"type": "integer", "x-nullable": True,
                                  "description": "0 OK (skipped), 1 Warning, 2 Error."}}}},
                 "businessRuleSummaryStatistics": {"type": "object", "x-nullable": True}}},
+            "Learning": {"type": "object", "required": ["items", "verdicts", "policyEvents"], "properties": {
+                "generatedAt": {"type": "string", "format": "date-time"},
+                "learnedAt": {"type": "string", "format": "date-time", "x-nullable": True,
+                              "description": "When the sweep's learn step last ran."},
+                "items": {"type": "array", "items": {"$ref": "#/definitions/LearningItem"}},
+                "verdicts": {"type": "array", "description": "The primary-KPI verdict per action version and "
+                                                             "pattern, and whether the action is frozen.",
+                             "items": {"type": "object"}},
+                "froze": {"type": "object", "description": "Versions the harm rule froze (action@vN), with the "
+                                                           "figures and when a person lifted it."},
+                "flagged": {"type": "object", "description": "Versions flagged null (no effect after "
+                                                             "learning.nullAfterCases per cohort)."},
+                "rescoring": {"type": "array", "items": {"type": "object"},
+                              "description": "Rescoring of open opportunities still under way."},
+                "policyEvents": {"type": "array", "items": {"type": "object"},
+                                 "description": "Recent automatic changes, each naming its evidence."},
+                "answers": {"type": "array", "items": {"type": "object"}, "x-nullable": True,
+                            "description": "People's answers per action version and pattern."},
+                "policy": {"type": "object", "description": "The policy's learning settings in force."},
+                "method": {"type": "string"}}},
+            "LearningItem": {"type": "object", "properties": {
+                "processArea": {"type": "string"}, "deviationPattern": {"type": "string"},
+                "actionId": {"type": "string"}, "actionVersion": {"type": "integer"}, "metric": {"type": "string"},
+                "primary": {"type": "boolean", "description": "The KPI harm is judged on for this action."},
+                "status": {"type": "string", "enum": ["ok", "not_enough_data"]},
+                "n": {"type": "object", "description": "Cases with an outcome per cohort (treated, control)."},
+                "expected": {"type": "object", "x-nullable": True,
+                             "description": "Mean change the miners predicted on the cases the action ran on."},
+                "measured": {"type": "object", "x-nullable": True,
+                             "description": "difference, se, ci and basis: acted (cases the action ran on) or itt "
+                                            "(every case drawn, intention to treat)."},
+                "calibration": {"type": "object", "x-nullable": True,
+                                "description": "ratio measured ÷ expected with its 95% interval, and the factor."},
+                "verdict": {"type": "object", "x-nullable": True,
+                            "description": "On the primary KPI: harmful, null, helpful, srm_mismatch or "
+                                           "not_enough_data, with why."}}},
             "Health": {"type": "object", "required": ["status", "checks", "warnings"], "properties": {
                 "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
                 "checks": {"type": "object"},

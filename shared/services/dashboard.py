@@ -1,4 +1,5 @@
-"""The data behind GET /api/dashboard: impact and ROI (as GET /api/kpis), throughput and success rates."""
+"""The data behind GET /api/dashboard: impact and ROI (as GET /api/kpis), throughput and success rates, and what the
+loop learned (as GET /api/learning)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,6 +8,7 @@ from typing import Any
 from ..domain.commitment import current_week
 from ..domain.execution import FINAL, SUCCEEDED
 from ..ports import Services
+from . import learning
 from .commitments import report, week
 from .measure import kpis
 
@@ -14,8 +16,8 @@ DAYS = 14
 
 
 def data(services: Services) -> dict[str, Any]:
-    """Verified actions per day for DAYS days, success rate per action version, the KPI report, and this week's
-    commitments with what became of them."""
+    """Verified actions per day for DAYS days, success rate per action version, the KPI report, this week's
+    commitments with what became of them, and the learning report."""
     now = services.clock.now()
     this_week = current_week(now)
     start = (now - timedelta(days=DAYS - 1)).date()
@@ -30,7 +32,8 @@ def data(services: Services) -> dict[str, Any]:
         day = x.updatedAt.date().isoformat()
         if x.status == SUCCEEDED and day in days:
             days[day] += 1
+    measured = kpis(services, weekly=False)
     return {"days": list(days.items()),
             "success": {k: (ok / n, n) for k, (ok, n) in sorted(finished.items())},
-            "kpis": kpis(services, weekly=False),
+            "kpis": measured, "learning": learning.report(services, measured),
             "commitments": {"week": this_week, "items": report(services, week(services, this_week))}}

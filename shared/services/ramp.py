@@ -1,14 +1,19 @@
 """Ramp-up: an action acts alone on a growing share of its cases, widened by the sweep after enough
-verified executions without a breach; cases outside the share go to a person."""
+verified executions without a breach and, from the learn step's verdicts, never over a harmful or null effect
+(with `learning.rampNeedsMeasurement`, only over a measured one); cases outside the share go to a person."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime
 from typing import Any
 
 from ..domain.catalog import Action
 from ..domain.execution import SUCCEEDED
 from ..ports import Services
+from .learning import ramp_hold, stored
+
+log = logging.getLogger(__name__)
 
 
 def stage_of(services: Services, action: Action) -> dict[str, Any]:
@@ -38,9 +43,11 @@ def in_share(salt: str, action_id: str, case_key: str, percent: float) -> bool:
 
 
 def promote(services: Services) -> list[str]:
-    """Widen each ramping action whose current stage has enough verified executions and no breach."""
+    """Widen each ramping action whose current stage has enough verified executions, no breach, and whose current
+    version's measured effect allows it (services/learning.py ramp_hold)."""
     now = services.clock.now()
     moved = []
+    record = None
     for action in services.catalog.actions.values():
         if not action.ramp:
             continue
@@ -59,6 +66,11 @@ def promote(services: Services) -> list[str]:
         if any(x.id in undone for x in runs):  # a breach at this stage: start counting again
             services.coordination.put_state(state_name(action), {"stage": state["stage"], "since": now.isoformat()})
         elif good >= services.policy.rampPromoteAfter:
+            record = stored(services) if record is None else record
+            held = ramp_hold(services, action, record)
+            if held is not None:  # the stage keeps counting; it widens once the evidence allows
+                log.info("ramp of %s held: %s", action.id, held)
+                continue
             services.coordination.put_state(state_name(action), {"stage": state["stage"] + 1, "since": now.isoformat()})
             moved.append(f"{action.id} → {action.ramp[state['stage'] + 1]:g}%")
     return moved

@@ -1,5 +1,5 @@
-"""The timer sweep: re-send nudges a stage may have lost, escalate requests nobody answered, close cases whose
-observation window passed."""
+"""The timer sweep: re-send nudges a stage may have lost, escalate requests nobody answered, learn from what was
+measured (before ramps widen on it), close cases whose observation window passed."""
 from __future__ import annotations
 
 import logging
@@ -64,15 +64,20 @@ def _lost_undos(services: Services, cutoff: datetime) -> list[Opportunity]:
 def run(services: Services, correlation_id: str) -> dict[str, object]:
     """One sweep; idempotent (a second run right after finds nothing new to do). A step that fails is
     logged and named in the heartbeat; the others still run, since each guards against different losses."""
+    from .answers import tune
     from .closing import close_observed
     from .drift import check
     from .escalations import escalate_unanswered
+    from .learning import learn
     from .measure import snapshot_baselines
     from .ramp import promote
 
     steps = (("resent", lambda: reconcile(services, correlation_id)),
              ("escalated", lambda: escalate_unanswered(services, correlation_id)),
              ("drift", lambda: len(check(services, correlation_id))),
+             # Before the ramp: promotion reads the verdicts this step writes (services/ramp.py).
+             ("learned", lambda: _compact(learn(services, correlation_id))),
+             ("tightened", lambda: len(tune(services, correlation_id)["tightened"])),  # people's answers
              ("widened", lambda: len(promote(services))),
              ("deadLettered", lambda: surface_dead_letters(services, correlation_id)),
              ("baselines", lambda: snapshot_baselines(services, correlation_id)),
@@ -92,6 +97,11 @@ def run(services: Services, correlation_id: str) -> dict[str, object]:
     services.coordination.put_state("sweep", {"at": services.clock.now().isoformat(), **done})
     run_log.info("sweep done: %s", done)
     return done
+
+
+def _compact(figures: dict[str, object]) -> dict[str, object]:
+    """The learn step's figures as the heartbeat keeps them: counts, not lists."""
+    return {k: len(v) if isinstance(v, list) else v for k, v in figures.items()}
 
 
 def heartbeat(services: Services) -> dict[str, object]:

@@ -1,0 +1,293 @@
+"""The loop's Learn step: what each action version was expected to do against what it measurably did, and what
+the sweep changes because of it (docs/learning.md).
+
+`report` is GET /api/learning: per action version × pattern × KPI the miners' expectation beside the measured
+effect, the calibration (domain/learning.py) and, on the action's primary KPI, a verdict. `learn` is the sweep's
+step: it writes the calibrations scoring reads (services/calibrations.py), freezes an action version whose effect
+is significantly harmful (once; a person lifts it), flags a null one (ramp stops widening it), rescores the open
+opportunities a moved calibration changes (in batches, rescoring.py) and audits each change as a policy event.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from ..domain import learning
+from ..domain.catalog import Action
+from ..domain.policy import Learning, Policy
+from ..logs import bind
+from ..ports import Incident, Services
+from . import autonomy, calibrations, notices, rescoring
+from .measure import kpis
+
+log = logging.getLogger(__name__)
+STATE = "learning"  # the learn step's own record: verdicts, the versions it froze or flagged, rescoring
+EVENT = "policyEvent"  # the telemetry kind of every automatic change (services.reference.telemetry)
+EVENTS_SHOWN = 50
+ACTOR = "learning"
+# Verdicts that stop a version: a harmful one is frozen to approval, neither widens its ramp.
+STOPS = ("harmful", "null")
+
+
+def _direction(row: dict[str, Any]) -> int | None:
+    """+1 when a positive treated − control difference is an improvement, −1 when a negative one is; the policy's
+    `better` decides, else the sign the miners expected; None when neither says."""
+    if row.get("better") in ("lower", "higher"):
+        return -1 if row["better"] == "lower" else 1
+    change = (row.get("expected") or {}).get("change")
+    return None if not change else (1 if change > 0 else -1)
+
+
+def _figures(row: dict[str, Any]) -> str:
+    ci = row["ci"]
+    return (f"{row['metric']} {row['difference']:+.3g} [{ci['low']:.3g}, {ci['high']:.3g}] treated − control, "
+            f"{row['treated']['n']}/{row['control']['n']} cases with an outcome")
+
+
+def judge(row: dict[str, Any], policy: Learning) -> dict[str, Any]:
+    """The verdict on one primary-KPI measurement row: harmful, null, helpful, srm_mismatch or not_enough_data,
+    why (with the figures), whether it was measured (status ok) and which side a significant effect is on."""
+    if row["status"] != "ok":
+        return {"verdict": "not_enough_data", "why": row.get("reason") or "not measured yet", "measured": False,
+                "side": None}
+    t, c = row["treated"]["n"], row["control"]["n"]
+    # The readout and the draw must both hold the drawn shares; an unchecked one (no holdout recorded with the
+    # draw) does not block: freezing to approval is the safe side, and old draws would otherwise never be judged.
+    for name in ("srm", "srmAssigned"):
+        s = row.get(name)
+        if s is not None and s.get("mismatch"):
+            return {"verdict": "srm_mismatch", "measured": True, "side": None,
+                    "why": f"sample ratio mismatch ({'outcomes' if name == 'srm' else 'draws'}: {s['treated']} "
+                           f"treated / {s['control']} control against a {s['expectedControlShare']:.0%} control "
+                           f"share, p = {s['pValue']:.2g}): the comparison is not trusted"}
+    d = _direction(row)
+    side = None if not row.get("significant") or d is None else ("helpful" if row["difference"] * d > 0
+                                                                    else "harmful")
+    figures = _figures(row)
+    if side == "harmful":
+        if min(t, c) >= policy.harmMinCases:
+            return {"verdict": "harmful", "why": f"harmful: {figures}", "measured": True, "side": side}
+        return {"verdict": "not_enough_data", "measured": True, "side": side,
+                "why": f"harmful direction, judged at {policy.harmMinCases} cases per cohort: {figures}"}
+    if side == "helpful":
+        return {"verdict": "helpful", "why": f"helpful: {figures}", "measured": True, "side": side}
+    if not row.get("significant"):
+        if min(t, c) >= policy.nullAfterCases:
+            return {"verdict": "null", "why": f"no effect told apart from zero: {figures}", "measured": True,
+                    "side": None}
+        return {"verdict": "not_enough_data", "measured": True, "side": None,
+                "why": f"no effect told apart from zero yet (null at {policy.nullAfterCases} per cohort): {figures}"}
+    return {"verdict": "not_enough_data", "measured": True, "side": None,
+            "why": f"changed, but neither the policy nor the miners say which way is better: {figures}"}
+
+
+def entry(row: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """One action version × pattern × KPI: expected beside measured (the effect on the cases the action ran on
+    when there is one, else the intention-to-treat difference, saying which), n, CI, calibration, SRM, verdict."""
+    ok = row["status"] == "ok"
+    acted = row.get("acted") if ok else None
+    itt = {"difference": row["difference"], "se": row.get("se"), "ci": row["ci"],
+           "population": row.get("population") or "intention to treat"} if ok else None
+    measured = ({**acted, "basis": "acted"} if acted else {**itt, "basis": "itt"} if itt else None)
+    expected = row.get("expected")
+    cal = None
+    if measured is not None and expected and measured.get("se") is not None:
+        found = learning.calibrate(row["processArea"], row["deviationPattern"], row["actionId"],
+                                   int(row["actionVersion"]), row["metric"], expected.get("unit") or row.get("unit"),
+                                   float(expected["change"]), int(expected["n"]), float(measured["difference"]),
+                                   float(measured["se"]), row["treated"]["n"], row["control"]["n"],
+                                   policy.learning.priorSd, policy.learning.maxFactor)
+        cal = found.to_dict() if found else None
+    primary = policy.measurement.primary_for(row["actionId"]) == row["metric"]
+    return {"processArea": row["processArea"], "deviationPattern": row["deviationPattern"],
+            "actionId": row["actionId"], "actionVersion": row["actionVersion"], "metric": row["metric"],
+            "unit": row.get("unit"), "better": row.get("better"), "primary": primary, "status": row["status"],
+            **({"reason": row["reason"]} if not ok and row.get("reason") else {}),
+            "n": {"treated": row["treated"]["n"], "control": row["control"]["n"]}, "cases": row.get("cases"),
+            "expected": expected, "measured": measured, "itt": itt, "calibration": cal,
+            "srm": row.get("srm"), "srmAssigned": row.get("srmAssigned"),
+            "verdict": judge(row, policy.learning) if primary else None}
+
+
+def entries(report: dict[str, Any], policy: Policy) -> list[dict[str, Any]]:
+    """Every metric row of a KPI report (measure.kpis) as a learning entry."""
+    keys = ("processArea", "deviationPattern", "actionId", "actionVersion")
+    return [entry({**{k: e[k] for k in keys}, "cases": e.get("cases"), **m}, policy)
+            for e in report["items"] for m in e["metrics"]]
+
+
+def version_key(action_id: str, version: int) -> str:
+    return f"{action_id}@v{version}"
+
+
+def verdicts(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The primary-KPI verdict of each action version × pattern, flat (what the record keeps and ramp reads)."""
+    return [{"processArea": i["processArea"], "deviationPattern": i["deviationPattern"], "actionId": i["actionId"],
+             "actionVersion": i["actionVersion"], "metric": i["metric"], **i["verdict"]}
+            for i in items if i["verdict"] is not None]
+
+
+def stored(services: Services) -> dict[str, Any]:
+    """The learn step's record as last written ({} before the first sweep)."""
+    return services.coordination.state(STATE) or {}
+
+
+def flags(services: Services) -> dict[tuple[str, int], dict[str, Any]]:
+    """Action versions the last sweep judged harmful or null on their primary KPI (for insights and ramp):
+    (actionId, version) → {"verdict", "why", "processArea", "deviationPattern", "metric"}."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for v in stored(services).get("verdicts", []):
+        if v["verdict"] in STOPS and out.get((v["actionId"], v["actionVersion"]), {}).get("verdict") != "harmful":
+            out[(v["actionId"], int(v["actionVersion"]))] = {k: v[k] for k in ("verdict", "why", "processArea",
+                                                                               "deviationPattern", "metric")}
+    return out
+
+
+def ramp_hold(services: Services, action: Action, record: dict[str, Any] | None = None) -> str | None:
+    """Why the ramp of `action` (its current version) must not widen now, or None when the evidence allows it:
+    never over a harmful or null verdict or a significantly harmful direction; with `rampNeedsMeasurement`, only
+    over a measured (status ok), trusted effect on the primary KPI."""
+    found = [v for v in (record if record is not None else stored(services)).get("verdicts", [])
+             if v["actionId"] == action.id and int(v["actionVersion"]) == action.version]
+    for v in found:
+        if v["verdict"] in STOPS or v.get("side") == "harmful":
+            return f"{action.id} v{action.version} in {v['deviationPattern']}: {v['why']}"
+    if services.policy.learning.rampNeedsMeasurement and not any(
+            v["measured"] and v["verdict"] != "srm_mismatch" for v in found):
+        return (f"{action.id} v{action.version} has no measured effect on its primary KPI "
+                f"({services.policy.measurement.primary_for(action.id)}) yet")
+    return None
+
+
+def event(services: Services, kind: str, text: str, **evidence: Any) -> dict[str, Any]:
+    """Audit one automatic change as a policy event naming its evidence (GET /api/learning lists them)."""
+    # The fields of autonomy's tighten and relax events (services/autonomy.py), so one list reads them all.
+    doc = {"kind": kind, "by": ACTOR, "at": services.clock.now().isoformat(), "reason": text, **evidence}
+    services.reference.add_telemetry(EVENT, doc)
+    return doc
+
+
+def policy_events(services: Services, days: int = 90) -> list[dict[str, Any]]:
+    """The newest policy events first (at most EVENTS_SHOWN, from the last `days`)."""
+    since = services.clock.now() - timedelta(days=days)
+    return list(reversed(services.reference.telemetry(EVENT, since)))[:EVENTS_SHOWN]
+
+
+def _answers(services: Services) -> list[dict[str, Any]] | None:
+    """People's answers per action version × pattern (services/answers.py), when that module is there."""
+    try:
+        from . import answers
+    except ImportError:
+        return None
+    result: list[dict[str, Any]] = answers.summary(services)
+    return result
+
+
+def report(services: Services, measured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """GET /api/learning: expected vs measured per action version × pattern × KPI, the verdicts, the versions the
+    learn step froze or flagged, the recent policy events and people's answers (from `measured`, a KPI report
+    already read, when given: the dashboard reads it once for both)."""
+    items = entries(measured if measured is not None else kpis(services, weekly=False), services.policy)
+    record = stored(services)
+    frozen = set(autonomy.current(services).frozenActions)
+    froze = record.get("froze", {})
+    versions = [{**v, "frozen": v["actionId"] in frozen,
+                 "frozenByLearning": version_key(v["actionId"], v["actionVersion"]) in froze,
+                 "lifted": bool(froze.get(version_key(v["actionId"], v["actionVersion"]), {}).get("lifted"))}
+                for v in verdicts(items)]
+    return {"generatedAt": services.clock.now().isoformat(), "learnedAt": record.get("at"),
+            "items": items, "verdicts": versions, "froze": froze, "flagged": record.get("flagged", {}),
+            "rescoring": record.get("rescore", []), "policyEvents": policy_events(services),
+            "answers": _answers(services), "policy": services.policy.learning.model_dump(),
+            "method": "measured: the effect on the cases the action ran on (acted) when estimated, else the "
+                      "intention-to-treat difference (itt); ratio = measured ÷ expected, factor shrunk toward 1"}
+
+
+def _freeze(services: Services, record: dict[str, Any], harmful: list[dict[str, Any]], cid: str) -> list[str]:
+    """Freeze the current version of each harmful action (once per version), tell one escalation each; never
+    lift a freeze, and never freeze again a version whose freeze a person lifted (record["froze"])."""
+    now = services.clock.now()
+    froze: dict[str, dict[str, Any]] = record.setdefault("froze", {})
+    current = autonomy.current(services, fresh=True)
+    todo: dict[str, dict[str, Any]] = {}
+    for v in harmful:
+        key = version_key(v["actionId"], v["actionVersion"])
+        action = services.catalog.actions.get(v["actionId"])
+        if action is None or action.version != v["actionVersion"] or key in todo:
+            continue  # an older version: what runs now has no evidence against it
+        done = froze.get(key)
+        if done is None:
+            if v["actionId"] in current.frozenActions:
+                continue  # already stopped by someone else; judged again should that freeze be lifted
+            todo[key] = v
+        elif not done.get("lifted") and v["actionId"] not in current.frozenActions:
+            if done.get("told"):  # it was frozen and escalated: a person lifted it, and that stands
+                done["lifted"] = now.isoformat()
+                event(services, "freeze-lifted", f"{key}: a person lifted the harm freeze; the harm rule does "
+                      "not freeze this version again", actionId=v["actionId"], actionVersion=v["actionVersion"],
+                      evidence=v["why"])
+            else:
+                todo[key] = v  # recorded, but the freeze never landed (a crash in between): do it now
+        elif not done.get("told") and v["actionId"] in current.frozenActions:
+            todo[key] = v  # frozen, but the escalation was never sent
+    if not todo:
+        return []
+    for key, v in todo.items():
+        froze.setdefault(key, {"at": now.isoformat(), "why": v["why"], "processArea": v["processArea"],
+                               "deviationPattern": v["deviationPattern"], "metric": v["metric"], "told": False})
+    services.coordination.put_state(STATE, record)  # before the freeze: a crash after it is finished next sweep
+    why = "; ".join(f"{key} {v['why']}" for key, v in todo.items())
+    ids = sorted({v["actionId"] for v in todo.values()} - set(current.frozenActions))
+    if ids:
+        autonomy.change(services, {"freezeActions": sorted(set(current.frozenActions) | set(ids)),
+                                   "reason": f"harm: {why}"}, None, actor=ACTOR)
+    for key, v in todo.items():
+        event(services, "freeze", f"{v['actionId']} frozen to approval: {key} {v['why']}",
+              actionId=v["actionId"], actionVersion=v["actionVersion"], processArea=v["processArea"],
+              deviationPattern=v["deviationPattern"], metric=v["metric"], evidence=v["why"])
+        notices.incident(services, Incident(f"harm-{v['actionId']}-v{v['actionVersion']}", now, "harm", "sweep",
+                                            f"{v['actionId']} frozen (approval required) by the learning sweep: "
+                                            f"{key} {v['why']}", correlationId=cid))
+        froze[key]["told"] = True
+    bind(log, cid).warning("learning froze %s: %s", sorted(todo), why)
+    return sorted(todo)
+
+
+def _flag(services: Services, record: dict[str, Any], nulls: list[dict[str, Any]]) -> list[str]:
+    """Record each newly null version × pattern (insights and ramp read it) with one policy event."""
+    flagged: dict[str, dict[str, Any]] = record.setdefault("flagged", {})
+    new = []
+    for v in nulls:
+        key = f"{version_key(v['actionId'], v['actionVersion'])}|{v['processArea']}|{v['deviationPattern']}"
+        if key in flagged:
+            continue
+        flagged[key] = {"at": services.clock.now().isoformat(), "why": v["why"], "actionId": v["actionId"],
+                        "actionVersion": v["actionVersion"], "processArea": v["processArea"],
+                        "deviationPattern": v["deviationPattern"], "metric": v["metric"]}
+        event(services, "flag-null", f"{v['actionId']} v{v['actionVersion']} flagged in {v['deviationPattern']}: "
+              f"{v['why']}; its ramp does not widen", actionId=v["actionId"], actionVersion=v["actionVersion"],
+              processArea=v["processArea"], deviationPattern=v["deviationPattern"], metric=v["metric"],
+              evidence=v["why"])
+        new.append(key)
+    return new
+
+
+def learn(services: Services, cid: str) -> dict[str, Any]:
+    """The sweep's learn step, callable on its own: calibrate, freeze the harmful, flag the null, rescore a batch.
+    Returns its figures: calibrations written, versions frozen and flagged, opportunities rescored and skipped."""
+    items = entries(kpis(services, weekly=False), services.policy)
+    cals = [i["calibration"] for i in items if i["calibration"] is not None]
+    services.coordination.put_state(calibrations.STATE, {"items": cals, "at": services.clock.now().isoformat()})
+    calibrations.forget(services)
+    record = stored(services)
+    judged = verdicts(items)
+    record.update(at=services.clock.now().isoformat(), verdicts=judged)
+    frozen = _freeze(services, record, [v for v in judged if v["verdict"] == "harmful"], cid)
+    flagged = _flag(services, record, [v for v in judged if v["verdict"] == "null"])
+    queued = rescoring.enqueue(services, record, cals)
+    done = rescoring.run(services, record, cid)
+    services.coordination.put_state(STATE, record)
+    figures = {"calibrations": len(cals), "frozen": frozen, "flagged": flagged, "queued": queued, **done}
+    bind(log, cid).info("learned: %s", figures)
+    return figures
