@@ -208,3 +208,14 @@ def test_the_dashboard_draws_the_learning_chart_in_headless_chromium(learned, tm
     rgb = tuple(int(LEARNING[i:i + 2], 16) for i in (1, 3, 5))
     drawn = sum(1 for p in Image.open(shot).convert("RGB").get_flattened_data() if p == rgb)
     assert drawn >= 200, drawn  # the ratio's CI bars and dots, not a stray line
+
+
+def test_with_the_store_down_learning_answers_503_with_retry_after(azurite):
+    from tests.http.test_store_outage import assert_unavailable, own_azurite
+
+    with own_azurite() as store, hosted(azurite, TABLES_CONNECTION=store.connection_string) as host:
+        assert requests.get(f"{host.base_url}/learning").status_code == 200
+        store.stop()
+        r = requests.get(f"{host.base_url}/learning", timeout=120)
+        assert_unavailable(r)
+        assert r.headers["content-type"].startswith("application/problem+json")
