@@ -38,3 +38,10 @@ def test_nobody_held_out_cannot_mismatch_unless_a_control_case_appears():
     assert srm.check(100, 0, 0).ok
     assert not srm.check(100, 3, 0).ok
     assert srm.check(0, 0, 10).ok
+
+
+def test_a_control_case_where_nobody_was_held_out_serializes_as_json():
+    import json
+
+    doc = srm.check(100, 3, 0).to_dict()
+    assert json.loads(json.dumps(doc, allow_nan=False))["chi2"] is None and doc["mismatch"] is True
