@@ -255,6 +255,34 @@ def uncapped_catalog() -> str:
     return str(folder)
 
 
+def learning(seeds: tuple[int, ...] = (21, 22, 23)) -> dict:
+    """The three-action simulation (devhost/learning_sim.py) per seed: did the loop freeze the harmful action in one
+    sweep, hold the null one's ramp, widen the helpful one's, cover its true calibration ratio, reorder the backlog."""
+    from devhost import learning_sim
+
+    runs = []
+    for seed in seeds:
+        start = time.perf_counter()
+        got = learning_sim.main(seed=seed)
+        a = got["actions"]
+        helps = a["leads.reassign"]
+        runs.append({"seed": seed, "seconds": round(time.perf_counter() - start, 1),
+                     "harmFrozenInOneSweep": got["frozen"] == ["o2c.open-case"],
+                     "nullRampHeld": a["leads.escalate"]["rampShare"] == 50.0,
+                     "helpfulRampWidened": helps["rampShare"] == 100.0,
+                     "verdicts": {k: v["verdict"] for k, v in a.items()},
+                     "helpfulRatio": helps["ratio"], "trueRatio": round(helps["trueRatio"], 4),
+                     "ratioCovered": bool(helps["ratio"]) and helps["ratio"]["low"] <= helps["trueRatio"]
+                     <= helps["ratio"]["high"],
+                     "factors": {k: v["factor"] for k, v in a.items()},
+                     "priorityBefore": {k: v["priorityBefore"] for k, v in a.items()},
+                     "priorityAfter": {k: v["priorityAfter"] for k, v in a.items()},
+                     "orderAfter": got["orderAfter"]})
+    return {"learning": runs,
+            "learning_all_ok": all(r["harmFrozenInOneSweep"] and r["nullRampHeld"] and r["helpfulRampWidened"]
+                                   and r["ratioCovered"] for r in runs)}
+
+
 def main() -> None:
     import logging
     if sys.argv[1:2] == ["retries"]:  # the child process of retries()
@@ -263,7 +291,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     figures: dict = {}
     for step in (import_ratio, normalize_per_s, ingest_http_per_s, limiter_per_s, retries, llm_planner, dataverse,
-                 e2e_per_s):
+                 e2e_per_s, learning):
         found = step()
         figures.update(found)
         print(f"{step.__name__}: " + ", ".join(f"{k}={v}" for k, v in found.items()), flush=True)

@@ -110,3 +110,20 @@ def boot(port: int = 7071, overrides: Mapping[str, str] | None = None, workers_p
     previous = runtime.install(services)
     host.on_stop.append(lambda: runtime.reset(previous))  # a host booted inside another gives the outer one back
     return host.start(consume, scheduled)
+
+
+def settle(server: LocalHost, timeout: float = 120.0) -> None:
+    """Wait until the host's bus is idle and nothing is scheduled within the next 30 s (a retry after a 429
+    is waited for; a rate-limit slot tomorrow is not)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if not server.bus.wait_idle(max(0.1, deadline - time.monotonic()), include_scheduled=False):
+            raise TimeoutError(f"the pipeline did not settle in {timeout:.0f}s")
+        soon = server.bus.next_due()
+        if soon is None or soon > 30:
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"a message is still scheduled {soon:.1f}s out")
+        time.sleep(0.1)

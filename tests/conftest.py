@@ -106,16 +106,7 @@ def svc(sandbox):
 
 
 def settle(server, timeout: float = 120.0) -> None:
-    """Wait until the host's bus is idle and nothing is scheduled within the next 30 s (a retry after a 429
-    is waited for; a rate-limit slot tomorrow is not)."""
-    import time
+    """Wait until the host's bus is idle and nothing is scheduled within the next 30 s (devhost.boot.settle)."""
+    from devhost.boot import settle as settled
 
-    deadline = time.monotonic() + timeout
-    while True:
-        assert server.bus.wait_idle(max(0.1, deadline - time.monotonic()), include_scheduled=False), \
-            f"the pipeline did not settle in {timeout:.0f}s"
-        soon = server.bus.next_due()
-        if soon is None or soon > 30:
-            return
-        assert time.monotonic() < deadline, f"a message is still scheduled {soon:.1f}s out"
-        time.sleep(0.1)
+    settled(server, timeout)
