@@ -66,11 +66,10 @@ def findings(prefix: str, n: int) -> list[dict[str, Any]]:
 
 def _all(base: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    token = None
+    token: str | None = None
     while True:
-        page = requests.get(f"{base}/opportunities", params={"top": 200, "state": "all",
-                                                              **({"continuationToken": token} if token else {})},
-                            timeout=30).json()
+        params: dict[str, str] = {"top": "200", "state": "all", **({"continuationToken": token} if token else {})}
+        page = requests.get(f"{base}/opportunities", params=params, timeout=30).json()
         out += page["items"]
         token = page["continuationToken"]
         if not token:
