@@ -266,7 +266,7 @@ BASE = {"cycle_time_days": (9.0, 2.5), "dso_days": (38.0, 6.0)}
 SLA_BASE = 0.6
 MEASURED_LEADS = 400
 # What the CRM's miner predicts for an SLA-breached lead escalated: 3 days off its time to close (the truth is 2).
-LEAD_KPI = {"metric": "days_to_close", "estimate": 3, "unit": "days", "costOfDelayPerDay": 35}
+LEAD_KPI: dict[str, Any] = {"metric": "days_to_close", "estimate": 3, "unit": "days", "costOfDelayPerDay": 35}
 SEED = int(os.environ.get("DEMO_SEED", "7"))
 
 
@@ -380,7 +380,7 @@ def learn(host: Any) -> None:
           f"{TRUE_EFFECT['leads.escalate']['cycle_time_days']:+g} (ratio {true_ratio:.2f}). The factor is the ratio "
           "shrunk toward 1 by how precise it is\n   (docs/scoring.md); \"acted\" is the effect on the cases the "
           "action ran on.")
-    finding = {"eventId": "crm-sla-next", "source": "crm-export", "processArea": "lead-management",
+    finding: dict[str, Any] = {"eventId": "crm-sla-next", "source": "crm-export", "processArea": "lead-management",
                "deviationPattern": "lead-sla-breach", "caseKey": "LS-9999", "detectedAt": "2026-12-01T09:00:00Z",
                "attributes": {"leadId": "LS-9999", "ownerId": "ana"}, "kpiImpact": LEAD_KPI}
     created = requests.post(f"{base}/findings", json=[finding]).json()
