@@ -63,7 +63,9 @@ def _checked(body: dict[str, Any], catalog_ids: set[str], agent: bool) -> dict[s
 
 
 def _pairs_checked(pairs: Any, at: str, catalog_ids: set[str]) -> list[FieldError]:
-    """A list of {actionId, processArea, deviationPattern}: a catalog action on a named pattern."""
+    """A list of {actionId, processArea, deviationPattern}: a catalog action on a named pattern (an agent's
+    tightening also names its reason and evidence)."""
+    fields = (*PAIR_FIELDS, "reason", "evidence") if at == "/tighten" else PAIR_FIELDS
     if not isinstance(pairs, list) or not pairs:
         return [FieldError(at, "a list of {actionId, processArea, deviationPattern}")]
     errors = []
@@ -75,6 +77,8 @@ def _pairs_checked(pairs: Any, at: str, catalog_ids: set[str]) -> list[FieldErro
             errors.append(FieldError(f"{at}/{i}/actionId", "not an action in the catalog"))
         errors += [FieldError(f"{at}/{i}/{k}", "a name (text)") for k in ("processArea", "deviationPattern")
                    if not isinstance(pair.get(k), str) or not pair[k].strip()]
+        errors += [FieldError(f"{at}/{i}/{k}", "not a field of a pair (actionId, processArea, deviationPattern)")
+                   for k in pair if k not in fields]
     return errors
 
 

@@ -155,9 +155,10 @@ def test_only_a_person_with_the_autonomy_role_relaxes_a_pair_and_only_a_tightene
     with pytest.raises(Forbidden):
         autonomy.change(svc, body, Principal("b", "b", frozenset({"Sales.Manager"}), "easy-auth"))
     with pytest.raises(InvalidInput) as bad:
-        autonomy.change(svc, {"relax": [{**PAIR, "actionId": "nope"}, {**PAIR, "deviationPattern": STALE}, "x"],
-                              "reason": "r"}, ADMIN)
-    assert {e.pointer for e in bad.value.errors} == {"/relax/0/actionId", "/relax/2"}
+        autonomy.change(svc, {"relax": [{**PAIR, "actionId": "nope"}, {**PAIR, "deviationPattern": STALE}, "x",
+                                        {**PAIR, "evidence": {}}, {**PAIR, "processArea": " "}], "reason": "r"}, ADMIN)
+    assert {e.pointer for e in bad.value.errors} == {"/relax/0/actionId", "/relax/2", "/relax/3/evidence",
+                                                     "/relax/4/processArea"}
     with pytest.raises(InvalidInput) as untightened:
         autonomy.change(svc, {"relax": [{**PAIR, "deviationPattern": STALE}], "reason": "r"}, ADMIN)
     assert [e.pointer for e in untightened.value.errors] == ["/relax/0"]
