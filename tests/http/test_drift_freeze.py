@@ -1,9 +1,13 @@
-"""Fault injection in the sandbox: a failure rate jumping from 2% to 30% freezes the action in one sweep."""
+"""Fault injection in the sandbox flows: a failure rate jumping from 2% to 30% freezes the action in one sweep,
+at a busy action's volume and at a small team's (10 executions); a person's unfreeze holds against old evidence."""
 from datetime import timedelta
 
+from shared.domain.identity import Principal
 from shared.domain.status import Status
 from shared.services import autonomy, sweep
 from tests.http.test_pipeline import drive, start
+
+ADMIN = Principal("ops-oid", "ops.lead@contoso.com", frozenset({"Autonomy.Admin"}), "easy-auth")
 
 
 def run_leads(svc, n, prefix):
@@ -49,3 +53,67 @@ def test_a_stable_2_percent_failure_rate_never_freezes_over_50_sweeps(svc, sandb
         run_leads(svc, 20, f"SS{n}")
         assert sweep.run(svc, f"sweep-{n}")["drift"] == 0, f"false alarm at sweep {n}"
     assert autonomy.current(svc, fresh=True).frozenActions == []
+
+
+def one_by_one(svc, n, prefix, gap=timedelta(minutes=2)):
+    """n cases, each run to its end before the next, `gap` apart (the order drift reads them in)."""
+    ids = []
+    for i in range(n):
+        svc.clock.current += gap
+        ids += run_leads(svc, 1, f"{prefix}{i}")
+    return ids
+
+
+def quiet_day_then_3_failures_in_10(svc, sandbox):
+    day = svc.clock.current
+    sandbox.configure(reject_rate=0.0, seed=3)
+    for hour in range(8):  # a small team's day: 6 cases an hour, none failing
+        svc.clock.current = day - timedelta(hours=12) + timedelta(hours=hour)
+        run_leads(svc, 6, f"QB{hour}")
+    svc.clock.current = day
+    assert sweep.run(svc, "quiet")["drift"] == 0
+    sandbox.configure(reject_rate=1.0)
+    failed = one_by_one(svc, 3, "QF")  # the worst order for the test: the failures first, then 7 that work
+    sandbox.configure(reject_rate=0.0)
+    ok = one_by_one(svc, 7, "QO")
+    assert [svc.store.get(o).status for o in failed + ok] == [Status.failed] * 3 + [Status.verified] * 7
+    svc.clock.current += timedelta(minutes=1)
+
+
+def test_a_low_volume_action_failing_3_of_its_last_10_after_a_quiet_day_is_frozen_by_one_sweep(svc, sandbox):
+    quiet_day_then_3_failures_in_10(svc, sandbox)
+    assert sweep.run(svc, "s1")["drift"] == 1
+    frozen = autonomy.current(svc, fresh=True)
+    assert frozen.frozenActions == ["leads.reassign"] and frozen.changedBy == "drift-watch"
+    assert "failure_rate 2.0% → 30.0% over its last 10 executions (baseline of 48;" in frozen.reason
+
+
+def test_a_persons_unfreeze_is_not_undone_by_the_next_sweep_and_fresh_failures_freeze_again(svc, sandbox):
+    quiet_day_then_3_failures_in_10(svc, sandbox)
+    sweep.run(svc, "s1")
+    svc.clock.current += timedelta(minutes=2)
+    autonomy.change(svc, {"freezeActions": [], "reason": "checked the flow: a CRM outage, over now"}, ADMIN)
+    for n in range(3):  # the same data, sweep after sweep
+        svc.clock.current += timedelta(minutes=5)
+        assert sweep.run(svc, f"after-{n}")["drift"] == 0
+    assert autonomy.current(svc, fresh=True).frozenActions == []
+    assert svc.store.get(run_leads(svc, 1, "QA")[0]).status is Status.verified  # acting alone again
+    sandbox.configure(reject_rate=1.0)
+    one_by_one(svc, 3, "QR")  # new evidence after the unfreeze counts
+    sandbox.configure(reject_rate=0.0)
+    one_by_one(svc, 5, "QS")
+    assert sweep.run(svc, "again")["drift"] == 1
+    assert autonomy.current(svc, fresh=True).frozenActions == ["leads.reassign"]
+
+
+def test_lifting_a_global_freeze_lifts_drifts_freeze_and_the_old_evidence_stays_judged(svc, sandbox):
+    quiet_day_then_3_failures_in_10(svc, sandbox)
+    sweep.run(svc, "s1")
+    autonomy.change(svc, {"freeze": True, "reason": "incident review"}, ADMIN)
+    svc.clock.current += timedelta(minutes=5)
+    sweep.run(svc, "s2")
+    autonomy.change(svc, {"freeze": False, "reason": "all clear"}, ADMIN)  # lifts every freeze, drift's too
+    svc.clock.current += timedelta(minutes=5)
+    assert sweep.run(svc, "s3")["drift"] == 0
+    after = autonomy.current(svc, fresh=True)
+    assert after.frozen is False and after.frozenActions == []
