@@ -54,7 +54,7 @@ class Settings:
     # alarming (they score 5.78, in the worst order; 2 in a row score 5.43 and stand above 0.15% of the time).
     falseAlarmPerSweep: float = 0.0015
     # The run it weighs reaches back at most this many executions (a window-limited CUSUM): without the
-    # limit 4 failures in 19 and 5 in 28 also alarm at 2%, 1.4 times the false alarms for 3 points of detection.
+    # limit 4 failures in 19 and 5 in 28 also alarm at 2%: 1.3 times the false alarms for 3 points of detection.
     longestRun: float = 15
     # A weak prior, 10 executions at 2%: a new action's first failure does not make p0 = 100%.
     priorRate: float = 0.02
