@@ -235,7 +235,8 @@ def _retries_child(n_crash: int, n_flaky: int) -> None:
 
 BUDGETS = {"import_ratio": ("<=", 1.3), "normalize_per_s": (">=", 100_000), "ingest_http_per_s": (">=", 2_000),
            "e2e_per_s": (">=", 200), "dataverse_requests_per_1000": ("<=", 5),
-           "crash_parked_a_day": ("<=", 0), "flaky_parked_a_day": ("<=", 0)}
+           "crash_parked_a_day": ("<=", 0), "flaky_parked_a_day": ("<=", 0),
+           "drift_false_alarm_50_sweeps": ("<=", 0.05), "learning_all_ok": (">=", 1)}
 
 
 def uncapped_catalog() -> str:
@@ -253,6 +254,13 @@ def uncapped_catalog() -> str:
         doc["dailyCap"] = None
         path.write_text(json.dumps(doc))
     return str(folder)
+
+
+def drift() -> dict:
+    """Drift at small volumes, simulated as the sweep runs it (bench/drift.py; ~1 minute)."""
+    from bench.drift import run
+
+    return run()
 
 
 def learning(seeds: tuple[int, ...] = (21, 22, 23)) -> dict:
@@ -291,7 +299,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     figures: dict = {}
     for step in (import_ratio, normalize_per_s, ingest_http_per_s, limiter_per_s, retries, llm_planner, dataverse,
-                 e2e_per_s, learning):
+                 e2e_per_s, drift, learning):
         found = step()
         figures.update(found)
         print(f"{step.__name__}: " + ", ".join(f"{k}={v}" for k, v in found.items()), flush=True)

@@ -141,6 +141,8 @@ def run(host: Any, n: int = 150, seed: int = 21) -> dict[str, Any]:
             "rampShare": ramp.share(svc, current) if current.ramp else None,
             "priorityBefore": before[action]["priority"], "priorityAfter": after[action]["priority"],
             "rationaleAfter": after[action]["rationale"]}
+    flagged = requests.get(f"{base}/insights", timeout=60).json()["learningFlags"]
+    out["insightsFlags"] = sorted((f["actionId"], f["verdict"]) for f in flagged)
     order = sorted(out["actions"], key=lambda a: -out["actions"][a]["priorityAfter"])
     out["orderBefore"] = sorted(out["actions"], key=lambda a: -out["actions"][a]["priorityBefore"])
     out["orderAfter"] = order

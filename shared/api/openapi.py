@@ -310,15 +310,27 @@ OPERATIONS: list[tuple[str, str, str, str, str, list[dict[str, Any]], str, dict[
      "Let a pending action version go live. Needs the Catalog.Approver role and someone other than its author.",
      [_path("id", "Action id", "The action."), _VERSION_PATH], "200", _OBJECT, None),
     ("/autonomy", "get", "GetAutonomy", "Get autonomy",
-     "The autonomy in force: global and per-action mode (auto, approval, off) and any freeze.",
+     ("The autonomy in force: global and per-action mode (auto, approval, off), any freeze, and the action-pattern "
+      "pairs people's answers tightened (their plans go to a person)."),
      [], "200", _OBJECT, None),
     ("/autonomy", "post", "SetAutonomy", "Change autonomy or freeze",
-     ("Set modes, or freeze or unfreeze the agents (all, or some actions), with a reason. Use it to stop "
-      "automation at once. Needs the Autonomy.Admin role."),
+     ("Set modes, freeze or unfreeze the agents (all, or some actions), or relax pairs people's answers "
+      "tightened, with a reason. Use it to stop automation at once. Needs the Autonomy.Admin role."),
      [_body({"type": "object", "required": ["reason"], "properties": {
          "mode": {"type": "string", "enum": ["autonomous", "approval", "off"], "x-ms-summary": "Mode"},
          "freeze": {"type": "boolean", "x-ms-summary": "Freeze"},
          "freezeActions": {"type": "array", "items": {"type": "string"}, "x-ms-summary": "Actions to freeze"},
+         "relax": {"type": "array", "minItems": 1, "x-ms-summary": "Pairs to relax",
+                   "description": ("Lift the tightening people's answers put on these action-pattern pairs (GET "
+                                   "/insights proposes them in relaxProposals); a pair not tightened is a 422."),
+                   "items": {"type": "object", "additionalProperties": False,
+                             "required": ["actionId", "processArea", "deviationPattern"],
+                             "properties": {
+                                 "actionId": {"type": "string", "minLength": 1, **_TEXT, "x-ms-summary": "Action"},
+                                 "processArea": {"type": "string", "minLength": 1, "maxLength": 100, **_TEXT,
+                                                 "x-ms-summary": "Process area"},
+                                 "deviationPattern": {"type": "string", "minLength": 1, "maxLength": 100, **_TEXT,
+                                                      "x-ms-summary": "Deviation pattern"}}}},
          "reason": {"type": "string", "minLength": 1, **_TEXT, "x-ms-summary": "Reason"}}},
          "Change", "What to change and why.")],
      "200", _OBJECT, {"freeze": True, "reason": "quarter-end close"}),

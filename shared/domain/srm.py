@@ -29,7 +29,8 @@ class Srm:
 
     def to_dict(self) -> dict[str, object]:
         return {"treated": self.treated, "control": self.control,
-                "expectedControlShare": round(self.expectedControlShare, 6), "chi2": round(self.chi2, 4) if math.isfinite(self.chi2) else None,
+                "expectedControlShare": round(self.expectedControlShare, 6),
+                "chi2": round(self.chi2, 4) if math.isfinite(self.chi2) else None,
                 "pValue": round(self.pValue, 6), "mismatch": not self.ok}
 
 

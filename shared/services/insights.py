@@ -11,6 +11,7 @@ from ..domain.execution import FAILED, REJECTED
 from ..domain.impact import acted
 from ..ports import Filter, Services
 from . import answers
+from .learning import flags as learning_flags
 from .measure import kpis
 
 # Statuses where the case waits on a person now.
@@ -114,6 +115,12 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
         "window": {"from": since.isoformat(), "to": now.isoformat(), "days": days},
         "catalogGaps": gaps[:TOP],
         "weakActionVersions": weak,
+        # Versions the learning step judged on their primary KPI: harmful (frozen) or null (ramp held).
+        "learningFlags": [{"actionId": a, "actionVersion": v, **f,
+                           "suggestion": "roll back or retire: it harms its primary KPI; a person lifts the freeze"
+                           if f["verdict"] == "harmful" else
+                           "rework or retire: no effect told apart from zero; its ramp does not widen"}
+                          for (a, v), f in sorted(learning_flags(services).items())],
         # Deviations back after a verified action, per action version the agent ran (and its echoes).
         "recurrence": report["recurrence"],
         "failureReasons": [{"actionId": a, "actionVersion": v, "promptVersion": p, "reason": r, "count": n}

@@ -115,7 +115,7 @@ def _why_approval(services: Services, opp: Opportunity, action: Action, params: 
     `by` (identifying fields a person supplied: someone else approves)."""
     from .planner import cap_of  # the planner opens reviews through this module: imported when used
 
-    mode = autonomy.current(services).mode_for(action.id)
+    mode = autonomy.current(services).mode_for(action.id, opp.processArea, opp.deviationPattern)
     if mode == "off":
         raise Conflict(f"autonomy is off for {action.id}: nothing runs, whoever chooses it",
                        [FieldError("/actionId", f"autonomy is off for {action.id}")])

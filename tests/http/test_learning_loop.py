@@ -48,3 +48,7 @@ def test_the_backlog_order_follows_what_was_measured(simulated):
     assert simulated["orderAfter"] == ["leads.reassign", "leads.escalate", "o2c.open-case"]
     assert "× 0.6" in a["leads.reassign"]["rationaleAfter"] and "measured −1.7 d vs −3.0 d expected" in \
         a["leads.reassign"]["rationaleAfter"]
+
+
+def test_the_weekly_review_flags_the_harmful_and_the_null_versions(simulated):
+    assert simulated["insightsFlags"] == [("leads.escalate", "null"), ("o2c.open-case", "harmful")]
