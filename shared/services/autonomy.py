@@ -2,37 +2,27 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
-import weakref
 from typing import Any
 
 from ..domain.autonomy import MODES, PAIR_FIELDS, Autonomy, Pair, pair_of
 from ..domain.errors import Conflict, FieldError, Forbidden, InvalidInput, Unauthorized
 from ..domain.identity import Principal
 from ..ports import ConcurrencyConflict, Services
+from . import policy_events
+from .per_store import PerStore
 
 log = logging.getLogger(__name__)
-_CACHE_SECONDS = 2.0  # a freeze reaches every instance's planner within this long
-# Keyed by the store object itself (weakly): a recycled id() must never hand one store another's modes.
-_cache: weakref.WeakKeyDictionary[Any, tuple[float, Autonomy]] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-POLICY_EVENT = "policyEvent"  # the telemetry kind of every tightening and relaxation
+# A freeze reaches every instance's planner within 2 seconds.
+_cache: PerStore[Autonomy] = PerStore(2.0)
 
 
 def current(services: Services, fresh: bool = False) -> Autonomy:
     """The autonomy in force (read at most every couple of seconds per store)."""
-    # Every message of a batch decides against the same coordination store, so one read serves the batch.
-    key = services.coordination
-    with _lock:
-        hit = _cache.get(key)
-    if hit and not fresh and time.monotonic() - hit[0] < _CACHE_SECONDS:
-        return hit[1]
-    doc, etag = services.coordination.autonomy()
-    found = Autonomy.from_dict(doc, etag) if doc else Autonomy()
-    with _lock:
-        _cache[key] = (time.monotonic(), found)
-    return found
+    def load() -> Autonomy:
+        doc, etag = services.coordination.autonomy()
+        return Autonomy.from_dict(doc, etag) if doc else Autonomy()
+
+    return _cache.get(services.coordination, load, fresh)
 
 
 def _checked(body: dict[str, Any], catalog_ids: set[str], agent: bool) -> dict[str, Any]:
@@ -142,14 +132,13 @@ def change(services: Services, body: dict[str, Any], principal: Principal | None
             a.etag = services.coordination.save_autonomy(a.to_dict(), a.etag)
         except ConcurrencyConflict:
             continue
-        with _lock:
-            _cache[services.coordination] = (time.monotonic(), a)
+        _cache.put(services.coordination, a)
         log.warning("autonomy changed by %s: %s", a.changedBy, a.to_dict())
         for kind, pairs in (("tighten", tightened), ("relax", relaxed)):
             for pair, entry in pairs:  # a relaxation names the evidence of the tightening it lifted
-                services.reference.add_telemetry(POLICY_EVENT, {
-                    "kind": kind, **dict(zip(PAIR_FIELDS, pair, strict=True)), "by": by, "at": at,
-                    "reason": entry["reason"] if kind == "tighten" else a.reason, "evidence": entry["evidence"],
-                    **({"tightenedAt": entry["at"], "tightenedBy": entry["by"]} if kind == "relax" else {})})
+                policy_events.record(
+                    services, kind, by, entry["reason"] if kind == "tighten" else a.reason, at,
+                    **dict(zip(PAIR_FIELDS, pair, strict=True)), evidence=entry["evidence"],
+                    **({"tightenedAt": entry["at"], "tightenedBy": entry["by"]} if kind == "relax" else {}))
         return a
     raise Conflict("autonomy is being changed by others; try again")

@@ -5,19 +5,16 @@ One coordination record, `calibration`: `{"items": [Calibration.to_dict(), ...],
 """
 from __future__ import annotations
 
-import threading
-import time
-import weakref
 from typing import Any
 
 from ..domain.opportunity import Opportunity, rescore
 from ..domain.scoring import NO_CALIBRATION, Calibrations
 from ..ports import Services
+from .per_store import PerStore
 
 STATE = "calibration"
-_CACHE_SECONDS = 30.0  # a new calibration reaches every instance's scoring within this long
-_cache: weakref.WeakKeyDictionary[Any, tuple[float, Calibrations]] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+# A new calibration reaches every instance's scoring within 30 seconds.
+_cache: PerStore[Calibrations] = PerStore(30.0)
 
 
 def table(doc: dict[str, Any] | None, services: Services) -> Calibrations:
@@ -34,21 +31,12 @@ def table(doc: dict[str, Any] | None, services: Services) -> Calibrations:
 
 def current(services: Services, fresh: bool = False) -> Calibrations:
     """The calibrations in force (read at most every 30 seconds per coordination store)."""
-    key = services.coordination
-    with _lock:
-        hit = _cache.get(key)
-    if hit and not fresh and time.monotonic() - hit[0] < _CACHE_SECONDS:
-        return hit[1]
-    found = table(services.coordination.state(STATE), services)
-    with _lock:
-        _cache[key] = (time.monotonic(), found)
-    return found
+    return _cache.get(services.coordination, lambda: table(services.coordination.state(STATE), services), fresh)
 
 
 def forget(services: Services) -> None:
     """Drop the cached table (after the sweep wrote a new record, so this instance uses it at once)."""
-    with _lock:
-        _cache.pop(services.coordination, None)
+    _cache.forget(services.coordination)
 
 
 def rescored(services: Services, opp: Opportunity) -> Opportunity:

@@ -10,7 +10,6 @@ opportunities a moved calibration changes (in batches, rescoring.py) and audits 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from ..domain import learning
@@ -18,13 +17,11 @@ from ..domain.catalog import Action
 from ..domain.policy import Learning, Policy
 from ..logs import bind
 from ..ports import Incident, Services
-from . import autonomy, calibrations, notices, rescoring
+from . import answers, autonomy, calibrations, notices, policy_events, rescoring
 from .measure import kpis
 
 log = logging.getLogger(__name__)
 STATE = "learning"  # the learn step's own record: verdicts, the versions it froze or flagged, rescoring
-EVENT = "policyEvent"  # the telemetry kind of every automatic change (services.reference.telemetry)
-EVENTS_SHOWN = 50
 ACTOR = "learning"
 # Verdicts that stop a version: a harmful one is frozen to approval, neither widens its ramp.
 STOPS = ("harmful", "null")
@@ -161,27 +158,8 @@ def ramp_hold(services: Services, action: Action, record: dict[str, Any] | None 
 
 
 def event(services: Services, kind: str, text: str, **evidence: Any) -> dict[str, Any]:
-    """Audit one automatic change as a policy event naming its evidence (GET /api/learning lists them)."""
-    # The fields of autonomy's tighten and relax events (services/autonomy.py), so one list reads them all.
-    doc = {"kind": kind, "by": ACTOR, "at": services.clock.now().isoformat(), "reason": text, **evidence}
-    services.reference.add_telemetry(EVENT, doc)
-    return doc
-
-
-def policy_events(services: Services, days: int = 90) -> list[dict[str, Any]]:
-    """The newest policy events first (at most EVENTS_SHOWN, from the last `days`)."""
-    since = services.clock.now() - timedelta(days=days)
-    return list(reversed(services.reference.telemetry(EVENT, since)))[:EVENTS_SHOWN]
-
-
-def _answers(services: Services) -> list[dict[str, Any]] | None:
-    """People's answers per action version × pattern (services/answers.py), when that module is there."""
-    try:
-        from . import answers
-    except ImportError:
-        return None
-    result: list[dict[str, Any]] = answers.summary(services)
-    return result
+    """Audit one automatic change of the learning step as a policy event naming its evidence."""
+    return policy_events.record(services, kind, ACTOR, text, **evidence)
 
 
 def report(services: Services, measured: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -198,8 +176,8 @@ def report(services: Services, measured: dict[str, Any] | None = None) -> dict[s
                 for v in verdicts(items)]
     return {"generatedAt": services.clock.now().isoformat(), "learnedAt": record.get("at"),
             "items": items, "verdicts": versions, "froze": froze, "flagged": record.get("flagged", {}),
-            "rescoring": record.get("rescore", []), "policyEvents": policy_events(services),
-            "answers": _answers(services), "policy": services.policy.learning.model_dump(),
+            "rescoring": record.get("rescore", []), "policyEvents": policy_events.recent(services),
+            "answers": answers.summary(services), "policy": services.policy.learning.model_dump(),
             "method": "measured: the effect on the cases the action ran on (acted) when estimated, else the "
                       "intention-to-treat difference (itt); ratio = measured ÷ expected, factor shrunk toward 1"}
 

@@ -12,7 +12,7 @@ from shared.domain.errors import Forbidden, InvalidInput
 from shared.domain.identity import Principal
 from shared.domain.policy import Learning
 from shared.domain.status import Status
-from shared.services import answers, autonomy, feedback
+from shared.services import answers, autonomy, feedback, policy_events
 from shared.services.ingest import ingest
 from shared.services.insights import weekly_review
 from tests.factories import NOW, finding, memory_services, run_stages, validated
@@ -47,7 +47,7 @@ def answered(svc, pattern, rejected, approved, prefix):
 
 
 def events(svc):
-    return svc.reference.telemetry(autonomy.POLICY_EVENT, NOW - timedelta(days=1))
+    return svc.reference.telemetry(policy_events.KIND, NOW - timedelta(days=1))
 
 
 def test_rejected_cards_tighten_their_pair_once_with_the_evidence_and_a_policy_event():

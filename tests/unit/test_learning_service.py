@@ -11,7 +11,7 @@ from shared.domain import learning as calibration
 from shared.domain.cohort import CONTROL, TREATED
 from shared.domain.outcomes import Outcome
 from shared.ports import ConcurrencyConflict
-from shared.services import autonomy, calibrations, learning, ramp, rescoring
+from shared.services import autonomy, calibrations, learning, policy_events, ramp, rescoring
 from shared.services.ingest import ingest
 from tests.factories import NOW, finding, memory_services, person, replace_action, validated
 
@@ -218,7 +218,7 @@ def test_a_harmful_version_is_frozen_once_with_one_escalation_and_a_policy_event
     assert len(escalations(svc)) == 1
     assert svc.reference.incidents(10)[0].id == "harm-ap.request-missing-fields-v1"
     assert learned(svc, monkeypatch, harmful)["frozen"] == [] and len(escalations(svc)) == 1
-    [freeze] = [e for e in learning.policy_events(svc) if e["kind"] == "freeze"]
+    [freeze] = [e for e in policy_events.recent(svc) if e["kind"] == "freeze"]
     assert freeze["actionId"] == AP[2] and "+1.5 [0.9, 2.1]" in freeze["evidence"]
 
 
@@ -230,7 +230,7 @@ def test_a_freeze_a_person_lifted_is_not_put_back_for_the_same_version(svc, monk
     assert learned(svc, monkeypatch, harmful)["frozen"] == []
     assert autonomy.current(svc, fresh=True).frozenActions == [] and len(escalations(svc)) == 1
     assert learning.stored(svc)["froze"]["ap.request-missing-fields@v1"]["lifted"]
-    assert any(e["kind"] == "freeze-lifted" for e in learning.policy_events(svc))
+    assert any(e["kind"] == "freeze-lifted" for e in policy_events.recent(svc))
     replace_action(svc, AP[2], version=2)  # a new version is judged afresh
     assert learned(svc, monkeypatch, row(difference=1.5, low=0.9, high=2.1, version=2))["frozen"] == \
         ["ap.request-missing-fields@v2"]
