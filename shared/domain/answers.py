@@ -14,6 +14,8 @@ The decision is per pair, action id × processArea × pattern (every version sum
   ≥ relaxMinCards approve cards, counted since the tightening for a tightened pair, and nothing that would tighten.
   With the defaults (0.05, 0.95) that takes 0 rejections of 58 cards, or 1 of 92.
 - keep otherwise (a tightened pair stays tightened until a person relaxes it).
+A pair a person relaxed is judged on the answers after the relaxation only: the ones before are what they judged
+(an outage's rejections, say), and judging them again would tighten it at the next sweep.
 """
 from __future__ import annotations
 
@@ -75,43 +77,50 @@ def _named(pair: Pair) -> str:
     return f"{pair[0]} on {pair[1]}/{pair[2]}"
 
 
-def _tighten(pair: Pair, t: Tally, policy: Learning) -> Decision | None:
+def _relaxed(relaxed_at: str | None) -> tuple[str, dict[str, Any]]:
+    return (f" since a person relaxed it ({relaxed_at})", {"relaxedAt": relaxed_at}) if relaxed_at else ("", {})
+
+
+def _tighten(pair: Pair, t: Tally, policy: Learning, relaxed_at: str | None = None) -> Decision | None:
     """The tightening these answers call for, or None."""
+    after, noted = _relaxed(relaxed_at)
     if t.cards >= policy.answersMinCards:
         p = Rate(t.rejected, t.cards).p_above(policy.rejectTighten)
         if p >= policy.tightenCertainty:
-            return Decision(TIGHTEN, f"people rejected {t.rejected} of {t.cards} cards of {_named(pair)} "
+            return Decision(TIGHTEN, f"people rejected {t.rejected} of {t.cards} cards of {_named(pair)}{after} "
                                      f"(P(reject rate > {policy.rejectTighten:g}) {_p(p)})",
                             {"rejected": t.rejected, "cards": t.cards, "pAbove": round(p, 4),
                              "threshold": policy.rejectTighten, "certainty": policy.tightenCertainty,
-                             "minCards": policy.answersMinCards})
+                             "minCards": policy.answersMinCards, **noted})
     answered = t.helpful + t.notHelpful
     if answered >= policy.answersMinCards:
         p = Rate(t.notHelpful, answered).p_above(policy.notHelpfulTighten)
         if p >= policy.tightenCertainty:
-            return Decision(TIGHTEN, f"people found {t.notHelpful} of {answered} cards of {_named(pair)} not "
-                                     f"helpful (P(not-helpful rate > {policy.notHelpfulTighten:g}) {_p(p)})",
+            return Decision(TIGHTEN, f"people found {t.notHelpful} of {answered} cards of {_named(pair)}{after} "
+                                     f"not helpful (P(not-helpful rate > {policy.notHelpfulTighten:g}) {_p(p)})",
                             {"notHelpful": t.notHelpful, "answered": answered, "pAbove": round(p, 4),
                              "threshold": policy.notHelpfulTighten, "certainty": policy.tightenCertainty,
-                             "minCards": policy.answersMinCards})
+                             "minCards": policy.answersMinCards, **noted})
     return None
 
 
 def decide(pair: Pair, total: Tally, policy: Learning, since: Tally | None = None,
-           tightened_at: str | None = None) -> Decision:
-    """What the answers lead to for one pair: `total` over the window; for a tightened pair, `since` counts the
-    answers after its tightening (at `tightened_at`), the record a relaxation is judged on."""
+           tightened_at: str | None = None, relaxed_at: str | None = None) -> Decision:
+    """What the answers lead to for one pair: `total` over the window (after `relaxed_at`, when a person relaxed
+    the pair: the answers before it are what they judged); for a tightened pair, `since` counts the answers after
+    its tightening (at `tightened_at`), the record a relaxation is judged on."""
     tightened = since is not None
     if not tightened:
-        found = _tighten(pair, total, policy)
+        found = _tighten(pair, total, policy, relaxed_at)
         if found is not None:
             return found
     record = since if since is not None else total
     p = Rate(record.rejected, record.cards).p_below(policy.relaxBelow)
-    after = f" since it was tightened ({tightened_at})" if tightened else ""
+    after, noted = (f" since it was tightened ({tightened_at})", {"since": tightened_at}) if tightened \
+        else _relaxed(relaxed_at)
     evidence = {"rejected": record.rejected, "cards": record.cards, "pBelow": round(p, 4),
                 "threshold": policy.relaxBelow, "certainty": policy.tightenCertainty,
-                "minCards": policy.relaxMinCards, **({"since": tightened_at} if tightened else {})}
+                "minCards": policy.relaxMinCards, **noted}
     good = (record.cards >= policy.relaxMinCards and p >= policy.tightenCertainty
             and _tighten(pair, record, policy) is None)
     if good:
@@ -120,5 +129,5 @@ def decide(pair: Pair, total: Tally, policy: Learning, since: Tally | None = Non
     if tightened:
         return Decision(TIGHTENED, f"{_named(pair)} is tightened; {record.rejected} of {record.cards} cards "
                                    f"rejected{after}: a person relaxes it after a good record", evidence)
-    return Decision(KEEP, f"people rejected {total.rejected} of {total.cards} cards of {_named(pair)}: "
+    return Decision(KEEP, f"people rejected {total.rejected} of {total.cards} cards of {_named(pair)}{after}: "
                           "no change", evidence)

@@ -5,7 +5,8 @@ freeze.
 (plans go to review). A freeze (all actions, or some) forces `approval` wherever the mode was
 `autonomous`; `off` stays off. Drift detection freezes; a person unfreezes. A tightened pair (an action on one
 processArea × deviationPattern that people's answers showed to be wrong too often, shared/domain/answers.py) is
-forced to `approval` the same way; the learning sweep tightens, only a person relaxes.
+forced to `approval` the same way; the learning sweep tightens, only a person relaxes. A relaxed pair keeps when it
+was relaxed (`relaxedAt`): the answers before it were judged by that person and no longer tighten it.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ class Autonomy:
     etag: str | None = None
     # Per pair: {"reason", "at", "by", "evidence"} of the tightening in force.
     tightened: dict[Pair, dict[str, Any]] = field(default_factory=dict)
+    # Per pair a person relaxed: when (ISO). Only answers after it may tighten the pair again.
+    relaxedAt: dict[Pair, str] = field(default_factory=dict)
 
     def mode_for(self, action_id: str, process_area: str | None = None, pattern: str | None = None) -> str:
         """The mode that decides one action's plans now (on one pattern, when given)."""
@@ -50,7 +53,9 @@ class Autonomy:
                 "changedAt": self.changedAt,
                 # A list, not a map keyed by joined names: a process area or pattern may hold any character.
                 "tightened": [{**dict(zip(PAIR_FIELDS, pair, strict=True)), **entry}
-                              for pair, entry in sorted(self.tightened.items())]}
+                              for pair, entry in sorted(self.tightened.items())],
+                "relaxed": [{**dict(zip(PAIR_FIELDS, pair, strict=True)), "relaxedAt": at}
+                            for pair, at in sorted(self.relaxedAt.items())]}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], etag: str | None = None) -> Autonomy:
@@ -58,7 +63,8 @@ class Autonomy:
                      for t in doc.get("tightened") or []}
         return cls(doc.get("mode", "autonomous"), dict(doc.get("actions") or {}), bool(doc.get("frozen")),
                    list(doc.get("frozenActions") or []), doc.get("reason", ""), doc.get("changedBy", ""),
-                   doc.get("changedAt"), etag, tightened)
+                   doc.get("changedAt"), etag, tightened,
+                   {pair_of(r): str(r["relaxedAt"]) for r in doc.get("relaxed") or []})
 
 
 def pair_of(doc: dict[str, Any]) -> Pair:

@@ -140,19 +140,22 @@ def _pair(key: Key) -> Pair:
 
 
 def _decisions(services: Services, found: list[_Answer], state: Autonomy) -> dict[Pair, Decision]:
-    """One decision per pair answered in the window or tightened: every version of the action summed."""
-    totals: dict[Pair, Tally] = defaultdict(Tally)
-    for key, t in _tallies(found).items():
-        totals[_pair(key)] += t
+    """One decision per pair answered in the window or tightened: every version of the action summed. A pair a
+    person relaxed is judged on the answers after the relaxation (the earlier ones are what that person judged);
+    a tightened pair also on those after its tightening (the record a relaxation is judged on)."""
+    by_pair: dict[Pair, list[_Answer]] = defaultdict(list)
+    for x in found:
+        by_pair[_pair(x.key)].append(x)
+
+    def total(pair: Pair, after: str | None) -> Tally:
+        return sum(_tallies(by_pair[pair], datetime.fromisoformat(after) if after else None).values(), Tally())
+
     out = {}
-    for pair in sorted(set(totals) | set(state.tightened)):
-        entry = state.tightened.get(pair)
-        since = None
-        if entry is not None:
-            after = datetime.fromisoformat(entry["at"])
-            since = sum((t for k, t in _tallies(found, after).items() if _pair(k) == pair), Tally())
-        out[pair] = answers.decide(pair, totals.get(pair, Tally()), services.policy.learning, since,
-                                   entry["at"] if entry else None)
+    for pair in sorted(set(by_pair) | set(state.tightened)):
+        entry, relaxed = state.tightened.get(pair), state.relaxedAt.get(pair)
+        tightened_at = entry["at"] if entry else None
+        out[pair] = answers.decide(pair, total(pair, relaxed), services.policy.learning,
+                                   total(pair, tightened_at) if tightened_at else None, tightened_at, relaxed)
     return out
 
 

@@ -25,23 +25,34 @@ def current(services: Services, fresh: bool = False) -> Autonomy:
     return _cache.get(services.coordination, load, fresh)
 
 
+def _ids(value: Any, catalog_ids: set[str]) -> bool:
+    """A list of catalog action ids (text: a list or an object is no id, and no set member either)."""
+    return isinstance(value, list) and all(isinstance(a, str) and a in catalog_ids for a in value)
+
+
 def _checked(body: dict[str, Any], catalog_ids: set[str], agent: bool) -> dict[str, Any]:
     errors = []
-    # Only an agent tightens a pair (with its evidence); only a person relaxes one.
-    known = {"mode", "actions", "freeze", "freezeActions", "reason", "tighten" if agent else "relax"}
+    # Only an agent tightens a pair (with its evidence) or adds to the frozen actions (its list read before may
+    # be stale: the addition is applied to the record as it is when written); only a person relaxes a pair.
+    known = {"mode", "actions", "freeze", "freezeActions", "reason",
+             *(("tighten", "freezeAdd") if agent else ("relax",))}
     errors += [FieldError(f"/{k}", f"not a setting ({', '.join(sorted(known))})") for k in body if k not in known]
     if "mode" in body and body["mode"] not in MODES:
         errors.append(FieldError("/mode", f"one of {', '.join(MODES)}"))
-    for action, mode in (body.get("actions") or {}).items():
+    actions = body.get("actions") or {}
+    if not isinstance(actions, dict):
+        errors.append(FieldError("/actions", "an object: action id → mode"))
+        actions = {}
+    for action, mode in actions.items():
         if action not in catalog_ids:
             errors.append(FieldError(f"/actions/{action}", "not an action in the catalog"))
         elif mode not in (*MODES, None):
             errors.append(FieldError(f"/actions/{action}", f"one of {', '.join(MODES)}, or null to follow mode"))
     if "freeze" in body and not isinstance(body["freeze"], bool):
         errors.append(FieldError("/freeze", "true or false"))
-    if "freezeActions" in body and not (isinstance(body["freezeActions"], list)
-                                        and all(a in catalog_ids for a in body["freezeActions"])):
-        errors.append(FieldError("/freezeActions", "a list of catalog action ids"))
+    for name in ("freezeActions", "freezeAdd"):
+        if name in body and not _ids(body[name], catalog_ids):
+            errors.append(FieldError(f"/{name}", "a list of catalog action ids"))
     for name in ("relax", "tighten"):
         if name in body:
             errors += _pairs_checked(body[name], f"/{name}", catalog_ids)
@@ -63,7 +74,7 @@ def _pairs_checked(pairs: Any, at: str, catalog_ids: set[str]) -> list[FieldErro
         if not isinstance(pair, dict):
             errors.append(FieldError(f"{at}/{i}", "an object {actionId, processArea, deviationPattern}"))
             continue
-        if pair.get("actionId") not in catalog_ids:
+        if not isinstance(pair.get("actionId"), str) or pair["actionId"] not in catalog_ids:
             errors.append(FieldError(f"{at}/{i}/actionId", "not an action in the catalog"))
         errors += [FieldError(f"{at}/{i}/{k}", "a name (text)") for k in ("processArea", "deviationPattern")
                    if not isinstance(pair.get(k), str) or not pair[k].strip()]
@@ -72,14 +83,15 @@ def _pairs_checked(pairs: Any, at: str, catalog_ids: set[str]) -> list[FieldErro
     return errors
 
 
-def _relaxed(a: Autonomy, pairs: list[dict[str, Any]]) -> list[tuple[Pair, dict[str, Any]]]:
-    """Lift the tightening of each pair; a pair not tightened is an error (nothing to relax: a typo, or another
-    person relaxed it first), so nothing changes."""
+def _relaxed(a: Autonomy, pairs: list[dict[str, Any]], at: str) -> list[tuple[Pair, dict[str, Any]]]:
+    """Lift the tightening of each pair and keep when (only later answers tighten it again); a pair not tightened
+    is an error (nothing to relax: a typo, or another person relaxed it first), so nothing changes."""
     wanted = [pair_of(p) for p in pairs]
     errors = [FieldError(f"/relax/{i}", f"{p[0]} on {p[1]}/{p[2]} is not tightened: nothing to relax")
               for i, p in enumerate(wanted) if p not in a.tightened]
     if errors:
         raise InvalidInput("The autonomy change is invalid; nothing changed.", errors)
+    a.relaxedAt.update(dict.fromkeys(wanted, at))
     return [(p, a.tightened.pop(p)) for p in dict.fromkeys(wanted)]
 
 
@@ -97,8 +109,9 @@ def _tightened(a: Autonomy, pairs: list[dict[str, Any]], by: str, at: str) -> li
 
 def change(services: Services, body: dict[str, Any], principal: Principal | None, actor: str | None = None,
            now: str | None = None) -> Autonomy:
-    """Apply a change (role-checked unless `actor` names an agent, e.g. the drift watchdog). Tightening or
-    relaxing a pair is also written as a `policyEvent` telemetry record with its evidence."""
+    """Apply a change (role-checked unless `actor` names an agent, e.g. the drift watchdog; an agent freezes with
+    `freezeAdd`, added to the record as read at the write). Tightening or relaxing a pair is also written as a
+    `policyEvent` telemetry record with its evidence."""
     if actor is None:
         if principal is None:
             raise Unauthorized("sign in (Easy Auth) to change autonomy")
@@ -110,10 +123,12 @@ def change(services: Services, body: dict[str, Any], principal: Principal | None
         read = current(services, fresh=True)
         a = Autonomy.from_dict(read.to_dict(), read.etag)  # a copy: the cached one stays as saved if this fails
         by, at = actor or (principal.id if principal else ""), now or services.clock.now().isoformat()
-        relaxed = _relaxed(a, body["relax"]) if "relax" in body else []
+        relaxed = _relaxed(a, body["relax"], at) if "relax" in body else []
         tightened = _tightened(a, body["tighten"], by, at) if "tighten" in body else []
-        if "tighten" in body and not tightened and body.keys() <= {"tighten", "reason"}:
-            return a  # every pair was tightened already: nothing to record
+        added = sorted(set(body.get("freezeAdd") or ()) - set(a.frozenActions))
+        if body.keys() & {"tighten", "freezeAdd"} and body.keys() <= {"tighten", "freezeAdd", "reason"} \
+                and not tightened and not added:
+            return a  # an agent repeating itself (tightened or frozen already): nothing to record
         if "mode" in body:
             a.mode = body["mode"]
         for action, mode in (body.get("actions") or {}).items():
@@ -127,6 +142,8 @@ def change(services: Services, body: dict[str, Any], principal: Principal | None
                 a.frozenActions = []  # unfreeze means everything
         if "freezeActions" in body:
             a.frozenActions = sorted(set(body["freezeActions"]))
+        if "freezeAdd" in body:  # onto this read, so a person's freeze or unfreeze since the agent's read stands
+            a.frozenActions = sorted({*a.frozenActions, *body["freezeAdd"]})
         a.reason, a.changedBy, a.changedAt = body["reason"].strip(), by, at
         try:
             a.etag = services.coordination.save_autonomy(a.to_dict(), a.etag)

@@ -35,12 +35,17 @@ def _lifted(doc: dict[str, Any], current: Autonomy, now: datetime, oldest: datet
     """When each action's freeze was last lifted, newer than `oldest`, from the actions the last run saw frozen
     and the autonomy record now. Drift freezes per action, so the global freeze needs no memory of its own."""
     lifted = {k: datetime.fromisoformat(v) for k, v in (doc.get("lifted") or {}).items()}
-    released = set(doc.get("frozen") or ()) - set(current.frozenActions)
+    _released(lifted, set(doc.get("frozen") or ()), current, now, run_log)
+    return {k: v for k, v in lifted.items() if v >= oldest}
+
+
+def _released(lifted: dict[str, datetime], before: set[str], current: Autonomy, now: datetime, run_log: Run) -> None:
+    """Note as lifted, no later than the record's latest change, each action frozen `before` and free now."""
+    released = before - set(current.frozenActions)
     if released:
         at = datetime.fromisoformat(current.changedAt) if current.changedAt else now
         lifted.update(dict.fromkeys(released, at))
         run_log.info("drift: freeze lifted for %s at %s; earlier executions no longer count", sorted(released), at)
-    return {k: v for k, v in lifted.items() if v >= oldest}
 
 
 def _remember(services: Services, doc: dict[str, Any], current: Autonomy, lifted: dict[str, datetime]) -> None:
@@ -67,8 +72,10 @@ def check(services: Services, correlation_id: str) -> list[drift.Signal]:
     new = sorted({sig.actionId for sig in signals} - set(current.frozenActions))
     if new:
         why = "; ".join(sig.describe() for sig in signals if sig.actionId in new)
-        current = autonomy.change(services, {"freezeActions": sorted(set(current.frozenActions) | set(new)),
-                                             "reason": f"drift: {why}"}, None, actor=ACTOR)
+        # An addition, not the list read above: a person's freeze or unfreeze since then stands.
+        read, current = current, autonomy.change(services, {"freezeAdd": new, "reason": f"drift: {why}"}, None,
+                                                 actor=ACTOR)
+        _released(lifted, set(read.frozenActions), current, now, run_log)  # an unfreeze that landed meanwhile
         hour = now.strftime("%Y%m%d%H")
         for action in new:
             notices.incident(services, Incident(f"drift-{action}-{hour}", now, "drift", "sweep",

@@ -10,8 +10,7 @@ from typing import Any
 from ..domain.execution import FAILED, REJECTED
 from ..domain.impact import acted
 from ..ports import Filter, Services
-from . import answers
-from .learning import flags as learning_flags
+from . import answers, learning
 from .measure import kpis
 
 # Statuses where the case waits on a person now.
@@ -74,17 +73,8 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
         if c["cases"] >= measurement.gapMinCases and not services.catalog.candidates(pa, p)]
     gaps.sort(key=lambda g: -g["totalImpact"])
 
-    weak = []
     report = kpis(services, weekly=False)
-    for e in report["items"]:
-        for m in e["metrics"]:
-            if m["status"] == "ok" and m["verdict"] in ("no_detectable_effect", "worse"):
-                weak.append({"actionId": e["actionId"], "actionVersion": e["actionVersion"],
-                             "processArea": e["processArea"], "deviationPattern": e["deviationPattern"],
-                             "metric": m["metric"], "difference": m["difference"], "ci": m["ci"],
-                             "verdict": m["verdict"],
-                             "suggestion": "retire or roll back: it makes the KPI worse" if m["verdict"] == "worse"
-                             else "rework or retire: no effect told apart from zero"})
+    weak = weak_versions(learning.stored(services))
 
     executions = services.store.executions_since(since)
     by_id = {x.id: x for x in executions}
@@ -120,7 +110,7 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
                            "suggestion": "roll back or retire: it harms its primary KPI; a person lifts the freeze"
                            if f["verdict"] == "harmful" else
                            "rework or retire: no effect told apart from zero; its ramp does not widen"}
-                          for (a, v), f in sorted(learning_flags(services).items())],
+                          for (a, v), f in sorted(learning.flags(services).items())],
         # Deviations back after a verified action, per action version the agent ran (and its echoes).
         "recurrence": report["recurrence"],
         "failureReasons": [{"actionId": a, "actionVersion": v, "promptVersion": p, "reason": r, "count": n}
@@ -135,6 +125,19 @@ def weekly_review(services: Services, days: int = 28) -> dict[str, Any]:
         "decisionsByPeople": [{"actionId": a, "kind": k, "count": n} for (a, k), n in asked.most_common(TOP)],
         "llm": llm_usage(services.reference.telemetry("llm", since)),
     }
+
+
+_WEAK = {"harmful": "retire or roll back: it makes the KPI worse",
+         "null": "rework or retire: no effect told apart from zero"}
+
+
+def weak_versions(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Action versions × patterns the learn step judged harmful or null on their primary KPI: its stored verdicts,
+    the ones learningFlags, the freeze and the ramp act on (an effect under a sample ratio mismatch, or on another
+    KPI, is no verdict), so the review never says otherwise."""
+    keys = ("actionId", "actionVersion", "processArea", "deviationPattern", "metric", "verdict", "why")
+    return [{**{k: v[k] for k in keys}, "judgedAt": record.get("at"), "suggestion": _WEAK[v["verdict"]]}
+            for v in record.get("verdicts", []) if v["verdict"] in _WEAK]
 
 
 def card_feedback(helpful: list[dict[str, Any]]) -> list[dict[str, Any]]:

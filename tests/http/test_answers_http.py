@@ -115,3 +115,18 @@ def test_rejected_cards_tighten_one_pair_until_a_person_with_the_role_relaxes_it
     assert lifted.status_code == 200 and lifted.json()["tightened"] == []
     again = found(server, UNASSIGNED, ["AU"])[0]
     assert view(server, again)["status"] == "verified"
+
+
+def test_a_relax_naming_a_pair_with_a_list_or_an_object_is_a_422_naming_each_field(local):
+    server, _ = local
+    bad = {"relax": [{"actionId": [ACTION], "processArea": {"a": 1}, "deviationPattern": [UNASSIGNED]},
+                     {**PAIR, "actionId": {"id": ACTION}}], "reason": "r"}
+    r = autonomy(server, bad)
+    assert r.status_code == 422 and r.headers["Content-Type"].startswith("application/problem+json")
+    assert {e["pointer"] for e in r.json()["errors"]} == {"/relax/0/actionId", "/relax/0/processArea",
+                                                          "/relax/0/deviationPattern", "/relax/1/actionId"}
+    listed = autonomy(server, {"freezeActions": [[ACTION]], "actions": [ACTION], "reason": "r"})
+    assert listed.status_code == 422
+    assert {e["pointer"] for e in listed.json()["errors"]} == {"/freezeActions", "/actions"}
+    agents_only = autonomy(server, {"freezeAdd": [ACTION], "reason": "r"})  # a person sets freezeActions
+    assert agents_only.status_code == 422 and [e["pointer"] for e in agents_only.json()["errors"]] == ["/freezeAdd"]

@@ -54,3 +54,31 @@ def test_changing_autonomy_needs_the_role_and_a_reason(svc):
         autonomy.change(svc, {"mode": "yolo", "actions": {"nope": "off"}}, ADMIN)
     assert {e.pointer for e in bad.value.errors} == {"/mode", "/actions/nope", "/reason"}
     assert autonomy.current(svc, fresh=True).frozen is False
+
+
+def test_an_agents_freeze_adds_to_the_record_as_written_so_a_persons_change_meanwhile_stands(svc):
+    set_(svc, freezeActions=["leads.escalate"])  # Y, frozen by a person
+    save, raced = svc.coordination.save_autonomy, []
+
+    def racing(doc, etag):
+        if not raced:  # a person unfreezes Y and freezes Z between the agent's read and its write
+            raced.append(doc)
+            set_(svc, freezeActions=["ap.request-missing-fields"])
+        return save(doc, etag)
+
+    svc.coordination.save_autonomy = racing
+    done = autonomy.change(svc, {"freezeAdd": ["leads.reassign"], "reason": "drift: x"}, None, actor="drift-watch")
+    svc.coordination.save_autonomy = save
+    assert raced and done.frozenActions == ["ap.request-missing-fields", "leads.reassign"]
+    assert autonomy.current(svc, fresh=True).frozenActions == ["ap.request-missing-fields", "leads.reassign"]
+    again = autonomy.change(svc, {"freezeAdd": ["leads.reassign"], "reason": "drift: x"}, None, actor="learning")
+    assert again.etag == done.etag and again.changedBy == "drift-watch"  # frozen already: nothing written
+
+
+def test_freeze_add_is_an_agents_and_names_catalog_actions(svc):
+    with pytest.raises(InvalidInput) as person:
+        set_(svc, freezeAdd=["leads.reassign"])
+    assert [e.pointer for e in person.value.errors] == ["/freezeAdd"]
+    with pytest.raises(InvalidInput) as bad:
+        autonomy.change(svc, {"freezeAdd": ["nope", ["leads.reassign"]], "reason": "r"}, None, actor="learning")
+    assert [e.pointer for e in bad.value.errors] == ["/freezeAdd"]

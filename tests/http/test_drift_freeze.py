@@ -117,3 +117,24 @@ def test_lifting_a_global_freeze_lifts_drifts_freeze_and_the_old_evidence_stays_
     assert sweep.run(svc, "s3")["drift"] == 0
     after = autonomy.current(svc, fresh=True)
     assert after.frozen is False and after.frozenActions == []
+
+
+def test_a_persons_freeze_and_unfreeze_between_drifts_read_and_its_freeze_both_stand(svc, sandbox):
+    quiet_day_then_3_failures_in_10(svc, sandbox)
+    autonomy.change(svc, {"freezeActions": ["leads.escalate"], "reason": "new flow"}, ADMIN)
+    save, raced = svc.coordination.save_autonomy, []
+
+    def racing(doc, etag):
+        if doc["changedBy"] == "drift-watch" and not raced:  # drift read the record, a person changes it first
+            raced.append(doc)
+            autonomy.change(svc, {"freezeActions": ["ap.request-missing-fields"], "reason": "escalate is fine; "
+                                  "AP is not"}, ADMIN)
+        return save(doc, etag)
+
+    svc.coordination.save_autonomy = racing
+    assert sweep.run(svc, "s1")["drift"] == 1
+    svc.coordination.save_autonomy = save
+    assert raced and autonomy.current(svc, fresh=True).frozenActions == ["ap.request-missing-fields",
+                                                                         "leads.reassign"]
+    # The unfreeze that landed meanwhile is remembered as a lift: escalate's earlier executions no longer count.
+    assert "leads.escalate" in svc.coordination.state("drift")["lifted"]

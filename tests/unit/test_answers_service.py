@@ -1,5 +1,7 @@
 """People's answers tune the agents (shared/services/answers.py): rejected cards tighten a pair once, with its
 evidence; its next case asks a person with a lowered confidence; only a person with the autonomy role relaxes it."""
+import hashlib
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -198,3 +200,53 @@ def test_insights_show_the_answers_the_tightened_pairs_and_what_a_person_may_rel
     # Applying a proposal is a person's change like any other.
     autonomy.change(svc, proposals[UNASSIGNED]["apply"]["body"], ADMIN)
     assert autonomy.current(svc, fresh=True).tightened == {}
+
+
+def test_a_persons_relax_is_not_undone_by_the_next_sweep_on_the_evidence_they_judged():
+    svc = memory_services()
+    answered(svc, UNASSIGNED, 8, 2, "LU")
+    answers.tune(svc, "cid")
+    svc.clock.current = NOW + timedelta(hours=1)
+    autonomy.change(svc, {"relax": [PAIR], "reason": "the rejections were an outage"}, ADMIN)
+    state = autonomy.current(svc, fresh=True)
+    assert state.tightened == {} and state.to_dict()["relaxed"] == [{**PAIR, "relaxedAt": svc.clock.now().isoformat()}]
+    svc.clock.current += timedelta(hours=1)
+    assert answers.tune(svc, "cid2")["tightened"] == []  # the next sweep, the same 8 of 10 in its window
+    assert autonomy.current(svc, fresh=True).tightened == {}
+    [row] = answers.summary(svc)  # the summary still shows the window; the decision counts after the relax
+    assert (row["reject"]["k"], row["reject"]["n"]) == (8, 10) and row["decision"]["kind"] == "keep"
+    assert "0 of 0 cards" in row["decision"]["reason"] and "since a person relaxed it" in row["decision"]["reason"]
+
+
+def test_rejections_after_a_relax_tighten_the_pair_again_naming_the_relax():
+    svc = memory_services()
+    answered(svc, UNASSIGNED, 8, 2, "LU")
+    answers.tune(svc, "cid")
+    svc.clock.current = NOW + timedelta(hours=1)
+    autonomy.change(svc, {"relax": [PAIR], "reason": "the rejections were an outage"}, ADMIN)
+    relaxed_at = svc.clock.now().isoformat()
+    svc.clock.current += timedelta(hours=1)
+    for i, opp in enumerate(leads(svc, UNASSIGNED, 10, "LN")):  # after the relax: 7 of 10 rejected
+        card(svc, opp, "rejected" if i < 7 else "approved", at=svc.clock.now() - timedelta(minutes=1))
+    [done] = answers.tune(svc, "cid2")["tightened"]
+    assert done["reason"].startswith(f"people rejected 7 of 10 cards of leads.reassign on lead-management/"
+                                     f"{UNASSIGNED} since a person relaxed it ({relaxed_at})")
+    [entry] = autonomy.current(svc, fresh=True).to_dict()["tightened"]
+    assert entry["evidence"]["relaxedAt"] == relaxed_at and entry["evidence"]["cards"] == 10
+
+
+def test_policy_events_show_a_person_by_pseudonym_with_a_scrubbed_reason_and_keep_the_id_for_the_audit():
+    svc = memory_services()
+    answered(svc, UNASSIGNED, 8, 2, "LU")
+    answers.tune(svc, "cid")
+    who = Principal("ops.lead@contoso.com", "Ops Lead", frozenset({"Autonomy.Admin"}), "easy-auth")
+    autonomy.change(svc, {"relax": [PAIR], "reason": "checked with ana@contoso.com, call +49 30 1234567"}, who)
+    [shown] = [e for e in policy_events.recent(svc) if e["kind"] == "relax"]
+    pseudonym = "person:" + hashlib.sha256(b"ops.lead@contoso.com").hexdigest()[:12]
+    assert shown["by"] == pseudonym and shown["tightenedBy"] == "learning"
+    assert "contoso" not in json.dumps(shown) and "1234567" not in shown["reason"]
+    assert "[email]" in shown["reason"]
+    [tighten] = [e for e in policy_events.recent(svc) if e["kind"] == "tighten"]
+    assert tighten["by"] == "learning"  # an agent keeps its name
+    [stored] = [e for e in events(svc) if e["kind"] == "relax"]
+    assert stored["by"] == "ops.lead@contoso.com"  # the audit keeps who it was

@@ -124,3 +124,32 @@ def test_cases_closed_before_closedFrom_was_a_property_of_its_own_still_count_by
     [group] = weekly_review(svc)["sentToPeople"]
     assert (group["waitingOnPeople"], group["handledByAgent"], group["cases"]) == (1, 2, 4)
     assert sorted(store.read) == sorted([failed.id, verified.id])  # only the old rows are read whole
+
+
+def test_weak_action_versions_are_the_learning_verdicts_so_the_review_never_contradicts_its_learning_flags(
+        monkeypatch):
+    from shared.services import insights, learning
+    from tests.unit.test_learning_service import report_of, row
+
+    svc = memory_services()
+    harmful = {**row(difference=1.5, low=0.9, high=2.1), "verdict": "worse"}
+    # Worse on the primary KPI, but the cohorts are not the drawn shares: no verdict, so not weak.
+    mismatched = {**row(difference=1.5, low=0.9, high=2.1, srm_mismatch=True, version=2), "verdict": "worse"}
+    # Worse on a KPI that is not the action's primary one: the learn step does not judge it.
+    other = {**row(difference=0.2, low=0.1, high=0.3, metric="touches", version=3), "verdict": "worse"}
+    null = {**row(difference=0.05, low=-0.2, high=0.3, n=(400, 200), version=4), "verdict": "no_detectable_effect"}
+    report = report_of(harmful, mismatched, other, null)
+    for module in (learning, insights):
+        monkeypatch.setattr(module, "kpis", lambda services, **kw: {**report, "recurrence": []})
+    assert weekly_review(svc)["weakActionVersions"] == []  # nothing judged yet: nothing weak
+    learning.learn(svc, "sweep")
+    review = weekly_review(svc)
+    weak, flat = review["weakActionVersions"], review["learningFlags"]
+    assert [(w["actionId"], w["actionVersion"], w["metric"], w["verdict"]) for w in weak] == \
+        [("ap.request-missing-fields", 1, "cycle_time_days", "harmful"),
+         ("ap.request-missing-fields", 4, "cycle_time_days", "null")]
+    assert weak[0]["suggestion"] == "retire or roll back: it makes the KPI worse"
+    assert "+1.5 [0.9, 2.1]" in weak[0]["why"]
+    assert weak[1]["suggestion"] == "rework or retire: no effect told apart from zero"
+    assert [(f["actionId"], f["actionVersion"], f["verdict"]) for f in flat] == \
+        [(w["actionId"], w["actionVersion"], w["verdict"]) for w in weak]
