@@ -29,6 +29,10 @@ TOUCHED = frozenset({"awaiting_approval", "needs_review", "needs_data", "compens
 Z95 = 1.959964
 ITT_POPULATION = "every case drawn for this action version, in the cohort it was drawn into (intention to treat)"
 ACTED_POPULATION = "cases the action ran on (ITT ÷ share acted; assumes a case nobody acted on is unaffected)"
+# Bloom's estimate assumes a treated case this action did not run on is unaffected. Another action run on a share s
+# of the treated cases adds s ÷ c × its effect to the estimate: at 5% with this action on 60% that is 0.08 × the
+# other's effect; at 50% / 50% (the review's case: −1 true, −3 other) it reads −4. Above 5% no estimate is given.
+OTHER_MAX = 0.05
 
 
 def acted(status: str, closed_from: str | None) -> bool:
@@ -72,6 +76,11 @@ class Assignment:
     def arm_ran(self) -> bool:
         """The agent ran the very action version the case was drawn for, and it reached the system of record."""
         return self.acted and self.ran == (self.actionId, self.version)
+
+    @property
+    def other_ran(self) -> bool:
+        """The planner, the LLM or a person ran another action (or version) than the one the case was drawn for."""
+        return self.acted and self.ran is not None and self.ran != (self.actionId, self.version)
 
     @property
     def deflected(self) -> bool:
@@ -128,10 +137,23 @@ def complier(treated: Sequence[float], ran: Sequence[bool], e: stats.Estimate, s
             "high": _r(effect + q * se_acted), "level": 0.95}, "share": _r(c), "population": ACTED_POPULATION}
 
 
+def _acted(treated: Sequence[float], ran: Sequence[bool], other: Sequence[bool], e: stats.Estimate,
+           se: float) -> dict[str, Any]:
+    """`acted` (the complier effect), or None with `actedWhy` when it is not identified."""
+    share = sum(other) / len(treated)
+    if share > OTHER_MAX:
+        return {"acted": None, "actedWhy": f"another action ran on {100 * share:.3g}% of treated cases: the effect "
+                                           "of this action alone is not identified"}
+    found = complier(treated, ran, e, se)
+    return {"acted": found} if found else {"acted": None, "actedWhy": "this action ran on none of the treated cases "
+                                                                      "with an outcome"}
+
+
 def estimate(treated: Sequence[float], control: Sequence[float], better: str | None, method: str,
-             min_samples: int, seed: str, ran: Sequence[bool] | None = None) -> dict[str, Any]:
+             min_samples: int, seed: str, ran: Sequence[bool] | None = None,
+             other: Sequence[bool] = ()) -> dict[str, Any]:
     """n and means per cohort; the difference, its se, 95% CI and p-value once both cohorts have `min_samples`;
-    with `ran` (per treated value: did the arm's action run on it), the effect on those cases as `acted`."""
+    with `ran` and `other` (per treated value: did the arm's action run on it, did another), `acted`."""
     out: dict[str, Any] = {"treated": _cohort(treated), "control": _cohort(control), "minSamples": min_samples}
     if ran is not None:
         out["acted"] = None
@@ -148,7 +170,7 @@ def estimate(treated: Sequence[float], control: Sequence[float], better: str | N
     else:
         verdict = "better" if (e.difference < 0) == (better == "lower") else "worse"
     if ran is not None:
-        out["acted"] = complier(treated, ran, e, se)
+        out.update(_acted(treated, ran, other, e, se))
     return {**out, "status": "ok", "difference": _r(e.difference), "se": _r(se), "ci": {"low": _r(e.low),
             "high": _r(e.high), "level": 0.95}, "pValue": _r(e.p_value, 6), "method": e.method,
             "significant": significant, "verdict": verdict}
@@ -214,7 +236,7 @@ def measure(assignments: Iterable[Assignment], outcomes: Iterable[Outcome], poli
                "population": ITT_POPULATION,
                "actedShare": _r(sum(a.acted for _, a in treated) / len(treated)) if treated else None,
                **estimate([v for v, _ in treated], [v for v, _ in control], better, method, policy.minSamples, seed,
-                          [a.arm_ran for _, a in treated]),
+                          [a.arm_ran for _, a in treated], [a.other_ran for _, a in treated]),
                "expected": _expected(treated, metric, unit),
                "attribution": _attribution(treated, [v for v, _ in control]),
                "srm": _srm([a for _, a in treated], [a for _, a in control]),

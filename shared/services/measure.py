@@ -18,9 +18,11 @@ from ..ports import Filter, Services
 log = logging.getLogger(__name__)
 BASELINES = "baselines"
 METHOD = ("difference, ci, se: intention to treat (every case drawn for the action version, in the cohort it was "
-          "drawn into); acted: the effect on the cases the arm's action version ran on (ITT ÷ the share it ran on); "
-          "attribution: treated cases by the action that actually ran, and the control cohort; expected: the miners' "
-          "mean predicted change over the cases the action ran on; roi: see each term's basis")
+          "drawn into); acted: the effect on the cases the arm's action version ran on (ITT ÷ the share it ran on), "
+          "None with actedWhy when another action ran on over 5% of treated cases; attribution: treated cases by "
+          "the action that actually ran, and the control cohort; expected: the miners' mean predicted change over "
+          "the cases the action ran on; roi: see each term's basis; portfolio: every version's total, the "
+          "projection over each action's latest version")
 # A full scan of assignments and outcomes: often enough to catch a new experiment's first hour.
 BASELINE_EVERY = timedelta(hours=1)
 
@@ -121,7 +123,7 @@ def kpis(services: Services, where: Filter = Filter(), action_id: str | None = N
         e["roi"] = roi.compute(e["metrics"], services.policy.measurement.roi_for(exp[2]), volumes[exp])
     items = list(experiments.values())
     return {"items": items, "generatedAt": services.clock.now().isoformat(),
-            "recurrence": impact.recurrence(arms), "portfolio": roi.portfolio(e["roi"] for e in items),
+            "recurrence": impact.recurrence(arms), "portfolio": roi.portfolio(items),
             "minSamples": services.policy.measurement.minSamples, "outcomes": len(outcomes),
             "unmatchedOutcomes": len(outcomes) - len(matched), "method": METHOD}
 
@@ -155,7 +157,7 @@ CSV_COLUMNS = ["processArea", "deviationPattern", "actionId", "actionVersion", "
                "method", "verdict", "actedShare", "baselineTreatedMean", "baselineControlMean", "roiTotal",
                "roiLow", "roiHigh", "currency", "se", "actedDifference", "actedCiLow", "actedCiHigh", "actedRanShare",
                "expectedChange", "srmPValue", "srmMismatch", "roiCostOfDelay", "roiDeflection", "roiThroughput",
-               "roiLeakage", "roiAnnualized", "roiWeeks"]
+               "roiLeakage", "roiAnnualized", "roiWeeks", "roiDays"]
 # The ROI terms as CSV columns: only what the total adds (freed hours once), so the columns sum to roiTotal.
 _TERMS = ("costOfDelay", "deflection", "throughput", "leakage")
 
@@ -194,7 +196,7 @@ def to_csv(report: dict[str, Any]) -> str:
         r = e["roi"] or {}
         total = r.get("total") or {}
         tail = [*(_in_total(r, t) for t in _TERMS), (r.get("annualized") or {}).get("value"),
-                (r.get("period") or {}).get("weeks")]
+                (r.get("period") or {}).get("weeks"), (r.get("period") or {}).get("days")]
         for m in e["metrics"]:
             periods: Iterable[tuple[str, dict[str, Any]]] = [("all", m), *((x["week"], x) for x in m.get("weeks", []))]
             for week, p in periods:

@@ -127,8 +127,10 @@ def test_outcomes_measure_the_known_effect_with_its_confidence_interval(measured
     assert roi["total"]["value"] == pytest.approx(terms["costOfDelay"]["value"] + terms["deflection"]["value"])
     assert roi["total"]["low"] < roi["total"]["value"] < roi["total"]["high"] and roi["currency"] == "EUR"
     assert roi["annualized"]["label"].startswith("projection: ") and roi["period"]["weeks"] >= 1
+    assert roi["period"]["days"] >= 0 and roi["total"]["label"] == "measured and counted terms"
     [portfolio] = report["portfolio"]
     assert portfolio["versions"] == len(report["items"]) and portfolio["currency"] == "EUR"
+    assert portfolio["projected"] == len({e["actionId"] for e in report["items"] if e["roi"]})
 
     table = list(csv.DictReader(io.StringIO(requests.get(f"{base}/kpis.csv").text)))
     overall = next(row for row in table if row["actionId"] == "leads.reassign" and row["week"] == "all")

@@ -37,7 +37,7 @@ def test_a_report_row_with_a_hostile_process_area_is_neutralized_in_every_text_c
                          "roi": {"total": {"value": -10.0, "low": -12.5, "high": -7.5}, "currency": "+EUR",
                                  "terms": [{"term": "costOfDelay", "value": -10.0, "inTotal": True},
                                            {"term": "throughput", "value": 50.0, "inTotal": False}],
-                                 "annualized": {"value": -520.0}, "period": {"weeks": 1.0}}}]}
+                                 "annualized": {"value": -520.0}, "period": {"weeks": 1.0, "days": 3.0}}}]}
     header, row = list(csv.reader(io.StringIO(to_csv(report))))
     cells = dict(zip(header, row))
     assert header == CSV_COLUMNS
@@ -47,3 +47,4 @@ def test_a_report_row_with_a_hostile_process_area_is_neutralized_in_every_text_c
     assert (cells["roiLow"], cells["roiHigh"], cells["roiAnnualized"]) == ("-12.5", "-7.5", "-520.0")
     # A term shown beside the total (the same freed hours valued another way) is not a column that adds up.
     assert cells["roiCostOfDelay"] == "-10.0" and cells["roiThroughput"] == "" and cells["roiWeeks"] == "1.0"
+    assert cells["roiDays"] == "3.0"  # the period as it was: weeks is floored at 1 for the projection

@@ -208,8 +208,30 @@ def test_outcomes_are_credited_to_the_action_that_ran_and_control_and_unacted_ca
         {"cohort": "treated", "actionId": "ap.request-missing-fields", "actionVersion": 1, "n": 6, "mean": 4.0},
         {"cohort": "treated", "actionId": None, "actionVersion": None, "n": 3, "mean": 10.0},
         {"cohort": "control", "actionId": None, "actionVersion": None, "n": 6, "mean": 10.0}]
-    # Every treated case any action ran on counts in actedShare; only the arm's own action in the complier share.
-    assert row["actedShare"] == 0.75 and row["acted"]["share"] == 0.5
+    # Every treated case any action ran on counts in actedShare; another action on 3 of 12 (25% > 5%) leaves the
+    # effect of the arm's own action unidentified.
+    assert row["actedShare"] == 0.75 and row["acted"] is None
+    assert row["actedWhy"].startswith("another action ran on 25%")
+
+
+def test_no_effect_on_acted_cases_is_claimed_when_another_action_ran_on_many_treated_cases():
+    # 200 cases the arm's action ran on (true effect −1), 200 where another action ran (−3), 200 control: ITT ÷ the
+    # share would credit the other action's −3 to the arm (−4.0); the exclusion restriction fails, so no estimate.
+    rng = random.Random(21)
+    arms = ([drawn(f"A{i}", "treated", RAN) for i in range(200)]
+            + [drawn(f"B{i}", "treated", OTHER) for i in range(200)] + [drawn(f"C{i}", "control") for i in range(200)])
+    effect = {"A": -1.0, "B": -3.0, "C": 0.0}
+    outs = [obs(a.caseKey, rng.gauss(10, 2) + effect[a.caseKey[0]]) for a in arms]
+    [row] = impact.measure(arms, outs, POLICY, weekly=False)
+    assert row["status"] == "ok" and row["acted"] is None
+    assert row["actedWhy"] == ("another action ran on 50% of treated cases: the effect of this action alone is "
+                               "not identified")
+    assert row["difference"] == pytest.approx(-2.0, abs=0.5)  # intention to treat still reported, as what it is
+    # A few (≤ 5%) leave the estimate: 10 of 210 treated cases is under the bar.
+    few = [a for a in arms if not a.caseKey.startswith("B")] + [drawn(f"B{i}", "treated", OTHER) for i in range(10)]
+    [row] = impact.measure(few, outs, POLICY, weekly=False)
+    assert row["acted"] is not None and row["acted"]["ci"]["low"] <= -1.0 <= row["acted"]["ci"]["high"]
+    assert "actedWhy" not in row
 
 
 def test_expected_is_the_miners_mean_predicted_change_over_the_cases_the_arms_action_ran_on():

@@ -83,12 +83,16 @@ def test_a_harmful_measured_effect_stays_negative_and_lowers_the_total_by_exactl
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(case(), min_size=1, max_size=8))
-def test_the_portfolio_total_is_the_sum_over_every_action_version_not_the_first(cases):
-    results = [roi.compute(*c) for c in cases]
-    [p] = roi.portfolio(results)
-    assert p["versions"] == len(results) and p["valued"] == len(results)
+@given(st.lists(st.tuples(case(), st.sampled_from(["a", "b", "c"]), st.integers(min_value=1, max_value=3)),
+                min_size=1, max_size=8))
+def test_the_portfolio_total_is_the_sum_over_every_action_version_and_the_projection_over_the_latest(cases):
+    items = [{"actionId": action, "actionVersion": version, "roi": roi.compute(*c)} for c, action, version in cases]
+    [p] = roi.portfolio(items)
+    assert p["versions"] == len(items) and p["valued"] == len(items)
+    latest = {i["actionId"]: max(j["actionVersion"] for j in items if j["actionId"] == i["actionId"]) for i in items}
+    projected = [i["roi"] for i in items if i["actionVersion"] == latest[i["actionId"]]]
+    assert p["projected"] == len(projected)
     for k in ("value", "low", "high"):
-        assert p["total"][k] == pytest.approx(sum(r["total"][k] for r in results), abs=0.01 * len(results))
-        assert p["annualized"][k] == pytest.approx(sum(r["annualized"][k] for r in results), abs=0.01 * len(results))
+        assert p["total"][k] == pytest.approx(sum(i["roi"]["total"][k] for i in items), abs=0.01 * len(items))
+        assert p["annualized"][k] == pytest.approx(sum(r["annualized"][k] for r in projected), abs=0.01 * len(items))
     assert p["annualized"]["label"].startswith("projection: ")
