@@ -127,6 +127,8 @@ def _term(t: dict[str, Any], currency: str) -> str:
         span = (f"; the interval allows {t['low']:,.0f} to {t['high']:,.0f} {currency}"
                 if t.get("low") is not None and t.get("high") is not None else "")
         text = f"no value: no effect told apart from zero{span}"
+    elif basis == "projected" and t.get("value") is not None:
+        text = f"{_money(t, currency)} (projected, not measured)"
     else:
         text = f"{basis.replace('_', ' ')}: {t.get('why') or ''}"
     if t.get("value") is not None and not t["inTotal"]:
@@ -152,8 +154,11 @@ def _roi(items: Sequence[dict[str, Any]]) -> str:
             out.append(f"<tr><td>{who}</td><td>{escape(t['label'])}</td><td>{_term(t, r['currency'])}</td>"
                        f"<td>{escape(t.get('formula') or '')}</td></tr>")
         a = r["annualized"]
-        out.append(f"<tr><td>{who}</td><td><b>total</b> ({r['period']['weeks']:g} weeks)</td>"
-                   f"<td>{escape(_money(r['total'], r['currency']))}</td><td>{escape(a['label'])}: "
+        days = r["period"].get("days")
+        span = f"{days:g} day{'s' if days != 1 else ''}" if days is not None else f"{r['period']['weeks']:g} weeks"
+        out.append(f"<tr><td>{who}</td><td><b>total</b> ({span})</td>"
+                   f"<td>{escape(_money(r['total'], r['currency']))} {escape(r['total'].get('label') or '')}</td>"
+                   f"<td>{escape(a['label'])}: "
                    f"{escape(_money(a, r['currency']))} a year</td></tr>")
     out.append("</table>")
     return "".join(out)
