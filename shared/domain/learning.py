@@ -14,7 +14,10 @@ clipped to [0, maxFactor]: an effect measured in the wrong direction makes the i
 
 People's answers (approvals, rejections, "not helpful", recurrences) are counts k of n. Each is read as a Beta
 posterior from a uniform prior, Beta(1 + k, 1 + n − k): its mean, a 90% credible interval and the probability
-that the rate is above or below a policy threshold, so three rejections of four do not weigh like 300 of 400. Pure.
+that the rate is above or below a policy threshold, so three rejections of four do not weigh like 300 of 400.
+
+The verdict on an action version's primary KPI (`judge`, docs/learning.md): harmful, null, helpful, srm_mismatch or
+not_enough_data, from one measurement row (impact.measure). Pure.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .policy import Learning
 from .stats import betainc
 
 Z95 = 1.959963984540054
@@ -92,8 +96,10 @@ def shrink(r: float, se_r: float, prior_sd: float, max_factor: float) -> float:
 def calibrate(processArea: str, deviationPattern: str, actionId: str, actionVersion: int, metric: str,
               unit: str | None, expected: float, expected_n: int, measured: float, se: float, treated: int,
               control: int, prior_sd: float, max_factor: float) -> Calibration | None:
-    """The calibration of one action version for one KPI, or None when nothing was expected (an expectation of 0)."""
-    if expected == 0 or expected_n == 0 or not math.isfinite(se):
+    """The calibration of one action version for one KPI, or None when nothing was expected (an expectation of 0)
+    or nothing was measured: a se ≤ 0 or not finite (a cohort without variance, e.g. sla_met 1 on every case)."""
+    # se 0 would give the ratio weight 1 in the shrinkage: one uninformative cohort would set the factor alone.
+    if expected == 0 or expected_n == 0 or not math.isfinite(se) or se <= 0:
         return None
     r, se_r = ratio(measured, se, expected)
     return Calibration(processArea, deviationPattern, actionId, actionVersion, metric, unit, expected, expected_n,
@@ -151,3 +157,94 @@ class Rate:
         return {"k": self.k, "n": self.n, "mean": round(self.mean, 4),
                 "interval": {"low": round(low, 4), "high": round(high, 4), "level": 0.9},
                 "prior": "Beta(1, 1)"}
+
+
+def _direction(row: dict[str, Any]) -> int | None:
+    """+1 when a positive treated − control difference is an improvement, −1 when a negative one is; the policy's
+    `better` decides, else the sign the miners expected; None when neither says."""
+    if row.get("better") in ("lower", "higher"):
+        return -1 if row["better"] == "lower" else 1
+    change = (row.get("expected") or {}).get("change")
+    return None if not change else (1 if change > 0 else -1)
+
+
+def _figures(row: dict[str, Any]) -> str:
+    ci = row["ci"]
+    return (f"{row['metric']} {row['difference']:+.3g} [{ci['low']:.3g}, {ci['high']:.3g}] treated − control, "
+            f"{row['treated']['n']}/{row['control']['n']} cases with an outcome")
+
+
+def _srm_text(s: dict[str, Any], what: str) -> str:
+    return (f"{what}: {s['treated']} treated / {s['control']} control against a {s['expectedControlShare']:.0%} "
+            f"control share, p = {s['pValue']:.2g}")
+
+
+def _equivalent(row: dict[str, Any], policy: Learning) -> tuple[bool, str] | None:
+    """Whether the effect is shown smaller than ±nullMargin × |expected change| (its CI inside that band), and the
+    band; None without an expected change. The CI is the one on the cases acted on when estimated: the
+    expectation is about those cases, and an ITT diluted by a low share acted would look null too early."""
+    change = (row.get("expected") or {}).get("change")
+    if not change:
+        return None
+    acted = (row.get("acted") or {}).get("ci")
+    ci = acted or row["ci"]
+    margin = policy.nullMargin * abs(float(change))
+    inside = -margin <= ci["low"] and ci["high"] <= margin
+    return inside, (f"the {'acted' if acted else 'ITT'} CI [{ci['low']:.3g}, {ci['high']:.3g}] "
+                    f"{'lies' if inside else 'is not'} within ±{margin:.3g} ({policy.nullMargin:.0%} of the "
+                    f"expected {float(change):+.3g})")
+
+
+def judge(row: dict[str, Any], policy: Learning) -> dict[str, Any]:
+    """The verdict on one primary-KPI measurement row: harmful, null, helpful, srm_mismatch or not_enough_data,
+    why (with the figures), whether it was measured (status ok), which side a significant effect is on, warnings."""
+    if row["status"] != "ok":
+        return {"verdict": "not_enough_data", "why": row.get("reason") or "not measured yet", "measured": False,
+                "side": None, "warnings": []}
+    t, c = row["treated"]["n"], row["control"]["n"]
+    # Only the draw gates the verdict: an action that slows closure leaves fewer treated cases with an outcome, so
+    # an outcome-count mismatch is what harm itself can cause; gating on it would let that action escape the
+    # freeze. It is a warning instead. An unchecked draw (no holdout recorded with it) does not block either:
+    # freezing to approval is the safe side, and old draws would otherwise never be judged.
+    drawn = row.get("srmAssigned")
+    if drawn is not None and drawn.get("mismatch"):
+        return {"verdict": "srm_mismatch", "measured": True, "side": None, "warnings": [],
+                "why": f"sample ratio mismatch ({_srm_text(drawn, 'draws')}): the comparison is not trusted"}
+    outcomes = row.get("srm")
+    warnings = []
+    if outcomes is not None and outcomes.get("mismatch"):
+        warnings.append(f"outcome counts mismatch ({_srm_text(outcomes, 'cases with an outcome')}): one cohort's "
+                        "outcomes arrive less often, which the action itself may cause; the comparison may be biased")
+    said = "".join(f"; warning: {w}" for w in warnings)
+    figures = _figures(row)
+    given = row.get("se")
+    se = float(given) if given is not None else (row["ci"]["high"] - row["ci"]["low"]) / 3.92
+    if not (math.isfinite(se) and se > 0):  # e.g. sla_met 1 on every case: no variance, so nothing is significant
+        return {"verdict": "not_enough_data", "measured": True, "side": None, "warnings": warnings,
+                "why": f"no variance measured (se {se:g}): the outcomes are all alike, so no effect can be judged: "
+                       f"{figures}{said}"}
+    d = _direction(row)
+    side = None if not row.get("significant") or d is None else ("helpful" if row["difference"] * d > 0
+                                                                    else "harmful")
+    out: dict[str, Any] = {"measured": True, "side": side, "warnings": warnings}
+    if side == "harmful":
+        if min(t, c) >= policy.harmMinCases:  # with a warning too: freezing to approval is the safe side
+            return {**out, "verdict": "harmful", "why": f"harmful: {figures}{said}"}
+        return {**out, "verdict": "not_enough_data",
+                "why": f"harmful direction, judged at {policy.harmMinCases} cases per cohort: {figures}{said}"}
+    if side == "helpful":
+        return {**out, "verdict": "helpful", "why": f"helpful: {figures}{said}"}
+    if not row.get("significant"):
+        if min(t, c) < policy.nullAfterCases:
+            return {**out, "verdict": "not_enough_data", "why": f"no effect told apart from zero yet (null at "
+                    f"{policy.nullAfterCases} per cohort): {figures}{said}"}
+        band = _equivalent(row, policy)
+        if band is None:  # nothing was expected: no size to be smaller than, so "not told apart from zero"
+            return {**out, "verdict": "null", "why": f"no effect told apart from zero: {figures}{said}"}
+        if band[0]:
+            return {**out, "verdict": "null",
+                    "why": f"no effect told apart from zero, and {band[1]}: {figures}{said}"}
+        return {**out, "verdict": "not_enough_data", "why": f"not told apart from zero, but {band[1]}: no "
+                f"evidence of no effect yet: {figures}{said}"}
+    return {**out, "verdict": "not_enough_data",
+            "why": f"changed, but neither the policy nor the miners say which way is better: {figures}{said}"}

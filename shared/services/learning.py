@@ -13,8 +13,10 @@ import logging
 from typing import Any
 
 from ..domain import learning
+from ..domain.autonomy import Autonomy
 from ..domain.catalog import Action
-from ..domain.policy import Learning, Policy
+from ..domain.learning import judge
+from ..domain.policy import Policy
 from ..logs import bind
 from ..ports import Incident, Services
 from . import answers, autonomy, calibrations, notices, policy_events, rescoring
@@ -25,58 +27,6 @@ STATE = "learning"  # the learn step's own record: verdicts, the versions it fro
 ACTOR = "learning"
 # Verdicts that stop a version: a harmful one is frozen to approval, neither widens its ramp.
 STOPS = ("harmful", "null")
-
-
-def _direction(row: dict[str, Any]) -> int | None:
-    """+1 when a positive treated − control difference is an improvement, −1 when a negative one is; the policy's
-    `better` decides, else the sign the miners expected; None when neither says."""
-    if row.get("better") in ("lower", "higher"):
-        return -1 if row["better"] == "lower" else 1
-    change = (row.get("expected") or {}).get("change")
-    return None if not change else (1 if change > 0 else -1)
-
-
-def _figures(row: dict[str, Any]) -> str:
-    ci = row["ci"]
-    return (f"{row['metric']} {row['difference']:+.3g} [{ci['low']:.3g}, {ci['high']:.3g}] treated − control, "
-            f"{row['treated']['n']}/{row['control']['n']} cases with an outcome")
-
-
-def judge(row: dict[str, Any], policy: Learning) -> dict[str, Any]:
-    """The verdict on one primary-KPI measurement row: harmful, null, helpful, srm_mismatch or not_enough_data,
-    why (with the figures), whether it was measured (status ok) and which side a significant effect is on."""
-    if row["status"] != "ok":
-        return {"verdict": "not_enough_data", "why": row.get("reason") or "not measured yet", "measured": False,
-                "side": None}
-    t, c = row["treated"]["n"], row["control"]["n"]
-    # The readout and the draw must both hold the drawn shares; an unchecked one (no holdout recorded with the
-    # draw) does not block: freezing to approval is the safe side, and old draws would otherwise never be judged.
-    for name in ("srm", "srmAssigned"):
-        s = row.get(name)
-        if s is not None and s.get("mismatch"):
-            return {"verdict": "srm_mismatch", "measured": True, "side": None,
-                    "why": f"sample ratio mismatch ({'outcomes' if name == 'srm' else 'draws'}: {s['treated']} "
-                           f"treated / {s['control']} control against a {s['expectedControlShare']:.0%} control "
-                           f"share, p = {s['pValue']:.2g}): the comparison is not trusted"}
-    d = _direction(row)
-    side = None if not row.get("significant") or d is None else ("helpful" if row["difference"] * d > 0
-                                                                    else "harmful")
-    figures = _figures(row)
-    if side == "harmful":
-        if min(t, c) >= policy.harmMinCases:
-            return {"verdict": "harmful", "why": f"harmful: {figures}", "measured": True, "side": side}
-        return {"verdict": "not_enough_data", "measured": True, "side": side,
-                "why": f"harmful direction, judged at {policy.harmMinCases} cases per cohort: {figures}"}
-    if side == "helpful":
-        return {"verdict": "helpful", "why": f"helpful: {figures}", "measured": True, "side": side}
-    if not row.get("significant"):
-        if min(t, c) >= policy.nullAfterCases:
-            return {"verdict": "null", "why": f"no effect told apart from zero: {figures}", "measured": True,
-                    "side": None}
-        return {"verdict": "not_enough_data", "measured": True, "side": None,
-                "why": f"no effect told apart from zero yet (null at {policy.nullAfterCases} per cohort): {figures}"}
-    return {"verdict": "not_enough_data", "measured": True, "side": None,
-            "why": f"changed, but neither the policy nor the miners say which way is better: {figures}"}
 
 
 def entry(row: dict[str, Any], policy: Policy) -> dict[str, Any]:
@@ -148,13 +98,22 @@ def ramp_hold(services: Services, action: Action, record: dict[str, Any] | None 
     found = [v for v in (record if record is not None else stored(services)).get("verdicts", [])
              if v["actionId"] == action.id and int(v["actionVersion"]) == action.version]
     for v in found:
-        if v["verdict"] in STOPS or v.get("side") == "harmful":
+        # An outcome-count mismatch (warnings) holds too: widening is not the safe side of a doubtful comparison.
+        if v["verdict"] in STOPS or v.get("side") == "harmful" or v.get("warnings"):
             return f"{action.id} v{action.version} in {v['deviationPattern']}: {v['why']}"
     if services.policy.learning.rampNeedsMeasurement and not any(
             v["measured"] and v["verdict"] != "srm_mismatch" for v in found):
         return (f"{action.id} v{action.version} has no measured effect on its primary KPI "
                 f"({services.policy.measurement.primary_for(action.id)}) yet")
     return None
+
+
+def ramp_evidence(services: Services, action: Action, record: dict[str, Any] | None = None) -> str:
+    """The verdicts on the current version of `action` a ramp widened over, as text (the figures)."""
+    found = [f"{v['deviationPattern']}: {v['why']}"
+             for v in (record if record is not None else stored(services)).get("verdicts", [])
+             if v["actionId"] == action.id and int(v["actionVersion"]) == action.version]
+    return "; ".join(found) or f"no measured effect on {services.policy.measurement.primary_for(action.id)} yet"
 
 
 def event(services: Services, kind: str, text: str, **evidence: Any) -> dict[str, Any]:
@@ -182,33 +141,51 @@ def report(services: Services, measured: dict[str, Any] | None = None) -> dict[s
                       "intention-to-treat difference (itt); ratio = measured ÷ expected, factor shrunk toward 1"}
 
 
+def _lifted_by_person(current: Autonomy, action_id: str) -> bool:
+    """Whether the freeze on `action_id` was lifted by a person: it is not frozen and the autonomy record's latest
+    change is a person's. Agents only add freezes (freezeAdd, onto a fresh read), so an agent's write is never a
+    lift; the record keeps only its latest change, so after an agent's later change (drift freezing another
+    action) the lift is not taken for one yet. It waits for a person's change: refreezing then could undo them."""
+    return action_id not in current.frozenActions and current.changedBy not in policy_events.AGENTS
+
+
 def _freeze(services: Services, record: dict[str, Any], harmful: list[dict[str, Any]], cid: str) -> list[str]:
     """Freeze the current version of each harmful action (once per version), tell one escalation each; never
-    lift a freeze, and never freeze again a version whose freeze a person lifted (record["froze"])."""
+    lift a freeze, and never freeze again a version whose freeze a person lifted (record["froze"]). The record
+    is saved at each step that changed it, so a later failure neither resends nor undoes anything."""
     now = services.clock.now()
     froze: dict[str, dict[str, Any]] = record.setdefault("froze", {})
     current = autonomy.current(services, fresh=True)
     todo: dict[str, dict[str, Any]] = {}
+    lifts = 0
     for v in harmful:
         key = version_key(v["actionId"], v["actionVersion"])
         action = services.catalog.actions.get(v["actionId"])
         if action is None or action.version != v["actionVersion"] or key in todo:
             continue  # an older version: what runs now has no evidence against it
         done = froze.get(key)
+        frozen = v["actionId"] in current.frozenActions
         if done is None:
-            if v["actionId"] in current.frozenActions:
+            if frozen:
                 continue  # already stopped by someone else; judged again should that freeze be lifted
             todo[key] = v
-        elif not done.get("lifted") and v["actionId"] not in current.frozenActions:
-            if done.get("told"):  # it was frozen and escalated: a person lifted it, and that stands
-                done["lifted"] = now.isoformat()
-                event(services, "freeze-lifted", f"{key}: a person lifted the harm freeze; the harm rule does "
-                      "not freeze this version again", actionId=v["actionId"], actionVersion=v["actionVersion"],
-                      evidence=v["why"])
-            else:
-                todo[key] = v  # recorded, but the freeze never landed (a crash in between): do it now
-        elif not done.get("told") and v["actionId"] in current.frozenActions:
-            todo[key] = v  # frozen, but the escalation was never sent
+        elif done.get("lifted"):
+            continue  # a person lifted it: that stands for this version
+        elif frozen:
+            if not done.get("told"):
+                todo[key] = v  # frozen, but the escalation was never sent
+        elif not (done.get("landed") or done.get("told")):
+            todo[key] = v  # recorded, but the freeze never landed (a crash in between): do it now
+        elif _lifted_by_person(current, v["actionId"]):
+            # The learning record is shown (GET /api/learning): a person by pseudonym; the event keeps the id.
+            done.update(lifted=now.isoformat(), liftedBy=policy_events.pseudonym(current.changedBy),
+                        liftedAt=current.changedAt)
+            lifts += 1
+            policy_events.record(services, "freeze-lifted", current.changedBy, f"{key}: a person lifted the harm "
+                                 "freeze; the harm rule does not freeze this version again", actionId=v["actionId"],
+                                 actionVersion=v["actionVersion"], evidence=v["why"])
+    if lifts:
+        services.coordination.put_state(STATE, record)  # the lift stands even if a later step fails
     if not todo:
         return []
     for key, v in todo.items():
@@ -216,10 +193,13 @@ def _freeze(services: Services, record: dict[str, Any], harmful: list[dict[str, 
                                "deviationPattern": v["deviationPattern"], "metric": v["metric"], "told": False})
     services.coordination.put_state(STATE, record)  # before the freeze: a crash after it is finished next sweep
     why = "; ".join(f"{key} {v['why']}" for key, v in todo.items())
-    ids = sorted({v["actionId"] for v in todo.values()} - set(current.frozenActions))
-    if ids:
-        autonomy.change(services, {"freezeActions": sorted(set(current.frozenActions) | set(ids)),
-                                   "reason": f"harm: {why}"}, None, actor=ACTOR)
+    # freezeAdd: added to the autonomy record as read at the write, so a person's freeze or unfreeze of another
+    # action since our read stands (a whole list from this read would overwrite it).
+    autonomy.change(services, {"freezeAdd": sorted({v["actionId"] for v in todo.values()}),
+                               "reason": f"harm: {why}"}, None, actor=ACTOR)
+    for key in todo:
+        froze[key]["landed"] = now.isoformat()
+    services.coordination.put_state(STATE, record)  # landed: a person's lift from now on is a lift
     for key, v in todo.items():
         event(services, "freeze", f"{v['actionId']} frozen to approval: {key} {v['why']}",
               actionId=v["actionId"], actionVersion=v["actionVersion"], processArea=v["processArea"],
@@ -228,6 +208,7 @@ def _freeze(services: Services, record: dict[str, Any], harmful: list[dict[str, 
                                             f"{v['actionId']} frozen (approval required) by the learning sweep: "
                                             f"{key} {v['why']}", correlationId=cid))
         froze[key]["told"] = True
+        services.coordination.put_state(STATE, record)  # told: a failure on the next one does not resend this
     bind(log, cid).warning("learning froze %s: %s", sorted(todo), why)
     return sorted(todo)
 
@@ -261,11 +242,15 @@ def learn(services: Services, cid: str) -> dict[str, Any]:
     record = stored(services)
     judged = verdicts(items)
     record.update(at=services.clock.now().isoformat(), verdicts=judged)
-    frozen = _freeze(services, record, [v for v in judged if v["verdict"] == "harmful"], cid)
-    flagged = _flag(services, record, [v for v in judged if v["verdict"] == "null"])
-    queued = rescoring.enqueue(services, record, cals)
-    done = rescoring.run(services, record, cid)
-    services.coordination.put_state(STATE, record)
+    try:
+        frozen = _freeze(services, record, [v for v in judged if v["verdict"] == "harmful"], cid)
+        flagged = _flag(services, record, [v for v in judged if v["verdict"] == "null"])
+        queued = rescoring.enqueue(services, record, cals)
+        done = rescoring.run(services, record, cid)
+    finally:
+        # Saved even when a step raised: its events went out, so the flags, the factors applied and the
+        # rescoring cursor they belong to must stand, or every sweep would send them again.
+        services.coordination.put_state(STATE, record)
     figures = {"calibrations": len(cals), "frozen": frozen, "flagged": flagged, "queued": queued, **done}
     bind(log, cid).info("learned: %s", figures)
     return figures

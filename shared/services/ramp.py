@@ -1,6 +1,7 @@
 """Ramp-up: an action acts alone on a growing share of its cases, widened by the sweep after enough
 verified executions without a breach and, from the learn step's verdicts, never over a harmful or null effect
-(with `learning.rampNeedsMeasurement`, only over a measured one); cases outside the share go to a person."""
+(with `learning.rampNeedsMeasurement`, only over a measured one); cases outside the share go to a person. Each
+widening, and the first sweep a stage is held, is a `ramp` policy event naming its evidence."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,8 @@ from typing import Any
 from ..domain.catalog import Action
 from ..domain.execution import SUCCEEDED
 from ..ports import Services
-from .learning import ramp_hold, stored
+from . import policy_events
+from .learning import ramp_evidence, ramp_hold, stored
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +66,25 @@ def promote(services: Services) -> list[str]:
         runs = [x for x in recent if x.actionId == action.id and x.kind == "action"]
         good = sum(1 for x in runs if x.status == SUCCEEDED and x.id not in undone)
         if any(x.id in undone for x in runs):  # a breach at this stage: start counting again
-            services.coordination.put_state(state_name(action), {"stage": state["stage"], "since": now.isoformat()})
+            services.coordination.put_state(state_name(action), {**state, "since": now.isoformat()})
         elif good >= services.policy.rampPromoteAfter:
             record = stored(services) if record is None else record
             held = ramp_hold(services, action, record)
             if held is not None:  # the stage keeps counting; it widens once the evidence allows
                 log.info("ramp of %s held: %s", action.id, held)
+                if not state.get("held"):  # one event per stage: the figures in `held` change every sweep
+                    policy_events.record(services, "ramp", "learning", f"{action.id} ramp held at "
+                                         f"{action.ramp[state['stage']]:g}%: {held}", actionId=action.id,
+                                         actionVersion=action.version, share=action.ramp[state["stage"]],
+                                         verified=good, evidence=held)
+                    services.coordination.put_state(state_name(action), {**state, "held": {
+                        "at": now.isoformat(), "why": held}})
                 continue
+            was, wider = action.ramp[state["stage"]], action.ramp[state["stage"] + 1]
             services.coordination.put_state(state_name(action), {"stage": state["stage"] + 1, "since": now.isoformat()})
-            moved.append(f"{action.id} → {action.ramp[state['stage'] + 1]:g}%")
+            policy_events.record(services, "ramp", "sweep", f"{action.id} ramp widened {was:g}% → {wider:g}%: "
+                                 f"{good} verified executions without a breach", actionId=action.id,
+                                 actionVersion=action.version, share=wider, verified=good,
+                                 evidence=ramp_evidence(services, action, record))
+            moved.append(f"{action.id} → {wider:g}%")
     return moved

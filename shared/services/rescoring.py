@@ -109,22 +109,29 @@ def run(services: Services, record: dict[str, Any], cid: str) -> dict[str, int]:
             break
         ids = _batch(services, job, budget)
         budget -= len(ids)
-        opps = services.store.get_many(ids) if ids else {}
-        done = missed = 0
-        for oid in ids:
-            opp = opps.get(oid)
-            if opp is None or opp.status in FINISHED or opp.status in IN_FLIGHT \
-                    or opp.scores.actionId != job["actionId"]:
-                continue  # finished, under way or no longer this action's meanwhile
-            new = calibrations.rescored(services, opp)
-            if _unchanged(opp, new):
-                continue
-            try:
-                services.store.save(new)
-                done += 1
-            except ConcurrencyConflict:
-                job["retry"].append(oid)
-                missed += 1
+        done = missed = handled = 0
+        try:
+            opps = services.store.get_many(ids) if ids else {}
+            for oid in ids:
+                opp = opps.get(oid)
+                if opp is not None and opp.status not in FINISHED and opp.status not in IN_FLIGHT \
+                        and opp.scores.actionId == job["actionId"]:  # else finished, under way or another's
+                    new = calibrations.rescored(services, opp)
+                    if not _unchanged(opp, new):
+                        try:
+                            services.store.save(new)
+                            done += 1
+                        except ConcurrencyConflict:
+                            job["retry"].append(oid)
+                            missed += 1
+                handled += 1
+        except Exception:
+            # The learn step saves the record even so (its cursor is past this batch): what was not handled
+            # goes first next sweep.
+            job["retry"] = [*ids[handled:], *job["retry"]]
+            job["rescored"] += done
+            job["skipped"] += missed
+            raise
         job["rescored"] += done
         job["skipped"] += missed
         rescored, skipped = rescored + done, skipped + missed

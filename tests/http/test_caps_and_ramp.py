@@ -7,7 +7,7 @@ import pytest
 
 from shared.domain.outcomes import Outcome
 from shared.domain.status import Status
-from shared.services import autonomy, measure, ramp, sweep
+from shared.services import autonomy, measure, policy_events, ramp, sweep
 from tests.factories import replace_action
 from tests.http.test_pipeline import drive, start
 
@@ -101,6 +101,25 @@ def test_a_ramp_widens_only_over_a_measured_effect_that_is_neither_harmful_nor_n
     assert judged["verdict"] == verdict, judged["why"]
     assert ramp.share(svc, action) == share
     assert ("leads.reassign" in autonomy.current(svc, fresh=True).frozenActions) is (verdict == "harmful")
+    svc.clock.current += timedelta(minutes=5)
+    sweep.run(svc, "s2")  # a held ramp is audited once per stage, not every sweep
+    [event] = [e for e in policy_events.recent(svc) if e["kind"] == "ramp" and e["actionId"] == "leads.reassign"]
+    assert event["share"] == share and event["verified"] >= 3 and judged["why"].split(":")[0] in event["evidence"]
+    assert event["by"] == ("sweep" if verdict == "helpful" else "learning")
+    assert ("widened 50% → 100%" if verdict == "helpful" else "held at 50%") in event["reason"]
+
+
+def test_a_ramp_widened_on_executions_alone_says_so_in_its_policy_event(svc, sandbox):
+    action = replace_action(svc, "leads.reassign", ramp=[5, 100])
+    svc.policy = svc.policy.model_copy(update={"rampPromoteAfter": 1})
+    learning(svc, rampNeedsMeasurement=False)
+    sweep.run(svc, "s0")
+    leads(svc, "EV", 40)
+    drive(svc)
+    sweep.run(svc, "s1")
+    assert ramp.share(svc, action) == 100
+    [event] = [e for e in policy_events.recent(svc) if e["kind"] == "ramp"]
+    assert event["evidence"] == "no measured effect on cycle_time_days yet" and event["share"] == 100
 
 
 def sweep_verdicts(svc):

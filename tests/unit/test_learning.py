@@ -56,6 +56,12 @@ def test_nothing_expected_is_not_calibrated():
     assert learning.calibrate("AP", "late", "ap.fix", 1, "m", None, 0.0, 5, -1.0, 0.1, 50, 50, 0.5, 2.0) is None
 
 
+@pytest.mark.parametrize("se", [0.0, -0.1, float("nan"), float("inf")])
+def test_nothing_measured_is_not_calibrated(se):
+    """sla_met 1 on every case of both cohorts: Welch's se is 0, which would weigh the ratio as certain."""
+    assert learning.calibrate("AP", "late", "ap.fix", 1, "sla_met", None, 0.2, 50, 0.0, se, 50, 50, 0.5, 2.0) is None
+
+
 def _action(version=1):
     return Action.model_validate(dict(id="leads.escalate", version=version, name="Escalate",
                                       matches={"processArea": "LM", "deviationPatterns": ["stale"]},

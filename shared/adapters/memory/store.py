@@ -233,12 +233,14 @@ class MemoryStore:
             self._activations[key] = dict(doc)
 
     def state(self, name: str) -> dict[str, Any] | None:
-        found = self._state.get(name)
-        return dict(found) if found else None
+        # Deep copies both ways, as Tables stores JSON: a nested change the caller never put is not saved.
+        with self._lock:
+            found = self._state.get(name)
+            return json.loads(json.dumps(found)) if found else None
 
     def put_state(self, name: str, doc: dict[str, Any]) -> None:
         with self._lock:
-            self._state[name] = dict(doc)
+            self._state[name] = json.loads(json.dumps(doc, default=str))
             self._state_etags[name] = f'W/"{next(self._etags)}"'
 
     def state_versioned(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
