@@ -184,7 +184,7 @@ def _equivalent(row: dict[str, Any], policy: Learning) -> tuple[bool, str] | Non
     band; None without an expected change. The CI is the one on the cases acted on when estimated: the
     expectation is about those cases, and an ITT diluted by a low share acted would look null too early."""
     change = (row.get("expected") or {}).get("change")
-    if not change:
+    if not change or policy.nullMargin is None:
         return None
     acted = (row.get("acted") or {}).get("ci")
     ci = acted or row["ci"]
@@ -239,7 +239,7 @@ def judge(row: dict[str, Any], policy: Learning) -> dict[str, Any]:
             return {**out, "verdict": "not_enough_data", "why": f"no effect told apart from zero yet (null at "
                     f"{policy.nullAfterCases} per cohort): {figures}{said}"}
         band = _equivalent(row, policy)
-        if band is None:  # nothing was expected: no size to be smaller than, so "not told apart from zero"
+        if band is None:  # no margin set, or nothing expected: "not told apart from zero" after enough cases
             return {**out, "verdict": "null", "why": f"no effect told apart from zero: {figures}{said}"}
         if band[0]:
             return {**out, "verdict": "null",

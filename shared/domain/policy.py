@@ -118,10 +118,11 @@ class Learning(BaseModel):
     # An effect not told apart from zero with at least this many cases with an outcome in each cohort is flagged
     # in insights and stops the action's ramp.
     nullAfterCases: int = Field(default=200, ge=2)
-    # With an expected change, "null" is an equivalence: the CI must lie within ±nullMargin × |expected change|
-    # (0.25: a quarter of what the miners promised is too little to act on alone); an interval wider than that is
-    # no evidence yet, however many cases (a helpful −1 d with sd 10 d at 200/200 has a CI of ±2 d).
-    nullMargin: float = Field(default=0.25, gt=0, le=1)
+    # Optionally, "null" as an equivalence: with an expected change, the CI must also lie within ±nullMargin ×
+    # |expected change| (0.25: a quarter of what the miners promised). Off by default, as the rule above is the
+    # safe side: a noisy action that cannot show its effect after nullAfterCases stops widening; with a margin, a
+    # helpful −1 d with sd 10 d at 200/200 (CI ±2 d) is "no evidence yet" instead and its ramp goes on.
+    nullMargin: float | None = Field(default=None, gt=0, le=1)
     # Ramp promotion needs a measured effect on the primary KPI that is not harmful (not only no breach).
     rampNeedsMeasurement: bool = True
     # People's answers (Beta posteriors from a uniform prior): an action-pattern pair is routed to approval when

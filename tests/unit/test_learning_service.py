@@ -122,8 +122,8 @@ def test_an_effect_measured_without_variance_is_not_significant(svc):
     assert e["calibration"] is None
 
 
-def test_null_needs_the_interval_within_the_margin_of_the_expected_change(svc):
-    policy = svc.policy.learning  # nullMargin 0.25 of the expected −3 d: ±0.75 d
+def test_with_a_margin_null_needs_the_interval_within_it_of_the_expected_change(svc):
+    policy = svc.policy.learning.model_copy(update={"nullMargin": 0.25})  # of the expected −3 d: ±0.75 d
     tight = learning.judge(row(difference=0.1, low=-0.4, high=0.6, n=(400, 200)), policy)
     assert tight["verdict"] == "null" and "lies within ±0.75" in tight["why"]
     wide = learning.judge(row(difference=0.1, low=-0.9, high=1.1, n=(400, 200)), policy)
@@ -135,11 +135,11 @@ def test_null_needs_the_interval_within_the_margin_of_the_expected_change(svc):
     assert nothing_expected["verdict"] == "null"
 
 
-def test_a_helpful_action_measured_with_a_wide_interval_is_not_flagged_null(svc):
+def test_with_a_margin_a_helpful_action_measured_with_a_wide_interval_is_not_flagged_null(svc):
     """True −1 d (expected −1 d), sd 10 d, 200/200 cases: the CI is about ±2 d, never inside ±0.25 d. Not
     significant in most runs, so the old rule (no effect told apart from zero) called it null."""
     svc.policy = svc.policy.model_copy(update={"learning": svc.policy.learning.model_copy(
-        update={"nullAfterCases": 150})})  # about 200 per cohort drawn: the case count is never what holds it
+        update={"nullAfterCases": 150, "nullMargin": 0.25})})  # ~200 per cohort drawn: the count never holds it
     rng, verdicts = random.Random(2124), []
     for _ in range(40):
         arms, outcomes = _simulated(rng, -1.0, -1.0, n=400, holdout=50.0, acted_share=1.0, sd=10.0)
@@ -428,3 +428,9 @@ def test_ramp_needs_a_measured_effect_unless_the_policy_says_otherwise(svc, monk
     learned(svc, monkeypatch, row(difference=1.5, low=0.9, high=2.1, n=(40, 12)))  # harmful side, too few to freeze
     assert "harmful direction" in learning.ramp_hold(svc, action)
     assert ramp.promote(svc) == []
+
+
+def test_by_default_an_effect_not_told_apart_from_zero_after_enough_cases_is_null_however_wide(svc):
+    """The issue's rule, the safe side: the wide interval above is null without a margin, and its ramp stops."""
+    wide = learning.judge(row(difference=0.1, low=-0.9, high=1.1, n=(400, 200)), svc.policy.learning)
+    assert svc.policy.learning.nullMargin is None and wide["verdict"] == "null"
