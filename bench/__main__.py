@@ -266,8 +266,13 @@ def drift() -> dict:
 def learning(seeds: tuple[int, ...] = (21, 22, 23)) -> dict:
     """The three-action simulation (devhost/learning_sim.py) per seed: did the loop freeze the harmful action in one
     sweep, hold the null one's ramp, widen the helpful one's, cover its true calibration ratio, reorder the backlog."""
+    import logging
+
     from devhost import learning_sim
 
+    quiet = logging.getLogger("shared")  # the simulation's approval cards are logged one by one: not figures
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     runs = []
     for seed in seeds:
         start = time.perf_counter()
@@ -286,6 +291,7 @@ def learning(seeds: tuple[int, ...] = (21, 22, 23)) -> dict:
                      "priorityBefore": {k: v["priorityBefore"] for k, v in a.items()},
                      "priorityAfter": {k: v["priorityAfter"] for k, v in a.items()},
                      "orderAfter": got["orderAfter"]})
+    quiet.setLevel(level)
     return {"learning": runs,
             "learning_all_ok": all(r["harmFrozenInOneSweep"] and r["nullRampHeld"] and r["helpfulRampWidened"]
                                    and r["ratioCovered"] for r in runs)}
