@@ -340,7 +340,8 @@ def measure(base: str, bus: Any, outbox: Path, seed: int = SEED) -> None:
         r = e.get("roi")
         if r and any(m["status"] == "ok" for m in e["metrics"]) and r["total"]["value"] is not None:
             t, a = r["total"], r["annualized"]
-            print(f"   ROI {e['actionId']} v{e['actionVersion']} over {r['period']['weeks']:g} weeks: "
+            days = r["period"].get("days", 0.0)
+            print(f"   ROI {e['actionId']} v{e['actionVersion']} over {days:.1f} day(s): "
                   f"{t['value']:,.0f} {r['currency']} [{t['low']:,.0f}, {t['high']:,.0f}] = " +
                   " + ".join(f"{x['label']} {x['value']:,.0f} ({x['basis']})" for x in r["terms"] if x["inTotal"]) +
                   f"; {a['label']}: {a['value']:,.0f} {r['currency']} a year")
