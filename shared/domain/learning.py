@@ -17,7 +17,8 @@ posterior from a uniform prior, Beta(1 + k, 1 + n − k): its mean, a 90% credib
 that the rate is above or below a policy threshold, so three rejections of four do not weigh like 300 of 400.
 
 The verdict on an action version's primary KPI (`judge`, docs/learning.md): harmful, null, helpful, srm_mismatch or
-not_enough_data, from one measurement row (impact.measure). Pure.
+not_enough_data, from one measurement row (impact.measure); harm also on the always-valid interval (sequential.py),
+since the sweep looks every 5 minutes. Pure.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from . import sequential
 from .policy import Learning
 from .stats import betainc
 
@@ -228,10 +230,18 @@ def judge(row: dict[str, Any], policy: Learning) -> dict[str, Any]:
                                                                     else "harmful")
     out: dict[str, Any] = {"measured": True, "side": side, "warnings": warnings}
     if side == "harmful":
-        if min(t, c) >= policy.harmMinCases:  # with a warning too: freezing to approval is the safe side
-            return {**out, "verdict": "harmful", "why": f"harmful: {figures}{said}"}
-        return {**out, "verdict": "not_enough_data",
-                "why": f"harmful direction, judged at {policy.harmMinCases} cases per cohort: {figures}{said}"}
+        if min(t, c) < policy.harmMinCases:
+            return {**out, "verdict": "not_enough_data",
+                    "why": f"harmful direction, judged at {policy.harmMinCases} cases per cohort: {figures}{said}"}
+        # The sweep re-judges every 5 minutes: on the fixed 95% CI a no-effect action was frozen in ~15% of seeded
+        # runs over 100 looks, 1.4% on the always-valid interval (tests/unit/test_sequential.py).
+        low, high = sequential.interval(row["difference"], se, sequential.effective_n(t, c))
+        always = f"always-valid 95% interval [{low:.3g}, {high:.3g}]"
+        if (high < 0) if d == 1 else (low > 0):  # beyond zero on the harmful side
+            # with a warning too: freezing to approval is the safe side
+            return {**out, "verdict": "harmful", "why": f"harmful on the {always}: {figures}{said}"}
+        return {**out, "verdict": "not_enough_data", "why": f"harmful direction, but the {always} (harm is judged "
+                f"on it, valid however often the sweep looks) still includes zero: {figures}{said}"}
     if side == "helpful":
         return {**out, "verdict": "helpful", "why": f"helpful: {figures}{said}"}
     if not row.get("significant"):
